@@ -1,0 +1,110 @@
+"""Settings of the action-chunk executor (see :mod:`moe_vla_ros.control.chunking`).
+
+Pure Python: no rclpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from moe_vla_ros.contract import PolicyContract
+from moe_vla_ros.control.blending import BLEND_MODES
+
+
+@dataclass(frozen=True)
+class ChunkExecutorConfig:
+    """Settings of an :class:`ActionChunkExecutor`.
+
+    Attributes:
+        num_joints: J, joints per step.
+        control_period_s: dt, seconds between chunk steps (1 / control_rate_hz); > 0.
+        chunk_length: H, steps per chunk; chunks of another length are refused.
+        refill_threshold_steps: request the next chunk when at most this many steps remain;
+            in [0, chunk_length). Set at most one of this and `refill_threshold_s`; with
+            neither, half a chunk.
+        refill_threshold_s: the same in seconds; in [0, chunk duration).
+        blend: how the new chunk takes over the overlap, one of blending.BLEND_MODES.
+        blend_steps: most steps blended at a seam (fewer when the overlap is shorter); >= 1.
+        exponential_rate: rate of the "exponential" blend; > 0.
+        max_observation_age_s: a chunk whose observation is older than this at accept time
+            is stale and rejected; > 0.
+        max_clock_skew_s: how far in the future an observation stamp may lie (clock offset
+            between machines) before the chunk is rejected; >= 0.
+        execution_lead_s: targets due within this time after `now` are treated as already
+            sent (transport time to the controller) and never changed, nor is the first target
+            after them, the one the controller is heading to; >= 0.
+        max_tracking_error_rad: when the measured position at the observation time differs
+            from the plan by more than this, the plan is dropped and the new chunk starts from
+            the measured state (the arm did not follow); None disables the check.
+    """
+
+    num_joints: int
+    control_period_s: float
+    chunk_length: int = 16
+    refill_threshold_steps: int | None = None
+    refill_threshold_s: float | None = None
+    blend: str = "smoothstep"
+    blend_steps: int = 4
+    exponential_rate: float = 3.0
+    max_observation_age_s: float = 1.0
+    max_clock_skew_s: float = 0.05
+    execution_lead_s: float = 0.0
+    max_tracking_error_rad: float | None = None
+
+    def __post_init__(self) -> None:
+        def positive(name: str, value: float, allow_zero: bool = False) -> None:
+            ok = math.isfinite(value) and (value >= 0.0 if allow_zero else value > 0.0)
+            if not ok:
+                raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+        if int(self.num_joints) != self.num_joints or self.num_joints < 1:
+            raise ValueError(f"num_joints must be an integer >= 1, got {self.num_joints!r}")
+        if int(self.chunk_length) != self.chunk_length or self.chunk_length < 1:
+            raise ValueError(f"chunk_length must be an integer >= 1, got {self.chunk_length!r}")
+        positive("control_period_s", self.control_period_s)
+        if self.refill_threshold_steps is not None and self.refill_threshold_s is not None:
+            raise ValueError(
+                f"set refill_threshold_steps ({self.refill_threshold_steps!r}) or refill_threshold_s "
+                f"({self.refill_threshold_s!r}), not both"
+            )
+        steps = self.refill_threshold_steps
+        if steps is not None and (int(steps) != steps or not 0 <= steps < self.chunk_length):
+            raise ValueError(
+                f"refill_threshold_steps must be an integer in [0, {self.chunk_length}), got {steps!r}"
+            )
+        if self.refill_threshold_s is not None:
+            positive("refill_threshold_s", self.refill_threshold_s, allow_zero=True)
+            if self.refill_threshold_s >= self.chunk_length * self.control_period_s:
+                raise ValueError(
+                    f"refill_threshold_s must be shorter than a chunk "
+                    f"({self.chunk_length * self.control_period_s} s), got {self.refill_threshold_s!r}"
+                )
+        if self.blend not in BLEND_MODES:
+            raise ValueError(f"blend must be one of {BLEND_MODES}, got {self.blend!r}")
+        if int(self.blend_steps) != self.blend_steps or self.blend_steps < 1:
+            raise ValueError(f"blend_steps must be an integer >= 1, got {self.blend_steps!r}")
+        positive("exponential_rate", self.exponential_rate)
+        positive("max_observation_age_s", self.max_observation_age_s)
+        positive("max_clock_skew_s", self.max_clock_skew_s, allow_zero=True)
+        positive("execution_lead_s", self.execution_lead_s, allow_zero=True)
+        if self.max_tracking_error_rad is not None:
+            positive("max_tracking_error_rad", self.max_tracking_error_rad)
+
+    @property
+    def refill_threshold(self) -> float:
+        """The refill threshold in seconds."""
+        if self.refill_threshold_s is not None:
+            return float(self.refill_threshold_s)
+        steps = self.chunk_length // 2 if self.refill_threshold_steps is None else self.refill_threshold_steps
+        return steps * self.control_period_s
+
+    @classmethod
+    def from_contract(cls, contract: PolicyContract, **overrides) -> "ChunkExecutorConfig":
+        """Joints, period and chunk length from the policy contract; other fields from `overrides`."""
+        return cls(
+            num_joints=contract.sensors.num_joints,
+            control_period_s=contract.sensors.control_period_s,
+            chunk_length=contract.chunk_length,
+            **overrides,
+        )

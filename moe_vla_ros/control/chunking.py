@@ -1,0 +1,358 @@
+"""Asynchronous execution of action chunks (like LeRobot async inference / openpi's chunk broker).
+
+The policy predicts a chunk of H joint-position targets from an observation stamped
+``obs_time``; step k targets ``obs_time + (k+1) * dt``. Inference takes time, so the next
+chunk must be requested before the current one runs out (:meth:`ActionChunkExecutor.
+needs_refill`), and by the time it arrives its first steps are already in the past.
+
+:meth:`ActionChunkExecutor.accept` merges a new chunk into the plan being executed:
+
+1. rejects it if it has NaN/inf, is older than ``max_observation_age_s`` (stale), stamped in
+   the future, not newer than the executing chunk, or entirely in the past;
+2. drops the steps that are in the past (at or before ``now + execution_lead_s``) and keeps
+   the next point of the executing plan, the one the controller is heading to, so a new
+   trajectory never moves it (a chunk takes effect from the point after); the plan keeps its
+   fixed control grid, so the new chunk is sampled on it (linear interpolation);
+3. blends the first overlapping steps with the plan being executed (:mod:`.blending`), so
+   the path moves over from the old chunk to the new one gradually instead of jumping;
+4. runs the optional :class:`~moe_vla_ros.control.safety.SafetyFilter` over the new part of
+   the plan, starting from the plan's own position and velocity at the seam (or from the
+   measured joint state when nothing is executing), so the commanded positions, velocities and
+   accelerations stay within the limits across every seam.
+
+:meth:`ActionChunkExecutor.trajectory` returns the points still to execute, time-stamped on the
+control grid with velocities consistent with the positions, ready for a JointTrajectory.
+Chunk ids increase monotonically (across resets) so reasoning traces can name the chunk they
+led to. Time is passed in (``now``, seconds); nothing reads a clock. Pure numpy: no rclpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from moe_vla_ros.control.blending import blend_weights, resample_chunk
+from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
+from moe_vla_ros.control.safety import SafetyFilter, SafetyReport, point_velocities
+
+_EPS = 1e-9  # tolerance (in control steps) when placing times on the grid
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    """Outcome of :meth:`ActionChunkExecutor.accept`.
+
+    Attributes:
+        chunk_id: id given to the chunk (also when rejected), monotonic.
+        accepted: whether the chunk now drives the plan.
+        reason: why it was rejected ("" when accepted).
+        skipped_steps: chunk steps due before the first plan point the chunk changes (in the
+            past, or the point the controller is already heading to).
+        blended_steps: plan steps where old and new chunk were blended.
+        realigned: the plan was dropped because the arm did not follow it.
+        safety: the safety filter's report (None without a filter or when rejected earlier).
+    """
+
+    chunk_id: int
+    accepted: bool
+    reason: str = ""
+    skipped_steps: int = 0
+    blended_steps: int = 0
+    realigned: bool = False
+    safety: SafetyReport | None = None
+
+
+@dataclass(frozen=True)
+class PlannedTrajectory:
+    """Points still to execute; point i is due at ``start_time + (i+1) * dt``.
+
+    Attributes:
+        start_time: seconds; the JointTrajectory header stamp (one period before point 0).
+        dt: control period, seconds.
+        positions: float64 [n, J], rad.
+        velocities: float64 [n, J], rad/s, consistent with `positions`.
+        chunk_id: id of the newest chunk in the plan.
+    """
+
+    start_time: float
+    dt: float
+    positions: np.ndarray
+    velocities: np.ndarray
+    chunk_id: int
+
+    @property
+    def times(self) -> np.ndarray:
+        """Absolute due time of every point: float64 [n]."""
+        return self.start_time + self.dt * np.arange(1, len(self.positions) + 1)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The commanded path on the control grid ``anchor + n * dt``.
+
+    Row 0 (grid index `offset`) is where the path started or the oldest point kept; it is in
+    the past or already sent, and never published again.
+    """
+
+    anchor: float  # grid origin, seconds
+    offset: int  # grid index of positions[0]
+    positions: np.ndarray  # [N, J]
+    velocity0: np.ndarray  # [J] velocity of the interval that ends at row 0
+    chunk_id: int
+    obs_time: float
+
+    def time_of_row(self, row: float, dt: float) -> float:
+        return self.anchor + (self.offset + row) * dt
+
+
+class ActionChunkExecutor:
+    """Holds the plan built from action chunks and hands out what to execute (module docstring).
+
+    Args:
+        config: executor settings.
+        safety_filter: applied to every merged plan; None trusts the chunks as they are.
+    """
+
+    def __init__(self, config: ChunkExecutorConfig, safety_filter: SafetyFilter | None = None) -> None:
+        if safety_filter is not None and safety_filter.limits.num_joints != config.num_joints:
+            raise ValueError(
+                f"safety filter has {safety_filter.limits.num_joints} joints, executor {config.num_joints}"
+            )
+        self.config = config
+        self.safety_filter = safety_filter
+        self._plan: _Plan | None = None
+        self._next_id = 0
+        self.accepted_count = 0
+        self.rejected_count = 0
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def active_chunk_id(self) -> int | None:
+        """Id of the newest chunk in the plan, None when nothing is planned."""
+        return None if self._plan is None else self._plan.chunk_id
+
+    def _end_time(self, plan: _Plan) -> float:
+        return plan.time_of_row(len(plan.positions) - 1, self.config.control_period_s)
+
+    def remaining_s(self, now: float) -> float:
+        """Seconds of plan left after `now` (0 when nothing is planned)."""
+        return 0.0 if self._plan is None else max(0.0, self._end_time(self._plan) - now)
+
+    def needs_refill(self, now: float, expected_latency_s: float = 0.0) -> bool:
+        """True when the next inference should start: nothing planned, or the plan left after
+        `now` plus `expected_latency_s` (e.g. LatencyEstimator.expected()) is within the threshold.
+        """
+        if self._plan is None or self._end_time(self._plan) <= now:
+            return True
+        return self.remaining_s(now) - expected_latency_s <= self.config.refill_threshold + 1e-9
+
+    def state_at(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Commanded (position [J], velocity [J]) at time `t`: linear between grid points,
+        holding the last point after the end; None before the plan starts or without a plan."""
+        plan, dt = self._plan, self.config.control_period_s
+        if plan is None or t < plan.time_of_row(0, dt) - _EPS * dt:
+            return None
+        last = len(plan.positions) - 1
+        position = max(0.0, (t - plan.time_of_row(0, dt)) / dt)
+        if position >= last:
+            return plan.positions[last].copy(), np.zeros(self.config.num_joints)
+        below = int(math.floor(position))
+        frac = position - below
+        a, b = plan.positions[below], plan.positions[below + 1]
+        return a + (b - a) * frac, (b - a) / dt
+
+    def reset(self) -> None:
+        """Drop the plan (new instruction, hold, deactivation); chunk ids keep increasing."""
+        self._plan = None
+
+    # -- accept ----------------------------------------------------------------------------
+    def _rejected(self, chunk_id: int, reason: str, safety: SafetyReport | None = None) -> AcceptResult:
+        self.rejected_count += 1
+        return AcceptResult(chunk_id, False, reason, safety=safety)
+
+    def accept(
+        self,
+        chunk: np.ndarray,
+        obs_time: float,
+        now: float,
+        *,
+        current_position: np.ndarray,
+        current_velocity: np.ndarray | None = None,
+    ) -> AcceptResult:
+        """Merge a chunk predicted from the observation at `obs_time` into the plan.
+
+        Args:
+            chunk: [H, J] joint-position targets, step k due at obs_time + (k+1)*dt.
+            obs_time: stamp of the observation the chunk was predicted from, seconds.
+            now: current time, seconds.
+            current_position: [J] measured joint positions at `obs_time` (used to start a plan
+                when nothing is executing, and for the tracking check).
+            current_velocity: [J] measured velocities, or None (rest); used to start a plan.
+
+        Raises:
+            ValueError: `chunk` or the state has the wrong shape (a contract mismatch).
+        """
+        cfg, dt = self.config, self.config.control_period_s
+        chunk_id = self._next_id
+        self._next_id += 1
+        chunk = np.asarray(chunk, dtype=np.float64)
+        if chunk.shape != (cfg.chunk_length, cfg.num_joints):
+            raise ValueError(f"chunk must have shape {(cfg.chunk_length, cfg.num_joints)}, got {chunk.shape}")
+        measured = np.asarray(current_position, dtype=np.float64).reshape(-1)  # [J]
+        if measured.shape != (cfg.num_joints,):
+            raise ValueError(f"current_position must have shape ({cfg.num_joints},), got {measured.shape}")
+        reason = self._rejection_reason(chunk, measured, obs_time, now)
+        if reason:
+            return self._rejected(chunk_id, reason)
+        plan = self._plan
+        commit = now + cfg.execution_lead_s
+        step_times = obs_time + dt * np.arange(1, cfg.chunk_length + 1)  # [H]
+        skipped = int(np.count_nonzero(step_times <= commit + _EPS * dt))
+        if skipped == cfg.chunk_length:
+            reason = f"all {cfg.chunk_length} steps are in the past (latency {now - obs_time:.3f} s)"
+            return self._rejected(chunk_id, reason)
+
+        realigned = False
+        if plan is not None and self._end_time(plan) < now:
+            plan = None  # finished: the arm holds its last target; start again from the measurement
+        if plan is not None and cfg.max_tracking_error_rad is not None:
+            commanded = self.state_at(obs_time)
+            if commanded is not None and np.abs(commanded[0] - measured).max() > cfg.max_tracking_error_rad:
+                plan, realigned = None, True
+
+        if plan is None:
+            fresh = self._fresh_plan(chunk, step_times, skipped, measured, current_velocity)
+            candidate, first, blended = fresh
+        else:
+            merged = self._merge(plan, chunk, step_times, commit)
+            if merged is None:
+                return self._rejected(chunk_id, "chunk covers no control step after now")
+            candidate, first, blended = merged
+        positions = candidate.positions
+
+        safety = None
+        if self.safety_filter is not None:
+            start_velocity = self._velocity_into(candidate, first - 1)
+            filtered = self.safety_filter.filter(positions[first:], dt, positions[first - 1], start_velocity)
+            safety = filtered.report
+            if not safety.accepted:
+                return self._rejected(chunk_id, "safety: " + safety.reason, safety)
+            positions[first:] = filtered.positions
+
+        first_time = candidate.time_of_row(first, dt)
+        skipped = int(np.count_nonzero(step_times < first_time - _EPS * dt))  # never used by the plan
+        self._plan = self._pruned(replace(candidate, chunk_id=chunk_id, obs_time=float(obs_time)), now)
+        self.accepted_count += 1
+        return AcceptResult(chunk_id, True, "", skipped, blended, realigned, safety)
+
+    def _rejection_reason(self, chunk: np.ndarray, measured: np.ndarray, obs_time: float, now: float) -> str:
+        """Why a chunk cannot be used at all ("" when it can)."""
+        cfg = self.config
+        if not np.isfinite(measured).all():
+            return f"non-finite current position {measured.tolist()}"
+        if not np.isfinite(chunk).all():
+            step, joint = np.argwhere(~np.isfinite(chunk))[0]
+            return f"non-finite target at step {step}, joint index {joint}"
+        age = now - obs_time
+        if age > cfg.max_observation_age_s:
+            return f"stale: observation is {age:.3f} s old (max {cfg.max_observation_age_s} s)"
+        if age < -cfg.max_clock_skew_s:
+            return f"observation stamp is {-age:.3f} s in the future: clocks disagree"
+        if self._plan is not None and obs_time <= self._plan.obs_time:
+            return (
+                f"observation at {obs_time:.3f} s is not newer than the executing chunk's "
+                f"({self._plan.obs_time:.3f} s)"
+            )
+        return ""
+
+    def _velocity_into(self, plan: _Plan, row: int) -> np.ndarray:
+        """Velocity [J] of the interval of `plan` that ends at `row`."""
+        if row == 0:
+            return plan.velocity0
+        return (plan.positions[row] - plan.positions[row - 1]) / self.config.control_period_s
+
+    def _fresh_plan(
+        self,
+        chunk: np.ndarray,
+        step_times: np.ndarray,
+        skipped: int,
+        measured: np.ndarray,
+        measured_velocity: np.ndarray | None,
+    ) -> tuple[_Plan, int, int]:
+        """A plan on the chunk's own grid: row 0 = measured state one period before the first
+        step still ahead, then the remaining steps. Returns (plan, first new row, blended)."""
+        j = self.config.num_joints
+        velocity0 = np.zeros(j)
+        if measured_velocity is not None:
+            velocity0 = np.asarray(measured_velocity, dtype=np.float64).reshape(-1)
+        if velocity0.shape != (j,):
+            raise ValueError(f"current_velocity must have shape ({j},), got {velocity0.shape}")
+        if not np.isfinite(velocity0).all():
+            velocity0 = np.zeros(j)  # unknown velocity: plan as from rest; the filter limits the start
+        positions = np.concatenate([measured[None, :], chunk[skipped:]], axis=0)  # [1 + H - skipped, J]
+        anchor = float(step_times[skipped]) - self.config.control_period_s
+        return _Plan(anchor, 0, positions, velocity0, -1, math.nan), 1, 0
+
+    def _merge(
+        self, plan: _Plan, chunk: np.ndarray, step_times: np.ndarray, commit: float
+    ) -> tuple[_Plan, int, int] | None:
+        """The plan up to and including the first point due after the commit time (the point the
+        controller is heading to keeps its position, so replacing the trajectory moves nothing
+        the controller is already interpolating towards), then the new chunk on the plan's grid,
+        blended over the overlap. Returns (plan, first new row, blended steps), or None when the
+        chunk covers no grid point after that."""
+        cfg, dt = self.config, self.config.control_period_s
+        t0 = plan.time_of_row(0, dt)
+        first = max(
+            1,
+            int(math.floor((commit - t0) / dt + _EPS)) + 2,  # after the first point due after commit
+            int(math.ceil((step_times[0] - t0) / dt - _EPS)),  # ... that the chunk covers
+        )
+        last = int(math.floor((step_times[-1] - t0) / dt + _EPS))
+        if last < first:
+            return None
+        grid_times = t0 + dt * np.arange(first, last + 1)  # [M]
+        new = resample_chunk(chunk, step_times, grid_times)  # [M, J]
+        n_old = len(plan.positions)
+        head = plan.positions[:first]  # [first, J]
+        if first > n_old:  # the plan ends before the chunk starts: hold its last point meanwhile
+            hold = np.repeat(plan.positions[-1:], first - n_old, axis=0)
+            head = np.concatenate([head, hold], axis=0)
+        overlap = max(0, min(n_old - 1, last) - first + 1)
+        weights = blend_weights(cfg.blend, min(cfg.blend_steps, overlap), cfg.exponential_rate)  # [m]
+        m = len(weights)
+        old = plan.positions[first : first + m]  # [m, J]
+        new[:m] = old + weights[:, None] * (new[:m] - old)
+        positions = np.concatenate([head, new], axis=0)  # [last + 1, J]
+        return replace(plan, positions=positions), first, m
+
+    def _pruned(self, plan: _Plan, now: float) -> _Plan:
+        """Drop rows older than the history still needed (tracking check, seam velocity)."""
+        dt = self.config.control_period_s
+        keep_s = max(self.config.max_observation_age_s, 2.0 * dt)
+        drop = int(math.floor((now - keep_s - plan.time_of_row(0, dt)) / dt))
+        drop = min(drop, len(plan.positions) - 1)
+        if drop <= 0:
+            return plan
+        return replace(
+            plan,
+            offset=plan.offset + drop,
+            positions=plan.positions[drop:].copy(),
+            velocity0=self._velocity_into(plan, drop),
+        )
+
+    # -- output ----------------------------------------------------------------------------
+    def trajectory(self, now: float) -> PlannedTrajectory | None:
+        """Points due after ``now + execution_lead_s``, or None when the plan is used up."""
+        plan, dt = self._plan, self.config.control_period_s
+        if plan is None:
+            return None
+        commit = now + self.config.execution_lead_s
+        first = max(1, int(math.floor((commit - plan.time_of_row(0, dt)) / dt + _EPS)) + 1)
+        if first >= len(plan.positions):
+            return None
+        positions = plan.positions[first:].copy()  # [n, J]
+        velocities = point_velocities(plan.positions[first - 1], positions, dt)  # [n, J]
+        return PlannedTrajectory(plan.time_of_row(first - 1, dt), dt, positions, velocities, plan.chunk_id)

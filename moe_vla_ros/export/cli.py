@@ -1,0 +1,99 @@
+"""The export command: checkpoint -> verified ONNX model folder.
+
+    moe_vla_export --checkpoint runs/ckpt --out models/demo [--formulations sparse,dense]
+                   [--opset 18] [--int8] [--fp16] [--tolerance 1e-4] [--name demo] [--force]
+
+Exit status 0 on success, 1 when the export or its verification failed (the reason is printed;
+nothing is written to --out), 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from moe_vla_ros.export.config import ExportConfig, ExportConfigError, QuantizationGate
+from moe_vla_ros.export.errors import ExportError
+from moe_vla_ros.runtime.manifest import Manifest
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = ExportConfig()
+    p = argparse.ArgumentParser(
+        prog="moe_vla_export",
+        description="Export a MoE-VLA checkpoint to ONNX graphs (sparse CPU and dense TensorRT-ready expert "
+        "layers), verify them against PyTorch and write a model folder with manifest.json.",
+    )
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint folder (config.json, model.safetensors, tokenizer)")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write (must be empty unless --force)")
+    p.add_argument("--formulations", default=",".join(defaults.formulations),
+                   help="MoE formulations to export, comma-separated: sparse (CPU), dense (TensorRT)")
+    p.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset (18..21)")
+    p.add_argument("--int8", action="store_true", help="also make gated int8 (dynamic MatMul) variants")
+    p.add_argument("--fp16", action="store_true", help="also make gated fp16 variants of the dense graphs")
+    p.add_argument("--tolerance", type=float, default=defaults.tolerance, help="max |torch - ORT| per graph output")
+    p.add_argument("--action-tolerance", type=float, default=defaults.action_tolerance,
+                   help="max |torch policy - ORT policy| action (rad)")
+    p.add_argument("--int8-max-action-error", type=float, default=defaults.int8_gate.max_action_error)
+    p.add_argument("--int8-min-router-agreement", type=float, default=defaults.int8_gate.min_router_agreement)
+    p.add_argument("--fp16-max-action-error", type=float, default=defaults.fp16_gate.max_action_error)
+    p.add_argument("--fp16-min-router-agreement", type=float, default=defaults.fp16_gate.min_router_agreement)
+    p.add_argument("--name", default="", help="model name (default: the checkpoint folder's name)")
+    p.add_argument("--no-checkpoint", action="store_true", help="do not copy the checkpoint (no torch backend then)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out (atomically, after verification)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the verification inputs")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ExportConfig:
+    return ExportConfig(
+        name=args.name,
+        formulations=tuple(f.strip() for f in args.formulations.split(",") if f.strip()),
+        opset=args.opset, keep_checkpoint=not args.no_checkpoint, force=args.force,
+        tolerance=args.tolerance, action_tolerance=args.action_tolerance, seed=args.seed,
+        int8=args.int8, fp16=args.fp16,
+        int8_gate=QuantizationGate(args.int8_max_action_error, args.int8_min_router_agreement),
+        fp16_gate=QuantizationGate(args.fp16_max_action_error, args.fp16_min_router_agreement),
+    )  # fmt: skip
+
+
+def summary(manifest: Manifest, out: Path) -> str:
+    lines = [f"exported {manifest.model_id} to {out}"]
+    for g in manifest.graphs:
+        lines.append(f"  {g.file:34s} {g.stage:12s} {g.formulation:7s} {g.precision}")
+    for formulation, r in manifest.verification.get("policy_parity", {}).items():
+        lines.append(f"  parity {formulation}: max action error {r['max_action_error']:.2e} rad, "
+                     f"reasoning identical {r['reasoning_identical']}/{r['observations']}")  # fmt: skip
+    for v in manifest.variants:
+        m = v["metrics"]
+        lines.append(f"  {v['formulation']}/{v['precision']}: {'kept' if v['kept'] else 'DROPPED'} "
+                     f"(max action error {m['max_action_error']:.3g} rad, router agreement {m['router_agreement']:.3f}, "
+                     f"reasoning agreement {m['reasoning_agreement']:.2f})")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("moe_vla_ros").setLevel(logging.INFO)
+    try:
+        cfg = config_from_args(args)
+    except (ExportConfigError, ValueError) as e:
+        parser.error(str(e))
+    from moe_vla_ros.export.pipeline import export_policy  # torch: only after --help / argument errors
+
+    try:
+        manifest = export_policy(args.checkpoint, args.out, cfg)
+    except ExportError as e:
+        print(f"export failed: {e}", file=sys.stderr)
+        return 1
+    print(summary(manifest, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

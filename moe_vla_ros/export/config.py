@@ -1,0 +1,122 @@
+"""ExportConfig: what `export_policy` writes and the thresholds its verification enforces."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from moe_vla_ros.runtime.manifest import FORMULATIONS
+
+EXPORT_OPSETS = range(18, 22)  # torch.onnx.export(dynamo=True) targets opset >= 18
+
+
+class ExportConfigError(ValueError):
+    """An ExportConfig field has an invalid value."""
+
+
+def _non_negative(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+        raise ExportConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _fraction(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ExportConfigError(f"{name} must be in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class QuantizationGate:
+    """Thresholds a quantised variant must meet against fp32 on held-out observations.
+
+    Attributes:
+        max_action_error: largest |quantised - fp32| action over every step and joint, in
+            contract units (rad, or m for prismatic joints).
+        min_router_agreement: smallest fraction (over MoE layers) of tokens routed to the
+            same top-k expert set as fp32.
+        min_reasoning_agreement: fraction of observations whose generated reasoning tokens
+            equal fp32's (0 = report only).
+    """
+
+    max_action_error: float
+    min_router_agreement: float
+    min_reasoning_agreement: float = 0.0
+
+    def __post_init__(self) -> None:
+        _non_negative("max_action_error", self.max_action_error)
+        _fraction("min_router_agreement", self.min_router_agreement)
+        _fraction("min_reasoning_agreement", self.min_reasoning_agreement)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"max_action_error": self.max_action_error, "min_router_agreement": self.min_router_agreement,
+                "min_reasoning_agreement": self.min_reasoning_agreement}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How to export a checkpoint.
+
+    Output:
+        name: model name in the manifest and model_id ("" = the checkpoint folder's name).
+        formulations: MoE formulations to export for the trunk and action head: "sparse"
+            (loop over experts; CPU) and/or "dense" (static shapes, TensorRT op set only).
+        opset: ONNX default-domain opset (18..21).
+        keep_checkpoint: copy the checkpoint into `<out>/checkpoint/` (the torch backend
+            then loads from the same folder).
+        force: replace a non-empty output folder (written to a temporary folder first and
+            swapped in only after verification passed).
+
+    Verification (the export fails when any check fails):
+        tolerance: largest allowed |torch - ORT| of a graph output, plus 1e-4 relative to the
+            output's largest magnitude.
+        tie_margin: router decisions closer than this (logit / probability gap) may flip by
+            rounding and are not counted as routing mismatches.
+        action_tolerance: largest allowed |torch policy - ORT policy| action, contract units.
+        policy_observations: observations of the end-to-end policy parity check.
+        seed: seed of every random verification input.
+
+    Quantised variants (kept only when they pass their gate; measured numbers always reported):
+        int8: dynamic int8 MatMul variants of every graph (quant_pre_process first).
+        fp16: float16 variants of the dense graphs (I/O kept float32).
+        gate_observations: held-out observations of the gates (seeded apart from verification).
+        int8_gate, fp16_gate: thresholds.
+    """
+
+    name: str = ""
+    formulations: tuple[str, ...] = FORMULATIONS
+    opset: int = 18
+    keep_checkpoint: bool = True
+    force: bool = False
+    tolerance: float = 1e-4
+    tie_margin: float = 1e-4
+    action_tolerance: float = 1e-4
+    policy_observations: int = 4
+    seed: int = 0
+    int8: bool = False
+    fp16: bool = False
+    gate_observations: int = 8
+    int8_gate: QuantizationGate = field(default_factory=lambda: QuantizationGate(0.05, 0.9))
+    fp16_gate: QuantizationGate = field(default_factory=lambda: QuantizationGate(0.01, 0.97))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.formulations, str):
+            raise ExportConfigError(f"formulations must be a list, got the string {self.formulations!r}")
+        formulations = tuple(self.formulations)
+        bad = [f for f in formulations if f not in FORMULATIONS]
+        if bad or not formulations or len(set(formulations)) != len(formulations):
+            raise ExportConfigError(f"formulations must be distinct values from {FORMULATIONS}, got {list(formulations)}")
+        object.__setattr__(self, "formulations", formulations)
+        if self.opset not in EXPORT_OPSETS:
+            raise ExportConfigError(f"opset must be in {EXPORT_OPSETS.start}..{EXPORT_OPSETS.stop - 1}, got {self.opset!r}")
+        if self.fp16 and "dense" not in formulations:
+            raise ExportConfigError(f"fp16 variants are made from dense graphs: add 'dense' to formulations {list(formulations)}")
+        for name in ("tolerance", "tie_margin", "action_tolerance"):
+            _non_negative(name, getattr(self, name))
+        for name in ("policy_observations", "gate_observations"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+                raise ExportConfigError(f"{name} must be an integer in [1, 1000], got {value!r}")
+        for name in ("keep_checkpoint", "force", "int8", "fp16"):
+            if not isinstance(getattr(self, name), bool):
+                raise ExportConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if any(c in self.name for c in "/\\") or self.name.strip() != self.name:
+            raise ExportConfigError(f"name must be a plain name without slashes or surrounding spaces, got {self.name!r}")

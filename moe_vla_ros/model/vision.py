@@ -1,0 +1,111 @@
+"""Vision encoder: uint8 camera images -> tokens of width d_model, one block per camera.
+
+Pixel normalisation happens inside the module, so an exported graph takes the raw uint8
+images the runtime receives (after resizing to the contract size and HWC -> CHW):
+
+    images [B, C, 3, H, W] uint8  ->  tokens [B, C * P, D]
+
+P tokens per camera come from the backbone (ViT patches or an EfficientNet-Lite0 feature
+map); every token gets a learned per-camera embedding and a learned per-position embedding.
+
+Shape legend: B batch, C cameras, N = B * C images, P tokens per camera, W backbone width,
+D d_model.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from moe_vla_ros.model.blocks import TransformerBlock
+from moe_vla_ros.model.config import ModelConfig, VisionConfig
+from moe_vla_ros.model.efficientnet import PIXEL_MEAN, PIXEL_STD, EfficientNetLite0Features
+from moe_vla_ros.model.moe import DenseFFN
+
+VIT_PIXEL_MEAN = (0.5, 0.5, 0.5)
+VIT_PIXEL_STD = (0.5, 0.5, 0.5)
+
+
+class PatchViT(nn.Module):
+    """Small ViT: non-overlapping patch embedding (a strided conv) + pre-norm transformer blocks."""
+
+    def __init__(self, cfg: VisionConfig, image_height: int, image_width: int) -> None:
+        super().__init__()
+        grid_h, grid_w = image_height // cfg.patch_size, image_width // cfg.patch_size
+        self.out_width = cfg.width
+        self.patch_embed = nn.Conv2d(3, cfg.width, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        self.pos_embed = nn.Parameter(torch.randn(1, grid_h * grid_w, cfg.width) * 0.02)  # [1, P, W]
+        hidden = int(cfg.width * cfg.mlp_ratio)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(cfg.width, cfg.num_heads, DenseFFN(cfg.width, hidden, "gelu"), dropout=cfg.dropout)
+            for _ in range(cfg.depth)
+        )
+        self.norm = nn.LayerNorm(cfg.width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [N, 3, H, W] normalised -> [N, P, W]."""
+        h = self.patch_embed(x)  # [N, W, H/p, W/p]
+        h = h.flatten(2).transpose(1, 2) + self.pos_embed  # [N, P, W]
+        for block in self.blocks:
+            h = block(h).hidden  # [N, P, W]
+        return self.norm(h)
+
+
+class EfficientNetTokens(nn.Module):
+    """EfficientNet-Lite0 feature map as a token sequence: [N, 3, H, W] -> [N, P, Ch]."""
+
+    def __init__(self, cfg: VisionConfig) -> None:
+        super().__init__()
+        self.features = EfficientNetLite0Features(output_stride=cfg.efficientnet_stride)
+        if cfg.pretrained:
+            self.features.load_imagenet_weights()
+        self.out_width = self.features.out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [N, 3, H, W] normalised -> [N, P, Ch]."""
+        return self.features(x).flatten(2).transpose(1, 2)  # [N, Ch, h, w] -> [N, h*w, Ch]
+
+
+class VisionOutput(NamedTuple):
+    tokens: Tensor  # [B, C * P, D]
+
+
+class VisionEncoder(nn.Module):
+    """All cameras through one shared backbone, projected to d_model, tagged per camera."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        vcfg, sensors = cfg.vision, cfg.contract.sensors
+        self.num_cameras = cfg.num_cameras
+        self.image_size = (sensors.image_height, sensors.image_width)
+        if vcfg.backbone == "vit":
+            self.backbone: nn.Module = PatchViT(vcfg, *self.image_size)
+            mean, std = VIT_PIXEL_MEAN, VIT_PIXEL_STD
+        else:
+            self.backbone = EfficientNetTokens(vcfg)
+            mean, std = PIXEL_MEAN, PIXEL_STD
+        if vcfg.freeze_backbone:
+            self.backbone.requires_grad_(False)
+        tokens_per_camera = vcfg.num_tokens_per_camera(*self.image_size)
+        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.proj = nn.Linear(self.backbone.out_width, cfg.d_model)
+        self.camera_embed = nn.Parameter(torch.randn(self.num_cameras, cfg.d_model) * 0.02)  # [C, D]
+        self.position_embed = nn.Parameter(torch.randn(tokens_per_camera, cfg.d_model) * 0.02)  # [P, D]
+
+    def forward(self, images: Tensor) -> VisionOutput:
+        """images [B, C, 3, H, W] uint8 (RGB) -> VisionOutput(tokens [B, C * P, D])."""
+        b, c, _, h, w = images.shape
+        if (c, h, w) != (self.num_cameras, *self.image_size):
+            raise ValueError(
+                f"images must be [B, {self.num_cameras}, 3, {self.image_size[0]}, {self.image_size[1]}], "
+                f"got {list(images.shape)}"
+            )
+        x = images.reshape(b * c, 3, h, w).float() / 255.0  # [N, 3, H, W] in [0, 1]
+        x = (x - self.pixel_mean) / self.pixel_std  # [N, 3, H, W]
+        tokens = self.proj(self.backbone(x))  # [N, P, D]
+        tokens = tokens.reshape(b, c, -1, tokens.shape[-1])  # [B, C, P, D]
+        tokens = tokens + self.camera_embed[None, :, None, :] + self.position_embed[None, None]  # [B, C, P, D]
+        return VisionOutput(tokens.reshape(b, -1, tokens.shape[-1]))  # [B, C * P, D]

@@ -1,0 +1,248 @@
+"""Configuration of the closed-loop evaluation (`moe_vla_eval_sim`, `moe_vla_demo`).
+
+Pure (no rclpy): the settings dataclass and its command line, and what follows from it and the model's contract:
+the policy node's command line (a separate process, driven through its lifecycle), the
+simulator's parameters (cameras at the contract's image size, the policy's topic names) and
+the seam limits (one control period of the robot's velocity / acceleration limits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from moe_vla_ros.contract import PolicyContract
+from moe_vla_ros.evaluation.metrics import SeamLimits
+from moe_vla_ros.evaluation.records import DEFAULT_SEED_START, EvaluationError
+from moe_vla_ros.paths import bundled_model_dir, find_share_file
+from moe_vla_ros.ros.params import build_config, load_params_file
+from moe_vla_ros.ros.policy_node_config import PolicyNodeConfig
+from moe_vla_ros.sim.config import CAMERA_NAMES, JOINT_NAMES
+from moe_vla_ros.sim.tasks import TASK_FAMILIES
+
+POLICY_NODE_NAME = "policy_node"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate and how.
+
+    Attributes:
+        model: exported model folder ("" = the bundled model, models/default).
+        episodes: number of policy episodes (and expert episodes on the same seeds).
+        tasks: task families, cycled through episode by episode (reach, push, lift).
+        seed_start: scene seed of episode 0; episode i uses seed_start + i (held-out scenes).
+        out_dir: output folder ("" = build/eval/<timestamp> under the working directory).
+        max_duration_s: time limit of every episode in simulated seconds (None = the task's own).
+        success_confirm_s: the task must hold this long (simulated seconds) to count as a success.
+        gif: record one episode's front camera and write a GIF of it.
+        expert_baseline: also run the scripted expert on the same seeds and tasks.
+        policy_config: the policy node's generic parameters ("" = config/policy.yaml).
+        robot_config: the robot's parameters ("" = config/robots/sim_arm.yaml).
+        policy_overrides: extra policy node parameters, "name:=value" each (YAML values).
+        startup_timeout_s: wall seconds for the policy node to come up and configure.
+        progress: show a progress bar and one line per episode on stderr.
+    """
+
+    model: str = ""
+    episodes: int = 6
+    tasks: tuple[str, ...] = ("reach", "push")
+    seed_start: int = DEFAULT_SEED_START
+    out_dir: str = ""
+    max_duration_s: float | None = None
+    success_confirm_s: float = 0.3
+    gif: bool = True
+    expert_baseline: bool = True
+    policy_config: str = ""
+    robot_config: str = ""
+    policy_overrides: tuple[str, ...] = ()
+    startup_timeout_s: float = 120.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
+        if not tasks or any(t not in TASK_FAMILIES for t in tasks):
+            raise EvaluationError(f"tasks must be names from {list(TASK_FAMILIES)}, got {list(tasks)}")
+        object.__setattr__(self, "tasks", tasks)
+        if isinstance(self.episodes, bool) or int(self.episodes) != self.episodes or not 1 <= self.episodes <= 10_000:
+            raise EvaluationError(f"episodes must be an integer in [1, 10000], got {self.episodes!r}")
+        if int(self.seed_start) != self.seed_start or not 0 <= self.seed_start < 2**31 - 1 - self.episodes:
+            raise EvaluationError(f"seed_start must be an integer in [0, 2^31 - 1 - episodes], got {self.seed_start!r}")
+        limit = self.max_duration_s
+        if limit is not None and not (math.isfinite(limit) and 0.5 <= limit <= 120):
+            raise EvaluationError(f"max_duration_s must be in [0.5, 120] s, got {self.max_duration_s!r}")
+        if not (math.isfinite(self.success_confirm_s) and 0.0 <= self.success_confirm_s <= 5.0):
+            raise EvaluationError(f"success_confirm_s must be in [0, 5] s, got {self.success_confirm_s!r}")
+        if not (math.isfinite(self.startup_timeout_s) and self.startup_timeout_s > 0):
+            raise EvaluationError(f"startup_timeout_s must be > 0, got {self.startup_timeout_s!r}")
+        overrides = tuple(self.policy_overrides)
+        bad = [o for o in overrides if ":=" not in o or not o.split(":=", 1)[0].strip()]
+        if bad:
+            raise EvaluationError(f"policy_overrides must be 'name:=value', got {bad}")
+        object.__setattr__(self, "policy_overrides", overrides)
+
+    def model_dir(self) -> Path:
+        """The model folder (the bundled one when `model` is empty)."""
+        if self.model:
+            path = Path(self.model).expanduser().resolve()
+        else:
+            try:
+                path = bundled_model_dir()
+            except FileNotFoundError as e:
+                raise EvaluationError(f"no bundled model ({e}); pass a model folder (--model DIR)") from None
+        if not path.is_dir():
+            raise EvaluationError(f"model folder {path} does not exist")
+        return path
+
+    def output_dir(self) -> Path:
+        if self.out_dir:
+            return Path(self.out_dir).expanduser().resolve()
+        return (Path("build") / "eval" / time.strftime("%Y%m%d-%H%M%S")).resolve()
+
+    def parameter_files(self) -> tuple[Path, Path]:
+        """(generic policy parameters, robot parameters)."""
+        try:
+            policy = Path(self.policy_config) if self.policy_config else find_share_file("config", "policy.yaml")
+            robot = Path(self.robot_config) if self.robot_config else find_share_file("config", "robots", "sim_arm.yaml")
+        except FileNotFoundError as e:
+            raise EvaluationError(str(e)) from None
+        for path in (policy, robot):
+            if not path.is_file():
+                raise EvaluationError(f"parameter file {path} does not exist")
+        return policy, robot
+
+
+def camera_topic(camera: str) -> str:
+    return f"/camera/{camera}/image_raw"
+
+
+def check_contract_for_sim(contract: PolicyContract) -> None:
+    """The simulated arm must be able to serve the model: its joints, known camera names."""
+    sensors = contract.sensors
+    if sensors.joint_names != JOINT_NAMES:
+        raise EvaluationError(f"the model commands joints {list(sensors.joint_names)}; the simulated arm has "
+                              f"{list(JOINT_NAMES)}")  # fmt: skip
+    unknown = [c for c in sensors.camera_names if c not in CAMERA_NAMES]
+    if unknown:
+        raise EvaluationError(f"the model reads cameras {unknown}; the simulator has {list(CAMERA_NAMES)}")
+
+
+def _fixed_policy_parameters(model_dir: Path, contract: PolicyContract) -> dict[str, Any]:
+    cameras = list(contract.sensors.camera_names)
+    return {
+        "use_sim_time": True,
+        "autostart": False,  # the evaluator drives the lifecycle
+        "model.path": str(model_dir),
+        "model.providers": ["CPUExecutionProvider"],
+        "qos.instruction_durability": "transient_local",  # the simulator latches the instruction
+        "execution.status_rate_hz": 10.0,
+        "robot.camera_names": cameras,
+        "topics.camera_topics": [camera_topic(c) for c in cameras],
+    }
+
+
+def _parse_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for item in overrides:
+        name, value = item.split(":=", 1)
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ",".join(_format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def policy_node_config(cfg: EvalConfig, model_dir: Path, contract: PolicyContract) -> PolicyNodeConfig:
+    """The policy node's configuration as the process will see it (files, fixed values, overrides)."""
+    policy_file, robot_file = cfg.parameter_files()
+    values = load_params_file(policy_file, POLICY_NODE_NAME)
+    values.update(load_params_file(robot_file, POLICY_NODE_NAME))
+    values.update(_fixed_policy_parameters(model_dir, contract))
+    values.update(_parse_overrides(cfg.policy_overrides))
+    values.pop("use_sim_time", None)
+    try:
+        return build_config(PolicyNodeConfig, values)
+    except (ValueError, TypeError) as e:
+        raise EvaluationError(f"invalid policy node parameters: {e}") from None
+
+
+def policy_node_command(cfg: EvalConfig, model_dir: Path, contract: PolicyContract) -> list[str]:
+    """argv of the policy node process: the venv's `policy_node` executable with --ros-args."""
+    executable = Path(sys.executable).with_name("policy_node")
+    if not executable.is_file():
+        raise EvaluationError(f"policy_node executable not found next to {sys.executable} (install the package)")
+    policy_file, robot_file = cfg.parameter_files()
+    argv = [str(executable), "--ros-args", "--params-file", str(policy_file), "--params-file", str(robot_file)]
+    for name, value in _fixed_policy_parameters(model_dir, contract).items():
+        argv += ["-p", f"{name}:={_format_value(value)}"]
+    for item in cfg.policy_overrides:
+        argv += ["-p", item]
+    return argv
+
+
+def sim_parameters(contract: PolicyContract, node: PolicyNodeConfig, seed: int) -> dict[str, Any]:
+    """SimNode parameters: real time, /clock, the contract's cameras and image size, the policy's topics."""
+    sensors = contract.sensors
+    return {
+        "seed": int(seed),
+        "real_time_factor": 1.0,
+        "publish_clock": True,
+        "cameras.names": list(sensors.camera_names),
+        "cameras.frame_ids": [f"{c}_camera_optical_frame" for c in sensors.camera_names],
+        "cameras.image_height": sensors.image_height,
+        "cameras.image_width": sensors.image_width,
+        "topics.camera_topics": list(node.topics.camera_topics),
+        "topics.joint_states": node.topics.joint_states,
+        "topics.trajectory": node.topics.trajectory,
+        "topics.instruction": node.topics.instruction,
+    }
+
+
+def seam_limits(node: PolicyNodeConfig, contract: PolicyContract) -> SeamLimits | None:
+    """Velocity / acceleration limits of the robot parameters over one control period (None if unset)."""
+    robot = node.robot
+    if not robot.max_velocity or not robot.max_acceleration:
+        return None
+    return SeamLimits(tuple(robot.max_velocity), tuple(robot.max_acceleration), contract.sensors.control_period_s)
+
+
+def build_parser(description: str = "", prog: str = "moe_vla_eval_sim") -> argparse.ArgumentParser:
+    """Command-line options of `moe_vla_eval_sim` (one per EvalConfig field that users set)."""
+    d = EvalConfig()
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--model", default="", help="exported model folder (default: the bundled model)")
+    p.add_argument("--episodes", type=int, default=d.episodes, help=f"policy episodes (default {d.episodes})")
+    p.add_argument("--tasks", default=",".join(d.tasks), help="task families, comma-separated (default reach,push)")
+    p.add_argument("--seed-start", type=int, default=d.seed_start,
+                   help=f"scene seed of episode 0 (default {d.seed_start})")
+    p.add_argument("--out", default="", help="output folder (default build/eval/<timestamp>)")
+    p.add_argument("--max-duration", type=float, default=None,
+                   help="time limit per episode [sim s] (default: the task's)")
+    p.add_argument("--success-confirm", type=float, default=d.success_confirm_s, help="success must hold this long [s]")
+    p.add_argument("--no-gif", action="store_true", help="do not record camera frames / write the GIF")
+    p.add_argument("--no-expert", action="store_true", help="skip the scripted expert baseline")
+    p.add_argument("--policy-param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="extra policy node parameter (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    return EvalConfig(
+        model=args.model, episodes=args.episodes, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        seed_start=args.seed_start, out_dir=args.out, max_duration_s=args.max_duration,
+        success_confirm_s=args.success_confirm, gif=not args.no_gif, expert_baseline=not args.no_expert,
+        policy_overrides=tuple(args.policy_param), progress=not args.quiet,
+    )  # fmt: skip

@@ -1,0 +1,133 @@
+"""ROS parameters from documented config dataclasses: one source of truth per node.
+
+A node's configuration is a (nested) dataclass whose fields are declared with `param(...)`:
+default, description and an optional range/choices. `declare_config()` declares every field
+as a ROS parameter with a ParameterDescriptor (description, range, read-only), reads the values
+(from `--params-file` YAML, launch, or defaults) back into the dataclass, and lets the
+dataclass's own validation name a bad value. Nested dataclasses become dotted names
+("model.path"), as in `config/*.yaml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import MISSING, field, fields, is_dataclass
+from typing import Any, Iterator
+
+PARAM_META = "ros_param"
+
+
+def param(
+    default: Any,
+    description: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    read_only: bool = False,
+) -> Any:
+    """A dataclass field that is also a ROS parameter (lists use default_factory automatically)."""
+    meta = {PARAM_META: dict(description=description, min=min, max=max, choices=choices, read_only=read_only)}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def iter_params(cls, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
+    """(dotted name, field, resolved type) for every parameter field, nested dataclasses flattened."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        typ = hints[f.name]
+        name = f"{prefix}{f.name}"
+        if is_dataclass(typ):
+            yield from iter_params(typ, name + ".")
+        elif PARAM_META in f.metadata:
+            yield name, f, typ
+
+
+def default_value(f: dataclasses.Field) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    raise TypeError(f"parameter field {f.name} has no default")
+
+
+def build_config(cls, values: dict[str, Any], prefix: str = ""):
+    """Instantiate (nested) dataclass `cls` from a flat {dotted name: value} dict."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        typ = hints[f.name]
+        name = f"{prefix}{f.name}"
+        if is_dataclass(typ):
+            kwargs[f.name] = build_config(typ, values, name + ".")
+        elif name in values:
+            kwargs[f.name] = values[name]
+    return cls(**kwargs)
+
+
+def flatten_yaml_params(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"path": x}} -> {"model.path": x} (the layout of a ros__parameters block)."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten_yaml_params(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def load_params_file(path, node_name: str) -> dict[str, Any]:
+    """Flat parameters for `node_name` from a ROS params YAML (`/**` and the node's own block)."""
+    import yaml
+
+    with open(path) as fh:
+        doc = yaml.safe_load(fh) or {}
+    flat: dict[str, Any] = {}
+    for key in ("/**", node_name, f"/{node_name}"):
+        block = doc.get(key, {})
+        flat.update(flatten_yaml_params(block.get("ros__parameters", {}) if isinstance(block, dict) else {}))
+    return flat
+
+
+def declare_config(node, cls):
+    """Declare every field of `cls` as a parameter of `node` and return the filled, validated config."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    values = {}
+    for name, f, typ in iter_params(cls):
+        meta = f.metadata[PARAM_META]
+        description = meta["description"]
+        if meta["choices"]:
+            description += f" One of: {', '.join(meta['choices'])}."
+        descriptor = ParameterDescriptor(name=name, description=description, read_only=meta["read_only"])
+        if meta["min"] is not None or meta["max"] is not None:
+            lo = meta["min"] if meta["min"] is not None else -1e18
+            hi = meta["max"] if meta["max"] is not None else 1e18
+            if typ is int:
+                lo, hi = int(max(lo, -(2**62))), int(min(hi, 2**62))
+                descriptor.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=0)]
+            elif typ is float:
+                descriptor.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+        default = default_value(f)
+        if isinstance(default, list) and not default:
+            # An empty list has no type; declare the ROS type explicitly from the annotation.
+            from rclpy.parameter import Parameter
+
+            args = typing.get_args(typ)
+            ptype = {str: Parameter.Type.STRING_ARRAY, float: Parameter.Type.DOUBLE_ARRAY,
+                     int: Parameter.Type.INTEGER_ARRAY, bool: Parameter.Type.BOOL_ARRAY}[args[0]]
+            from rclpy.exceptions import ParameterUninitializedException
+
+            node.declare_parameter(name, ptype, descriptor)
+            try:
+                values[name] = list(node.get_parameter(name).value)
+            except ParameterUninitializedException:  # not overridden: the default, an empty list
+                values[name] = []
+            continue
+        node.declare_parameter(name, default, descriptor)
+        value = node.get_parameter(name).value
+        values[name] = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else value
+    return build_config(cls, values)

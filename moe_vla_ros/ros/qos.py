@@ -1,0 +1,66 @@
+"""QoS profiles chosen outside the nodes and passed in (one place to change them)."""
+
+from __future__ import annotations
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+
+
+def sensor_qos(reliability: str = "best_effort", depth: int = 5) -> QoSProfile:
+    """Camera / joint-state subscriptions: keep-last, volatile; best effort matches every publisher."""
+    if reliability not in RELIABILITY:
+        raise ValueError(f"sensor reliability must be one of {sorted(RELIABILITY)}, got {reliability!r}")
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=RELIABILITY[reliability],
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def command_qos(depth: int = 1) -> QoSProfile:
+    """Trajectory commands: reliable (a controller must not miss a hold), only the newest matters."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def latched_qos() -> QoSProfile:
+    """Instruction PUBLISHERS: reliable + transient local, so a node that starts later still gets the
+    last instruction (when its subscription is transient local too)."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=1,
+        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+
+
+def instruction_subscription_qos(durability: str = "volatile") -> QoSProfile:
+    """Instruction subscription. "volatile" matches every publisher (e.g. `ros2 topic pub`);
+    "transient_local" also receives the last instruction of a latched publisher, but does not
+    match volatile publishers."""
+    policies = {"volatile": DurabilityPolicy.VOLATILE, "transient_local": DurabilityPolicy.TRANSIENT_LOCAL}
+    if durability not in policies:
+        raise ValueError(f"instruction durability must be one of {sorted(policies)}, got {durability!r}")
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=1,
+        reliability=ReliabilityPolicy.RELIABLE, durability=policies[durability],
+    )
+
+
+def telemetry_qos(depth: int = 10) -> QoSProfile:
+    """Reasoning traces, expert usage, status: reliable, a short history."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+__all__ = ["sensor_qos", "command_qos", "latched_qos", "instruction_subscription_qos", "telemetry_qos", "qos_profile_sensor_data"]

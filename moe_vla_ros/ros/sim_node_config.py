@@ -1,0 +1,182 @@
+"""Configuration of the simulator node (`sim_node`): every field is a ROS parameter (see params.py).
+
+Pure dataclasses (no rclpy). `seed` and `instruction` are top-level parameter names because
+launch/sim.launch.py passes them; the other parameters are grouped like the policy node's
+(`topics.*`, `qos.*`) so that the topic names of both nodes read the same in config/*.yaml.
+
+`SimNodeConfig.resolve_task()` gives the task whose success the node reports: the one named by
+`task.*`, else the one whose instruction template matches `instruction` (see sim/tasks.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from moe_vla_ros.ros.params import param
+from moe_vla_ros.sim.config import CAMERA_NAMES, CUBE_COLORS, SimConfig
+from moe_vla_ros.sim.tasks import INSTRUCTION_TEMPLATES, PUSH_DIRECTIONS, TASK_FAMILIES, Task, TaskError
+
+ENCODINGS = ("rgb8", "bgr8")
+RELIABILITIES = ("best_effort", "reliable")
+
+
+class SimNodeConfigError(ValueError):
+    """A sim_node parameter has an invalid value."""
+
+
+def _rate(name: str, value: float, lo: float, hi: float) -> None:
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise SimNodeConfigError(f"{name} must be in [{lo:g}, {hi:g}], got {value!r}")
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().replace(",", " ").rstrip(".!").split())
+
+
+def task_from_instruction(instruction: str) -> Task | None:
+    """The task whose instruction templates produce `instruction` (case, commas and a final
+    period ignored), or None when no template matches."""
+    wanted = _normalise(instruction)
+    for family, templates in INSTRUCTION_TEMPLATES.items():
+        for template in templates:
+            for color in CUBE_COLORS:
+                for direction in PUSH_DIRECTIONS if family == "push" else (None,):
+                    if _normalise(template.format(color=color, direction=direction)) == wanted:
+                        return Task(family, color, direction, instruction)
+    return None
+
+
+@dataclass
+class TaskParams:
+    family: str = param("", "Task whose success the node checks: reach, push or lift. Empty: derived from "
+                            "`instruction` when it matches a task template (sim/tasks.py), else no task.")
+    color: str = param("red", "Target cube color of the task (with task.family).", choices=CUBE_COLORS)
+    direction: str = param("", "Push direction: left (robot's +y) or right (-y) for push tasks, empty otherwise.")
+
+    def __post_init__(self) -> None:
+        if self.family not in ("",) + TASK_FAMILIES:
+            raise SimNodeConfigError(f"task.family must be one of {['', *TASK_FAMILIES]}, got {self.family!r}")
+        if self.color not in CUBE_COLORS:
+            raise SimNodeConfigError(f"task.color must be one of {list(CUBE_COLORS)}, got {self.color!r}")
+        if (self.family == "push") != (self.direction != ""):
+            raise SimNodeConfigError(
+                f"task.direction must be one of {list(PUSH_DIRECTIONS)} for push tasks and empty otherwise, "
+                f"got {self.direction!r} for family {self.family!r}"
+            )
+
+
+@dataclass
+class CameraParams:
+    names: list[str] = param(["front", "wrist"], "Simulated cameras, one image topic each.", choices=CAMERA_NAMES)
+    frame_ids: list[str] = param(["front_camera_optical_frame", "wrist_camera_optical_frame"],
+                                 "header.frame_id of each camera's images, in cameras.names order.")
+    image_height: int = param(224, "Rendered image height [px].", min=8, max=2048)
+    image_width: int = param(224, "Rendered image width [px].", min=8, max=2048)
+    encoding: str = param("rgb8", "sensor_msgs/Image encoding of the published images.", choices=ENCODINGS)
+
+    def __post_init__(self) -> None:
+        names = list(self.names)
+        if not names or len(set(names)) != len(names) or any(n not in CAMERA_NAMES for n in names):
+            raise SimNodeConfigError(f"cameras.names must be distinct names from {list(CAMERA_NAMES)}, got {names}")
+        if len(self.frame_ids) != len(names) or not all(self.frame_ids):
+            raise SimNodeConfigError(
+                f"cameras.frame_ids must give one non-empty frame per camera {names}, got {list(self.frame_ids)}"
+            )
+        if self.encoding not in ENCODINGS:
+            raise SimNodeConfigError(f"cameras.encoding must be one of {list(ENCODINGS)}, got {self.encoding!r}")
+
+
+@dataclass
+class SimTopicParams:
+    camera_topics: list[str] = param(["/camera/front/image_raw", "/camera/wrist/image_raw"],
+                                     "sensor_msgs/Image topic of each camera, in cameras.names order.")
+    joint_states: str = param("/joint_states", "sensor_msgs/JointState output topic.")
+    trajectory: str = param("/joint_trajectory_controller/joint_trajectory",
+                            "trajectory_msgs/JointTrajectory command topic (joint_trajectory_controller's).")
+    instruction: str = param("/instruction", "std_msgs/String topic the instruction is published on (latched).")
+
+    def __post_init__(self) -> None:
+        topics = [*self.camera_topics, self.joint_states, self.trajectory, self.instruction]
+        if not all(topics) or len(set(topics)) != len(topics):
+            raise SimNodeConfigError(f"topics must be non-empty and distinct, got {topics}")
+
+
+@dataclass
+class SimQosParams:
+    camera_reliability: str = param("reliable", "Reliability of the image publishers (reliable also matches "
+                                                "best-effort subscribers).", choices=RELIABILITIES)
+    camera_depth: int = param(2, "History depth of the image publishers.", min=1, max=100)
+
+    def __post_init__(self) -> None:
+        if self.camera_reliability not in RELIABILITIES:
+            raise SimNodeConfigError(
+                f"qos.camera_reliability must be one of {list(RELIABILITIES)}, got {self.camera_reliability!r}"
+            )
+
+
+@dataclass
+class ControllerParams:
+    open_loop_control: bool = param(False, "As joint_trajectory_controller's open_loop_control: a new trajectory "
+                                           "starts from the last setpoint instead of the measured state.")
+    allow_partial_joints_goal: bool = param(False, "Accept trajectories naming a subset of the joints (the others "
+                                                   "hold); false rejects them, as joint_trajectory_controller does.")
+
+
+@dataclass
+class SimNodeConfig:
+    """All parameters of sim_node (`ros2 param describe /sim_node <name>` shows the descriptions)."""
+
+    seed: int = param(0, "Scene randomisation seed (cube poses) of the first episode.", min=0, max=2**31 - 1)
+    instruction: str = param("", "Language instruction published latched on topics.instruction; empty: the "
+                                 "task's instruction when task.family is set, else nothing is published.")
+    real_time_factor: float = param(1.0, "Simulated seconds per wall-clock second (1.0 = real time).",
+                                    min=0.01, max=100.0)
+    publish_clock: bool = param(True, "Publish the simulated time on /clock (for nodes with use_sim_time).")
+    clock_rate_hz: float = param(100.0, "Rate of /clock messages, in simulated time.", min=1.0, max=1000.0)
+    camera_rate_hz: float = param(30.0, "Image rate per camera, in simulated time.", min=0.1, max=120.0)
+    joint_state_rate_hz: float = param(100.0, "Joint state rate, in simulated time.", min=1.0, max=500.0)
+    physics_timestep_s: float = param(0.002, "MuJoCo integration step [s]; stamps fall on multiples of it.",
+                                      min=1e-4, max=0.01)
+    task: TaskParams = field(default_factory=TaskParams)
+    cameras: CameraParams = field(default_factory=CameraParams)
+    topics: SimTopicParams = field(default_factory=SimTopicParams)
+    qos: SimQosParams = field(default_factory=SimQosParams)
+    controller: ControllerParams = field(default_factory=ControllerParams)
+
+    def __post_init__(self) -> None:
+        if int(self.seed) != self.seed or not 0 <= self.seed <= 2**31 - 1:
+            raise SimNodeConfigError(f"seed must be an integer in [0, 2^31 - 1], got {self.seed!r}")
+        _rate("real_time_factor", self.real_time_factor, 0.01, 100.0)
+        _rate("clock_rate_hz", self.clock_rate_hz, 1.0, 1000.0)
+        _rate("camera_rate_hz", self.camera_rate_hz, 0.1, 120.0)
+        _rate("joint_state_rate_hz", self.joint_state_rate_hz, 1.0, 500.0)
+        _rate("physics_timestep_s", self.physics_timestep_s, 1e-4, 0.01)
+        if len(self.topics.camera_topics) != len(self.cameras.names):
+            raise SimNodeConfigError(
+                f"topics.camera_topics has {len(self.topics.camera_topics)} topics for "
+                f"{len(self.cameras.names)} cameras {list(self.cameras.names)}"
+            )
+        self.resolve_task()  # a task that cannot be built is a configuration error
+
+    def sim_config(self) -> SimConfig:
+        """The ArmSim configuration these parameters describe."""
+        return SimConfig(
+            seed=self.seed,
+            image_height=self.cameras.image_height,
+            image_width=self.cameras.image_width,
+            camera_names=tuple(self.cameras.names),
+            # unused by the node (commands come as trajectories); ~10 Hz, a whole number of steps
+            control_rate_hz=1.0 / (self.physics_timestep_s * round(0.1 / self.physics_timestep_s)),
+            physics_timestep_s=self.physics_timestep_s,
+        )
+
+    def resolve_task(self) -> Task | None:
+        """The task of task.* (with `instruction` as its text when given), else the one matching
+        `instruction`, else None."""
+        if not self.task.family:
+            return task_from_instruction(self.instruction) if self.instruction else None
+        try:
+            return Task(self.task.family, self.task.color, self.task.direction or None, self.instruction)
+        except TaskError as e:
+            raise SimNodeConfigError(f"task.* do not describe a task: {e}") from None

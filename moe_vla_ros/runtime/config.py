@@ -1,0 +1,125 @@
+"""RuntimeConfig: how `load_policy` runs a model folder (backend, providers, graphs, threads).
+
+    cfg = RuntimeConfig(providers=("CUDAExecutionProvider", "CPUExecutionProvider"), precision="int8")
+    policy = load_policy("models/demo", cfg)
+
+Field names follow the policy node's `model.*` parameters (moe_vla_ros/ros/policy_node_config.py).
+No torch, no onnxruntime import here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+BACKENDS = ("onnxruntime", "torch")
+TENSORRT_PROVIDER = "TensorrtExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+KNOWN_PROVIDERS = (TENSORRT_PROVIDER, CUDA_PROVIDER, CPU_PROVIDER)
+GPU_PROVIDERS = (TENSORRT_PROVIDER, CUDA_PROVIDER)
+FORMULATION_CHOICES = ("auto", "sparse", "dense")
+PRECISION_CHOICES = ("fp32", "int8", "fp16")
+DEFAULT_ENGINE_CACHE = "~/.cache/moe_vla_ros/trt"
+
+
+class RuntimeConfigError(ValueError):
+    """A RuntimeConfig field has an invalid value."""
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How to run a policy.
+
+    Backend:
+        backend: "onnxruntime" (the robot backend) or "torch" (eager PyTorch from the folder's
+            checkpoint, for debugging and parity checks).
+        torch_device: torch backend device ("cpu", "cuda", "cuda:1").
+
+    ONNX Runtime execution providers:
+        providers: in order of preference, from KNOWN_PROVIDERS; CPUExecutionProvider is
+            appended when missing so a session can always be created. Which providers are
+            actually in use is read back from every session (PolicyMetadata).
+        device_id: GPU index for the TensorRT and CUDA providers.
+        trt_fp16: let TensorRT build FP16 engines.
+        trt_engine_cache_dir: TensorRT engine + timing cache folder ("" = DEFAULT_ENGINE_CACHE);
+            engines live in a per-model subfolder and a cached engine that matches the graph
+            is loaded instead of being rebuilt.
+        trt_workspace_mb: TensorRT builder workspace in MiB.
+        intra_op_threads: ONNX Runtime intra-op threads per session (torch: torch.set_num_threads);
+            0 = library default (ONNX Runtime: one per physical core). The default 1 is what
+            measured fastest for policies of the small() size on CPU: per-op work is too small
+            for a thread pool to pay off (benchmarks/bench_policy.py). Sessions never spin
+            (several run back to back in one process).
+
+    Graphs:
+        formulation: MoE graphs to run: "sparse" (loop over experts, fastest on CPU), "dense"
+            (static shapes, TensorRT) or "auto" (dense when a GPU provider is in use, else sparse).
+        precision: "fp32", "int8" or "fp16": stages with a gated variant of that precision use
+            it, the others fp32 (int8 exists for CPU graphs, fp16 for dense graphs).
+
+    Behaviour:
+        reasoning_enabled: False = never generate reasoning; actions follow an empty trace.
+        max_reasoning_tokens: cap on generated reasoning tokens (None: the contract's R - 1).
+        verify_checksums: check every file's sha256 against the manifest when loading.
+    """
+
+    backend: str = "onnxruntime"
+    providers: tuple[str, ...] = KNOWN_PROVIDERS
+    device_id: int = 0
+    trt_fp16: bool = True
+    trt_engine_cache_dir: str = ""
+    trt_workspace_mb: int = 2048
+    intra_op_threads: int = 1
+    formulation: str = "auto"
+    precision: str = "fp32"
+    torch_device: str = "cpu"
+    reasoning_enabled: bool = True
+    max_reasoning_tokens: int | None = None
+    verify_checksums: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise RuntimeConfigError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if isinstance(self.providers, str):
+            raise RuntimeConfigError(f"providers must be a list of provider names, got the string {self.providers!r}")
+        providers = tuple(self.providers)
+        unknown = [p for p in providers if p not in KNOWN_PROVIDERS]
+        if unknown:
+            raise RuntimeConfigError(f"providers has unknown entries {unknown}; known: {list(KNOWN_PROVIDERS)}")
+        if len(set(providers)) != len(providers):
+            raise RuntimeConfigError(f"providers has duplicates: {list(providers)}")
+        if CPU_PROVIDER not in providers:
+            providers = providers + (CPU_PROVIDER,)
+        object.__setattr__(self, "providers", providers)
+        for name in ("device_id", "intra_op_threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 256:
+                raise RuntimeConfigError(f"{name} must be an integer in [0, 256], got {value!r}")
+        ws = self.trt_workspace_mb
+        if isinstance(ws, bool) or not isinstance(ws, int) or not 64 <= ws <= 1 << 20:
+            raise RuntimeConfigError(f"trt_workspace_mb must be an integer in [64, 1048576], got {ws!r}")
+        if self.formulation not in FORMULATION_CHOICES:
+            raise RuntimeConfigError(f"formulation must be one of {FORMULATION_CHOICES}, got {self.formulation!r}")
+        if self.precision not in PRECISION_CHOICES:
+            raise RuntimeConfigError(f"precision must be one of {PRECISION_CHOICES}, got {self.precision!r}")
+        if not (self.torch_device == "cpu" or self.torch_device.startswith("cuda")):
+            raise RuntimeConfigError(f"torch_device must be 'cpu' or 'cuda[:N]', got {self.torch_device!r}")
+        m = self.max_reasoning_tokens
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
+            raise RuntimeConfigError(f"max_reasoning_tokens must be None or an integer >= 0, got {m!r}")
+        for name in ("trt_fp16", "reasoning_enabled", "verify_checksums"):
+            if not isinstance(getattr(self, name), bool):
+                raise RuntimeConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+    @property
+    def wants_gpu(self) -> bool:
+        """True when a GPU provider (TensorRT or CUDA) is requested."""
+        return any(p in GPU_PROVIDERS for p in self.providers)
+
+    def engine_cache_dir(self, model_id: str) -> Path:
+        """The TensorRT engine/timing cache folder of one model."""
+        base = self.trt_engine_cache_dir or DEFAULT_ENGINE_CACHE
+        return Path(os.path.expanduser(base)) / model_id
+

@@ -1,0 +1,146 @@
+"""OnnxRuntimePolicy: the robot backend. One ONNX Runtime session per stage of an exported model folder.
+
+    policy = OnnxRuntimePolicy.load("models/demo", RuntimeConfig(), expected_contract=sensors)
+    out = policy.infer(observation)          # PolicyOutput: actions [H, J] rad, reasoning, usage
+
+Loading validates the folder (manifest.read_manifest), checks the contract against the caller's,
+creates the vision session first to learn which providers really work, picks the MoE graphs
+("auto": dense with a GPU provider in use, else sparse) and the precision variants, creates the
+remaining sessions and checks every session's inputs/outputs against the manifest. Any problem
+raises ModelLoadError (or ContractError) here, never later during inference.
+numpy + onnxruntime + tokenizers only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moe_vla_ros.contract import SensorContract
+from moe_vla_ros.runtime.config import RuntimeConfig
+from moe_vla_ros.runtime.manifest import STAGES, GraphEntry, Manifest, ModelLoadError, read_manifest
+from moe_vla_ros.runtime.providers import SessionFactory, check_session_io
+from moe_vla_ros.runtime.staged_policy import StagedPolicy, StepFunction
+from moe_vla_ros.runtime.telemetry import StageTelemetry
+from moe_vla_ros.runtime.tokenization import RuntimeTokenizer, TokenizerLoadError
+from moe_vla_ros.runtime.types import PolicyMetadata
+
+logger = logging.getLogger(__name__)
+
+BACKEND_NAME = "onnxruntime"
+
+
+def check_contract(manifest: Manifest, expected: SensorContract | None, model_dir: str | os.PathLike) -> None:
+    """ContractError naming both values of every field where the model differs from `expected`."""
+    if expected is None:
+        return
+    if not isinstance(expected, SensorContract):
+        raise TypeError(f"expected_contract must be a SensorContract, got {type(expected).__name__}")
+    manifest.contract.sensors.check_matches(expected, what=f"model {model_dir}", against="expected contract")
+
+
+def load_tokenizer(model_dir: Path, manifest: Manifest) -> RuntimeTokenizer:
+    """The folder's tokenizer; ModelLoadError if it is unreadable or disagrees with the contract."""
+    try:
+        tokenizer = RuntimeTokenizer.load(model_dir)
+    except TokenizerLoadError as e:
+        raise ModelLoadError(str(e)) from None
+    c = manifest.contract
+    got = (tokenizer.max_instruction_tokens, tokenizer.max_reasoning_tokens)
+    want = (c.max_instruction_tokens, c.max_reasoning_tokens)
+    if got != want:
+        raise ModelLoadError(f"{model_dir}: tokenizer pads to (instruction, reasoning) = {got}, the contract to {want}")
+    return tokenizer
+
+
+class OnnxRuntimePolicy(StagedPolicy):
+    """Runs the four stage graphs with ONNX Runtime; build with `load`."""
+
+    def __init__(self, model_dir: Path, manifest: Manifest, graphs: dict[str, GraphEntry], sessions: dict[str, Any],
+                 tokenizer: RuntimeTokenizer, cfg: RuntimeConfig, metadata: PolicyMetadata) -> None:  # fmt: skip
+        super().__init__(manifest.contract, tokenizer, manifest.moe_layers, cfg, metadata)
+        self.model_dir = model_dir
+        self.manifest = manifest
+        self.graphs = graphs
+        self._sessions = sessions
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike, cfg: RuntimeConfig | None = None,
+             expected_contract: SensorContract | None = None) -> "OnnxRuntimePolicy":  # fmt: skip
+        """Validate `model_dir`, create the sessions (see the module docstring)."""
+        cfg = cfg or RuntimeConfig()
+        model_dir = Path(model_dir)
+        manifest = read_manifest(model_dir, verify_checksums=cfg.verify_checksums)
+        check_contract(manifest, expected_contract, model_dir)
+        tokenizer = load_tokenizer(model_dir, manifest)
+        candidates = cls._candidate_formulations(manifest, cfg, model_dir)
+        factory = SessionFactory(cfg, cfg.engine_cache_dir(manifest.model_id) if cfg.wants_gpu else None)
+        # The vision graph serves every formulation: its session shows which providers really work.
+        vision_entry = manifest.select_graphs(candidates[0], cfg.precision)["vision"]
+        sessions = {"vision": factory.create(model_dir / vision_entry.file, label="the vision graph")}
+        preferred = "dense" if factory.gpu_in_use else "sparse"
+        formulation = preferred if preferred in candidates else candidates[0]
+        graphs = manifest.select_graphs(formulation, cfg.precision)
+        for stage in STAGES:
+            if stage not in sessions or graphs[stage] != vision_entry:
+                sessions[stage] = factory.create(model_dir / graphs[stage].file)
+        for stage in STAGES:
+            check_session_io(sessions[stage], graphs[stage], model_dir)
+        precisions = sorted({g.precision for g in graphs.values()})
+        logger.info("loaded %s: %s graphs, precision %s, providers %s", manifest.model_id, formulation,
+                    "/".join(precisions), list(factory.providers_in_use))  # fmt: skip
+        metadata = PolicyMetadata(
+            model_id=manifest.model_id, backend=BACKEND_NAME, execution_providers=factory.providers_in_use,
+            cpu_fallback=factory.cpu_fallback, formulation=formulation,
+        )  # fmt: skip
+        return cls(model_dir, manifest, graphs, sessions, tokenizer, cfg, metadata)
+
+    @staticmethod
+    def _candidate_formulations(manifest: Manifest, cfg: RuntimeConfig, model_dir: Path) -> list[str]:
+        """Formulations that have the configured precision (just the configured one unless "auto")."""
+        served = manifest.available_variants()
+        candidates = [f for f in manifest.formulations() if (f, cfg.precision) in served]
+        if cfg.formulation != "auto":
+            candidates = [f for f in candidates if f == cfg.formulation]
+        if not candidates:
+            which = "" if cfg.formulation == "auto" else f" of the {cfg.formulation} graphs"
+            raise ModelLoadError(
+                f"{model_dir} has no {cfg.precision} variant{which} that passed its export gate "
+                f"(available: {[f'{f}/{p}' for f, p in served]})"
+            )
+        return candidates
+
+    # ----------------------------------------------------------------------------- stages
+    def _run_vision(self, images: np.ndarray) -> np.ndarray:
+        return self._sessions["vision"].run(None, {"images": images})[0]  # [1, Nv, D]
+
+    def _run_trunk(self, vision_tokens, instruction_ids, instruction_mask, state):
+        tokens, logits, load, entropy = self._sessions["trunk"].run(None, {
+            "vision_tokens": vision_tokens, "instruction_ids": instruction_ids,
+            "instruction_mask": instruction_mask, "state": state,
+        })  # fmt: skip
+        return tokens, StageTelemetry(logits, load, entropy)  # [1, S, D], ([M, N, E], [M, E], [M])
+
+    def _reasoning_step(self, trunk_tokens: np.ndarray) -> StepFunction:
+        # Cross-attention keys/values of the trunk tokens, once per trace: [Lr, 2, 1, Hr, S, Dh].
+        cross_kv = self._sessions["reasoning_context"].run(None, {"trunk_tokens": trunk_tokens})[0]
+        session = self._sessions["reasoning_step"]
+
+        def step(tokens: np.ndarray) -> np.ndarray:
+            return session.run(["logits"], {"cross_kv": cross_kv, "tokens": tokens})[0]  # [1, R, V]
+
+        return step
+
+    def _run_action_head(self, trunk_tokens, state, reasoning_ids, reasoning_mask):
+        actions, logits, load, entropy = self._sessions["action_head"].run(None, {
+            "trunk_tokens": trunk_tokens, "state": state,
+            "reasoning_ids": reasoning_ids, "reasoning_mask": reasoning_mask,
+        })  # fmt: skip
+        return actions, StageTelemetry(logits, load, entropy)  # [1, H, J], telemetry
+
+    def _release(self) -> None:
+        self._sessions.clear()

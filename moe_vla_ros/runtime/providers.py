@@ -1,0 +1,172 @@
+"""ONNX Runtime sessions for one policy: provider options, session options, fallback detection.
+
+The onnxruntime-gpu wheel lists TensorRT and CUDA in `get_available_providers()` even where
+their libraries cannot load; a session asked for them then silently runs on CPU. So the
+providers actually in use are read back from every session (`session.get_providers()`), and:
+
+* the first session of a policy decides: later sessions are only offered the providers the
+  first one got (no repeated load attempts, no repeated error spam);
+* falling back to CPU when a GPU provider was requested is logged once per policy, as a
+  warning, and reported as `cpu_fallback`.
+
+Every session: graph optimisation level ALL, `intra_op_num_threads` from the config,
+`session.intra_op.allow_spinning=0` (the policy runs several sessions back to back in one
+process; spinning threads would steal the cores the next session needs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import onnxruntime as ort
+
+from moe_vla_ros.runtime.config import CPU_PROVIDER, CUDA_PROVIDER, GPU_PROVIDERS, TENSORRT_PROVIDER, RuntimeConfig
+from moe_vla_ros.runtime.manifest import GraphEntry, ModelLoadError, TensorSpec
+
+logger = logging.getLogger(__name__)
+
+ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(uint8)": "uint8", "tensor(bool)": "bool",
+}  # fmt: skip
+
+
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    """Options shared by every session of a policy (see the module docstring)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = intra_op_threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def provider_options(cfg: RuntimeConfig, engine_cache_dir: Path | None) -> list[tuple[str, dict[str, Any]]]:
+    """(provider, options) pairs for `cfg.providers`, in order.
+
+    TensorRT: FP16 as configured, workspace, engine cache + timing cache in `engine_cache_dir`
+    (a cached engine whose graph and settings match is deserialised, never rebuilt).
+    """
+    pairs: list[tuple[str, dict[str, Any]]] = []
+    for name in cfg.providers:
+        if name == TENSORRT_PROVIDER:
+            if engine_cache_dir is None:
+                raise ValueError("the TensorRT provider needs an engine cache folder")
+            pairs.append((name, {
+                "device_id": cfg.device_id,
+                "trt_fp16_enable": cfg.trt_fp16,
+                "trt_max_workspace_size": cfg.trt_workspace_mb * (1 << 20),
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(engine_cache_dir),
+                "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": str(engine_cache_dir),
+            }))  # fmt: skip
+        elif name == CUDA_PROVIDER:
+            pairs.append((name, {"device_id": cfg.device_id}))
+        else:
+            pairs.append((name, {}))
+    return pairs
+
+
+class SessionFactory:
+    """Creates the sessions of one policy and records which providers they actually use.
+
+    Args:
+        cfg: the runtime config (providers, threads, TensorRT options).
+        engine_cache_dir: TensorRT cache folder of this model (created when TensorRT is requested).
+    """
+
+    def __init__(self, cfg: RuntimeConfig, engine_cache_dir: Path | None = None) -> None:
+        self.cfg = cfg
+        if TENSORRT_PROVIDER in cfg.providers and engine_cache_dir is not None:
+            os.makedirs(engine_cache_dir, exist_ok=True)
+        self._offered = provider_options(cfg, engine_cache_dir)
+        self._decided = False
+        self._in_use: list[str] = []
+        self._warned = False
+
+    @property
+    def providers_in_use(self) -> tuple[str, ...]:
+        """Union of the providers of every session created so far, in preference order."""
+        return tuple(self._in_use)
+
+    @property
+    def gpu_in_use(self) -> bool:
+        return any(p in GPU_PROVIDERS for p in self._in_use)
+
+    @property
+    def cpu_fallback(self) -> bool:
+        """A GPU provider was requested but the sessions run on CPU only."""
+        return self.cfg.wants_gpu and bool(self._in_use) and not self.gpu_in_use
+
+    def create(self, path: str | os.PathLike, label: str = "") -> ort.InferenceSession:
+        """A session for the ONNX file at `path`; ModelLoadError if ONNX Runtime cannot load it."""
+        names = [p for p, _ in self._offered]
+        try:
+            session = ort.InferenceSession(
+                str(path),
+                sess_options=session_options(self.cfg.intra_op_threads),
+                providers=names,
+                provider_options=[o for _, o in self._offered],
+            )
+        except Exception as e:  # onnxruntime raises its own Fail / InvalidGraph / RuntimeException types
+            raise ModelLoadError(f"ONNX Runtime cannot load {path}: {e}") from None
+        used = list(session.get_providers())
+        for p in used:
+            if p not in self._in_use:
+                self._in_use.append(p)
+        self._in_use.sort(key=lambda p: names.index(p) if p in names else len(names))
+        if not self._decided:
+            self._decided = True
+            # Later sessions are offered only what this one could use (CPU always stays last).
+            self._offered = [(p, o) for p, o in self._offered if p in used or p == CPU_PROVIDER]
+            self._report(used, label or str(path))
+        return session
+
+    def _report(self, used: Sequence[str], label: str) -> None:
+        missing = [p for p in self.cfg.providers if p in GPU_PROVIDERS and p not in used]
+        if not missing or self._warned:
+            return
+        self._warned = True
+        if not any(p in GPU_PROVIDERS for p in used):
+            logger.warning(
+                "CPU FALLBACK: requested %s but ONNX Runtime runs %s on %s only (GPU provider libraries or "
+                "device unavailable); every session of this policy uses the CPU. Inference will be slower.",
+                list(self.cfg.providers), label, used,
+            )
+        else:
+            logger.warning("requested %s, %s unavailable: running on %s", list(self.cfg.providers), missing, used)
+
+
+def check_session_io(session: ort.InferenceSession, entry: GraphEntry, model_dir: str | os.PathLike) -> None:
+    """ModelLoadError when the session's inputs/outputs differ from the manifest entry.
+
+    Names, order and dtypes must match; a static dimension the graph declares must equal the
+    manifest's (graphs may leave output dimensions symbolic).
+    """
+    for kind, actual, expected in (
+        ("inputs", session.get_inputs(), entry.inputs),
+        ("outputs", session.get_outputs(), entry.outputs),
+    ):
+        got = [_spec(node) for node in actual]
+        names = [s.name for s in got]
+        want = [s.name for s in expected]
+        if names != want:
+            raise ModelLoadError(f"{model_dir}/{entry.file}: graph {kind} are {names}, the manifest says {want}")
+        for g, e in zip(got, expected):
+            dims_match = len(g.shape) == len(e.shape) and all(a < 0 or a == b for a, b in zip(g.shape, e.shape))
+            if g.dtype != e.dtype or not dims_match:
+                shown = [d if d >= 0 else "?" for d in g.shape]
+                raise ModelLoadError(
+                    f"{model_dir}/{entry.file}: {kind[:-1]} {g.name!r} is {g.dtype} {shown}, "
+                    f"the manifest says {e.dtype} {list(e.shape)}"
+                )
+
+
+def _spec(node: Any) -> TensorSpec:
+    """TensorSpec of an onnxruntime NodeArg; symbolic dimensions become -1."""
+    shape = tuple(d if isinstance(d, int) else -1 for d in node.shape)
+    return TensorSpec(node.name, shape, ORT_TYPES.get(node.type, node.type))
+

@@ -1,0 +1,132 @@
+"""Closed-loop episodes: a controller commands the sim at the control rate through a
+joint_trajectory_controller-like `TrajectoryFollower`, and the steps are recorded as a dataset
+`Episode`.
+
+At control step k (time t_k = k / control_rate_hz) the runner
+  1. observes: renders the configured cameras and reads the joint positions,
+  2. asks the controller for a `ControlStep` (joint targets for t_k + period, a reasoning trace,
+     optionally a whole `JointTrajectory`, e.g. an action chunk),
+  3. sends the trajectory to the follower (stamp 0 = start now; a single target becomes one
+     point at time_from_start = one period; open loop: the setpoint continues from the previous
+     setpoint), and steps the physics to t_{k+1}, the follower feeding the actuators at every
+     physics step,
+  4. checks the task's success.
+The episode ends once the task has succeeded for `success_hold_steps` consecutive steps and the
+controller, if it says so (`ControlStep.done`), considers itself finished; or at the task's
+time limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from moe_vla_ros.data.dataset import Episode
+from moe_vla_ros.sim.arm_sim import ArmSim
+from moe_vla_ros.sim.config import JOINT_NAMES
+from moe_vla_ros.sim.tasks import Task
+from moe_vla_ros.sim.trajectory_follower import JointTrajectory, TrajectoryFollower, TrajectoryPoint
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a policy sees at one control step."""
+
+    time: float  # s since the episode start
+    images: dict[str, np.ndarray]  # camera -> uint8 [H, W, 3]
+    joint_position: np.ndarray  # [7], JOINT_NAMES order
+    joint_velocity: np.ndarray  # [7]
+    instruction: str
+
+
+@dataclass(frozen=True)
+class ControlStep:
+    """A controller's output for one control step.
+
+    Attributes:
+        joint_targets: [7] position targets for one control period ahead (recorded as the action).
+        reasoning: the reasoning trace valid at this step ("" when none).
+        trajectory: sent to the follower instead of the single target when given.
+        done: whether the controller considers the task finished; None = it does not say
+            (the episode then ends on success alone).
+    """
+
+    joint_targets: np.ndarray
+    reasoning: str = ""
+    trajectory: JointTrajectory | None = None
+    done: bool | None = None
+
+
+Controller = Callable[[Observation], ControlStep]
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    episode: Episode
+    success: bool
+    sim_duration_s: float
+    steps: int
+
+
+def run_episode(
+    sim: ArmSim,
+    task: Task,
+    controller: Controller,
+    success_hold_steps: int = 3,
+    record_images: bool = True,
+) -> EpisodeResult:
+    """Run `controller` on `task` from the sim's current state (reset it before)."""
+    if success_hold_steps < 1:
+        raise ValueError(f"success_hold_steps must be >= 1, got {success_hold_steps!r}")
+    period = sim.config.control_period_s
+    monitor = task.start(sim)
+    follower = TrajectoryFollower(JOINT_NAMES, sim.joint_targets())
+    t0 = sim.time
+    max_steps = int(round(task.max_duration_s / period))
+    images: dict[str, list[np.ndarray]] = {cam: [] for cam in sim.config.camera_names}
+    positions, actions, stamps, traces = [], [], [], []
+    success_steps = 0
+    for k in range(max_steps):
+        now = sim.time
+        frames = sim.render_all() if record_images else {}
+        obs = Observation(now - t0, frames, sim.joint_positions(), sim.joint_velocities(), task.instruction)
+        step = controller(obs)
+        targets = np.asarray(step.joint_targets, dtype=np.float64)
+        if targets.shape != (len(JOINT_NAMES),) or not np.all(np.isfinite(targets)):
+            raise ValueError(f"controller returned joint targets {targets!r}, expected {len(JOINT_NAMES)} finite values")
+        for cam, frame in frames.items():
+            images[cam].append(frame)
+        positions.append(obs.joint_position)
+        actions.append(targets)
+        stamps.append(obs.time)
+        traces.append(step.reasoning)
+        trajectory = step.trajectory or JointTrajectory(JOINT_NAMES, (TrajectoryPoint(tuple(targets), period),))
+        follower.set_trajectory(trajectory, now)
+        sim.step_to(t0 + (k + 1) * period, setpoint=follower.positions_at)
+        success_steps = success_steps + 1 if monitor.is_success(sim) else 0
+        if success_steps >= success_hold_steps and step.done is not False:
+            break
+    success = success_steps > 0
+    episode = Episode(
+        images={cam: np.stack(frames) for cam, frames in images.items()} if record_images else {},
+        joint_position=np.asarray(positions, dtype=np.float32),
+        action=np.asarray(actions, dtype=np.float32),
+        timestamp=np.asarray(stamps, dtype=np.float64),
+        instruction=task.instruction,
+        reasoning=traces,
+        task=task.family,
+        success=success,
+    )
+    return EpisodeResult(episode, success, sim.time - t0, len(positions))
+
+
+def expert_controller(expert) -> Controller:
+    """Wrap a `ScriptedExpert` (already reset to the task) as a Controller."""
+
+    def control(_: Observation) -> ControlStep:
+        action = expert.act()
+        return ControlStep(action.joint_targets, action.reasoning, done=action.done)
+
+    return control

@@ -1,0 +1,157 @@
+"""Language-conditioned tasks on the cube table: instruction, success check, time limit.
+
+Families:
+  reach  "reach the <color> cube": the gripper site ends just above the cube's top face.
+  push   "push the <color> cube to the left|right": the cube slides along y by at least
+         PUSH_SUCCESS_DISTANCE_M. Left/right are the robot's (+y is left, REP 103); in the
+         "front" camera, which faces the robot, the robot's left is the image's right.
+  lift   "lift the <color> cube": the cube is held LIFT_SUCCESS_HEIGHT_M above the table.
+
+Each family has a few instruction paraphrases; `sample_task` draws family members
+deterministically from a numpy Generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from moe_vla_ros.sim.arm_sim import ArmSim
+from moe_vla_ros.sim.config import CUBE_COLORS, CUBE_HALF_SIZE
+
+TASK_FAMILIES = ("reach", "push", "lift")
+PUSH_DIRECTIONS = ("left", "right")  # robot's left (+y) / right (-y)
+
+INSTRUCTION_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "reach": (
+        "reach the {color} cube",
+        "move the gripper to the {color} cube",
+        "go to the {color} cube",
+        "touch the {color} cube",
+    ),
+    "push": (
+        "push the {color} cube to the {direction}",
+        "slide the {color} cube to the {direction}",
+        "move the {color} cube to the {direction}",
+        "push the {color} cube {direction}",
+    ),
+    "lift": (
+        "lift the {color} cube",
+        "pick up the {color} cube",
+        "raise the {color} cube",
+        "grab the {color} cube and lift it",
+    ),
+}
+
+MAX_DURATION_S = {"reach": 6.0, "push": 10.0, "lift": 10.0}
+
+# Success thresholds.
+REACH_HEIGHT_ABOVE_TOP_M = 0.015  # where "at the cube" is: this far above the top face centre
+REACH_TOLERANCE_M = 0.02  # gripper site within this distance of that point
+PUSH_SUCCESS_DISTANCE_M = 0.08  # cube displacement along the push direction
+LIFT_SUCCESS_HEIGHT_M = 0.05  # cube bottom above the table
+TABLE_HALF_EXTENT_X = (-0.15, 0.85)  # table top, x range (m)
+TABLE_HALF_EXTENT_Y = (-0.55, 0.55)  # table top, y range (m)
+
+
+class TaskError(ValueError):
+    """A task was specified with an invalid family, color, direction or duration."""
+
+
+def direction_sign(direction: str) -> float:
+    """+1 for "left" (+y), -1 for "right" (-y)."""
+    if direction not in PUSH_DIRECTIONS:
+        raise TaskError(f"direction must be one of {PUSH_DIRECTIONS}, got {direction!r}")
+    return 1.0 if direction == "left" else -1.0
+
+
+def reach_point(cube_position: np.ndarray) -> np.ndarray:
+    """Where the gripper site should be to have reached a cube centred at `cube_position`."""
+    return np.asarray(cube_position, dtype=np.float64) + (0.0, 0.0, CUBE_HALF_SIZE + REACH_HEIGHT_ABOVE_TOP_M)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task instance.
+
+    Attributes:
+        family: one of TASK_FAMILIES.
+        color: target cube color, one of CUBE_COLORS.
+        direction: "left"/"right" for push, None otherwise.
+        instruction: the language instruction given to the policy.
+        max_duration_s: episode time limit in seconds.
+    """
+
+    family: str
+    color: str
+    direction: str | None = None
+    instruction: str = ""
+    max_duration_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.family not in TASK_FAMILIES:
+            raise TaskError(f"family must be one of {TASK_FAMILIES}, got {self.family!r}")
+        if self.color not in CUBE_COLORS:
+            raise TaskError(f"color must be one of {CUBE_COLORS}, got {self.color!r}")
+        if self.family == "push":
+            direction_sign(self.direction)
+        elif self.direction is not None:
+            raise TaskError(f"direction is only used by push tasks, got {self.direction!r} for {self.family!r}")
+        if not self.instruction:
+            object.__setattr__(self, "instruction", instruction_for(self.family, self.color, self.direction))
+        if self.max_duration_s == 0.0:
+            object.__setattr__(self, "max_duration_s", MAX_DURATION_S[self.family])
+        if not 0.5 <= self.max_duration_s <= 120.0:
+            raise TaskError(f"max_duration_s must be in [0.5, 120] s, got {self.max_duration_s!r}")
+
+    def start(self, sim: ArmSim) -> "TaskMonitor":
+        """Remember the state the success check is relative to (call at the episode start)."""
+        return TaskMonitor(self, sim.cube_pose(self.color)[0])
+
+
+@dataclass(frozen=True)
+class TaskMonitor:
+    """Success check of a task relative to the cube position at the episode start."""
+
+    task: Task
+    cube_start: np.ndarray
+
+    def cube_displacement(self, sim: ArmSim) -> np.ndarray:
+        return sim.cube_pose(self.task.color)[0] - self.cube_start
+
+    def is_success(self, sim: ArmSim) -> bool:
+        cube = sim.cube_pose(self.task.color)[0]
+        gripper = sim.gripper_position()
+        if self.task.family == "reach":
+            return bool(np.linalg.norm(gripper - reach_point(cube)) <= REACH_TOLERANCE_M)
+        if self.task.family == "push":
+            on_table = (
+                TABLE_HALF_EXTENT_X[0] < cube[0] < TABLE_HALF_EXTENT_X[1]
+                and TABLE_HALF_EXTENT_Y[0] < cube[1] < TABLE_HALF_EXTENT_Y[1]
+                and cube[2] < CUBE_HALF_SIZE + 0.01
+            )
+            moved = direction_sign(self.task.direction) * (cube[1] - self.cube_start[1])
+            return bool(on_table and moved >= PUSH_SUCCESS_DISTANCE_M)
+        # lift: cube raised and still between the fingers
+        raised = cube[2] - CUBE_HALF_SIZE >= LIFT_SUCCESS_HEIGHT_M
+        held = np.linalg.norm(gripper[:2] - cube[:2]) <= 0.03
+        return bool(raised and held)
+
+
+def instruction_for(family: str, color: str, direction: str | None = None, paraphrase: int = 0) -> str:
+    """Instruction text from the `paraphrase`-th template of `family`."""
+    if family not in INSTRUCTION_TEMPLATES:
+        raise TaskError(f"family must be one of {TASK_FAMILIES}, got {family!r}")
+    templates = INSTRUCTION_TEMPLATES[family]
+    return templates[paraphrase % len(templates)].format(color=color, direction=direction)
+
+
+def sample_task(family: str, rng: np.random.Generator, colors: tuple[str, ...] = CUBE_COLORS) -> Task:
+    """A random task of `family`: color, direction (push) and paraphrase drawn from `rng`."""
+    if family not in TASK_FAMILIES:
+        raise TaskError(f"family must be one of {TASK_FAMILIES}, got {family!r}")
+    color = str(colors[int(rng.integers(len(colors)))])
+    direction = str(PUSH_DIRECTIONS[int(rng.integers(2))]) if family == "push" else None
+    paraphrase = int(rng.integers(len(INSTRUCTION_TEMPLATES[family])))
+    return Task(family, color, direction, instruction_for(family, color, direction, paraphrase))

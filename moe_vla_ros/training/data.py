@@ -1,0 +1,146 @@
+"""Training samples from a DemoDataset: one sample per step t of every episode.
+
+A sample (keys = `moe_vla_ros.model.vla.BATCH_KEYS`):
+
+    images           uint8   [C, 3, H, W]  cameras at t in contract order, CHW
+    state            float32 [J]           joint_position[t], z-scored with the state stats
+    instruction_ids  int64   [L]           the episode instruction, padded
+    instruction_mask int64   [L]
+    reasoning_ids    int64   [R]           reasoning text at t (no BOS/EOS), padded ("" -> all PAD)
+    reasoning_mask   int64   [R]
+    actions          float32 [H, J]        action[t], ..., action[t + H - 1], z-scored with the action
+                                           stats; past the episode end the last action is repeated
+
+Chunk step k is action[t + k], the target commanded at step t + k, i.e. the target for time
+t + k + 1: the first chunk entry is one control period after the observation, as the contract
+says. Episodes are decoded once and kept in memory (uint8 images): C*3*H*W bytes per step.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from moe_vla_ros.contract import NormalizationStats, PolicyContract
+from moe_vla_ros.data.dataset import DemoDataset
+from moe_vla_ros.model.tokenizer import InstructionTokenizer
+
+
+def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Shuffle episode indices with `seed`; hold out round(val_fraction * n) (>= 1 if n >= 2 and fraction > 0)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    if num_episodes < 1:
+        raise ValueError(f"the dataset has no episodes (num_episodes={num_episodes})")
+    order = np.random.default_rng(seed).permutation(num_episodes).tolist()
+    num_val = int(round(val_fraction * num_episodes))
+    if val_fraction > 0 and num_episodes >= 2:
+        num_val = min(max(num_val, 1), num_episodes - 1)
+    return sorted(order[num_val:]), sorted(order[:num_val])
+
+
+def normalization_from_episodes(dataset: DemoDataset, indices: Sequence[int]) -> NormalizationStats:
+    """State/action mean and std over every step of the given episodes."""
+    states, actions = [], []
+    for i in indices:
+        episode = dataset.episode(i)
+        states.append(episode.joint_position)
+        actions.append(episode.action)
+    return NormalizationStats.from_arrays(np.concatenate(states), np.concatenate(actions))
+
+
+class VLADataset(Dataset):
+    """In-memory samples of the chosen episodes of `dataset` (see the module docstring).
+
+    Args:
+        dataset: the demonstrations; their sensor contract must match `contract.sensors`.
+        contract: chunk length, token lengths and the normalisation stats to apply.
+        tokenizer: encodes instructions and reasoning (lengths must match the contract).
+        episode_indices: episodes to use (default: all).
+    """
+
+    def __init__(
+        self,
+        dataset: DemoDataset,
+        contract: PolicyContract,
+        tokenizer: InstructionTokenizer,
+        episode_indices: Sequence[int] | None = None,
+    ) -> None:
+        dataset.contract.check_matches(contract.sensors, what="dataset", against="policy contract")
+        lengths = (tokenizer.max_instruction_tokens, tokenizer.max_reasoning_tokens)
+        if lengths != (contract.max_instruction_tokens, contract.max_reasoning_tokens):
+            raise ValueError(f"tokenizer lengths {lengths} differ from the contract's token lengths")
+        self.contract = contract
+        indices = list(range(len(dataset))) if episode_indices is None else list(episode_indices)
+        if not indices:
+            raise ValueError("VLADataset needs at least one episode")
+        norm = contract.normalization
+        state_mean, state_std = np.asarray(norm.state_mean), np.asarray(norm.state_std)  # [J]
+        action_mean, action_std = np.asarray(norm.action_mean), np.asarray(norm.action_std)  # [J]
+        cams = contract.sensors.camera_names
+        images, states, actions, instr_ids, instr_mask, reas_ids, reas_mask, chunk_rows = ([] for _ in range(8))
+        offset = 0
+        for i in indices:
+            ep = dataset.episode(i)
+            t = len(ep)
+            images.append(np.stack([ep.images[c] for c in cams], axis=1).transpose(0, 1, 4, 2, 3))  # [T, C, 3, H, W]
+            states.append((ep.joint_position - state_mean) / state_std)  # [T, J]
+            actions.append((ep.action - action_mean) / action_std)  # [T, J]
+            ids, mask = tokenizer.encode(ep.instruction)  # [L]
+            instr_ids.append(np.broadcast_to(ids, (t, ids.shape[0])))  # [T, L]
+            instr_mask.append(np.broadcast_to(mask, (t, mask.shape[0])))  # [T, L]
+            encoded = {text: tokenizer.encode_reasoning(text) for text in set(ep.reasoning or [""])}
+            texts = ep.reasoning or [""] * t
+            reas_ids.append(np.stack([encoded[s][0] for s in texts]))  # [T, R]
+            reas_mask.append(np.stack([encoded[s][1] for s in texts]))  # [T, R]
+            steps = np.arange(t)[:, None] + np.arange(contract.chunk_length)[None, :]  # [T, H]
+            chunk_rows.append(offset + np.minimum(steps, t - 1))  # [T, H] global rows, last action repeated
+            offset += t
+        self.images = torch.from_numpy(np.ascontiguousarray(np.concatenate(images)))  # [N, C, 3, H, W]
+        self.states = torch.from_numpy(np.concatenate(states).astype(np.float32))  # [N, J]
+        self.step_actions = torch.from_numpy(np.concatenate(actions).astype(np.float32))  # [N, J]
+        self.instruction_ids = torch.from_numpy(np.concatenate(instr_ids))  # [N, L]
+        self.instruction_mask = torch.from_numpy(np.concatenate(instr_mask))  # [N, L]
+        self.reasoning_ids = torch.from_numpy(np.concatenate(reas_ids))  # [N, R]
+        self.reasoning_mask = torch.from_numpy(np.concatenate(reas_mask))  # [N, R]
+        self.chunk_rows = torch.from_numpy(np.concatenate(chunk_rows))  # [N, H]
+        self.episode_indices = indices
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+    def batch(self, indices: torch.Tensor | Sequence[int]) -> dict[str, torch.Tensor]:
+        """Samples `indices` stacked along a new batch dimension (vectorised, no collate)."""
+        idx = torch.as_tensor(indices, dtype=torch.long)  # [B]
+        return {
+            "images": self.images[idx],  # [B, C, 3, H, W]
+            "state": self.states[idx],  # [B, J]
+            "instruction_ids": self.instruction_ids[idx],  # [B, L]
+            "instruction_mask": self.instruction_mask[idx],  # [B, L]
+            "reasoning_ids": self.reasoning_ids[idx],  # [B, R]
+            "reasoning_mask": self.reasoning_mask[idx],  # [B, R]
+            "actions": self.step_actions[self.chunk_rows[idx]],  # [B, H, J]
+        }
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.batch([i]).items()}
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Batched fetch for torch DataLoader (use collate_fn=lambda b: b)."""
+        return self.batch(indices)
+
+
+def iterate_batches(num_samples: int, batch_size: int, generator: torch.Generator):
+    """Endless index batches [B]: reshuffled every epoch with `generator` (reproducible)."""
+    if num_samples < 1 or batch_size < 1:
+        raise ValueError(f"need num_samples >= 1 and batch_size >= 1, got {num_samples}, {batch_size}")
+    while True:
+        order = torch.randperm(num_samples, generator=generator)  # [N]
+        if num_samples <= batch_size:
+            yield order
+            continue
+        for start in range(0, num_samples - batch_size + 1, batch_size):
+            yield order[start : start + batch_size]

@@ -1,0 +1,274 @@
+"""The `train` command: dense warm-up -> upcycle -> MoE tuning on a demonstration dataset.
+
+    python -m moe_vla_ros.training.train --dataset DATA --out CKPT --preset small
+
+Writes into --out: the checkpoint (model.safetensors, config.json, tokenizer files),
+train_config.json, train_log.jsonl (one record per log step, kind "train", and per
+evaluation, kind "eval"), expert_usage.jsonl (per-layer expert load at every MoE-stage
+evaluation), loss_curves.png and expert_usage.png.
+
+`train_policy(dataset_dir, out_dir, TrainConfig(...))` is the programmatic API the CLI wraps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from tqdm import tqdm
+
+from moe_vla_ros.contract import PolicyContract
+from moe_vla_ros.data.dataset import DemoDataset
+from moe_vla_ros.model.checkpoint import CONFIG_FILE, save_checkpoint
+from moe_vla_ros.model.config import ModelConfig
+from moe_vla_ros.model.tokenizer import InstructionTokenizer
+from moe_vla_ros.model.vla import MoEVLA
+from moe_vla_ros.training import plots
+from moe_vla_ros.training.data import VLADataset, iterate_batches, normalization_from_episodes, split_episodes
+from moe_vla_ros.training.evaluate import evaluate
+from moe_vla_ros.training.stages import (
+    STAGE_DENSE,
+    STAGE_MOE,
+    cosine_lr,
+    dense_warmup_parameters,
+    freeze_for_moe_tuning,
+    upcycle_model,
+)
+from moe_vla_ros.training.train_config import TrainConfig
+
+TRAIN_LOG = "train_log.jsonl"
+USAGE_LOG = "expert_usage.jsonl"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run produced: the checkpoint folder, final numbers and every log record."""
+
+    out_dir: Path
+    final_train_loss: float
+    final_eval: dict[str, Any]
+    records: list[dict[str, Any]]
+    model: MoEVLA
+
+
+class RunLog:
+    """Appends JSON lines to train_log.jsonl / expert_usage.jsonl and keeps them in memory."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.usage: list[dict[str, Any]] = []
+        self._train = open(out_dir / TRAIN_LOG, "w")
+        self._usage = open(out_dir / USAGE_LOG, "w")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self._train.write(json.dumps(record) + "\n")
+        self._train.flush()
+
+    def write_usage(self, record: dict[str, Any]) -> None:
+        self.usage.append(record)
+        self._usage.write(json.dumps(record) + "\n")
+        self._usage.flush()
+
+    def close(self) -> None:
+        self._train.close()
+        self._usage.close()
+
+
+def build_model_config(dataset: DemoDataset, tokenizer: InstructionTokenizer, cfg: TrainConfig, normalization) -> ModelConfig:
+    """The preset (with overrides) for the dataset's sensors, the tokenizer and the normalisation stats."""
+    preset = getattr(ModelConfig, cfg.preset)().with_overrides(cfg.model_overrides)
+    contract = PolicyContract(
+        sensors=dataset.contract,
+        chunk_length=cfg.chunk_length or preset.contract.chunk_length,
+        normalization=normalization,
+        max_instruction_tokens=tokenizer.max_instruction_tokens,
+        max_reasoning_tokens=tokenizer.max_reasoning_tokens,
+    )
+    return dataclasses.replace(preset.replace_contract(contract), vocab_size=tokenizer.vocab_size)
+
+
+def _optimizer(params: Sequence[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on biases, norms, embeddings' 1-D params)."""
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def _eval_and_log(model: MoEVLA, val: VLADataset, log: RunLog, step: int, stage: str, cfg: TrainConfig) -> dict:
+    metrics = evaluate(
+        model, val, batch_size=cfg.batch_size * 2, max_samples=cfg.max_eval_samples,
+        generated_samples=cfg.eval_generated_samples, device=cfg.device,
+    )  # fmt: skip
+    loads = {k: metrics.pop(k) for k in ("trunk_expert_load", "action_head_expert_load")}
+    log.write({"kind": "eval", "step": step, "stage": stage, **metrics})
+    if loads["trunk_expert_load"] or loads["action_head_expert_load"]:
+        layers = {"trunk_moe_layers": list(model.cfg.trunk.moe_layers),
+                  "action_head_moe_layers": list(model.cfg.action_head.moe_layers)}  # fmt: skip
+        log.write_usage({"step": step, "stage": stage, **layers, **loads})
+    return metrics
+
+
+def _run_stage(
+    model: MoEVLA,
+    params: list[torch.nn.Parameter],
+    stage: str,
+    steps: int,
+    lr: float,
+    first_step: int,
+    batches: Iterator[torch.Tensor],
+    train: VLADataset,
+    val: VLADataset,
+    log: RunLog,
+    cfg: TrainConfig,
+    bar: tqdm,
+) -> tuple[int, float, dict]:
+    """Train `params` for `steps` steps; returns (next global step, last loss, last eval metrics)."""
+    optimizer = _optimizer(params, lr, cfg.weight_decay)
+    model.train()
+    last_loss, metrics, start = float("nan"), {}, time.perf_counter()
+    for i in range(steps):
+        step = first_step + i
+        current_lr = cosine_lr(i, steps, lr, cfg.warmup_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = current_lr
+        batch = {k: v.to(cfg.device) for k, v in train.batch(next(batches)).items()}
+        losses = model.compute_loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        last_loss = float(losses.total.detach())
+        if i % cfg.log_every == 0 or i == steps - 1:
+            log.write({
+                "kind": "train", "step": step, "stage": stage, "lr": current_lr, "loss": last_loss,
+                "action_loss": float(losses.action), "reasoning_loss": float(losses.reasoning),
+                "moe_aux": float(losses.moe_aux), "reasoning_accuracy": float(losses.reasoning_accuracy),
+                "elapsed_s": time.perf_counter() - start,
+            })  # fmt: skip
+            bar.set_postfix(stage=stage, loss=f"{last_loss:.3f}")
+        bar.update(1)
+        if (i + 1) % cfg.eval_every == 0 or i == steps - 1:
+            metrics = _eval_and_log(model, val, log, step, stage, cfg)
+    return first_step + steps, last_loss, metrics
+
+
+def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: TrainConfig | None = None) -> TrainResult:
+    """Train a policy on the dataset at `dataset_dir`; write checkpoint, logs and plots to `out_dir`."""
+    cfg = cfg or TrainConfig()
+    out = Path(out_dir)
+    if (out / CONFIG_FILE).exists() and not cfg.overwrite:
+        raise FileExistsError(f"{out} already holds a checkpoint; pass overwrite=True (--overwrite) to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+
+    dataset = DemoDataset(dataset_dir)
+    preset = getattr(ModelConfig, cfg.preset)().contract
+    tokenizer = InstructionTokenizer.from_dataset(
+        dataset,
+        max_instruction_tokens=cfg.max_instruction_tokens or preset.max_instruction_tokens,
+        max_reasoning_tokens=cfg.max_reasoning_tokens or preset.max_reasoning_tokens,
+    )
+    train_eps, val_eps = split_episodes(len(dataset), cfg.val_fraction, cfg.seed)
+    model_cfg = build_model_config(dataset, tokenizer, cfg, normalization_from_episodes(dataset, train_eps))
+    train = VLADataset(dataset, model_cfg.contract, tokenizer, train_eps)
+    val = VLADataset(dataset, model_cfg.contract, tokenizer, val_eps) if val_eps else train
+
+    model = MoEVLA(model_cfg, use_moe=False).to(cfg.device)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    batches = iterate_batches(len(train), cfg.batch_size, generator)
+    log = RunLog(out)
+    bar = tqdm(total=cfg.dense_steps + cfg.moe_steps, disable=not cfg.progress, desc="train", unit="step")
+    try:
+        step, loss, metrics = _run_stage(
+            model, dense_warmup_parameters(model), STAGE_DENSE, cfg.dense_steps, cfg.lr, 0, batches,
+            train, val, log, cfg, bar,
+        )  # fmt: skip
+        upcycled = upcycle_model(model, cfg.upcycle_noise_std, seed=cfg.seed)
+        log.write({"kind": "upcycle", "step": step, "layers": upcycled, "noise_std": cfg.upcycle_noise_std})
+        model.to(cfg.device)
+        params = freeze_for_moe_tuning(model)
+        step, moe_loss, moe_metrics = _run_stage(
+            model, params, STAGE_MOE, cfg.moe_steps, cfg.stage3_lr, step, batches, train, val, log, cfg, bar
+        )
+        if cfg.moe_steps:
+            loss, metrics = moe_loss, moe_metrics
+    finally:
+        bar.close()
+        log.close()
+
+    model.eval()
+    summary = {"dataset": str(dataset_dir), "steps": step, "final_train_loss": loss, "final_eval": metrics,
+               "train_episodes": train_eps, "val_episodes": val_eps, "parameters": model.parameter_counts()}  # fmt: skip
+    save_checkpoint(model, out, tokenizer, metadata={"training": summary, "train_config": cfg.to_dict()})
+    plots.plot_loss_curves(log.records, out / "loss_curves.png", upcycle_step=cfg.dense_steps)
+    plots.plot_expert_usage(log.usage, out / "expert_usage.png")
+    return TrainResult(out, loss, metrics, log.records, model)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, TrainConfig]:
+    defaults = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="train",
+        description="Train the MoE-VLA policy: dense warm-up -> upcycle -> MoE tuning.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dataset", required=True, help="dataset folder (meta.json + episodes/)")
+    p.add_argument("--out", required=True, help="output folder for checkpoint, logs and plots")
+    p.add_argument("--preset", choices=("small", "tiny"), default=defaults.preset, help="model size preset")
+    p.add_argument("--config", help="model overrides: a JSON file or an inline JSON object")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of init, split, batches and noise")
+    p.add_argument("--dense-steps", type=int, default=defaults.dense_steps, help="stage 1 (dense warm-up) steps")
+    p.add_argument("--moe-steps", type=int, default=defaults.moe_steps, help="stage 3 (MoE tuning) steps")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="samples per step")
+    p.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
+    p.add_argument("--moe-lr", type=float, default=None, help="stage 3 peak learning rate (default: --lr)")
+    p.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps between evaluations")
+    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="share of held-out episodes")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device, help="torch device")
+    p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.config:
+        text = args.config if args.config.lstrip().startswith("{") else Path(args.config).read_text()
+        overrides = json.loads(text)
+    cfg = TrainConfig(
+        preset=args.preset, model_overrides=overrides, seed=args.seed, dense_steps=args.dense_steps,
+        moe_steps=args.moe_steps, batch_size=args.batch_size, lr=args.lr, moe_lr=args.moe_lr,
+        eval_every=args.eval_every, val_fraction=args.val_fraction, device=args.device,
+        num_threads=args.num_threads, overwrite=args.overwrite, progress=not args.no_progress,
+    )  # fmt: skip
+    return args, cfg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args, cfg = parse_args(argv)
+    except (ValueError, OSError) as e:  # bad values / unreadable --config: argparse-style exit
+        print(f"train: error: {e}")
+        return 2
+    result = train_policy(args.dataset, args.out, cfg)
+    ev = result.final_eval
+    print(
+        f"saved {result.out_dir}: final train loss {result.final_train_loss:.4f}, "
+        f"held-out action L1 {ev.get('action_l1_rad', float('nan')):.4f} rad, "
+        f"reasoning token accuracy {ev.get('reasoning_accuracy', float('nan')):.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""TrainConfig: every knob of `train_policy` / the `train` command, documented and validated."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from moe_vla_ros.model.config import ModelConfig
+
+PRESETS = ("small", "tiny")
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Training run settings.
+
+    Model:
+        preset: "small" (bundled demo model) or "tiny" (tests); see ModelConfig.small/tiny.
+        model_overrides: partial ModelConfig.to_dict() tree merged into the preset (e.g.
+            {"trunk": {"moe": {"num_experts": 4}}}); the contract always comes from the dataset.
+        chunk_length, max_instruction_tokens, max_reasoning_tokens: contract fields the dataset
+            does not define; None keeps the preset's values.
+
+    Schedule:
+        seed: seeds model init, episode split, batch order, dropout and upcycling noise.
+        dense_steps: stage 1 (dense warm-up) optimizer steps; 0 upcycles the initial model.
+        moe_steps: stage 3 (MoE tuning, frozen trunk attention/vision/embeddings) steps.
+        batch_size: samples per step.
+        lr: peak AdamW learning rate of stage 1.
+        moe_lr: peak learning rate of stage 3 (None: same as lr).
+        warmup_steps: linear warm-up at the start of each stage (then cosine decay to 10%).
+        weight_decay: AdamW weight decay.
+        grad_clip: max global gradient norm (0 disables clipping).
+        upcycle_noise_std: Gaussian noise on the upcycled experts' weights (0: exact copies).
+
+    Evaluation and logging:
+        val_fraction: share of episodes held out for evaluation.
+        eval_every: evaluate every this many steps (and at the end of each stage).
+        max_eval_samples: held-out samples per evaluation (evenly spaced).
+        eval_generated_samples: samples evaluated with the model's own greedy reasoning.
+        log_every: write a train_log.jsonl record every this many steps.
+        progress: show a tqdm progress bar.
+
+    Runtime:
+        device: "cpu" or "cuda".
+        num_threads: torch CPU threads (None leaves torch's default).
+        overwrite: allow writing into an output folder that already holds a checkpoint.
+    """
+
+    preset: str = "small"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    chunk_length: int | None = None
+    max_instruction_tokens: int | None = None
+    max_reasoning_tokens: int | None = None
+    seed: int = 0
+    dense_steps: int = 1500
+    moe_steps: int = 1500
+    batch_size: int = 32
+    lr: float = 1e-3
+    moe_lr: float | None = None
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    upcycle_noise_std: float = 0.005
+    val_fraction: float = 0.1
+    eval_every: int = 250
+    max_eval_samples: int = 512
+    eval_generated_samples: int = 64
+    log_every: int = 10
+    progress: bool = True
+    device: str = "cpu"
+    num_threads: int | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        if not isinstance(self.model_overrides, Mapping):
+            raise ValueError(f"model_overrides must be a mapping, got {type(self.model_overrides).__name__}")
+        getattr(ModelConfig, self.preset)().with_overrides(self.model_overrides)  # raises naming a bad override
+        for name in ("chunk_length", "max_instruction_tokens", "max_reasoning_tokens", "num_threads"):
+            value = getattr(self, name)
+            if value is not None:
+                _int_at_least(name, value, 1)
+        _int_at_least("seed", self.seed, 0)
+        for name in ("dense_steps", "moe_steps", "warmup_steps", "eval_generated_samples"):
+            _int_at_least(name, getattr(self, name), 0)
+        for name in ("batch_size", "eval_every", "max_eval_samples", "log_every"):
+            _int_at_least(name, getattr(self, name), 1)
+        if self.dense_steps + self.moe_steps < 1:
+            raise ValueError(f"dense_steps + moe_steps must be >= 1, got {self.dense_steps} + {self.moe_steps}")
+        _positive("lr", self.lr)
+        if self.moe_lr is not None:
+            _positive("moe_lr", self.moe_lr)
+        for name in ("weight_decay", "grad_clip", "upcycle_noise_std"):
+            _non_negative(name, getattr(self, name))
+        if not (isinstance(self.val_fraction, (int, float)) and 0.0 <= self.val_fraction < 1.0):
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+
+    @property
+    def stage3_lr(self) -> float:
+        return self.lr if self.moe_lr is None else self.moe_lr
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {unknown}")
+        return cls(**d)
+
+
+def _int_at_least(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _non_negative(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

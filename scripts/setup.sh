@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One-command setup on a fresh Debian 12 / Python 3.11 machine with no ROS installed:
+#   1. creates the virtual environment .venv/ (or $MOE_VLA_VENV),
+#   2. installs every pinned dependency from requirements.txt (ROS 2 kilted wheels, torch CPU,
+#      ONNX / ONNX Runtime, transformers, MuJoCo, rosbags, ...),
+#   3. builds our interface package moe_vla_msgs into the venv,
+#   4. installs moe_vla_ros itself (editable).
+# Re-running it is safe and fast (it reuses the venv).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${MOE_VLA_VENV:-$repo/.venv}"
+python="${PYTHON:-python3}"
+cd "$repo"
+start=$(date +%s)
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[setup] creating venv $venv"
+  "$python" -m venv "$venv"
+fi
+echo "[setup] installing pinned dependencies (requirements.txt)"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt 2> >(grep -v "^WARNING: Location" >&2)
+
+echo "[setup] building interface package moe_vla_msgs"
+mkdir -p build
+bash scripts/build_msgs.sh "$venv"
+
+echo "[setup] installing moe_vla_ros (editable)"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+
+"$venv/bin/python" -c "import rclpy, torch, onnxruntime, mujoco; from moe_vla_msgs.msg import ReasoningTrace; import moe_vla_ros; print('[setup] ok: rclpy, torch', torch.__version__, 'onnxruntime', onnxruntime.__version__, 'mujoco', mujoco.__version__)"
+echo "[setup] done in $(( $(date +%s) - start )) s. Activate with: . $venv/bin/activate"

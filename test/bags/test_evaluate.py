@@ -1,0 +1,168 @@
+"""Offline evaluation of policies on a bag recorded from the scripted expert (bags/evaluate.py).
+
+A random-weight model must score a large action error, the oracle baseline (the bag's own
+actions, a real Policy) a small one; bad bags are refused with clear errors before anything
+is written.
+"""
+
+import dataclasses
+from pathlib import Path
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from moe_vla_ros.bags.errors import BagError
+from moe_vla_ros.bags.evaluate import evaluate_bag, main
+from moe_vla_ros.bags.evaluate_config import EvaluationConfig, default_params_files
+from moe_vla_ros.bags.evaluate_oracle import RecordedActionsPolicy
+from moe_vla_ros.bags.from_sim import SimRecordingConfig, record_sim_bag
+from moe_vla_ros.bags.synthetic import SyntheticDemo, write_demo_bag
+from moe_vla_ros.runtime.config import RuntimeConfig
+from moe_vla_ros.sim.config import JOINT_NAMES
+
+LATENCY_S = 0.05
+ORT_CPU = RuntimeConfig(providers=("CPUExecutionProvider",))
+
+
+@pytest.fixture(scope="module")
+def expert_bag(tmp_path_factory):
+    """Two expert episodes recorded at 48x48 (the model's contract is 32x32: images are resized)."""
+    path = tmp_path_factory.mktemp("expert") / "bag"
+    cfg = SimRecordingConfig(episodes=2, max_episode_s=3.0, image_size=48, camera_rate_hz=15.0, progress=False)
+    return record_sim_bag(path, cfg)
+
+
+@pytest.fixture(scope="module")
+def random_model(sim_model_dir):
+    """A seeded random-weight tiny MoE-VLA for the simulated arm's contract (session fixture)."""
+    return sim_model_dir
+
+
+@pytest.fixture(scope="module")
+def config():
+    """The node's settings (config/policy.yaml + sim_arm.yaml), a fixed simulated latency."""
+    return EvaluationConfig.from_params_files(default_params_files(), fixed_latency_s=LATENCY_S, progress=False)
+
+
+@pytest.fixture(scope="module")
+def random_report(expert_bag, random_model, config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "random"
+    return evaluate_bag(expert_bag.path, random_model, out, config, runtime=ORT_CPU)
+
+
+@pytest.fixture(scope="module")
+def oracle_report(expert_bag, config, tmp_path_factory):
+    oracle = RecordedActionsPolicy.from_bag(expert_bag.path, config=config, latency_s=LATENCY_S)
+    return evaluate_bag(expert_bag.path, None, tmp_path_factory.mktemp("eval") / "oracle", config, policy=oracle)
+
+
+def test_random_model_scores_a_large_error(random_report):
+    d = random_report.data
+    assert random_report.commands >= 4 and d["counts"]["inferences"] >= random_report.commands
+    assert random_report.action_mae > 0.05
+    assert d["chunk_error"]["mae"] > 0.05 and len(d["chunk_error"]["per_step_mae"]) == 16
+    assert set(d["action_error"]["per_joint"]) == set(JOINT_NAMES)
+    assert d["reference"] == "command /joint_trajectory_controller/joint_trajectory"
+    assert d["source_image_sizes"] == {"front": [48, 48], "wrist": [48, 48]}
+    assert d["seams"]["count"] >= 1 and d["counts"]["holds"] >= 1  # the silence between the episodes
+    assert set(d["expert_usage"]) == {"trunk.blocks.1.ffn", "action_head.blocks.0.ffn"}
+    assert d["reasoning"]["traces"] >= 2 and d["latency_s"]["p50"] == pytest.approx(LATENCY_S)
+
+
+def test_oracle_baseline_scores_a_small_error(oracle_report, random_report):
+    assert oracle_report.commands >= 4
+    assert oracle_report.action_mae < 0.01
+    assert oracle_report.data["chunk_error"]["mae"] < 1e-6  # its chunks are the recording itself
+    assert random_report.action_mae > 10 * oracle_report.action_mae
+
+
+def test_report_files(random_report):
+    out = random_report.path.parent
+    files = {"report.json", "trajectories.png", "error_over_time.png", "expert_usage.png"}
+    assert {p.name for p in out.iterdir()} == files
+    data = json.loads(random_report.path.read_text())
+    assert data["mode"] == "offline" and data["contract"]["chunk_length"] == 16
+    assert data["config"]["safety_limits"]["max_velocity"][0] == 2.0  # from config/robots/sim_arm.yaml
+    assert len(data["error_over_time"]["t_s"]) == data["action_error"]["samples"]
+    assert "MAE" in random_report.format()
+
+
+def test_simulated_latency_delays_what_the_next_inference_sees(expert_bag, config, tmp_path):
+    def run(name, **overrides):
+        oracle = RecordedActionsPolicy.from_bag(expert_bag.path, config=config)
+        cfg = dataclasses.replace(config, plots=False, **overrides)
+        return evaluate_bag(expert_bag.path, None, tmp_path / name, cfg, policy=oracle).data
+
+    slow = run("slow", fixed_latency_s=0.3)
+    instant = run("instant", simulate_latency=False)
+    assert slow["staleness_s"]["count"] >= 3 and slow["staleness_s"]["p50"] >= 0.3  # chunk available 0.3 s later
+    assert instant["staleness_s"]["max"] < 0.1  # the newest pair: at most a camera period old
+    assert slow["action_error"]["mae"] > instant["action_error"]["mae"]
+
+
+def test_max_seconds_and_joint_state_reference(expert_bag, config, tmp_path):
+    oracle = RecordedActionsPolicy.from_bag(expert_bag.path, config=config)
+    cfg = dataclasses.replace(config, max_seconds=2.0, command_topic="", plots=False)
+    d = evaluate_bag(expert_bag.path, None, tmp_path / "short", cfg, policy=oracle).data
+    assert d["span_s"]["duration"] <= 2.0 + 1e-6
+    assert d["reference"] == "joint states /joint_states"
+    assert not (tmp_path / "short" / "trajectories.png").exists()
+
+
+def _digest(folder) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        h.update(p.name.encode() + (p.read_bytes() if p.is_file() else b""))
+    return h.hexdigest()
+
+
+def test_missing_camera_topic_is_a_clear_error(random_model, config, tmp_path):
+    bag = record_sim_bag(tmp_path / "front_only", SimRecordingConfig(episodes=1, max_episode_s=0.5, cameras=("front",),
+                                                                     image_size=16, progress=False)).path  # fmt: skip
+    before = _digest(bag)
+    with pytest.raises(BagError, match=r"lacks topic\(s\) \['/camera/wrist/image_raw'\]"):
+        evaluate_bag(bag, random_model, tmp_path / "out", config, runtime=ORT_CPU)
+    assert not (tmp_path / "out").exists() and _digest(bag) == before
+
+
+def test_wrong_joint_names_are_a_clear_error(random_model, config, tmp_path):
+    bag = tmp_path / "other_robot"
+    write_demo_bag(bag, SyntheticDemo(duration_s=1.0))  # joints j1..j3, wrist camera compressed
+    (tmp_path / "out").mkdir()
+    before = _digest(bag)
+    with pytest.raises(BagError, match=r"wrong joint names on /joint_states .*'joint_1'"):
+        evaluate_bag(bag, random_model, tmp_path / "out", config, runtime=ORT_CPU)
+    assert list((tmp_path / "out").iterdir()) == [] and _digest(bag) == before
+
+
+def test_existing_report_is_never_overwritten(expert_bag, config, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report.json").write_text("{}")
+    oracle = RecordedActionsPolicy.from_bag(expert_bag.path, config=config)
+    with pytest.raises(BagError, match="not empty"):
+        evaluate_bag(expert_bag.path, None, tmp_path / "out", config, policy=oracle)
+    assert (tmp_path / "out" / "report.json").read_text() == "{}"
+
+
+def test_command_line(expert_bag, random_model, tmp_path, capsys):
+    args = ["--bag", str(expert_bag.path), "--model", str(random_model), "--out", str(tmp_path / "cli"),
+            "--backend", "torch", "--max-seconds", "1.5", "--no-plots", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    assert "action:     MAE" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cli" / "report.json").read_text())["span_s"]["duration"] <= 1.5 + 1e-6
+    assert main([*args[:4], "--out", str(tmp_path / "cli2"), "--backend", "torch", "--camera", "front=/nope"]) == 2
+    assert "lacks topic(s) ['/nope']" in capsys.readouterr().err
+    checkpoint_only = Path(random_model).parent / "checkpoint_tiny_0_sim"  # no manifest: not for onnxruntime
+    assert main(["--bag", str(expert_bag.path), "--model", str(checkpoint_only), "--out", str(tmp_path / "cli3")]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_oracle_needs_a_contract(tmp_path):
+    bag = tmp_path / "demo"
+    write_demo_bag(bag, SyntheticDemo(duration_s=0.5))
+    with pytest.raises(BagError, match="stores no sensor contract"):
+        RecordedActionsPolicy.from_bag(bag)
+    oracle = RecordedActionsPolicy.from_bag(bag, SyntheticDemo().contract(), chunk_length=4)
+    assert oracle.contract.chunk_length == 4 and np.isfinite(oracle.reference.joint_positions).all()

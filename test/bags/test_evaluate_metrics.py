@@ -1,0 +1,131 @@
+"""Evaluation metrics on hand-made runs with known answers (bags/evaluate_metrics.py, evaluate_report.score)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from moe_vla_ros.bags.evaluate_config import EvaluationConfig
+from moe_vla_ros.bags.evaluate_metrics import (
+    command_path,
+    error_stats,
+    executed_points,
+    js_divergence_bits,
+    reasoning_metrics,
+    seam_metrics,
+    staleness,
+    summary_stats,
+    usage_drift,
+)
+from moe_vla_ros.bags.evaluate_records import CommandRecord, Reference, RunRecords, TraceRecord, UsageRecord
+from moe_vla_ros.bags.evaluate_report import score
+from moe_vla_ros.bags.resample import TrajectoryCommand
+from moe_vla_ros.contract import PolicyContract, SensorContract
+
+DT = 0.1
+NAMES = ("a", "b")
+CONTRACT = PolicyContract(SensorContract(("cam",), 16, 16, NAMES, 1.0 / DT), chunk_length=8)
+
+
+def ramp_reference(commands: tuple[TrajectoryCommand, ...] = ()) -> Reference:
+    """Joint states q(t) = (t, -t) sampled at 100 Hz over [0, 10] s."""
+    t = np.arange(0.0, 10.0 + 1e-9, 0.01)
+    return Reference("joint states /js", t, np.stack([t, -t], axis=1), commands, max_gap_s=0.25)
+
+
+def trajectory(received: float, obs: float, values, start: float | None = None, n: int = 8) -> CommandRecord:
+    """A trajectory with points every DT from `start` (default obs) + DT; `values(t)` -> [J]."""
+    start = obs if start is None else start
+    times = start + DT * np.arange(1, n + 1)
+    return CommandRecord(received, start, times, np.array([values(t) for t in times]), obs, 0)
+
+
+def hold(t: float) -> CommandRecord:
+    return CommandRecord(t, t, np.zeros(0), np.zeros((0, 2)))
+
+
+def test_known_offsets_give_known_error_per_joint_and_step():
+    offset = np.array([0.1, -0.3])
+    cmd = trajectory(1.02, 1.0, lambda t: np.array([t, -t]) + offset)
+    records = RunRecords(NAMES, DT, 0.0, 10.0, [cmd])
+    m = score(records, ramp_reference(), CONTRACT, EvaluationConfig()).metrics
+    err = m["action_error"]
+    assert err["samples"] == 8
+    assert err["per_joint"]["a"]["mae"] == pytest.approx(0.1) and err["per_joint"]["b"]["mae"] == pytest.approx(0.3)
+    assert err["mae"] == pytest.approx(0.2)
+    assert err["rmse"] == pytest.approx(math.sqrt((0.01 + 0.09) / 2))
+    assert err["per_step_mae"] == [pytest.approx(0.2)] * 8
+    assert m["staleness_s"]["p50"] == pytest.approx(0.02)
+    assert m["error_over_time"]["mae"] == [pytest.approx(0.2)] * 8
+
+
+def test_command_reference_follows_the_controller_not_the_joint_states():
+    """Recorded commands (a constant target 0.5) are the reference where present."""
+    commands = (TrajectoryCommand(int(1e9), np.array([int(0.1e9)]), np.array([[0.5, 0.5]])),)
+    reference = ramp_reference(commands)
+    targets, valid = reference.targets(np.array([1.1, 1.2, 1.35, 1.5, 0.5]))
+    np.testing.assert_allclose(targets[:3], 0.5)
+    assert valid.tolist() == [True, True, True, False, False]  # 0.25 s after the command's end: no reference
+
+
+def test_only_points_not_replaced_by_the_next_trajectory_count():
+    first = trajectory(1.02, 1.0, lambda t: np.array([t, -t]))
+    second = trajectory(1.45, 1.4, lambda t: np.array([t, -t]) + 1.0)  # takes over at 1.45
+    ex = executed_points([first, second], DT, 2)
+    np.testing.assert_allclose(ex.times_s, [1.1, 1.2, 1.3, 1.4, *(1.4 + DT * np.arange(1, 9))])
+    assert ex.steps.tolist() == [0, 1, 2, 3, *range(8)]
+    assert ex.command.tolist() == [0] * 4 + [1] * 8
+
+
+def test_command_path_has_controller_semantics():
+    first = trajectory(1.0, 1.0, lambda t: np.array([1.0, 1.0]), n=2)  # points at 1.1, 1.2
+    path, valid = command_path([first, hold(1.5)], np.array([0.9, 1.0, 1.05, 1.1, 1.6]), initial=np.zeros(2))
+    assert valid.tolist() == [False, True, True, True, True]
+    np.testing.assert_allclose(path[1:, 0], [0.0, 0.5, 1.0, 1.0])  # from the start state, then held
+
+
+def test_known_seam_jump():
+    old = trajectory(0.0, 0.0, lambda t: np.zeros(2), n=20)
+    new = trajectory(0.5, 0.5, lambda t: np.array([0.1, 0.0]), n=10)  # a 0.1 step on joint a
+    m = seam_metrics([old, new], DT, window=2, initial=np.zeros(2))
+    assert m["count"] == 1 and m["starved"]["count"] == 0
+    assert m["position_jump"]["max"] == pytest.approx(0.1)
+    assert m["velocity_jump"]["max"] == pytest.approx(0.1 / DT)
+    assert m["acceleration_jump"]["max"] == pytest.approx(2 * 0.1 / DT**2)
+    assert m["baseline_velocity_change"]["max"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_continuing_trajectory_has_no_seam_jump_and_late_one_is_starved():
+    line = lambda t: np.array([t, 2 * t])  # noqa: E731
+    smooth = seam_metrics([trajectory(0.0, 0.0, line), trajectory(0.4, 0.4, line)], DT, 2, initial=np.zeros(2))
+    assert smooth["position_jump"]["max"] == pytest.approx(0.0, abs=1e-9)
+    assert smooth["velocity_jump"]["max"] == pytest.approx(0.0, abs=1e-6)
+    late = seam_metrics([trajectory(0.0, 0.0, line, n=4), trajectory(0.7, 0.7, line)], DT, 2, initial=np.zeros(2))
+    assert late["starved"] == {"count": 1, "total_s": pytest.approx(0.3)}
+
+
+def test_known_expert_usage_drift():
+    usage = [UsageRecord(t, {"moe": np.array([1.0, 0.0]) if t < 10 else np.array([0.0, 1.0]),
+                             "steady": np.array([0.25, 0.75])}) for t in np.arange(0.0, 20.0, 0.5)]  # fmt: skip
+    drift = usage_drift(usage, window_s=5.0)
+    assert drift["moe"]["windows"][0] == (pytest.approx(2.5), 0.0)
+    assert drift["moe"]["drift_max_bits"] == pytest.approx(1.0)
+    assert drift["moe"]["drift_final_bits"] == pytest.approx(1.0)
+    assert drift["moe"]["mean_load"] == [pytest.approx(0.5), pytest.approx(0.5)]
+    assert drift["steady"]["drift_max_bits"] == pytest.approx(0.0)
+    assert js_divergence_bits(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.0
+
+
+def test_reasoning_changes_and_staleness():
+    traces = [TraceRecord(t, text) for t, text in enumerate(["a", "a", "b", "b", "a"])]
+    expected = {"traces": 5, "distinct": 2, "changes": 2, "changes_per_minute": 2.0}
+    assert reasoning_metrics(traces, duration_s=60.0) == expected
+    cmds = [trajectory(1.1, 1.0, lambda t: np.zeros(2)), hold(2.0), trajectory(3.3, 3.0, lambda t: np.zeros(2))]
+    assert staleness(cmds)["max"] == pytest.approx(0.3) and staleness(cmds)["count"] == 2
+
+
+def test_empty_inputs_give_empty_statistics():
+    assert summary_stats([]) == {"count": 0, "mean": None, "p50": None, "p95": None, "max": None}
+    assert error_stats(np.full((3, 2), np.nan), NAMES)["samples"] == 0
+    m = score(RunRecords(NAMES, DT, 0.0, 1.0), ramp_reference(), CONTRACT, EvaluationConfig()).metrics
+    assert m["action_error"]["mae"] is None and m["seams"]["count"] == 0 and m["expert_usage"] == {}

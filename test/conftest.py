@@ -1,0 +1,66 @@
+"""Suite-wide setup: every ROS process of the tests stays on this machine, in this run's domain."""
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from moe_vla_ros.ros.testing import apply_isolated_ros_env
+
+# Before any test imports rclpy: localhost discovery, this run's ROS_DOMAIN_ID, logs in build/.
+apply_isolated_ros_env(int(os.environ["ROS_DOMAIN_ID"]) if "ROS_DOMAIN_ID" in os.environ else None)
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def ros_context():
+    """A fresh rclpy context for one test; shut down afterwards even when the test fails."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+class DemoExport(NamedTuple):
+    checkpoint: Path
+    model: Path
+
+
+@pytest.fixture(scope="session")
+def demo_export(tmp_path_factory) -> DemoExport:
+    """A seeded random-weight tiny MoE-VLA (tiny preset, seed 0): checkpoint + model folder exported
+    once per test session, with its gated int8 and fp16 variants."""
+    from moe_vla_ros.export.config import ExportConfig
+    from moe_vla_ros.export.demo_checkpoint import export_demo_model
+
+    root = tmp_path_factory.getbasetemp() / "demo_export"
+    return DemoExport(*export_demo_model(root, "tiny", 0, ExportConfig(int8=True, fp16=True)))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(demo_export) -> Path:
+    """The exported folder of `demo_export`."""
+    return demo_export.model
+
+
+@pytest.fixture(scope="session")
+def sim_model_dir(tmp_path_factory):
+    """A seeded random-weight tiny MoE-VLA with the simulator's contract (7 joints, front + wrist
+    cameras at 32x32, chunks of 16 at 10 Hz), exported to ONNX (sparse graphs only)."""
+    from moe_vla_ros.contract import PolicyContract
+    from moe_vla_ros.export.config import ExportConfig
+    from moe_vla_ros.export.demo_checkpoint import export_demo_model
+    from moe_vla_ros.sim.arm_sim import sim_sensor_contract
+
+    contract = PolicyContract(sim_sensor_contract(("front", "wrist"), 32, 10.0), chunk_length=16,
+                              max_instruction_tokens=8, max_reasoning_tokens=10)
+    cfg = ExportConfig(formulations=("sparse",), policy_observations=1)
+    _, model_dir = export_demo_model(tmp_path_factory.mktemp("sim_model"), "tiny", 0, cfg, contract, tag="sim")
+    return model_dir

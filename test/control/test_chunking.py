@@ -1,0 +1,314 @@
+"""Tests of moe_vla_ros/control/chunking.py: asynchronous chunk execution and seam blending."""
+
+import numpy as np
+import pytest
+
+from moe_vla_ros.control.blending import blend_weights
+from moe_vla_ros.control.chunking import ActionChunkExecutor, ChunkExecutorConfig
+from moe_vla_ros.control.latency import LatencyEstimator, LatencyEstimatorConfig
+from moe_vla_ros.control.safety import SafetyFilter, SafetyLimits
+
+DT, H = 0.1, 16
+V_MAX, A_MAX = 1.0, 4.0
+
+
+def executor(num_joints=1, safety=False, **overrides):
+    config = ChunkExecutorConfig(num_joints=num_joints, control_period_s=DT, chunk_length=H, **overrides)
+    limits = SafetyLimits(tuple(f"j{i}" for i in range(num_joints)), -3.0, 3.0, V_MAX, A_MAX)
+    return ActionChunkExecutor(config, SafetyFilter(limits) if safety else None)
+
+
+def ramp(obs_time, speed=1.0, offset=0.0):
+    """A chunk [H, 1] on the line q(t) = offset + speed * t, predicted at obs_time."""
+    return (offset + speed * (obs_time + DT * np.arange(1, H + 1)))[:, None]
+
+
+def accept(ex, chunk, obs_time, now, position=0.0):
+    return ex.accept(chunk, obs_time, now, current_position=np.full(chunk.shape[1], position))
+
+
+# -- accepting and timing --------------------------------------------------------------------
+
+
+def test_first_chunk_is_executed_on_its_own_grid():
+    ex = executor()
+    result = accept(ex, ramp(0.95), obs_time=0.95, now=1.0, position=0.95)
+    assert result.accepted and result.skipped_steps == 0 and result.chunk_id == 0
+    traj = ex.trajectory(1.0)
+    assert traj.start_time == pytest.approx(0.95) and traj.chunk_id == 0
+    np.testing.assert_allclose(traj.times, 0.95 + DT * np.arange(1, H + 1))
+    np.testing.assert_allclose(traj.positions, ramp(0.95))
+    np.testing.assert_allclose(traj.velocities, 1.0)  # consistent with the ramp, incl. the first point
+
+
+@pytest.mark.parametrize(
+    "latency, lead, skipped", [(0.05, 0.0, 0), (0.25, 0.0, 2), (0.25, 0.06, 3), (0.3, 0.0, 3)]
+)
+def test_steps_in_the_past_are_skipped(latency, lead, skipped):
+    ex = executor(execution_lead_s=lead)
+    result = accept(ex, ramp(2.0), obs_time=2.0, now=2.0 + latency, position=2.0)
+    assert result.skipped_steps == skipped
+    traj = ex.trajectory(2.0 + latency)
+    assert traj.times[0] == pytest.approx(2.0 + DT * (skipped + 1))
+    np.testing.assert_allclose(traj.positions, ramp(2.0)[skipped:])
+
+
+def test_skipped_steps_agree_with_the_latency_estimate():
+    estimator = LatencyEstimator(LatencyEstimatorConfig(cold_start_samples=1))
+    estimator.add(1.5)  # cold start, ignored
+    for latency in (0.21, 0.22, 0.23):
+        estimator.add(latency)
+    ex = executor()
+    result = accept(ex, ramp(5.0), obs_time=5.0, now=5.0 + estimator.expected(50.0))
+    assert result.skipped_steps == estimator.steps_skipped(DT, percentile=50.0) == 2
+
+
+def test_refill_is_requested_before_the_chunk_runs_out():
+    ex = executor(refill_threshold_steps=4)
+    assert ex.needs_refill(0.0)  # nothing planned
+    accept(ex, ramp(0.0), obs_time=0.0, now=0.0)  # plan runs until 1.6 s
+    assert not ex.needs_refill(1.1)
+    assert ex.remaining_s(1.1) == pytest.approx(0.5)
+    assert ex.needs_refill(1.2)  # 0.4 s = 4 steps left
+    assert ex.needs_refill(1.0, expected_latency_s=0.25)  # 0.6 s left, 0.25 s of it lost to latency
+    assert not ex.needs_refill(0.9, expected_latency_s=0.25)
+    assert ex.trajectory(1.6) is None and ex.needs_refill(1.7)
+
+
+def test_refill_threshold_in_seconds():
+    ex = executor(refill_threshold_s=0.25)
+    accept(ex, ramp(0.0), obs_time=0.0, now=0.0)
+    assert not ex.needs_refill(1.3) and ex.needs_refill(1.35)
+
+
+# -- rejection -------------------------------------------------------------------------------
+
+
+def test_stale_chunk_is_rejected_and_the_plan_kept():
+    ex = executor(max_observation_age_s=0.5)
+    accept(ex, ramp(0.0), obs_time=0.0, now=0.1)
+    before = ex.trajectory(0.2)
+    result = accept(ex, ramp(0.3, offset=1.0), obs_time=0.3, now=0.81)
+    assert not result.accepted and result.reason.startswith("stale: observation is 0.510 s old")
+    after = ex.trajectory(0.2)
+    np.testing.assert_array_equal(after.positions, before.positions)
+    assert ex.active_chunk_id == 0 and ex.rejected_count == 1
+
+
+@pytest.mark.parametrize(
+    "obs_time, now, message",
+    [
+        (1.2, 1.0, "in the future"),
+        (0.5, 0.6, "not newer than the executing chunk"),
+        (0.6, 2.4, "all 16 steps are in the past"),
+    ],
+)
+def test_bad_timing_is_rejected(obs_time, now, message):
+    ex = executor(max_observation_age_s=5.0)
+    accept(ex, ramp(0.5), obs_time=0.5, now=0.55)
+    result = accept(ex, ramp(obs_time), obs_time=obs_time, now=now)
+    assert not result.accepted and message in result.reason
+
+
+def test_non_finite_chunk_and_state_are_rejected():
+    ex = executor(num_joints=2)
+    chunk = np.zeros((H, 2))
+    chunk[3, 1] = np.nan
+    result = ex.accept(chunk, 0.0, 0.05, current_position=np.zeros(2))
+    assert result.reason == "non-finite target at step 3, joint index 1"
+    result = ex.accept(np.zeros((H, 2)), 0.0, 0.05, current_position=np.array([0.0, np.inf]))
+    assert "non-finite current position" in result.reason
+    assert ex.trajectory(0.05) is None
+
+
+def test_wrong_shapes_raise():
+    ex = executor(num_joints=2)
+    with pytest.raises(ValueError, match=r"chunk must have shape \(16, 2\), got \(8, 2\)"):
+        ex.accept(np.zeros((8, 2)), 0.0, 0.0, current_position=np.zeros(2))
+    with pytest.raises(ValueError, match="current_position must have shape"):
+        ex.accept(np.zeros((H, 2)), 0.0, 0.0, current_position=np.zeros(3))
+
+
+def test_safety_rejection_is_reported():
+    ex = executor(safety=True)
+    result = accept(ex, ramp(0.0), obs_time=0.0, now=0.0, position=3.5)  # far outside [-3, 3]
+    assert not result.accepted and result.reason.startswith("safety: joint 'j0' is at 3.5000 rad")
+    assert result.safety is not None and not result.safety.accepted
+
+
+# -- merging ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["smoothstep", "linear", "exponential"])
+def test_overlap_is_blended_with_the_configured_weights(mode):
+    ex = executor(blend=mode, blend_steps=4)
+    accept(ex, np.zeros((H, 1)), obs_time=0.0, now=0.0)
+    result = accept(ex, np.ones((H, 1)), obs_time=0.5, now=0.62)  # new steps at 0.6 ... 2.1
+    # 0.6 is past; 0.7 is the point the controller is heading to and keeps its position
+    assert result.accepted and result.skipped_steps == 2 and result.blended_steps == 4
+    traj = ex.trajectory(0.62)
+    assert traj.times[0] == pytest.approx(0.7) and traj.chunk_id == 1
+    expected = np.ones(15)
+    expected[0] = 0.0
+    expected[1:5] = blend_weights(mode, 4)
+    np.testing.assert_allclose(traj.positions[:, 0], expected)
+
+
+def test_no_blend_replaces_at_once_and_short_overlap_blends_less():
+    ex = executor(blend="none")
+    accept(ex, np.zeros((H, 1)), obs_time=0.0, now=0.0)
+    assert accept(ex, np.ones((H, 1)), obs_time=0.5, now=0.62).blended_steps == 0
+    np.testing.assert_allclose(ex.trajectory(0.62).positions[:3, 0], [0.0, 1.0, 1.0])
+    ex = executor(blend="linear", blend_steps=8)
+    accept(ex, np.zeros((H, 1)), obs_time=0.0, now=0.0)  # plan ends at 1.6 s
+    result = accept(ex, np.ones((H, 1)), obs_time=1.3, now=1.35)  # 1.4 kept, overlap 1.5 and 1.6
+    assert result.blended_steps == 2
+    np.testing.assert_allclose(ex.trajectory(1.35).positions[:5, 0], [0.0, 1 / 3, 2 / 3, 1.0, 1.0])
+
+
+def test_the_point_being_approached_never_moves():
+    ex = executor(blend="none")
+    accept(ex, ramp(0.0), obs_time=0.0, now=0.0)
+    heading_to = ex.trajectory(0.43).positions[0].copy()  # due at 0.5
+    accept(ex, ramp(0.4, offset=0.3), obs_time=0.4, now=0.43)
+    traj = ex.trajectory(0.43)
+    assert traj.times[0] == pytest.approx(0.5)
+    np.testing.assert_array_equal(traj.positions[0], heading_to)
+    np.testing.assert_allclose(traj.positions[1:, 0], ramp(0.4, offset=0.3)[1:, 0])
+
+
+def test_unaligned_chunk_is_resampled_on_the_control_grid():
+    ex = executor()
+    accept(ex, ramp(0.0), obs_time=0.0, now=0.0)
+    accept(ex, ramp(0.43), obs_time=0.43, now=0.5)  # the same line, predicted off-grid
+    traj = ex.trajectory(0.5)
+    np.testing.assert_allclose(np.diff(traj.times), DT)
+    assert traj.times[0] == pytest.approx(0.6)
+    np.testing.assert_allclose(traj.positions[:, 0], traj.times)  # still exactly on the line
+    assert traj.times[-1] <= 0.43 + H * DT + 1e-9
+
+
+def test_gap_after_the_plan_holds_its_last_point():
+    ex = executor()
+    accept(ex, np.zeros((H, 1)), obs_time=0.0, now=0.0)  # ends at 1.6 s
+    result = accept(ex, np.ones((H, 1)), obs_time=1.55, now=1.58)  # first new step at 1.65 -> grid 1.7
+    assert result.accepted and result.blended_steps == 0
+    traj = ex.trajectory(1.58)
+    np.testing.assert_allclose(traj.times[:2], [1.6, 1.7])
+    np.testing.assert_allclose(traj.positions[:3, 0], [0.0, 1.0, 1.0])
+
+
+def test_finished_plan_restarts_from_the_measured_state():
+    ex = executor()
+    accept(ex, np.zeros((H, 1)), obs_time=0.0, now=0.0)
+    accept(ex, np.ones((H, 1)), obs_time=3.0, now=3.05, position=0.4)
+    traj = ex.trajectory(3.05)
+    assert traj.start_time == pytest.approx(3.0)
+    np.testing.assert_allclose(traj.velocities[0], (1.0 - 0.4) / (2 * DT) + 0.0)  # from 0.4 at 3.0
+
+
+def test_tracking_error_realigns_the_plan_with_the_arm():
+    ex = executor(max_tracking_error_rad=0.1)
+    accept(ex, np.zeros((H, 1)), obs_time=0.0, now=0.0)
+    kept = accept(ex, np.zeros((H, 1)), obs_time=0.4, now=0.45, position=0.05)
+    assert kept.accepted and not kept.realigned
+    result = accept(ex, np.ones((H, 1)), obs_time=0.8, now=0.85, position=0.5)  # the arm is stuck
+    assert result.realigned and result.blended_steps == 0
+    traj = ex.trajectory(0.85)
+    assert traj.start_time == pytest.approx(0.8)  # new grid from the observation
+    np.testing.assert_allclose(traj.positions[:, 0], 1.0)
+
+
+def test_reset_clears_the_plan_but_not_the_ids():
+    ex = executor()
+    assert accept(ex, ramp(0.0), obs_time=0.0, now=0.0).chunk_id == 0
+    assert accept(ex, ramp(0.0), obs_time=0.0, now=0.0).chunk_id == 1  # rejected, still numbered
+    ex.reset()
+    assert ex.trajectory(0.1) is None and ex.needs_refill(0.1) and ex.active_chunk_id is None
+    result = accept(ex, ramp(0.0, offset=2.0), obs_time=0.05, now=0.1, position=-1.0)
+    assert result.chunk_id == 2 and result.accepted and result.blended_steps == 0
+    assert ex.state_at(0.05)[0][0] == pytest.approx(-1.0)  # starts from the measurement
+
+
+def test_state_at_interpolates_the_commanded_path():
+    ex = executor()
+    accept(ex, ramp(0.0, speed=2.0), obs_time=0.0, now=0.0, position=0.0)
+    position, velocity = ex.state_at(0.35)
+    assert position[0] == pytest.approx(0.7) and velocity[0] == pytest.approx(2.0)
+    position, velocity = ex.state_at(5.0)  # after the end: holding the last point
+    assert position[0] == pytest.approx(3.2) and velocity[0] == 0.0
+    assert ex.state_at(-1.0) is None
+
+
+# -- seams of a running executor ---------------------------------------------------------------
+
+
+def reference(t):
+    """A smooth two-joint motion (rad): |velocity| <= 0.5, |acceleration| <= 0.5."""
+    return np.stack([0.5 * np.sin(t), 0.3 * np.cos(0.7 * t)], axis=-1)
+
+
+def run_async(ex, seed, offset, noise, latency=0.13, tick=0.02, duration=12.0):
+    """Drive `ex` like a node: request on refill, answer after `latency` with a chunk of the
+    reference plus a per-chunk offset and per-step noise. Returns the executed grid path
+    (times [N], positions [N, J]: the last value planned for each point before it was due)
+    and every trajectory published right after a chunk was accepted."""
+    rng = np.random.default_rng(seed)
+    executed, published, pending, now = {}, [], None, 0.0
+    while now < duration:
+        if pending is not None and now >= pending + latency:
+            times = pending + DT * np.arange(1, H + 1)
+            chunk = reference(times) + rng.uniform(-offset, offset, 2) + rng.normal(0.0, noise, (H, 2))
+            assert ex.accept(chunk, pending, now, current_position=reference(pending)).accepted
+            published.append(ex.trajectory(now))
+            pending = None
+        if pending is None and ex.needs_refill(now):
+            pending = now
+        traj = ex.trajectory(now)
+        if traj is not None:  # later plans overwrite points not yet due
+            executed.update({round(t, 6): p for t, p in zip(traj.times, traj.positions)})
+        now = round(now + tick, 6)
+    times = np.array(sorted(executed))
+    assert np.allclose(np.diff(times), DT)  # one continuous grid, no gaps or double points
+    return times, np.array([executed[t] for t in times]), published
+
+
+@pytest.mark.parametrize("mode", ["smoothstep", "linear", "exponential", "none"])
+@pytest.mark.parametrize("seed", range(3))
+def test_seams_respect_the_limits_with_the_safety_filter(mode, seed):
+    ex = executor(num_joints=2, safety=True, blend=mode)
+    times, positions, published = run_async(ex, seed, offset=0.08, noise=0.01)
+    dv_max = A_MAX * DT + 1e-9
+    # the path the arm is asked to follow, across every seam
+    interval = np.diff(positions, axis=0) / DT  # [N-1, J]
+    assert np.abs(np.diff(positions, axis=0)).max() <= V_MAX * DT + 1e-9  # position jump per step
+    assert np.abs(np.diff(interval, axis=0)).max() <= dv_max  # velocity jump per step
+    assert ex.accepted_count >= 12 and ex.rejected_count == 0
+    assert np.abs(positions - reference(times)).max() < 0.08 + 0.05  # still follows the policy
+    # every published trajectory: velocities consistent with positions and smooth ...
+    for traj in published:
+        p, v = traj.positions, traj.velocities
+        np.testing.assert_allclose(v[1:-1], (p[2:] - p[:-2]) / (2 * DT), atol=1e-12)  # central
+        np.testing.assert_allclose(v[-1], (p[-1] - p[-2]) / DT, atol=1e-12)
+        assert np.abs(np.diff(traj.velocities, axis=0)).max() <= dv_max
+    # ... and where a new one takes over, its first velocity continues the previous one
+    for before, after in zip(published, published[1:]):
+        index = np.flatnonzero(np.isclose(before.times, after.times[0]))
+        if index.size:
+            assert np.abs(after.velocities[0] - before.velocities[index[0]]).max() <= dv_max
+
+
+@pytest.mark.parametrize("mode", ["smoothstep", "linear"])
+def test_blending_alone_keeps_seams_smooth(mode):
+    """Without a safety filter the seam jerk comes from the blend weights alone: the velocity
+    step per control step is bounded by max|second difference of the weights| * offset jump."""
+    offset = 0.05
+    _, smooth, _ = run_async(executor(num_joints=2, blend=mode, blend_steps=4), 0, offset, noise=0.0)
+    _, hard, _ = run_async(executor(num_joints=2, blend="none"), 0, offset, noise=0.0)
+    weights = np.concatenate([[0.0, 0.0], blend_weights(mode, 4), [1.0, 1.0]])
+    jump = 2 * offset  # largest offset difference between consecutive chunks
+    reference_dv = 0.5 * DT  # the reference's own velocity change per step
+    bound = np.abs(np.diff(weights, 2)).max() * jump / DT + reference_dv
+    dv = lambda p: np.abs(np.diff(p, 2, axis=0)).max() / DT  # noqa: E731  velocity jump per step
+    assert dv(smooth) <= bound
+    assert dv(hard) > 2 * dv(smooth)  # blending is what keeps the seams smooth

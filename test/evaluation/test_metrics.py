@@ -1,0 +1,123 @@
+"""Evaluation metrics on hand-made inputs: success, latency, expert-usage divergence, chunk seams."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from eval_records import chunk, make_record
+
+from moe_vla_ros.evaluation import metrics
+from moe_vla_ros.evaluation.records import TrajectoryRecord
+
+
+def test_success_summary_per_family_and_overall_last():
+    summary = metrics.success_summary([("reach", True), ("push", False), ("reach", False), ("reach", True)])
+    assert list(summary) == ["reach", "push", "overall"]
+    assert summary["reach"] == {"episodes": 3, "successes": 2, "rate": pytest.approx(2 / 3)}
+    assert summary["push"]["rate"] == 0.0
+    assert summary["overall"] == {"episodes": 4, "successes": 2, "rate": 0.5}
+    assert math.isnan(metrics.success_summary([])["overall"]["rate"])
+
+
+def test_mean_by_family():
+    means = metrics.mean_by_family([("reach", 1.0), ("push", 4.0), ("reach", 3.0)])
+    assert means == {"reach": 2.0, "push": 4.0, "overall": pytest.approx(8 / 3)}
+    assert metrics.mean_by_family([]) == {}
+
+
+def test_latency_uses_the_last_status_report_and_observation_ages(records):
+    records[1].latency[0].stamp_s = 200.0  # the push episode's report is the last of the run
+    inference = metrics.inference_latency(records)
+    assert inference["count"] == 5 and inference["p50_ms"] == 5.0 and inference["p95_ms"] == 10.0
+    age = metrics.observation_to_command(records)
+    assert age["count"] == 5 and age["p50_ms"] == pytest.approx(50.0)
+    assert metrics.inference_latency([])["count"] == 0
+
+
+@pytest.mark.parametrize("p, q, tv, js", [
+    ([0.5, 0.5], [0.5, 0.5], 0.0, 0.0),
+    ([1.0, 0.0], [0.0, 1.0], 1.0, 1.0),
+    # m = (0.75, 0.25): JS = 0.5 * log2(4/3) + 0.5 * (0.5 * log2(2/3) + 0.5 * log2(2))
+    ([1.0, 0.0], [0.5, 0.5], 0.5, 0.5 * math.log2(4 / 3) + 0.25 * math.log2(2 / 3) + 0.25),
+    ([2.0, 2.0, 0.0], [1.0, 0.0, 1.0], 0.5, None),  # unnormalised input is normalised
+])
+def test_total_variation_and_jensen_shannon(p, q, tv, js):
+    assert metrics.total_variation(p, q) == pytest.approx(tv)
+    assert metrics.total_variation(q, p) == pytest.approx(tv)
+    value = metrics.jensen_shannon(p, q)
+    assert 0.0 <= value <= 1.0 and value == pytest.approx(metrics.jensen_shannon(q, p))
+    if js is not None:
+        assert value == pytest.approx(js)
+
+
+def test_divergence_rejects_bad_distributions():
+    with pytest.raises(ValueError, match="different numbers of experts"):
+        metrics.total_variation([0.5, 0.5], [1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="positive sum"):
+        metrics.jensen_shannon([0.0, 0.0], [1.0, 0.0])
+
+
+def test_mean_expert_load_per_task_and_divergence_between_tasks(records):
+    loads = metrics.mean_expert_load(records)
+    assert list(loads) == ["reach", "push"]
+    np.testing.assert_allclose(loads["reach"]["trunk.1"], [0.6, 0.4, 0.0, 0.0])  # 4 chunks over 2 episodes
+    np.testing.assert_allclose(loads["push"]["head.0"], [0.0, 1.0])
+    div = metrics.usage_divergence(loads)
+    assert list(div) == ["reach vs push"]
+    assert div["reach vs push"]["trunk.1"]["tv"] == pytest.approx(1.0)  # disjoint experts
+    assert div["reach vs push"]["head.0"] == {"tv": pytest.approx(1.0), "js_bits": pytest.approx(1.0)}
+    same = metrics.usage_divergence({"reach": loads["reach"], "push": loads["reach"]})
+    assert same["reach vs push"]["trunk.1"] == {"tv": 0.0, "js_bits": 0.0}
+
+
+def test_sample_trajectory_follows_the_points():
+    traj = chunk(10.0, 1.0, 0.5)  # points at 10.1 .. 10.4, position 1.0 + 0.5 * (t - 10.1)
+    position, velocity = metrics.sample_trajectory(traj, 10.25)
+    np.testing.assert_allclose(position, [1.075, 1.075])
+    np.testing.assert_allclose(velocity, [0.5, 0.5])
+    assert metrics.sample_trajectory(traj, 10.05) is None and metrics.sample_trajectory(traj, 10.5) is None
+    linear = TrajectoryRecord(10.0, 10.0, [0.1, 0.3], [[0.0], [1.0]], [[], []])  # no velocities: linear
+    np.testing.assert_allclose(metrics.sample_trajectory(linear, 10.2)[0], [0.5])
+    # A zero stamp starts on receipt.
+    assert TrajectoryRecord(3.0, 0.0, [0.1], [[0.0]], [[]]).point_times()[0] == pytest.approx(3.1)
+
+
+def test_seams_measure_jumps_against_limits_and_count_gaps():
+    smooth = [chunk(0.0, 0.0, 0.5), chunk(0.2, 0.1, 0.5)]  # B's first point (t=0.3) continues A
+    jumped = [chunk(0.0, 0.0, 0.5), chunk(0.2, 0.3, 1.5)]  # +0.2 rad and +1.0 rad/s at t=0.3
+    gap = [chunk(0.0, 0.0, 0.5), chunk(1.0, 0.0, 0.5)]  # B begins after A's last point (0.4)
+    jumps, gaps = metrics.seam_jumps(smooth)
+    assert gaps == 0 and len(jumps) == 1
+    np.testing.assert_allclose(jumps[0][0], 0.0, atol=1e-12)
+    np.testing.assert_allclose(jumps[0][1], 0.0, atol=1e-12)
+    (pos, vel), = metrics.seam_jumps(jumped)[0]
+    np.testing.assert_allclose(pos, [0.2, 0.2])
+    np.testing.assert_allclose(vel, [1.0, 1.0])
+    assert metrics.seam_jumps(gap) == ([], 1)
+
+    limits = metrics.SeamLimits((1.0, 4.0), (5.0, 20.0), 0.1)  # bounds: 0.1/0.4 rad, 0.5/2.0 rad/s
+    rec = make_record(0, "reach", False, {"l": [[1.0]]})
+    rec.trajectories = smooth + jumped[1:]  # seams: smooth, then A2 -> jumped B
+    summary = metrics.seam_summary([rec], limits)
+    assert summary["seams"] == 2 and summary["gaps"] == 0
+    assert summary["position_bound"] == pytest.approx([0.1, 0.4])
+    assert summary["within_bounds"] == 0.5  # the second seam jumps by 2x the bounds
+    rec.trajectories = jumped
+    summary = metrics.seam_summary([rec], limits)
+    assert summary["max_position_jump"] == pytest.approx(0.2) and summary["max_velocity_jump"] == pytest.approx(1.0)
+    assert summary["max_position_ratio"] == pytest.approx(2.0) and summary["max_velocity_ratio"] == pytest.approx(2.0)
+    assert summary["within_bounds"] == 0.0
+    rec.trajectories = smooth
+    assert metrics.seam_summary([rec], limits)["within_bounds"] == 1.0
+    rec.trajectories = gap
+    summary = metrics.seam_summary([rec], limits)
+    assert (summary["seams"], summary["gaps"]) == (0, 1) and math.isnan(summary["max_position_jump"])
+
+
+def test_seam_limits_are_validated():
+    with pytest.raises(ValueError, match="positive vectors"):
+        metrics.SeamLimits((1.0,), (1.0, 2.0), 0.1)
+    with pytest.raises(ValueError, match="dt"):
+        metrics.SeamLimits((1.0,), (1.0,), 0.0)

@@ -1,0 +1,76 @@
+"""Export verification passes on a faithful export and fails when graphs and model disagree."""
+
+import pytest
+import torch
+
+from moe_vla_ros.export.config import ExportConfig
+from moe_vla_ros.export.errors import ExportVerificationError
+from moe_vla_ros.export.verify import input_sets, reasoning_split_error, verify_graphs, verify_policy_parity
+from moe_vla_ros.model.checkpoint import load_checkpoint
+from moe_vla_ros.runtime.manifest import read_manifest
+
+
+@pytest.fixture
+def model(demo_export):
+    return load_checkpoint(demo_export.checkpoint)
+
+
+def test_report_of_the_export(demo_export):
+    manifest = read_manifest(demo_export.model)
+    graphs = manifest.verification["graphs"]
+    assert set(graphs) == {g.file for g in manifest.graphs if g.precision == "fp32"}
+    for file, report in graphs.items():
+        assert max(report["max_abs_error"].values()) < 1e-4, (file, report)
+        if file.startswith(("trunk", "action_head")):
+            assert report["idle_expert_covered"], f"{file}: no input left an expert without tokens"
+            assert all(r["mismatches"] == 0 for r in report["routing"].values())
+    assert "one_word" in graphs["trunk.sparse.onnx"]["input_sets"]
+    assert "no_reasoning" in graphs["action_head.dense.onnx"]["input_sets"]
+    assert manifest.verification["reasoning_split_max_error"] < 1e-5
+    parity = manifest.verification["policy_parity"]
+    assert set(parity) == {"sparse", "dense"}
+    for r in parity.values():
+        assert r["reasoning_identical"] == r["observations"] and r["max_action_error"] < 1e-4
+
+
+def test_input_sets_are_batch_one_and_distinct(model):
+    for stage in ("vision", "trunk", "reasoning_context", "reasoning_step", "action_head"):
+        sets = input_sets(model, stage, seed=0)
+        assert len({label for label, _ in sets}) == len(sets) >= 2
+        assert all(t.shape[0] == 1 for _, inputs in sets for t in inputs)
+
+
+def test_changed_weights_fail_graph_verification(demo_export, model):
+    manifest = read_manifest(demo_export.model)
+    entry = manifest.find_graph("action_head", "sparse", "fp32")
+    with torch.no_grad():
+        model.action_head.out.bias += 0.01
+    with pytest.raises(ExportVerificationError, match=r"action_head.sparse.onnx\[no_reasoning\] actions") as info:
+        verify_graphs(model, demo_export.model, [entry], manifest.moe_layers, ExportConfig())
+    assert "action_head.sparse.onnx" in info.value.report["graphs"]
+
+
+def test_changed_routing_is_reported(demo_export, model):
+    manifest = read_manifest(demo_export.model)
+    entry = manifest.find_graph("trunk", "dense", "fp32")
+    router = model.trunk.blocks[1].ffn.router
+    with torch.no_grad():
+        router.weight.copy_(router.weight.flip(0))  # experts swap places
+    with pytest.raises(ExportVerificationError, match="trunk.blocks.1.ffn: .* tokens routed differently"):
+        verify_graphs(model, demo_export.model, [entry], manifest.moe_layers, ExportConfig())
+
+
+def test_changed_weights_fail_policy_parity(demo_export, model):
+    with torch.no_grad():
+        model.action_head.out.bias += 0.01
+    cfg = ExportConfig(formulations=("sparse",), policy_observations=1)
+    with pytest.raises(ExportVerificationError, match="max .ORT - torch. action"):
+        verify_policy_parity(model, demo_export.model, cfg.formulations, cfg)
+
+
+def test_split_reasoning_equals_the_decoder_and_a_changed_decoder_is_caught(model):
+    assert reasoning_split_error(model, seed=0, tolerance=1e-5) < 1e-5
+    block = model.reasoning.blocks[0]
+    block.forward = lambda x, **kw: type(block).forward(block, x * 1.01, **kw)  # a decoder change the split lacks
+    with pytest.raises(ExportVerificationError, match="update ReasoningStepGraph"):
+        reasoning_split_error(model, seed=0, tolerance=1e-5)

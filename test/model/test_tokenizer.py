@@ -1,0 +1,76 @@
+"""Tests of moe_vla_ros/model/tokenizer.py: offline build, save/load, fixed-length encodings."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from moe_vla_ros.model.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, InstructionTokenizer
+from moe_vla_ros.training.synthetic import generate_synthetic_dataset
+from moe_vla_ros.model.config import tiny_contract
+
+TEXTS = ["Reach the red square", "push the blue cube, then stop.", "the red square is top left . moving there"]
+
+
+@pytest.fixture
+def tokenizer():
+    return InstructionTokenizer.train(TEXTS, max_instruction_tokens=6, max_reasoning_tokens=5)
+
+
+def test_special_token_ids_are_fixed(tokenizer):
+    hf = tokenizer.hf
+    assert (hf.pad_token_id, hf.bos_token_id, hf.eos_token_id, hf.unk_token_id) == (PAD_ID, BOS_ID, EOS_ID, UNK_ID)
+
+
+def test_encode_pads_truncates_and_lowercases(tokenizer):
+    ids, mask = tokenizer.encode("REACH the red square")
+    assert ids.dtype == np.int64 and mask.dtype == np.int64 and ids.shape == mask.shape == (6,)
+    assert mask.tolist() == [1, 1, 1, 1, 0, 0]
+    assert ids[4:].tolist() == [PAD_ID, PAD_ID] and UNK_ID not in ids[:4]
+    long_ids, long_mask = tokenizer.encode("the red square the red square the red")
+    assert long_mask.sum() == 6 and long_ids.shape == (6,)
+    assert tokenizer.encode("reach the green square")[0][2] == UNK_ID
+
+
+def test_reasoning_keeps_one_slot_for_bos(tokenizer):
+    ids, mask = tokenizer.encode_reasoning("the red square is top left")
+    assert mask.tolist() == [1, 1, 1, 1, 0]
+    empty_ids, empty_mask = tokenizer.encode_reasoning("")
+    assert empty_mask.sum() == 0 and (empty_ids == PAD_ID).all()
+
+
+def test_decode_stops_at_eos_and_skips_padding(tokenizer):
+    ids, _ = tokenizer.encode("push the blue cube, then stop.")
+    assert tokenizer.decode(ids) == "push the blue cube, then"  # 6 tokens, "," is one
+    with_eos = np.concatenate([[BOS_ID], tokenizer.encode("reach the red square")[0][:4], [EOS_ID, 7, 8]])
+    assert tokenizer.decode(with_eos) == "reach the red square"
+
+
+def test_save_load_round_trip_offline(tokenizer, tmp_path):
+    tokenizer.save(tmp_path)
+    code = (
+        "import sys; import moe_vla_ros.model.decoding; from moe_vla_ros.model.tokenizer import InstructionTokenizer as T; "
+        f"t = T.load({str(tmp_path)!r}); print(t.encode('reach the red square')[0].tolist(), "
+        "t.max_instruction_tokens, t.max_reasoning_tokens, 'torch' in sys.modules)"
+    )
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    ids, lengths = tokenizer.encode("reach the red square")[0].tolist(), "6 5"
+    assert run.stdout.strip() == f"{ids} {lengths} False"  # same ids, lengths kept, torch never imported
+
+
+def test_from_dataset_learns_instructions_and_reasoning(tmp_path):
+    contract = tiny_contract()
+    dataset = generate_synthetic_dataset(tmp_path / "data", contract.sensors, num_episodes=3, episode_length=5)
+    tok = InstructionTokenizer.from_dataset(dataset, 8, 10)
+    for episode in dataset:
+        for text in [episode.instruction, *episode.reasoning]:
+            ids, mask = (tok.encode if text == episode.instruction else tok.encode_reasoning)(text)
+            assert UNK_ID not in ids[mask == 1]
+
+
+def test_invalid_lengths_are_rejected(tokenizer):
+    with pytest.raises(ValueError, match="max_reasoning_tokens"):
+        InstructionTokenizer(tokenizer.hf, 4, 1)

@@ -1,0 +1,6 @@
+"""test/ros helpers (fake_robot, policy_node_harness) are importable by the tests here."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))

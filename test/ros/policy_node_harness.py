@@ -1,0 +1,112 @@
+"""Runs a PolicyNode in this process on a background executor and records what it publishes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+
+from moe_vla_msgs.msg import ExpertUsage, PolicyStatus, ReasoningTrace
+from moe_vla_ros.ros import qos
+from moe_vla_ros.ros.policy_node import PolicyNode
+
+CAMERA_TOPICS = ["/cam/front", "/cam/wrist"]
+LIMITS = {
+    "robot.position_lower": [-3.0, -3.0, -1.0],
+    "robot.position_upper": [3.0, 3.0, 1.0],
+    "robot.max_velocity": [2.0, 2.0, 2.0],
+    "robot.max_acceleration": [10.0, 10.0, 10.0],
+}
+
+
+def node_params(model_dir, **overrides) -> dict:
+    params = {
+        "model.path": str(model_dir),
+        "model.providers": ["CPUExecutionProvider"],
+        "model.warmup_runs": 1,
+        "topics.camera_topics": CAMERA_TOPICS,
+        "execution.refill_threshold_s": 0.2,
+        "execution.reasoning_rate_hz": 2.0,
+        "execution.status_rate_hz": 10.0,
+        "safety.input_timeout_s": 1.5,
+        "safety.startup_grace_s": 2.0,
+        "autostart": True,
+        **LIMITS,
+    }
+    params.update(overrides)
+    return params
+
+
+class PolicyNodeHarness:
+    def __init__(self, context, model_dir, **overrides) -> None:
+        params = [Parameter(k, value=v) for k, v in node_params(model_dir, **overrides).items()]
+        self.node = PolicyNode(context=context, parameter_overrides=params)
+        self.probe = Node("probe", context=context)
+        self.trajectories: list[JointTrajectory] = []
+        self.traces: list[ReasoningTrace] = []
+        self.usage: list[ExpertUsage] = []
+        self.status: list[PolicyStatus] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        p = self.probe
+        p.create_subscription(JointTrajectory, "/joint_trajectory_controller/joint_trajectory",
+                              self.trajectories.append, qos.command_qos(depth=100))
+        p.create_subscription(ReasoningTrace, "/reasoning_trace", self.traces.append, qos.telemetry_qos(100))
+        p.create_subscription(ExpertUsage, "/expert_usage", self.usage.append, qos.telemetry_qos(100))
+        p.create_subscription(PolicyStatus, "/policy_status", self.status.append, qos.telemetry_qos(100))
+        p.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, qos.telemetry_qos(100))
+        self.instruction_pub = p.create_publisher(String, "/instruction", qos.latched_qos())
+        self._change_state = None
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def transition(self, transition_id: int, timeout_s: float = 30.0) -> bool:
+        """Request a lifecycle transition through the node's change_state service (as a lifecycle
+        manager or `ros2 lifecycle set` does); returns the service's success flag."""
+        from lifecycle_msgs.srv import ChangeState
+
+        if self._change_state is None:
+            self._change_state = self.probe.create_client(ChangeState, f"/{self.node.get_name()}/change_state")
+        if not self._change_state.wait_for_service(timeout_sec=timeout_s):
+            raise TimeoutError("change_state service not available")
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        future = self._change_state.call_async(request)
+        self.wait_for(future.done, timeout_s, f"transition {transition_id}")
+        return future.result().success
+
+    def add_node(self, node) -> None:
+        self.executor.add_node(node)
+
+    def destroy_node(self, node) -> None:
+        """Take a node out of the spinning executor first, then destroy it."""
+        self.executor.remove_node(node)
+        node.destroy_node()
+
+    def wait_for(self, condition, timeout_s: float = 20.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                last = self.status[-1] if self.status else None
+                raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}; last status: {last}")
+            time.sleep(0.02)
+
+    def commands(self) -> list[JointTrajectory]:
+        return [t for t in self.trajectories if t.points]
+
+    def holds(self) -> list[JointTrajectory]:
+        return [t for t in self.trajectories if not t.points]
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self._thread.join(timeout=10)
+        self.node.destroy_node()
+        self.probe.destroy_node()

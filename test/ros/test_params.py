@@ -1,0 +1,73 @@
+"""Node parameters are declared from the config dataclasses with descriptors and validated."""
+
+import pytest
+
+from moe_vla_ros.ros.params import flatten_yaml_params, iter_params, load_params_file
+from moe_vla_ros.ros.policy_node_config import NodeConfigError, PolicyNodeConfig, RobotParams
+
+pytestmark = pytest.mark.ros
+
+
+def _node(ros_context, overrides=None):
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    params = [Parameter(k, value=v) for k, v in (overrides or {}).items()]
+    return Node("params_test", context=ros_context, parameter_overrides=params)
+
+
+def test_every_parameter_has_a_description():
+    names = [name for name, f, _ in iter_params(PolicyNodeConfig)]
+    assert "model.path" in names and "safety.input_timeout_s" in names and "autostart" in names
+    for name, f, _ in iter_params(PolicyNodeConfig):
+        assert len(f.metadata["ros_param"]["description"]) > 10, name
+
+
+def test_declare_config_defaults_and_descriptors(ros_context):
+    from moe_vla_ros.ros.params import declare_config
+
+    node = _node(ros_context)
+    cfg = declare_config(node, PolicyNodeConfig)
+    assert cfg == PolicyNodeConfig()
+    desc = node.describe_parameter("execution.sync_slop_s")
+    assert "stamp difference" in desc.description
+    assert desc.floating_point_range[0].from_value == pytest.approx(0.001)
+    assert node.describe_parameter("model.warmup_runs").integer_range[0].to_value == 100
+    assert "One of: onnxruntime, torch" in node.describe_parameter("model.backend").description
+    node.destroy_node()
+
+
+def test_declare_config_overrides_and_validation(ros_context):
+    from rclpy.exceptions import InvalidParameterValueException
+
+    from moe_vla_ros.ros.params import declare_config
+
+    node = _node(ros_context, {"robot.joint_names": ["a", "b"], "robot.max_velocity": [1.0, 2.0],
+                               "execution.blend": "linear", "autostart": True})
+    cfg = declare_config(node, PolicyNodeConfig)
+    assert cfg.robot.joint_names == ["a", "b"] and cfg.robot.max_velocity == [1.0, 2.0]
+    assert cfg.execution.blend == "linear" and cfg.autostart is True
+    node.destroy_node()
+
+    node = _node(ros_context, {"execution.sync_slop_s": 5.0})
+    with pytest.raises(InvalidParameterValueException):
+        declare_config(node, PolicyNodeConfig)
+    node.destroy_node()
+
+    node = _node(ros_context, {"execution.blend": "spline"})
+    with pytest.raises(NodeConfigError, match="execution.blend must be one of"):
+        declare_config(node, PolicyNodeConfig)
+    node.destroy_node()
+
+
+def test_robot_limits_must_match_joint_count():
+    with pytest.raises(NodeConfigError, match="robot.max_velocity has 1 values for 2 joints"):
+        RobotParams(joint_names=["a", "b"], max_velocity=[1.0])
+
+
+def test_params_file_flattening(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    autostart: true\npolicy_node:\n  ros__parameters:\n"
+                    "    model:\n      backend: torch\n")
+    assert load_params_file(path, "policy_node") == {"autostart": True, "model.backend": "torch"}
+    assert flatten_yaml_params({"a": {"b": {"c": 1}}, "d": 2}) == {"a.b.c": 1, "d": 2}

@@ -1,0 +1,41 @@
+"""RuntimeConfig validation names the bad value; defaults follow the node parameters."""
+
+from pathlib import Path
+
+import pytest
+
+from moe_vla_ros.runtime.config import KNOWN_PROVIDERS, RuntimeConfig, RuntimeConfigError
+
+
+def test_defaults_prefer_gpu_and_keep_cpu_last():
+    cfg = RuntimeConfig()
+    assert cfg.providers == KNOWN_PROVIDERS and cfg.wants_gpu
+    assert RuntimeConfig(providers=("CUDAExecutionProvider",)).providers == ("CUDAExecutionProvider", "CPUExecutionProvider")
+    assert not RuntimeConfig(providers=("CPUExecutionProvider",)).wants_gpu
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"backend": "tflite"}, "'tflite'"),
+        ({"providers": ("OpenVINOExecutionProvider",)}, "OpenVINOExecutionProvider"),
+        ({"providers": "CPUExecutionProvider"}, "got the string"),
+        ({"providers": ("CPUExecutionProvider", "CPUExecutionProvider")}, "duplicates"),
+        ({"intra_op_threads": -1}, "intra_op_threads .* got -1"),
+        ({"trt_workspace_mb": 1}, "trt_workspace_mb .* got 1"),
+        ({"formulation": "moe"}, "'moe'"),
+        ({"precision": "int4"}, "'int4'"),
+        ({"torch_device": "tpu"}, "'tpu'"),
+        ({"max_reasoning_tokens": -3}, "got -3"),
+        ({"reasoning_enabled": "yes"}, "'yes'"),
+    ],
+)
+def test_invalid_values_are_named(kwargs, message):
+    with pytest.raises(RuntimeConfigError, match=message):
+        RuntimeConfig(**kwargs)
+
+
+def test_engine_cache_is_per_model(tmp_path):
+    assert RuntimeConfig(trt_engine_cache_dir=str(tmp_path)).engine_cache_dir("demo-123") == tmp_path / "demo-123"
+    default = RuntimeConfig().engine_cache_dir("demo-123")
+    assert default == Path.home() / ".cache/moe_vla_ros/trt/demo-123"

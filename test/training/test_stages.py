@@ -1,0 +1,43 @@
+"""Tests of moe_vla_ros/training/stages.py: upcycling and the stage-3 freeze."""
+
+import torch
+
+from moe_vla_ros.model.config import ModelConfig
+from moe_vla_ros.model.examples import example_batch
+from moe_vla_ros.model.vla import MoEVLA
+from moe_vla_ros.training.stages import cosine_lr, freeze_for_moe_tuning, trainable_names, upcycle_model
+
+torch.set_num_threads(1)
+
+
+def test_moe_tuning_trains_only_experts_routers_and_heads():
+    torch.manual_seed(0)
+    model = MoEVLA(ModelConfig.tiny(), use_moe=False)
+    assert upcycle_model(model, noise_std=0.01, seed=0) == 2
+    params = freeze_for_moe_tuning(model)
+    names = trainable_names(model)
+    assert len(params) == len(names)
+    assert all(n.startswith(("trunk.blocks.1.ffn.", "reasoning.", "action_head.")) for n in names)
+    assert any(n.startswith("trunk.blocks.1.ffn.router") for n in names)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    assert any(n.startswith("vision.") for n in frozen) and "trunk.instruction_embed.weight" in frozen
+    assert "trunk.blocks.1.self_attn.q_proj.weight" in frozen and "trunk.blocks.0.ffn.fc_in.weight" in frozen
+
+    optimizer = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.1)
+    trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.train()
+    for step in range(3):
+        optimizer.zero_grad()
+        model.compute_loss(example_batch(model.cfg, batch_size=4, seed=step)).total.backward()
+        optimizer.step()
+    for name, p in model.named_parameters():
+        if name in frozen:
+            assert torch.equal(p, frozen[name]), f"{name} changed while frozen"
+    assert not torch.equal(model.trunk.blocks[1].ffn.experts.w_in, trained["trunk.blocks.1.ffn.experts.w_in"])
+
+
+def test_cosine_schedule():
+    assert cosine_lr(0, 100, 1.0, warmup_steps=10) == 0.1
+    assert cosine_lr(9, 100, 1.0, warmup_steps=10) == 1.0
+    assert abs(cosine_lr(100, 100, 1.0, warmup_steps=10) - 0.1) < 1e-9
+    assert cosine_lr(50, 100, 1.0, 10) < cosine_lr(20, 100, 1.0, 10)

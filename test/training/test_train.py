@@ -1,0 +1,104 @@
+"""Tests of moe_vla_ros/training/train.py (with evaluate.py and plots.py): a tiny end-to-end run."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from moe_vla_ros.model.checkpoint import load_checkpoint, read_checkpoint_config
+from moe_vla_ros.model.config import tiny_contract
+from moe_vla_ros.training.synthetic import generate_synthetic_dataset
+from moe_vla_ros.training.train import main, train_policy
+from moe_vla_ros.training.train_config import TrainConfig
+
+torch.set_num_threads(1)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic") / "data"
+    generate_synthetic_dataset(root, tiny_contract().sensors, num_episodes=12, episode_length=30, seed=0)
+    return root
+
+
+def quick(**kwargs):
+    base = dict(preset="tiny", dense_steps=8, moe_steps=8, batch_size=8, eval_every=8, log_every=1,
+                eval_generated_samples=4, max_eval_samples=32, progress=False)  # fmt: skip
+    return TrainConfig(**{**base, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def long_run(dataset_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "ckpt"
+    cfg = quick(dense_steps=150, moe_steps=150, batch_size=16, eval_every=100, log_every=10, eval_generated_samples=16)
+    return train_policy(dataset_dir, out, cfg)
+
+
+def test_loss_falls_on_the_synthetic_task(long_run):
+    train = [r for r in long_run.records if r["kind"] == "train"]
+    first = sum(r["loss"] for r in train[:3]) / 3
+    last = sum(r["loss"] for r in train[-3:]) / 3
+    assert last < 0.5 * first, (first, last)
+    final = long_run.final_eval
+    assert final["reasoning_accuracy"] > 0.8 and final["action_l1_rad"] < 0.1
+    assert long_run.final_train_loss == train[-1]["loss"]
+
+
+def test_run_writes_checkpoint_logs_and_plots(long_run, dataset_dir):
+    out = long_run.out_dir
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "train_config.json"):
+        assert (out / name).is_file(), name
+    for name in ("loss_curves.png", "expert_usage.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    model = load_checkpoint(out, expected_contract=tiny_contract().sensors)
+    assert model.is_fully_moe
+    cfg, metadata = read_checkpoint_config(out)
+    assert metadata["training"]["steps"] == 300 and cfg.contract.normalization.state_std != (1.0, 1.0, 1.0)
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    kinds = {r["kind"] for r in records}
+    assert kinds == {"train", "eval", "upcycle"}
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert {r["stage"] for r in evals} == {"dense", "moe"} and "action_l1_rad_generated" in evals[-1]
+    usage = [json.loads(line) for line in (out / "expert_usage.jsonl").read_text().splitlines()]
+    assert usage and all(r["stage"] == "moe" for r in usage)
+    for row in usage:
+        for key in ("trunk_expert_load", "action_head_expert_load"):
+            assert len(row[key]) == 1 and abs(sum(row[key][0]) - 1.0) < 1e-4
+
+
+def test_same_seed_same_result(dataset_dir, tmp_path):
+    a = train_policy(dataset_dir, tmp_path / "a", quick(seed=3))
+    b = train_policy(dataset_dir, tmp_path / "b", quick(seed=3))
+    c = train_policy(dataset_dir, tmp_path / "c", quick(seed=4))
+    assert a.final_train_loss == b.final_train_loss != c.final_train_loss
+    wa, wb = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_stage_three_leaves_frozen_parameters_untouched(dataset_dir, tmp_path):
+    upcycled_only = train_policy(dataset_dir, tmp_path / "a", quick(moe_steps=0)).model.state_dict()
+    tuned = train_policy(dataset_dir, tmp_path / "b", quick(moe_steps=10)).model.state_dict()
+    frozen = [k for k in tuned if k.startswith(("vision.", "trunk.instruction", "trunk.state_embed", "trunk.norm"))]
+    frozen += [k for k in tuned if k.startswith("trunk.blocks.") and ".ffn." not in k]
+    frozen += [k for k in tuned if k.startswith("trunk.blocks.0.ffn.")]  # dense (non-MoE) trunk layer
+    assert len(frozen) > 20
+    assert all(torch.equal(tuned[k], upcycled_only[k]) for k in frozen)
+    trained = [k for k in tuned if k.startswith(("trunk.blocks.1.ffn.", "action_head.", "reasoning."))]
+    assert sum(not torch.equal(tuned[k], upcycled_only[k]) for k in trained) > len(trained) // 2
+
+
+def test_cli(dataset_dir, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["--dataset", str(dataset_dir), "--out", str(out), "--preset", "tiny", "--dense-steps", "3",
+            "--moe-steps", "3", "--batch-size", "4", "--eval-every", "3", "--no-progress", "--seed", "1",
+            "--config", '{"loss": {"action_loss": "mse"}}']  # fmt: skip
+    assert main(args) == 0
+    assert "held-out action L1" in capsys.readouterr().out
+    cfg, _ = read_checkpoint_config(out)
+    assert cfg.loss.action_loss == "mse" and cfg.contract.sensors == tiny_contract().sensors
+    with pytest.raises(FileExistsError, match="overwrite"):
+        main(args)
+    assert main(args[:-2] + ["--config", '{"trunk": {"num_layer": 2}}', "--overwrite"]) == 2
+    assert "num_layer" in capsys.readouterr().out

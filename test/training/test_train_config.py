@@ -1,0 +1,39 @@
+"""Tests of moe_vla_ros/training/train_config.py: validation and round trip."""
+
+import pytest
+
+from moe_vla_ros.training.train_config import TrainConfig
+
+
+def test_round_trip():
+    cfg = TrainConfig(preset="tiny", dense_steps=3, moe_lr=1e-4, model_overrides={"loss": {"action_loss": "mse"}})
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg and cfg.stage3_lr == 1e-4
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(preset="huge"), "'huge'"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(dense_steps=0, moe_steps=0), "dense_steps"),
+        (dict(lr=-1.0), "-1.0"),
+        (dict(val_fraction=1.0), "val_fraction"),
+        (dict(device="tpu"), "'tpu'"),
+        (dict(dense_steps=2.5), "2.5"),
+    ],
+)
+def test_invalid_values_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_unknown_fields_are_rejected():
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig.from_dict({"epochs": 3})
+
+
+def test_model_overrides_are_checked_against_the_preset():
+    with pytest.raises(ValueError, match="num_layer"):
+        TrainConfig(preset="tiny", model_overrides={"trunk": {"num_layer": 2}})
+    with pytest.raises(ValueError, match="d_model"):
+        TrainConfig(preset="tiny", model_overrides={"d_model": 48})  # MoE widths no longer match
