@@ -169,6 +169,14 @@ class PolicyRunner:
             )
             self._latest_velocity = joints.velocities
 
+    def record_error(self, text: str) -> None:
+        """An error outside the model (e.g. publishing failed): counted, reported, the plan dropped."""
+        with self._lock:
+            self.counters.inference_errors += 1
+            self.counters.last_error = text
+            self.executor.reset()
+            self._commanding = False
+
     def set_instruction(self, text: str) -> None:
         """A new instruction drops the executing plan and forces fresh reasoning."""
         with self._lock:

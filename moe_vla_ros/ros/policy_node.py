@@ -21,8 +21,8 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, String
@@ -32,6 +32,7 @@ from moe_vla_msgs.msg import ExpertUsage, PolicyStatus, ReasoningTrace
 from moe_vla_ros.contract import ContractError
 from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
 from moe_vla_ros.control.images import ImageConversionError
+from moe_vla_ros.control.inference_loop import InferenceLoop
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
 from moe_vla_ros.control.policy_runner import JOINT_STATES, PolicyRunner, RunnerConfig, camera_input
 from moe_vla_ros.control.safety import SafetyLimits
@@ -55,7 +56,7 @@ from moe_vla_ros.ros.telemetry_msgs import (
     reasoning_trace_msg,
 )
 
-INFERENCE_POLL_S = 0.005
+INFERENCE_POLL_S = 0.005  # how often the inference loop asks the runner for work (wall clock)
 
 
 class PolicyNode(LifecycleNode):
@@ -69,19 +70,21 @@ class PolicyNode(LifecycleNode):
         self._mapper: JointStateMapper | None = None
         self._pubs: dict = {}
         self._subs: list = []
-        self._inference_timer = None  # created at the first activation, cancelled while inactive
+        # Inference runs on its own thread (control/inference_loop.py), started while active; ROS
+        # callbacks run in a single-threaded executor. Its decisions use ROS time (`_now`).
+        self._inference = InferenceLoop(self._on_inference_tick, INFERENCE_POLL_S, self._on_inference_error)
         self._active = False  # inputs are only used while active
         self._status_timer = None
         self._state = ("unconfigured", 1)
-        self._sensor_group = MutuallyExclusiveCallbackGroup()
-        self._inference_group = MutuallyExclusiveCallbackGroup()
-        self._status_group = MutuallyExclusiveCallbackGroup()
         self._last_log: dict[str, float] = {}
+        # Status and start-up timers run on the steady clock: they must tick before /clock arrives.
+        self._wall_clock = Clock(clock_type=ClockType.STEADY_TIME)
         if self.config.autostart:
-            self._autostart_timer = self.create_timer(0.0, self._autostart)
+            self._autostart_timer = self.create_timer(0.0, self._autostart, clock=self._wall_clock)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def _autostart(self) -> None:
+        self._autostart_timer.cancel()  # one shot
         self.destroy_timer(self._autostart_timer)
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
@@ -138,11 +141,7 @@ class PolicyNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.runner.activate(self._now())
         self._active = True
-        if self._inference_timer is None:
-            self._inference_timer = self.create_timer(INFERENCE_POLL_S, self._on_inference_tick,
-                                                      callback_group=self._inference_group)
-        else:
-            self._inference_timer.reset()
+        self._inference.start()
         self._state = ("active", 3)
         self.get_logger().info("activated: commanding once inputs are fresh and an instruction is set")
         return super().on_activate(state)
@@ -151,8 +150,8 @@ class PolicyNode(LifecycleNode):
         """Publishers, subscriptions and the status timer, created at the first configure and kept
         for the node's life (topics are fixed parameters): callbacks ignore inputs while the node
         is not active, and lifecycle publishers only publish while active. Destroying entities
-        from a transition callback while other executor threads wait on them is unsafe in
-        rclpy's MultiThreadedExecutor, so cleanup frees the model only."""
+        from a transition callback while an executor waits on them is unsafe in rclpy, so
+        cleanup frees the model only."""
         cfg, t = self.config, self.config.topics
         self._pubs = {
             "trajectory": self.create_lifecycle_publisher(JointTrajectory, t.trajectory, qos.command_qos()),
@@ -163,26 +162,23 @@ class PolicyNode(LifecycleNode):
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", qos.telemetry_qos()),
         }
         self._status_timer = self.create_timer(
-            1.0 / cfg.execution.status_rate_hz, self._publish_status, callback_group=self._status_group
+            1.0 / cfg.execution.status_rate_hz, self._publish_status, clock=self._wall_clock
         )
         sensor_qos = qos.sensor_qos(cfg.qos.sensor_reliability, cfg.qos.sensor_depth)
         for camera, topic in zip(self.policy.contract.sensors.camera_names, cfg.topics.camera_topics):
             if cfg.topics.camera_transport == "compressed":
                 cb = lambda msg, c=camera: self._on_image(c, msg, compressed_msg_to_rgb)  # noqa: E731
                 self._subs.append(self.create_subscription(
-                    CompressedImage, f"{topic}/compressed", cb, sensor_qos, callback_group=self._sensor_group))
+                    CompressedImage, f"{topic}/compressed", cb, sensor_qos))
             else:
                 cb = lambda msg, c=camera: self._on_image(c, msg, image_msg_to_rgb)  # noqa: E731
                 self._subs.append(self.create_subscription(
-                    Image, topic, cb, sensor_qos, callback_group=self._sensor_group))
+                    Image, topic, cb, sensor_qos))
         self._subs += [
-            self.create_subscription(JointState, cfg.topics.joint_states, self._on_joint_state, sensor_qos,
-                                     callback_group=self._sensor_group),
+            self.create_subscription(JointState, cfg.topics.joint_states, self._on_joint_state, sensor_qos),
             self.create_subscription(String, cfg.topics.instruction, self._on_instruction,
-                                     qos.instruction_subscription_qos(cfg.qos.instruction_durability),
-                                     callback_group=self._sensor_group),
-            self.create_subscription(Bool, cfg.topics.enable, self._on_enable, qos.command_qos(),
-                                     callback_group=self._sensor_group),
+                                     qos.instruction_subscription_qos(cfg.qos.instruction_durability)),
+            self.create_subscription(Bool, cfg.topics.enable, self._on_enable, qos.command_qos()),
         ]
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -207,10 +203,13 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_io(self) -> None:
-        """Stop the inference loop; inputs are ignored from now on."""
+        """Inputs are ignored from now on; waits for a running inference (nothing is published after)."""
         self._active = False
-        if self._inference_timer is not None:
-            self._inference_timer.cancel()
+        self._inference.stop()
+
+    def destroy_node(self) -> None:
+        self._inference.stop()
+        super().destroy_node()
 
     def _free_model(self) -> None:
         if self.policy is not None:
@@ -280,6 +279,17 @@ class PolicyNode(LifecycleNode):
         if out.reasoning is not None and out.reasoning_is_new:
             self._pubs["trace"].publish(reasoning_trace_msg(out.reasoning, chunk_id, runner.instruction, out.expert_usage))
 
+    def _on_inference_error(self, error: BaseException) -> None:
+        """An unexpected error in the loop (the runner itself catches model errors): hold, report."""
+        self._log_throttled("inference", f"inference loop error: {type(error).__name__}: {error}")
+        runner = self.runner
+        if runner is not None:
+            runner.record_error(f"inference loop: {type(error).__name__}: {error}")
+        try:
+            self._publish_hold(f"inference loop error: {error}")
+        except Exception:  # noqa: BLE001 - e.g. the context is shutting down: nothing left to command
+            pass
+
     def _publish_hold(self, reason: str) -> None:
         """An empty JointTrajectory: joint_trajectory_controller stops at its current position."""
         pub = self._pubs.get("trajectory")
@@ -327,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(non_ros)
     rclpy.init(args=["policy_node", *argv])
     node = PolicyNode()
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()

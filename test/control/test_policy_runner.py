@@ -153,6 +153,15 @@ def test_inference_failure_holds_and_is_counted():
     assert runner.counters.inference_errors == 1 and "model exploded" in runner.counters.last_error
 
 
+def test_an_error_outside_the_model_drops_the_plan():
+    runner, policy = make_runner()
+    feed(runner, 1.0)
+    assert runner.step(lambda: 1.0).trajectory is not None and runner.commanding
+    runner.record_error("publish failed")
+    assert not runner.commanding and runner.executor.trajectory(1.0) is None
+    assert runner.counters.inference_errors == 1 and runner.counters.last_error == "publish failed"
+
+
 def test_reasoning_disabled_never_asks_for_reasoning():
     runner, policy = make_runner(reasoning_period_s=None)
     feed(runner, 1.0)

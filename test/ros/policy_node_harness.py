@@ -6,7 +6,7 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
@@ -62,7 +62,7 @@ class PolicyNodeHarness:
         p.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, qos.telemetry_qos(100))
         self.instruction_pub = p.create_publisher(String, "/instruction", qos.latched_qos())
         self._change_state = None
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.executor = SingleThreadedExecutor(context=context)  # as the node's own main()
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)

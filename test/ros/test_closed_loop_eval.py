@@ -76,14 +76,15 @@ def test_closed_loop_episodes_through_the_policy_node_process(sim_model_dir, tmp
     from moe_vla_ros.ros.closed_loop_eval import run_evaluation
 
     out = tmp_path / "eval"
+    max_duration_s = 4.0
     result = run_evaluation(EvalConfig(model=str(sim_model_dir), episodes=2, tasks=("reach", "push"),
-                                       max_duration_s=4.0, out_dir=str(out), progress=False))  # fmt: skip
+                                       max_duration_s=max_duration_s, out_dir=str(out), progress=False))  # fmt: skip
     records = result.records
     assert [(r.family, r.seed) for r in records] == [("reach", 10_000), ("push", 10_001)]
     for r in records:
         print(f"episode {r.index}: success {r.success}, {r.duration_s:.2f} s sim, {r.wall_time_s:.2f} s wall, "
               f"{len(r.trajectories)} chunks, {len(r.joint_times)} joint states")
-        assert 0.0 < r.duration_s <= 2.5 + 1e-9 and r.control_steps == round(r.duration_s * 10)
+        assert 0.0 < r.duration_s <= max_duration_s + 1e-9 and r.control_steps == round(r.duration_s * 10)
         assert r.joint_names == list(JOINT_NAMES) and r.model_id
         assert len(r.trajectories) >= 2, "the policy node published no chunks"
         assert all(len(p) == 7 for tr in r.trajectories for p in tr.positions)

@@ -113,8 +113,10 @@ def test_mismatched_model_contract_fails_configure(harness_factory):
 
 def test_new_instruction_resets_and_reasons_again(harness_factory, ros_context):
     h = harness_factory()
-    robot = FakeRobot(CAMERA_TOPICS, JOINTS, instruction="reach the red cube", context=ros_context)
+    robot = FakeRobot(CAMERA_TOPICS, JOINTS, context=ros_context)  # instructions come from the test only
     h.add_node(robot)
+    h.wait_for(lambda: h.instruction_pub.get_subscription_count() > 0, what="instruction subscription matched")
+    h.instruction_pub.publish(String(data="reach the red cube"))
     h.wait_for(lambda: h.traces and h.commands(), what="first trace")
     h.instruction_pub.publish(String(data="push the blue cube to the left"))
     h.wait_for(lambda: any(t.instruction == "push the blue cube to the left" for t in h.traces),
