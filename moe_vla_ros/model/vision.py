@@ -5,8 +5,8 @@ images the runtime receives (after resizing to the contract size and HWC -> CHW)
 
     images [B, C, 3, H, W] uint8  ->  tokens [B, C * P, D]
 
-P tokens per camera come from the backbone (ViT patches or an EfficientNet-Lite0 feature
-map); every token gets a learned per-camera embedding and a learned per-position embedding.
+P tokens per camera come from the backbone (ViT patches, an EfficientNet-Lite0 feature map or
+the learned keypoints of a conv net with a spatial softmax); every token gets a learned per-camera embedding and a learned per-position embedding.
 
 Shape legend: B batch, C cameras, N = B * C images, P tokens per camera, W backbone width,
 D d_model.
@@ -68,6 +68,41 @@ class EfficientNetTokens(nn.Module):
         return self.features(x).flatten(2).transpose(1, 2)  # [N, Ch, h, w] -> [N, h*w, Ch]
 
 
+class SpatialSoftmaxKeypoints(nn.Module):
+    """Conv net -> K keypoint heatmaps -> spatial softmax -> per keypoint (x, y, activation).
+
+    The expected image position of each learned heatmap is a direct, differentiable object
+    location, the inductive bias that lets visuomotor policies learn where things are from a
+    few hundred demonstrations (Levine et al. 2016; robomimic / Diffusion Policy encoders).
+    Plain Conv/Softmax/MatMul ops: exports to ONNX and TensorRT as is.
+    """
+
+    out_width = 3  # (x, y) in [-1, 1] and the heatmap's mean activation
+
+    def __init__(self, cfg: VisionConfig, image_height: int, image_width: int) -> None:
+        super().__init__()
+        w = cfg.width
+        layers: list[nn.Module] = [nn.Conv2d(3, w, 5, stride=2, padding=2), nn.GroupNorm(8 if w % 8 == 0 else 1, w), nn.ReLU()]
+        for i in range(cfg.depth):  # the first one halves the resolution again: H/4 x W/4 heatmaps
+            layers += [nn.Conv2d(w, w, 3, stride=2 if i == 0 else 1, padding=1),
+                       nn.GroupNorm(8 if w % 8 == 0 else 1, w), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.heatmaps = nn.Conv2d(w, cfg.num_keypoints, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(()))  # softmax sharpness, learned
+        h, wd = -(-image_height // 4), -(-image_width // 4)
+        ys, xs = torch.meshgrid(torch.linspace(-1.0, 1.0, h), torch.linspace(-1.0, 1.0, wd), indexing="ij")
+        self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], dim=-1), persistent=False)  # [h*w, 2]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [N, 3, H, W] normalised -> [N, K, 3]."""
+        maps = self.heatmaps(self.features(x))  # [N, K, h, w]
+        logits = maps.flatten(2)  # [N, K, h*w]
+        attention = torch.softmax(logits * torch.exp(self.log_temperature), dim=-1)  # [N, K, h*w]
+        xy = attention @ self.grid  # [N, K, 2]
+        activation = logits.mean(dim=-1, keepdim=True)  # [N, K, 1]
+        return torch.cat([xy, activation], dim=-1)  # [N, K, 3]
+
+
 class VisionOutput(NamedTuple):
     tokens: Tensor  # [B, C * P, D]
 
@@ -82,6 +117,9 @@ class VisionEncoder(nn.Module):
         self.image_size = (sensors.image_height, sensors.image_width)
         if vcfg.backbone == "vit":
             self.backbone: nn.Module = PatchViT(vcfg, *self.image_size)
+            mean, std = VIT_PIXEL_MEAN, VIT_PIXEL_STD
+        elif vcfg.backbone == "keypoints":
+            self.backbone = SpatialSoftmaxKeypoints(vcfg, *self.image_size)
             mean, std = VIT_PIXEL_MEAN, VIT_PIXEL_STD
         else:
             self.backbone = EfficientNetTokens(vcfg)

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.utilities import remove_ros_args
 
@@ -57,7 +57,7 @@ def sim_parameters(args: argparse.Namespace) -> dict:
 
 class SimThread(threading.Thread):
     """Creates and spins the simulator node in one thread of its own: its OpenGL context works only
-    in the thread that created it, so it cannot share a MultiThreadedExecutor."""
+    in the thread that created it, so it cannot share the policy node's executor."""
 
     def __init__(self, params: dict) -> None:
         super().__init__(name="sim_node", daemon=True)
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rclpy.init(args=["moe_vla_bringup", *argv])
     nodes = []
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = SingleThreadedExecutor()  # the policy node infers on its own thread
     sim_thread = None
     try:
         if args.sim:

@@ -30,6 +30,7 @@ from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.tokenizer import InstructionTokenizer
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.training import plots
+from moe_vla_ros.training.augment import random_shift
 from moe_vla_ros.training.data import VLADataset, iterate_batches, normalization_from_episodes, split_episodes
 from moe_vla_ros.training.evaluate import evaluate
 from moe_vla_ros.training.stages import (
@@ -124,6 +125,7 @@ def _run_stage(
     lr: float,
     first_step: int,
     batches: Iterator[torch.Tensor],
+    augment_rng: torch.Generator,
     train: VLADataset,
     val: VLADataset,
     log: RunLog,
@@ -140,6 +142,7 @@ def _run_stage(
         for group in optimizer.param_groups:
             group["lr"] = current_lr
         batch = {k: v.to(cfg.device) for k, v in train.batch(next(batches)).items()}
+        batch["images"] = random_shift(batch["images"], cfg.image_shift_pixels, augment_rng)
         losses = model.compute_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
@@ -188,19 +191,20 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     model = MoEVLA(model_cfg, use_moe=False).to(cfg.device)
     generator = torch.Generator().manual_seed(cfg.seed)
     batches = iterate_batches(len(train), cfg.batch_size, generator)
+    augment_rng = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1)
     log = RunLog(out)
     bar = tqdm(total=cfg.dense_steps + cfg.moe_steps, disable=not cfg.progress, desc="train", unit="step")
     try:
         step, loss, metrics = _run_stage(
             model, dense_warmup_parameters(model), STAGE_DENSE, cfg.dense_steps, cfg.lr, 0, batches,
-            train, val, log, cfg, bar,
+            augment_rng, train, val, log, cfg, bar,
         )  # fmt: skip
         upcycled = upcycle_model(model, cfg.upcycle_noise_std, seed=cfg.seed)
         log.write({"kind": "upcycle", "step": step, "layers": upcycled, "noise_std": cfg.upcycle_noise_std})
         model.to(cfg.device)
         params = freeze_for_moe_tuning(model)
         step, moe_loss, moe_metrics = _run_stage(
-            model, params, STAGE_MOE, cfg.moe_steps, cfg.stage3_lr, step, batches, train, val, log, cfg, bar
+            model, params, STAGE_MOE, cfg.moe_steps, cfg.stage3_lr, step, batches, augment_rng, train, val, log, cfg, bar
         )
         if cfg.moe_steps:
             loss, metrics = moe_loss, moe_metrics
@@ -235,6 +239,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
     p.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     p.add_argument("--moe-lr", type=float, default=None, help="stage 3 peak learning rate (default: --lr)")
     p.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps between evaluations")
+    p.add_argument("--image-shift", type=int, default=defaults.image_shift_pixels,
+                   help="random-shift augmentation of training images, pixels (0: off)")
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="share of held-out episodes")
     p.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device, help="torch device")
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -248,7 +254,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
     cfg = TrainConfig(
         preset=args.preset, model_overrides=overrides, seed=args.seed, dense_steps=args.dense_steps,
         moe_steps=args.moe_steps, batch_size=args.batch_size, lr=args.lr, moe_lr=args.moe_lr,
-        eval_every=args.eval_every, val_fraction=args.val_fraction, device=args.device,
+        eval_every=args.eval_every, image_shift_pixels=args.image_shift, val_fraction=args.val_fraction, device=args.device,
         num_threads=args.num_threads, overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
     return args, cfg

@@ -34,6 +34,8 @@ class TrainConfig:
         weight_decay: AdamW weight decay.
         grad_clip: max global gradient norm (0 disables clipping).
         upcycle_noise_std: Gaussian noise on the upcycled experts' weights (0: exact copies).
+        image_shift_pixels: training images are shifted by up to this many pixels in x and y,
+            each image independently (training/augment.py; 0 disables).
 
     Evaluation and logging:
         val_fraction: share of episodes held out for evaluation.
@@ -64,6 +66,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     upcycle_noise_std: float = 0.005
+    image_shift_pixels: int = 4
     val_fraction: float = 0.1
     eval_every: int = 250
     max_eval_samples: int = 512
@@ -85,7 +88,7 @@ class TrainConfig:
             if value is not None:
                 _int_at_least(name, value, 1)
         _int_at_least("seed", self.seed, 0)
-        for name in ("dense_steps", "moe_steps", "warmup_steps", "eval_generated_samples"):
+        for name in ("dense_steps", "moe_steps", "warmup_steps", "eval_generated_samples", "image_shift_pixels"):
             _int_at_least(name, getattr(self, name), 0)
         for name in ("batch_size", "eval_every", "max_eval_samples", "log_every"):
             _int_at_least(name, getattr(self, name), 1)

@@ -61,3 +61,40 @@ def test_frozen_backbone_has_no_trainable_weights():
     encoder = VisionEncoder(cfg)
     assert not any(p.requires_grad for p in encoder.backbone.parameters())
     assert encoder.proj.weight.requires_grad
+
+
+def test_keypoints_backbone_finds_a_bright_spot():
+    """Spatial softmax: one token per keypoint whose (x, y) follows where the image content is."""
+    torch.manual_seed(0)
+    vision = VisionConfig(backbone="keypoints", width=16, depth=1, num_keypoints=6)
+    cfg = dataclasses.replace(ModelConfig.tiny(), vision=vision)
+    encoder = VisionEncoder(cfg).eval()
+    images = example_batch(cfg, batch_size=2)["images"]
+    with torch.no_grad():
+        tokens = encoder(images).tokens
+    assert tokens.shape == (2, 2 * 6, cfg.d_model) == (2, cfg.num_vision_tokens, cfg.d_model)
+
+    keypoints = encoder.backbone
+    with torch.no_grad():
+        keypoints.heatmaps.weight.zero_()
+        keypoints.heatmaps.bias.zero_()
+        keypoints.heatmaps.weight[:, 0] = 1.0  # every heatmap = feature channel 0
+        keypoints.log_temperature.fill_(3.0)
+        xs = []
+        for spot_x in (4, 27):
+            img = torch.zeros(1, 3, 32, 32)
+            img[:, :, 12:16, spot_x:spot_x + 4] = 1.0  # a bright 4x4 square
+            xy = keypoints(img)[0, :, :2]  # [K, 2]
+            feats = keypoints.features(img)[0, 0]  # [8, 8]
+            peak = divmod(int(feats.argmax()), feats.shape[1])  # the keypoint sits at the strongest response
+            expected_x = -1.0 + 2.0 * peak[1] / (feats.shape[1] - 1)
+            assert abs(float(xy[0, 0]) - expected_x) < 0.35
+            xs.append(float(xy[0, 0]))
+    assert xs[1] > xs[0] + 0.8  # the keypoint moved right with the spot
+    assert -1.0 <= float(xy.min()) and float(xy.max()) <= 1.0
+
+
+def test_keypoints_config_is_validated():
+    with pytest.raises(ValueError, match="num_keypoints"):
+        VisionConfig(backbone="keypoints", num_keypoints=0)
+    assert VisionConfig(backbone="keypoints", num_keypoints=5).num_tokens_per_camera(96, 96) == 5
