@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from moe_vla_ros.bags.evaluate_records import ChunkRecord, CommandRecord, TraceRecord, UsageRecord
+from moe_vla_ros.runtime.usage_distance import jensen_shannon
 
 _EPS = 1e-6
 
@@ -264,20 +265,6 @@ def reasoning_metrics(traces: Sequence[TraceRecord], duration_s: float) -> dict:
             "changes_per_minute": changes / minutes if minutes > 0 else None}  # fmt: skip
 
 
-def js_divergence_bits(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon divergence of two distributions in bits (inputs renormalised)."""
-    p = np.clip(np.asarray(p, dtype=np.float64), 0, None)
-    q = np.clip(np.asarray(q, dtype=np.float64), 0, None)
-    p, q = p / max(p.sum(), 1e-12), q / max(q.sum(), 1e-12)
-    m = 0.5 * (p + q)
-
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
-
-    return max(0.0, 0.5 * kl(p) + 0.5 * kl(q))
-
-
 def usage_series(usage: Sequence[UsageRecord]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{layer: (stamps [N], loads [N, E])} in stamp order (records lacking the layer skipped)."""
     ordered = sorted(usage, key=lambda r: r.stamp_s)
@@ -307,7 +294,7 @@ def usage_drift(usage: Sequence[UsageRecord], window_s: float) -> dict:
                 continue
             mean = loads[rows].mean(axis=0)
             base = mean if base is None else base
-            series.append((float(s + window_s / 2), js_divergence_bits(mean, base)))
+            series.append((float(s + window_s / 2), jensen_shannon(mean, base)))
         drifts = [d for _, d in series]
         result[layer] = {
             "num_experts": int(loads.shape[1]), "inferences": int(times.size),

@@ -25,6 +25,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from moe_vla_ros.evaluation.records import EpisodeRecord, LatencyRecord, TrajectoryRecord
+from moe_vla_ros.runtime.usage_distance import jensen_shannon, total_variation
 
 OVERALL = "overall"
 
@@ -91,36 +92,6 @@ def mean_expert_load(records: Sequence[EpisodeRecord]) -> dict[str, dict[str, li
                 total[0] = total[0] + np.asarray(load, dtype=np.float64)
                 total[1] += 1
     return {family: {name: (s / n).tolist() for name, (s, n) in layers.items()} for family, layers in sums.items()}
-
-
-def _distribution(p: Sequence[float]) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, None)
-    total = p.sum()
-    if p.ndim != 1 or p.size == 0 or not total > 0:
-        raise ValueError(f"expected a non-negative vector with a positive sum, got {p.tolist()}")
-    return p / total
-
-
-def total_variation(p: Sequence[float], q: Sequence[float]) -> float:
-    """Total variation distance 1/2 sum |p - q| of two distributions (normalised first), in [0, 1]."""
-    p, q = _distribution(p), _distribution(q)
-    if p.shape != q.shape:
-        raise ValueError(f"distributions over different numbers of experts: {p.size} and {q.size}")
-    return float(0.5 * np.abs(p - q).sum())
-
-
-def jensen_shannon(p: Sequence[float], q: Sequence[float]) -> float:
-    """Jensen-Shannon divergence in bits (normalised first), in [0, 1]."""
-    p, q = _distribution(p), _distribution(q)
-    if p.shape != q.shape:
-        raise ValueError(f"distributions over different numbers of experts: {p.size} and {q.size}")
-    m = 0.5 * (p + q)
-
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
-
-    return float(min(max(0.5 * kl(p) + 0.5 * kl(q), 0.0), 1.0))
 
 
 def usage_divergence(loads: Mapping[str, Mapping[str, Sequence[float]]]) -> dict[str, dict[str, dict[str, float]]]:

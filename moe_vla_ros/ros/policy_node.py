@@ -4,8 +4,9 @@ A lifecycle node (rclpy.lifecycle):
   configure   load the model, check its contract against the parameters, warm it up,
               create publishers and subscriptions (a model that fails to load leaves the node
               unconfigured); inputs are ignored until activation
-  activate    use inputs, start the inference loop (its own callback group/thread)
-  deactivate  publish a hold (empty trajectory: the controller stops), stop the loop
+  activate    use inputs, start the inference loop (its own thread, control/inference_loop.py)
+  deactivate  stop the loop (waits for a running inference), publish a hold (empty trajectory:
+              the controller stops)
   cleanup     free the model (publishers/subscriptions stay; inputs are ignored)
 `autostart: true` configures and activates on start-up.
 

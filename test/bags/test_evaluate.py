@@ -23,6 +23,7 @@ from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.sim.config import JOINT_NAMES
 
 LATENCY_S = 0.05
+BUNDLED_MAX_MAE = 0.05  # rad, mean over joints and chunk steps (measured: see models/default/README.md)
 ORT_CPU = RuntimeConfig(providers=("CPUExecutionProvider",))
 
 
@@ -76,6 +77,21 @@ def test_oracle_baseline_scores_a_small_error(oracle_report, random_report):
     assert oracle_report.action_mae < 0.01
     assert oracle_report.data["chunk_error"]["mae"] < 1e-6  # its chunks are the recording itself
     assert random_report.action_mae > 10 * oracle_report.action_mae
+
+
+def test_bundled_model_scores_a_small_error_and_a_random_model_a_large_one(random_model, config, tmp_path):
+    """The bundled model (trained on the scripted expert's demonstrations, other seeds) on a bag of
+    two new expert episodes at its own image size, against a random-weight model on the same bag."""
+    from moe_vla_ros.paths import bundled_model_dir
+
+    bag = record_sim_bag(tmp_path / "bag", SimRecordingConfig(episodes=2, max_episode_s=3.0, image_size=96,
+                                                             camera_rate_hz=15.0, seed=5, progress=False))
+    trained = evaluate_bag(bag.path, bundled_model_dir(), tmp_path / "bundled", config, runtime=ORT_CPU)
+    random = evaluate_bag(bag.path, random_model, tmp_path / "random", config, runtime=ORT_CPU)
+    print(f"action MAE: bundled {trained.action_mae:.4f} rad, random {random.action_mae:.4f} rad")
+    assert trained.commands >= 4 and random.commands >= 4
+    assert trained.action_mae < BUNDLED_MAX_MAE
+    assert random.action_mae > 3 * trained.action_mae
 
 
 def test_report_files(random_report):

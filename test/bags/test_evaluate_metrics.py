@@ -10,7 +10,6 @@ from moe_vla_ros.bags.evaluate_metrics import (
     command_path,
     error_stats,
     executed_points,
-    js_divergence_bits,
     reasoning_metrics,
     seam_metrics,
     staleness,
@@ -18,6 +17,7 @@ from moe_vla_ros.bags.evaluate_metrics import (
     usage_drift,
 )
 from moe_vla_ros.bags.evaluate_records import CommandRecord, Reference, RunRecords, TraceRecord, UsageRecord
+from moe_vla_ros.runtime.usage_distance import jensen_shannon
 from moe_vla_ros.bags.evaluate_report import score
 from moe_vla_ros.bags.resample import TrajectoryCommand
 from moe_vla_ros.contract import PolicyContract, SensorContract
@@ -113,7 +113,7 @@ def test_known_expert_usage_drift():
     assert drift["moe"]["drift_final_bits"] == pytest.approx(1.0)
     assert drift["moe"]["mean_load"] == [pytest.approx(0.5), pytest.approx(0.5)]
     assert drift["steady"]["drift_max_bits"] == pytest.approx(0.0)
-    assert js_divergence_bits(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.0
+    assert jensen_shannon(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.0
 
 
 def test_reasoning_changes_and_staleness():

@@ -36,29 +36,6 @@ def test_latency_uses_the_last_status_report_and_observation_ages(records):
     assert metrics.inference_latency([])["count"] == 0
 
 
-@pytest.mark.parametrize("p, q, tv, js", [
-    ([0.5, 0.5], [0.5, 0.5], 0.0, 0.0),
-    ([1.0, 0.0], [0.0, 1.0], 1.0, 1.0),
-    # m = (0.75, 0.25): JS = 0.5 * log2(4/3) + 0.5 * (0.5 * log2(2/3) + 0.5 * log2(2))
-    ([1.0, 0.0], [0.5, 0.5], 0.5, 0.5 * math.log2(4 / 3) + 0.25 * math.log2(2 / 3) + 0.25),
-    ([2.0, 2.0, 0.0], [1.0, 0.0, 1.0], 0.5, None),  # unnormalised input is normalised
-])
-def test_total_variation_and_jensen_shannon(p, q, tv, js):
-    assert metrics.total_variation(p, q) == pytest.approx(tv)
-    assert metrics.total_variation(q, p) == pytest.approx(tv)
-    value = metrics.jensen_shannon(p, q)
-    assert 0.0 <= value <= 1.0 and value == pytest.approx(metrics.jensen_shannon(q, p))
-    if js is not None:
-        assert value == pytest.approx(js)
-
-
-def test_divergence_rejects_bad_distributions():
-    with pytest.raises(ValueError, match="different numbers of experts"):
-        metrics.total_variation([0.5, 0.5], [1.0, 0.0, 0.0])
-    with pytest.raises(ValueError, match="positive sum"):
-        metrics.jensen_shannon([0.0, 0.0], [1.0, 0.0])
-
-
 def test_mean_expert_load_per_task_and_divergence_between_tasks(records):
     loads = metrics.mean_expert_load(records)
     assert list(loads) == ["reach", "push"]
