@@ -33,3 +33,17 @@ def random_shift(images: Tensor, max_shift: int, generator: torch.Generator | No
     idx_c = torch.arange(ch, device=images.device)[None, :, None, None]  # [1, 3, 1, 1]
     shifted = padded[idx_n, idx_c, rows[:, None, :, None], cols[:, None, None, :]]  # [N, 3, H, W]
     return shifted.to(images.dtype).reshape(b, c, ch, h, w)
+
+
+def drop_state(state: Tensor, mean_state: Tensor, probability: float, generator: torch.Generator | None = None) -> Tensor:
+    """state [B, J] -> [B, J] with each sample's joint state replaced by `mean_state` [J] with
+    `probability`: the policy cannot lean on proprioception alone and has to read the scene (and
+    the arm) from the cameras. A proprioception shortcut is the classic failure of behaviour
+    cloning: the first move of every episode starts from the same home pose, so only the image
+    says where to go. `probability=0` returns the input."""
+    if not 0.0 <= probability < 1.0:
+        raise ValueError(f"probability must be in [0, 1), got {probability!r}")
+    if probability == 0.0:
+        return state
+    drop = torch.rand(state.shape[0], generator=generator, device=state.device) < probability  # [B]
+    return torch.where(drop[:, None], mean_state.to(state.dtype)[None, :], state)  # [B, J]

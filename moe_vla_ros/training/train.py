@@ -30,7 +30,7 @@ from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.tokenizer import InstructionTokenizer
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.training import plots
-from moe_vla_ros.training.augment import random_shift
+from moe_vla_ros.training.augment import drop_state, random_shift
 from moe_vla_ros.training.data import VLADataset, iterate_batches, normalization_from_episodes, split_episodes
 from moe_vla_ros.training.evaluate import evaluate
 from moe_vla_ros.training.stages import (
@@ -134,6 +134,7 @@ def _run_stage(
 ) -> tuple[int, float, dict]:
     """Train `params` for `steps` steps; returns (next global step, last loss, last eval metrics)."""
     optimizer = _optimizer(params, lr, cfg.weight_decay)
+    mean_state = torch.tensor(model.cfg.contract.normalization.state_mean, dtype=torch.float32, device=cfg.device)
     model.train()
     last_loss, metrics, start = float("nan"), {}, time.perf_counter()
     for i in range(steps):
@@ -143,6 +144,7 @@ def _run_stage(
             group["lr"] = current_lr
         batch = {k: v.to(cfg.device) for k, v in train.batch(next(batches)).items()}
         batch["images"] = random_shift(batch["images"], cfg.image_shift_pixels, augment_rng)
+        batch["state"] = drop_state(batch["state"], mean_state, cfg.state_dropout, augment_rng)
         losses = model.compute_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
@@ -241,6 +243,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
     p.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps between evaluations")
     p.add_argument("--image-shift", type=int, default=defaults.image_shift_pixels,
                    help="random-shift augmentation of training images, pixels (0: off)")
+    p.add_argument("--state-dropout", type=float, default=defaults.state_dropout,
+                   help="probability of replacing a sample's joint state by the dataset mean (0: off)")
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="share of held-out episodes")
     p.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device, help="torch device")
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -254,7 +258,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
     cfg = TrainConfig(
         preset=args.preset, model_overrides=overrides, seed=args.seed, dense_steps=args.dense_steps,
         moe_steps=args.moe_steps, batch_size=args.batch_size, lr=args.lr, moe_lr=args.moe_lr,
-        eval_every=args.eval_every, image_shift_pixels=args.image_shift, val_fraction=args.val_fraction, device=args.device,
+        eval_every=args.eval_every, image_shift_pixels=args.image_shift,
+        state_dropout=args.state_dropout, val_fraction=args.val_fraction, device=args.device,
         num_threads=args.num_threads, overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
     return args, cfg

@@ -36,6 +36,8 @@ class TrainConfig:
         upcycle_noise_std: Gaussian noise on the upcycled experts' weights (0: exact copies).
         image_shift_pixels: training images are shifted by up to this many pixels in x and y,
             each image independently (training/augment.py; 0 disables).
+        state_dropout: probability that a training sample's joint state is replaced by the
+            dataset mean, so the policy learns to read the scene from the cameras (0 disables).
 
     Evaluation and logging:
         val_fraction: share of episodes held out for evaluation.
@@ -67,6 +69,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     upcycle_noise_std: float = 0.005
     image_shift_pixels: int = 4
+    state_dropout: float = 0.0
     val_fraction: float = 0.1
     eval_every: int = 250
     max_eval_samples: int = 512
@@ -99,6 +102,8 @@ class TrainConfig:
             _positive("moe_lr", self.moe_lr)
         for name in ("weight_decay", "grad_clip", "upcycle_noise_std"):
             _non_negative(name, getattr(self, name))
+        if not (isinstance(self.state_dropout, (int, float)) and 0.0 <= self.state_dropout < 1.0):
+            raise ValueError(f"state_dropout must be in [0, 1), got {self.state_dropout!r}")
         if not (isinstance(self.val_fraction, (int, float)) and 0.0 <= self.val_fraction < 1.0):
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if self.device not in DEVICES:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from moe_vla_ros.training.augment import random_shift
+from moe_vla_ros.training.augment import drop_state, random_shift
 
 
 def test_shift_moves_content_by_at_most_max_shift_and_replicates_edges():
@@ -28,3 +28,16 @@ def test_zero_shift_is_identity_and_negative_is_refused():
     assert random_shift(images, 0) is images
     with pytest.raises(ValueError, match="max_shift"):
         random_shift(images, -1)
+
+
+def test_state_dropout_replaces_whole_samples_with_the_mean():
+    state = torch.arange(1, 401, dtype=torch.float32).reshape(200, 2)
+    mean = torch.tensor([-1.0, -2.0])
+    out = drop_state(state, mean, 0.5, torch.Generator().manual_seed(0))
+    dropped = (out == mean).all(dim=1)
+    kept = (out == state).all(dim=1)
+    assert bool((dropped | kept).all())  # a sample keeps its state or loses all of it
+    assert 60 < int(dropped.sum()) < 140
+    assert drop_state(state, mean, 0.0) is state
+    with pytest.raises(ValueError, match="probability"):
+        drop_state(state, mean, 1.0)

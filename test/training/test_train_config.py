@@ -20,6 +20,8 @@ def test_round_trip():
         (dict(val_fraction=1.0), "val_fraction"),
         (dict(device="tpu"), "'tpu'"),
         (dict(dense_steps=2.5), "2.5"),
+        (dict(state_dropout=1.0), "state_dropout"),
+        (dict(image_shift_pixels=-1), "image_shift_pixels"),
     ],
 )
 def test_invalid_values_are_named(kwargs, message):
