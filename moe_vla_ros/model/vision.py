@@ -6,7 +6,8 @@ images the runtime receives (after resizing to the contract size and HWC -> CHW)
     images [B, C, 3, H, W] uint8  ->  tokens [B, C * P, D]
 
 P tokens per camera come from the backbone (ViT patches, an EfficientNet-Lite0 feature map or
-the learned keypoints of a conv net with a spatial softmax); every token gets a learned per-camera embedding and a learned per-position embedding.
+the learned keypoints of a conv net with a spatial softmax); every token gets a learned
+per-camera embedding and a learned per-position embedding.
 
 Shape legend: B batch, C cameras, N = B * C images, P tokens per camera, W backbone width,
 D d_model.
@@ -82,10 +83,10 @@ class SpatialSoftmaxKeypoints(nn.Module):
     def __init__(self, cfg: VisionConfig, image_height: int, image_width: int) -> None:
         super().__init__()
         w = cfg.width
-        layers: list[nn.Module] = [nn.Conv2d(3, w, 5, stride=2, padding=2), nn.GroupNorm(8 if w % 8 == 0 else 1, w), nn.ReLU()]
+        groups = 8 if w % 8 == 0 else 1  # GroupNorm groups
+        layers: list[nn.Module] = [nn.Conv2d(3, w, 5, stride=2, padding=2), nn.GroupNorm(groups, w), nn.ReLU()]
         for i in range(cfg.depth):  # the first one halves the resolution again: H/4 x W/4 heatmaps
-            layers += [nn.Conv2d(w, w, 3, stride=2 if i == 0 else 1, padding=1),
-                       nn.GroupNorm(8 if w % 8 == 0 else 1, w), nn.ReLU()]
+            layers += [nn.Conv2d(w, w, 3, stride=2 if i == 0 else 1, padding=1), nn.GroupNorm(groups, w), nn.ReLU()]
         self.features = nn.Sequential(*layers)
         self.heatmaps = nn.Conv2d(w, cfg.num_keypoints, 1)
         self.log_temperature = nn.Parameter(torch.zeros(()))  # softmax sharpness, learned
