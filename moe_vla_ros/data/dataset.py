@@ -16,6 +16,9 @@ Arrays of one episode of T steps, J joints, cameras C (names from the contract):
     instruction      str     []            the language instruction of the episode
     task             str     []            task family (e.g. "reach", "push"), may be ""
     success          bool    []            whether the episode reached its goal
+    target_position  float32 [T, 3]        optional: the task's target object position in the robot
+                                           base frame (m), e.g. from a simulator; trains the
+                                           policy's auxiliary target probe. Absent when unknown.
 
 Pure numpy: no torch, no rclpy.
 """
@@ -52,6 +55,7 @@ class Episode:
     reasoning: list[str] = field(default_factory=list)
     task: str = ""
     success: bool = True
+    target_position: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.joint_position.shape[0])
@@ -83,6 +87,11 @@ class Episode:
             raise DatasetError(f"reasoning has {len(self.reasoning)} entries, expected 0 or {t}")
         if not self.instruction.strip():
             raise DatasetError("instruction is empty")
+        if self.target_position is not None:
+            if self.target_position.shape != (t, 3):
+                raise DatasetError(f"target_position must have shape {(t, 3)}, got {self.target_position.shape}")
+            if not np.all(np.isfinite(self.target_position)):
+                raise DatasetError("target_position contains NaN or inf")
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"image_{cam}": np.ascontiguousarray(img) for cam, img in self.images.items()}
@@ -96,6 +105,8 @@ class Episode:
             task=np.asarray(self.task, dtype=np.str_),
             success=np.asarray(bool(self.success)),
         )
+        if self.target_position is not None:
+            arrays["target_position"] = self.target_position.astype(np.float32)
         return arrays
 
     @classmethod
@@ -109,6 +120,7 @@ class Episode:
             reasoning=[str(r) for r in arrays["reasoning"]],
             task=str(arrays["task"]),
             success=bool(arrays["success"]),
+            target_position=arrays["target_position"] if "target_position" in arrays else None,
         )
 
 

@@ -277,6 +277,9 @@ class LossConfig:
             aux_loss_coef / z_loss_coef of its MoEConfig).
         reasoning_dropout: probability that a sample's reasoning tokens are hidden from the
             action head in training, so actions also work with empty or stale reasoning.
+        target_weight: weight of the target-probe loss (regress the instructed object's
+            position from the trunk tokens, see model/target_probe.py); used on samples whose
+            dataset records `target_position` (simulator demos), 0 turns it off.
     """
 
     action_loss: str = "l1"
@@ -284,11 +287,12 @@ class LossConfig:
     reasoning_weight: float = 0.5
     moe_weight: float = 1.0
     reasoning_dropout: float = 0.2
+    target_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.action_loss not in ACTION_LOSSES:
             raise ValueError(f"loss.action_loss must be one of {ACTION_LOSSES}, got {self.action_loss!r}")
-        for name in ("action_weight", "reasoning_weight", "moe_weight"):
+        for name in ("action_weight", "reasoning_weight", "moe_weight", "target_weight"):
             _non_negative(f"loss.{name}", getattr(self, name))
         _probability("loss.reasoning_dropout", self.reasoning_dropout)
 

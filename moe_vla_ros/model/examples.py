@@ -38,4 +38,6 @@ def example_batch(cfg: ModelConfig, batch_size: int = 2, seed: int = 0) -> dict[
         "reasoning_ids": reasoning_ids,
         "reasoning_mask": reasoning_mask,
         "actions": torch.randn(b, c.chunk_length, J, generator=g),
+        "target_position": torch.rand(b, 3, generator=g) * 0.5,  # [B, 3] m
+        "target_valid": torch.ones(b),
     }

@@ -30,10 +30,12 @@ from torch import Tensor, nn
 from moe_vla_ros.model.action_head import ActionHead, ActionHeadOutput
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.reasoning import IGNORE_INDEX, ReasoningDecoder, teacher_forcing
+from moe_vla_ros.model.target_probe import TargetProbe, target_loss
 from moe_vla_ros.model.trunk import Trunk, TrunkOutput
 from moe_vla_ros.model.vision import VisionEncoder
 
 BATCH_KEYS = ("images", "state", "instruction_ids", "instruction_mask", "reasoning_ids", "reasoning_mask", "actions")
+TARGET_KEYS = ("target_position", "target_valid")  # optional: the target probe's supervision
 
 
 class LossOutput(NamedTuple):
@@ -44,6 +46,7 @@ class LossOutput(NamedTuple):
     reasoning: Tensor  # [] token cross-entropy (teacher forcing), EOS included
     moe_aux: Tensor  # [] weighted MoE aux losses (trunk + head)
     reasoning_accuracy: Tensor  # [] argmax accuracy on the reasoning target tokens
+    target: Tensor  # [] target-probe loss (0 when the batch has no recorded targets)
 
 
 class MoEVLA(nn.Module):
@@ -56,6 +59,7 @@ class MoEVLA(nn.Module):
         self.trunk = Trunk(cfg, use_moe=use_moe)
         self.reasoning = ReasoningDecoder(cfg)
         self.action_head = ActionHead(cfg, use_moe=use_moe)
+        self.target_probe = TargetProbe(cfg.d_model, cfg.trunk.num_heads)  # training only, not exported
 
     # ----------------------------------------------------------------------------- structure
     @property
@@ -129,10 +133,11 @@ class MoEVLA(nn.Module):
 
     # ----------------------------------------------------------------------------- training
     def compute_loss(self, batch: Mapping[str, Tensor]) -> LossOutput:
-        """Action loss + reasoning cross-entropy + weighted MoE aux losses (see LossConfig).
+        """Action loss + reasoning cross-entropy + weighted MoE aux losses + target probe (LossConfig).
 
         batch: images [B, C, 3, H, W] uint8, state [B, J], instruction_ids/mask [B, L],
-        reasoning_ids/mask [B, R] (ground truth at t), actions [B, H, J] (normalised).
+        reasoning_ids/mask [B, R] (ground truth at t), actions [B, H, J] (normalised); optional
+        target_position [B, 3] (m, base frame) with target_valid [B] (see target_probe.py).
         """
         missing = [k for k in BATCH_KEYS if k not in batch]
         if missing:
@@ -159,4 +164,11 @@ class MoEVLA(nn.Module):
 
         moe_aux = trunk.aux_loss + head.aux_loss
         total = lcfg.action_weight * action_loss + lcfg.reasoning_weight * reasoning_loss + lcfg.moe_weight * moe_aux
-        return LossOutput(total, action_loss.detach(), reasoning_loss.detach(), moe_aux.detach(), accuracy.detach())
+        probe_loss = torch.zeros((), device=total.device)
+        if lcfg.target_weight > 0 and all(k in batch for k in TARGET_KEYS):
+            predicted = self.target_probe(trunk.tokens)  # [B, 3]
+            probe_loss = target_loss(predicted, batch["target_position"], batch["target_valid"])
+            total = total + lcfg.target_weight * probe_loss
+        return LossOutput(
+            total, action_loss.detach(), reasoning_loss.detach(), moe_aux.detach(), accuracy.detach(), probe_loss.detach()
+        )

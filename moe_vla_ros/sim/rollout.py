@@ -11,6 +11,8 @@ At control step k (time t_k = k / control_rate_hz) the runner
      setpoint), and steps the physics to t_{k+1}, the follower feeding the actuators at every
      physics step,
   4. checks the task's success.
+The recorded episode also holds the target cube's position at every observation
+(`Episode.target_position`, privileged simulator state for the auxiliary training loss).
 The episode ends once the task has succeeded for `success_hold_steps` consecutive steps and the
 controller, if it says so (`ControlStep.done`), considers itself finished; or at the task's
 time limit.
@@ -86,7 +88,7 @@ def run_episode(
     t0 = sim.time
     max_steps = int(round(task.max_duration_s / period))
     images: dict[str, list[np.ndarray]] = {cam: [] for cam in sim.config.camera_names}
-    positions, actions, stamps, traces = [], [], [], []
+    positions, actions, stamps, traces, targets_xyz = [], [], [], [], []
     success_steps = 0
     for k in range(max_steps):
         now = sim.time
@@ -99,6 +101,7 @@ def run_episode(
         for cam, frame in frames.items():
             images[cam].append(frame)
         positions.append(obs.joint_position)
+        targets_xyz.append(sim.cube_pose(task.color)[0])
         actions.append(targets)
         stamps.append(obs.time)
         traces.append(step.reasoning)
@@ -118,6 +121,7 @@ def run_episode(
         reasoning=traces,
         task=task.family,
         success=success,
+        target_position=np.asarray(targets_xyz, dtype=np.float32).reshape(-1, 3),
     )
     return EpisodeResult(episode, success, sim.time - t0, len(positions))
 

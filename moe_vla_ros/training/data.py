@@ -10,6 +10,8 @@ A sample (keys = `moe_vla_ros.model.vla.BATCH_KEYS`):
     reasoning_mask   int64   [R]
     actions          float32 [H, J]        action[t], ..., action[t + H - 1], z-scored with the action
                                            stats; past the episode end the last action is repeated
+    target_position  float32 [3]           the target object's position at t (m, base frame), zeros
+    target_valid     float32 []            when the dataset does not record it (then target_valid = 0)
 
 Chunk step k is action[t + k], the target commanded at step t + k, i.e. the target for time
 t + k + 1: the first chunk entry is one control period after the observation, as the contract
@@ -82,6 +84,7 @@ class VLADataset(Dataset):
         action_mean, action_std = np.asarray(norm.action_mean), np.asarray(norm.action_std)  # [J]
         cams = contract.sensors.camera_names
         images, states, actions, instr_ids, instr_mask, reas_ids, reas_mask, chunk_rows = ([] for _ in range(8))
+        targets, target_valid, step_index = [], [], []
         offset = 0
         for i in indices:
             ep = dataset.episode(i)
@@ -98,6 +101,10 @@ class VLADataset(Dataset):
             reas_mask.append(np.stack([encoded[s][1] for s in texts]))  # [T, R]
             steps = np.arange(t)[:, None] + np.arange(contract.chunk_length)[None, :]  # [T, H]
             chunk_rows.append(offset + np.minimum(steps, t - 1))  # [T, H] global rows, last action repeated
+            known = ep.target_position is not None
+            targets.append(ep.target_position if known else np.zeros((t, 3), np.float32))  # [T, 3]
+            target_valid.append(np.full(t, float(known), np.float32))  # [T]
+            step_index.append(np.arange(t))  # [T]
             offset += t
         self.images = torch.from_numpy(np.ascontiguousarray(np.concatenate(images)))  # [N, C, 3, H, W]
         self.states = torch.from_numpy(np.concatenate(states).astype(np.float32))  # [N, J]
@@ -107,6 +114,9 @@ class VLADataset(Dataset):
         self.reasoning_ids = torch.from_numpy(np.concatenate(reas_ids))  # [N, R]
         self.reasoning_mask = torch.from_numpy(np.concatenate(reas_mask))  # [N, R]
         self.chunk_rows = torch.from_numpy(np.concatenate(chunk_rows))  # [N, H]
+        self.target_position = torch.from_numpy(np.concatenate(targets).astype(np.float32))  # [N, 3]
+        self.target_valid = torch.from_numpy(np.concatenate(target_valid))  # [N]
+        self.step_in_episode = torch.from_numpy(np.concatenate(step_index))  # [N] step t of each sample
         self.episode_indices = indices
 
     def __len__(self) -> int:
@@ -123,6 +133,8 @@ class VLADataset(Dataset):
             "reasoning_ids": self.reasoning_ids[idx],  # [B, R]
             "reasoning_mask": self.reasoning_mask[idx],  # [B, R]
             "actions": self.step_actions[self.chunk_rows[idx]],  # [B, H, J]
+            "target_position": self.target_position[idx],  # [B, 3]
+            "target_valid": self.target_valid[idx],  # [B]
         }
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
@@ -133,10 +145,22 @@ class VLADataset(Dataset):
         return self.batch(indices)
 
 
-def iterate_batches(num_samples: int, batch_size: int, generator: torch.Generator):
-    """Endless index batches [B]: reshuffled every epoch with `generator` (reproducible)."""
+def iterate_batches(
+    num_samples: int, batch_size: int, generator: torch.Generator, weights: torch.Tensor | None = None
+):
+    """Endless index batches [B], reproducible with `generator`.
+
+    Without `weights`: every sample once per epoch, reshuffled every epoch. With `weights` [N]
+    (non-negative, not all 0): each batch is drawn with replacement, sample i with probability
+    proportional to weights[i].
+    """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"need num_samples >= 1 and batch_size >= 1, got {num_samples}, {batch_size}")
+    if weights is not None:
+        if weights.shape != (num_samples,) or bool((weights < 0).any()) or float(weights.sum()) <= 0:
+            raise ValueError(f"weights must be {num_samples} non-negative numbers, not all 0")
+        while True:
+            yield torch.multinomial(weights.double(), batch_size, replacement=True, generator=generator)
     while True:
         order = torch.randperm(num_samples, generator=generator)  # [N]
         if num_samples <= batch_size:
@@ -144,3 +168,10 @@ def iterate_batches(num_samples: int, batch_size: int, generator: torch.Generato
             continue
         for start in range(0, num_samples - batch_size + 1, batch_size):
             yield order[start : start + batch_size]
+
+
+def start_weights(step_in_episode: torch.Tensor, oversampling: float, start_steps: int) -> torch.Tensor | None:
+    """Sampling weights [N]: `oversampling` for steps < `start_steps`, else 1; None when uniform."""
+    if oversampling == 1.0:
+        return None
+    return torch.where(step_in_episode < start_steps, float(oversampling), 1.0).double()  # [N]

@@ -8,7 +8,14 @@ Three action errors are reported, all mean absolute joint error over every chunk
                                   `generated_samples` evenly spaced samples (greedy decoding is the
                                   slow part); `action_l1_rad_generated_subset_truth` is the first
                                   metric on the same samples, for comparison, and
-                                  `reasoning_exact_match` the share of traces generated exactly.
+                                  `reasoning_exact_match` the share of traces generated exactly;
+* `action_l1_rad_episode_start` - the same at the first step of each episode (up to
+                                  `generated_samples` of them), where the arm is at its start pose
+                                  and only the image tells where the target is: the number that
+                                  predicts closed-loop success, which the average hides.
+
+With recorded targets the target probe's error is reported too (`target_error_cm`, the mean
+Euclidean error of the predicted target object position).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from moe_vla_ros.model.reasoning import IGNORE_INDEX, teacher_forcing
+from moe_vla_ros.model.target_probe import target_error_m
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.training.data import VLADataset
 
@@ -47,8 +55,8 @@ def evaluate(
     was_training = model.training
     model.eval()
     action_std = torch.tensor(data.contract.normalization.action_std, device=device)  # [J]
-    sums = {"action_l1_rad": 0.0, "action_l1_rad_no_reasoning": 0.0, "reasoning_loss": 0.0}
-    correct = scored = count = 0
+    sums = {"action_l1_rad": 0.0, "action_l1_rad_no_reasoning": 0.0, "reasoning_loss": 0.0, "target_error_m": 0.0}
+    correct = scored = count = targets_seen = 0
     trunk_load, head_load = [], []
     indices = _eval_indices(len(data), max_samples)
     for start in range(0, len(indices), batch_size):
@@ -69,6 +77,11 @@ def evaluate(
         bare = model.action_head(trunk.tokens, batch["state"], empty_ids, empty_mask).actions  # [B, H, J]
         sums["action_l1_rad_no_reasoning"] += float(_l1_rad(bare, batch["actions"], action_std).sum())
         count += b
+        valid = batch["target_valid"] > 0  # [B]
+        if valid.any():
+            errors = target_error_m(model.target_probe(trunk.tokens[valid]), batch["target_position"][valid])  # [b']
+            sums["target_error_m"] += float(errors.sum())
+            targets_seen += int(valid.sum())
         if trunk.expert_load.numel():
             trunk_load.append(trunk.expert_load * b)  # [M, E]
         if head.expert_load.numel():
@@ -82,9 +95,15 @@ def evaluate(
         "trunk_expert_load": (torch.stack(trunk_load).sum(0) / count).tolist() if trunk_load else [],
         "action_head_expert_load": (torch.stack(head_load).sum(0) / count).tolist() if head_load else [],
     }
+    if targets_seen:
+        metrics["target_error_cm"] = 100.0 * sums["target_error_m"] / targets_seen
     if generated_samples > 0:
         subset = indices[_eval_indices(len(indices), generated_samples)]  # [n] evenly spaced
         metrics.update(_generated_metrics(model, data, subset, action_std, device))
+        starts = torch.nonzero(data.step_in_episode == 0).flatten()  # [episodes]
+        starts = starts[_eval_indices(len(starts), generated_samples)]
+        start_metrics = _generated_metrics(model, data, starts, action_std, device)
+        metrics["action_l1_rad_episode_start"] = start_metrics["action_l1_rad_generated"]
     model.train(was_training)
     return metrics
 

@@ -6,7 +6,8 @@ joints move from a random start towards a pose that is a fixed linear function o
 square's image position; the gripper (last joint) closes once the pose is reached. Other
 cameras show a wrist view: the target colour, brighter as the arm gets closer. Reasoning
 texts say where the target is and what the arm does ("the red square is top left . moving
-there" / "reached the red square . closing gripper").
+there" / "reached the red square . closing gripper"). The recorded target position is the
+named square's centre (u, v, 0) in image coordinates, for the target probe.
 
 Episodes are written with `DatasetWriter`, so tests exercise the real data path. Pure numpy.
 """
@@ -95,6 +96,7 @@ def make_episode(rng: np.random.Generator, sensors: SensorContract, length: int)
         reasoning=reasoning,
         task="reach",
         success=True,
+        target_position=np.tile(np.array([u, v, 0.0], np.float32), (length, 1)),  # [T, 3]
     )
 
 

@@ -31,7 +31,13 @@ from moe_vla_ros.model.tokenizer import InstructionTokenizer
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.training import plots
 from moe_vla_ros.training.augment import drop_state, random_shift
-from moe_vla_ros.training.data import VLADataset, iterate_batches, normalization_from_episodes, split_episodes
+from moe_vla_ros.training.data import (
+    VLADataset,
+    iterate_batches,
+    normalization_from_episodes,
+    split_episodes,
+    start_weights,
+)
 from moe_vla_ros.training.evaluate import evaluate
 from moe_vla_ros.training.stages import (
     STAGE_DENSE,
@@ -157,7 +163,7 @@ def _run_stage(
                 "kind": "train", "step": step, "stage": stage, "lr": current_lr, "loss": last_loss,
                 "action_loss": float(losses.action), "reasoning_loss": float(losses.reasoning),
                 "moe_aux": float(losses.moe_aux), "reasoning_accuracy": float(losses.reasoning_accuracy),
-                "elapsed_s": time.perf_counter() - start,
+                "target_loss": float(losses.target), "elapsed_s": time.perf_counter() - start,
             })  # fmt: skip
             bar.set_postfix(stage=stage, loss=f"{last_loss:.3f}")
         bar.update(1)
@@ -192,7 +198,8 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
 
     model = MoEVLA(model_cfg, use_moe=False).to(cfg.device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    batches = iterate_batches(len(train), cfg.batch_size, generator)
+    weights = start_weights(train.step_in_episode, cfg.start_oversampling, cfg.start_steps)
+    batches = iterate_batches(len(train), cfg.batch_size, generator, weights)
     augment_rng = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1)
     log = RunLog(out)
     bar = tqdm(total=cfg.dense_steps + cfg.moe_steps, disable=not cfg.progress, desc="train", unit="step")
@@ -245,6 +252,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
                    help="random-shift augmentation of training images, pixels (0: off)")
     p.add_argument("--state-dropout", type=float, default=defaults.state_dropout,
                    help="probability of replacing a sample's joint state by the dataset mean (0: off)")
+    p.add_argument("--start-oversampling", type=float, default=defaults.start_oversampling,
+                   help="draw samples of the first --start-steps steps of each episode this many times as often (1: uniform)")
+    p.add_argument("--start-steps", type=int, default=defaults.start_steps,
+                   help="episode-start steps that --start-oversampling applies to")
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="share of held-out episodes")
     p.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device, help="torch device")
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -259,7 +270,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
         preset=args.preset, model_overrides=overrides, seed=args.seed, dense_steps=args.dense_steps,
         moe_steps=args.moe_steps, batch_size=args.batch_size, lr=args.lr, moe_lr=args.moe_lr,
         eval_every=args.eval_every, image_shift_pixels=args.image_shift,
-        state_dropout=args.state_dropout, val_fraction=args.val_fraction, device=args.device,
+        state_dropout=args.state_dropout, start_oversampling=args.start_oversampling,
+        start_steps=args.start_steps, val_fraction=args.val_fraction, device=args.device,
         num_threads=args.num_threads, overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
     return args, cfg

@@ -38,6 +38,10 @@ class TrainConfig:
             each image independently (training/augment.py; 0 disables).
         state_dropout: probability that a training sample's joint state is replaced by the
             dataset mean, so the policy learns to read the scene from the cameras (0 disables).
+        start_oversampling: samples of an episode's first `start_steps` steps are drawn this
+            many times as often as the others (1 = uniform). At the start pose only the
+            cameras say where the target is; the few such samples otherwise barely count.
+        start_steps: how many steps at each episode start `start_oversampling` applies to.
 
     Evaluation and logging:
         val_fraction: share of episodes held out for evaluation.
@@ -70,6 +74,8 @@ class TrainConfig:
     upcycle_noise_std: float = 0.005
     image_shift_pixels: int = 4
     state_dropout: float = 0.0
+    start_oversampling: float = 1.0
+    start_steps: int = 3
     val_fraction: float = 0.1
     eval_every: int = 250
     max_eval_samples: int = 512
@@ -93,7 +99,7 @@ class TrainConfig:
         _int_at_least("seed", self.seed, 0)
         for name in ("dense_steps", "moe_steps", "warmup_steps", "eval_generated_samples", "image_shift_pixels"):
             _int_at_least(name, getattr(self, name), 0)
-        for name in ("batch_size", "eval_every", "max_eval_samples", "log_every"):
+        for name in ("batch_size", "eval_every", "max_eval_samples", "log_every", "start_steps"):
             _int_at_least(name, getattr(self, name), 1)
         if self.dense_steps + self.moe_steps < 1:
             raise ValueError(f"dense_steps + moe_steps must be >= 1, got {self.dense_steps} + {self.moe_steps}")
@@ -104,6 +110,10 @@ class TrainConfig:
             _non_negative(name, getattr(self, name))
         if not (isinstance(self.state_dropout, (int, float)) and 0.0 <= self.state_dropout < 1.0):
             raise ValueError(f"state_dropout must be in [0, 1), got {self.state_dropout!r}")
+        if isinstance(self.start_oversampling, bool) or not isinstance(self.start_oversampling, (int, float)) or not (
+            math.isfinite(self.start_oversampling) and self.start_oversampling >= 1.0
+        ):
+            raise ValueError(f"start_oversampling must be a finite number >= 1, got {self.start_oversampling!r}")
         if not (isinstance(self.val_fraction, (int, float)) and 0.0 <= self.val_fraction < 1.0):
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if self.device not in DEVICES:

@@ -124,3 +124,34 @@ def test_new_instruction_resets_and_reasons_again(harness_factory, ros_context):
     first_new = next(t for t in h.traces if t.instruction == "push the blue cube to the left")
     assert first_new.chunk_id > h.traces[0].chunk_id
     h.destroy_node(robot)
+
+
+class _FailingPublisher:
+    """Stands in for one of the node's publishers: every publish raises."""
+
+    def publish(self, _msg) -> None:
+        raise RuntimeError("expert usage publisher failed")
+
+
+def test_inference_loop_error_holds_reports_and_recovers(harness_factory, ros_context):
+    h = harness_factory()
+    robot = FakeRobot(CAMERA_TOPICS, JOINTS, instruction="reach the red cube", context=ros_context)
+    h.add_node(robot)
+    h.wait_for(lambda: len(h.commands()) >= 2, what="commands before the fault")
+    usage_pub = h.node._pubs["usage"]
+    h.node._pubs["usage"] = _FailingPublisher()  # the tick fails after the trajectory is out
+
+    def errors() -> list[str]:
+        return [kv.value for d in h.diagnostics for kv in d.status[0].values if kv.key == "last_error"]
+
+    holds_before = len(h.holds())
+    h.wait_for(lambda: any("expert usage publisher failed" in e for e in errors()), what="the error in diagnostics")
+    h.wait_for(lambda: len(h.holds()) > holds_before, what="a hold after the loop error")
+    counts = [int(kv.value) for d in h.diagnostics for kv in d.status[0].values if kv.key == "inference_errors"]
+    assert counts and counts[-1] >= 1
+    assert h.node._inference.errors >= 1  # the loop thread survived and counted it
+
+    h.node._pubs["usage"] = usage_pub
+    commands = len(h.commands())
+    h.wait_for(lambda: len(h.commands()) >= commands + 2, what="commands again once publishing works")
+    h.destroy_node(robot)

@@ -28,6 +28,9 @@ def test_generated_dataset_round_trips(tmp_path):
         assert ep.images["wrist"].shape == (len(ep), 32, 32, 3)
         np.testing.assert_allclose(np.diff(ep.timestamp), 0.1, atol=1e-9)
         assert all(ep.reasoning) and len(ep.reasoning) == len(ep)
+        # the target cube's recorded position: on the table, in the spawn area at the start
+        assert ep.target_position.shape == (len(ep), 3)
+        assert 0.3 <= ep.target_position[0, 0] <= 0.52 and abs(ep.target_position[0, 2] - 0.02) < 0.005
         # the action of step t is what the arm reaches about one control period later
         assert np.abs(ep.action[:-3, :6] - ep.joint_position[1:-2, :6]).mean() < 0.05
     assert tasks == ["reach", "push"]

@@ -7,9 +7,16 @@ import pytest
 import torch
 
 from moe_vla_ros.contract import ContractError
+from moe_vla_ros.data.dataset import DatasetWriter, DemoDataset
 from moe_vla_ros.model.config import tiny_contract
 from moe_vla_ros.model.tokenizer import InstructionTokenizer
-from moe_vla_ros.training.data import VLADataset, iterate_batches, normalization_from_episodes, split_episodes
+from moe_vla_ros.training.data import (
+    VLADataset,
+    iterate_batches,
+    normalization_from_episodes,
+    split_episodes,
+    start_weights,
+)
 from moe_vla_ros.training.synthetic import generate_synthetic_dataset
 
 
@@ -65,3 +72,42 @@ def test_split_and_batches_are_reproducible():
     b = iterate_batches(7, 3, torch.Generator().manual_seed(0))
     first = [next(a) for _ in range(4)]
     assert all(torch.equal(x, next(b)) for x in first) and all(len(x) == 3 for x in first)
+
+
+def test_recorded_target_positions_and_episode_steps(setup):
+    dataset, contract, tokenizer = setup
+    data = VLADataset(dataset, contract, tokenizer, episode_indices=[2])
+    episode = dataset.episode(2)
+    assert torch.equal(data.step_in_episode, torch.arange(10))
+    batch = data.batch([0, 9])
+    assert torch.equal(batch["target_valid"], torch.ones(2))
+    assert np.allclose(batch["target_position"].numpy(), episode.target_position[[0, 9]])
+
+
+def test_datasets_without_targets_mark_them_invalid(tmp_path):
+    contract = tiny_contract()
+    source = generate_synthetic_dataset(tmp_path / "src", contract.sensors, 2, 5, seed=1)
+    with DatasetWriter(tmp_path / "plain", contract.sensors) as writer:
+        for episode in source:
+            writer.add_episode(dataclasses.replace(episode, target_position=None))
+    plain = DemoDataset(tmp_path / "plain")
+    tokenizer = InstructionTokenizer.from_dataset(plain, 8, 10)
+    contract = dataclasses.replace(contract, normalization=normalization_from_episodes(plain, [0, 1]))
+    batch = VLADataset(plain, contract, tokenizer).batch([0, 7])
+    assert torch.equal(batch["target_valid"], torch.zeros(2))
+    assert torch.equal(batch["target_position"], torch.zeros(2, 3))
+
+
+def test_weighted_batches_oversample_episode_starts():
+    steps = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])  # one 10-step episode
+    assert start_weights(steps, 1.0, 3) is None  # uniform: plain epochs
+    weights = start_weights(steps, 4.0, 3)
+    assert weights.tolist() == [4.0, 4.0, 4.0] + [1.0] * 7
+    batches = iterate_batches(10, 500, torch.Generator().manual_seed(0), weights)
+    drawn = torch.cat([next(batches) for _ in range(20)])  # [10000]
+    share = float((drawn < 3).float().mean())
+    assert abs(share - 12 / 19) < 0.03  # 3 * 4 / (3 * 4 + 7)
+    again = iterate_batches(10, 500, torch.Generator().manual_seed(0), weights)
+    assert torch.equal(next(again), drawn[:500])
+    with pytest.raises(ValueError, match="non-negative"):
+        next(iterate_batches(3, 2, torch.Generator(), torch.tensor([1.0, -1.0, 1.0])))

@@ -35,4 +35,9 @@ def test_metrics_match_a_direct_computation(tmp_path):
     assert abs(metrics["action_l1_rad"] - float(((actions - batch["actions"]).abs() * std).mean())) < 1e-5
     assert 0.0 <= metrics["reasoning_accuracy"] <= 1.0 and metrics["reasoning_exact_match"] == 0.0  # untrained
     assert len(metrics["trunk_expert_load"]) == 1 and abs(sum(metrics["trunk_expert_load"][0]) - 1) < 1e-5
+    with torch.no_grad():
+        probe = model.target_probe(trunk.tokens)  # [12, 3]
+        cm = 100 * float((probe * 0.1 - batch["target_position"]).norm(dim=-1).mean())
+    assert abs(metrics["target_error_cm"] - cm) < 1e-3
+    assert metrics["action_l1_rad_episode_start"] > 0  # the 2 first steps, own reasoning
     assert evaluate(model, data, max_samples=4, generated_samples=0)["samples"] == 4
