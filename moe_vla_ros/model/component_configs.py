@@ -228,6 +228,9 @@ class ActionHeadConfig:
         moe: MoE layer of those blocks (AdaMoE: 4 experts top-1, 1 shared expert, 0.5/0.5 mix,
             scale adapter); None makes a dense head (moe_layers must then be empty).
         residual_to_state: add the current pose (in action-normalised units) to the output.
+        target_input: the queries also get the target probe's estimate of the instructed
+            object's position (model/target_probe.py): where to go as three numbers, which the
+            head would otherwise have to find in the trunk tokens.
         dropout: dropout on attention and residual branches.
     """
 
@@ -238,6 +241,7 @@ class ActionHeadConfig:
     moe_layers: tuple[int, ...] = ()
     moe: MoEConfig | None = None
     residual_to_state: bool = True
+    target_input: bool = False
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -248,8 +252,9 @@ class ActionHeadConfig:
         self.moe_layers = _layer_indices("action_head.moe_layers", self.moe_layers, self.num_layers)
         if self.moe_layers and self.moe is None:
             raise ValueError(f"action_head.moe_layers={list(self.moe_layers)} needs an action_head.moe config")
-        if not isinstance(self.residual_to_state, bool):
-            raise ValueError(f"action_head.residual_to_state must be a bool, got {self.residual_to_state!r}")
+        for name in ("residual_to_state", "target_input"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"action_head.{name} must be a bool, got {getattr(self, name)!r}")
         _probability("action_head.dropout", self.dropout)
 
     def to_dict(self) -> dict[str, Any]:

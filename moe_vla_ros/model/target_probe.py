@@ -10,8 +10,10 @@ attends to must encode which object the instruction names and where it is.
 
     trunk tokens [B, S, D] -> position [B, 3] in units of TARGET_SCALE_M, base frame
 
-Not exported: the runtime graphs never run it. Samples without a recorded target (bags from a
-real robot) are masked out of the loss.
+The probe lives in the action head. By default it only trains (the exported graph never runs
+it); with `ActionHeadConfig.target_input` the head's queries also get its estimate, a
+three-number summary of where to go, and the exported action head computes it. Samples
+without a recorded target (bags from a real robot) are masked out of the loss.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from moe_vla_ros.model.blocks import Attention
 
 TARGET_SCALE_M = 0.1  # the probe predicts positions in decimetres: O(1) regression targets
 
@@ -29,13 +33,13 @@ class TargetProbe(nn.Module):
     def __init__(self, d_model: int, num_heads: int) -> None:
         super().__init__()
         self.query = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)  # [1, 1, D]
-        self.attention = nn.MultiheadAttention(d_model, num_heads, batch_first=True)
+        self.attention = Attention(d_model, num_heads)
         self.mlp = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 3))
 
     def forward(self, trunk_tokens: Tensor) -> Tensor:
         """trunk_tokens [B, S, D] -> predicted target position [B, 3] (units of TARGET_SCALE_M)."""
         query = self.query.expand(trunk_tokens.shape[0], -1, -1)  # [B, 1, D]
-        pooled, _ = self.attention(query, trunk_tokens, trunk_tokens, need_weights=False)  # [B, 1, D]
+        pooled = self.attention(query, context=trunk_tokens)  # [B, 1, D]
         return self.mlp(pooled[:, 0])  # [B, 3]
 
 

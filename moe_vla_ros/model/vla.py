@@ -59,7 +59,6 @@ class MoEVLA(nn.Module):
         self.trunk = Trunk(cfg, use_moe=use_moe)
         self.reasoning = ReasoningDecoder(cfg)
         self.action_head = ActionHead(cfg, use_moe=use_moe)
-        self.target_probe = TargetProbe(cfg.d_model, cfg.trunk.num_heads)  # training only, not exported
 
     # ----------------------------------------------------------------------------- structure
     @property
@@ -98,6 +97,11 @@ class MoEVLA(nn.Module):
                     per_expert = sum(p[0].numel() for p in block.ffn.experts.parameters())
                     inactive += per_expert * (moe.num_experts - moe.top_k)
         return {"total": total, "active": total - inactive}
+
+    @property
+    def target_probe(self) -> TargetProbe:
+        """Trunk tokens [B, S, D] -> the instructed object's position [B, 3] (see target_probe.py)."""
+        return self.action_head.target_probe
 
     # ----------------------------------------------------------------------------- inference
     def encode(self, images: Tensor, instruction_ids: Tensor, instruction_mask: Tensor, state: Tensor) -> TrunkOutput:

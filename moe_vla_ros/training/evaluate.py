@@ -15,7 +15,8 @@ Three action errors are reported, all mean absolute joint error over every chunk
                                   predicts closed-loop success, which the average hides.
 
 With recorded targets the target probe's error is reported too (`target_error_cm`, the mean
-Euclidean error of the predicted target object position).
+Euclidean error of the predicted target object position; `target_error_cm_episode_start` at the
+episode starts, where the arm's pose gives nothing away).
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def evaluate(
         starts = starts[_eval_indices(len(starts), generated_samples)]
         start_metrics = _generated_metrics(model, data, starts, action_std, device)
         metrics["action_l1_rad_episode_start"] = start_metrics["action_l1_rad_generated"]
+        if "target_error_cm_generated" in start_metrics:
+            metrics["target_error_cm_episode_start"] = start_metrics["target_error_cm_generated"]
     model.train(was_training)
     return metrics
 
@@ -120,8 +123,13 @@ def _generated_metrics(
     true_ids = torch.where(batch["reasoning_mask"] != 0, batch["reasoning_ids"], torch.zeros_like(ids))  # [B, R]
     same_length = ((mask != 0) == (batch["reasoning_mask"] != 0)).all(dim=1)  # [B]
     exact = ((ids == true_ids).all(dim=1) & same_length).float().mean()
-    return {
+    metrics = {
         "action_l1_rad_generated": float(_l1_rad(generated, batch["actions"], action_std).mean()),
         "action_l1_rad_generated_subset_truth": float(_l1_rad(truth, batch["actions"], action_std).mean()),
         "reasoning_exact_match": float(exact),
     }
+    valid = batch["target_valid"] > 0  # [B]
+    if valid.any():
+        errors = target_error_m(model.target_probe(trunk.tokens[valid]), batch["target_position"][valid])  # [b']
+        metrics["target_error_cm_generated"] = 100.0 * float(errors.mean())
+    return metrics

@@ -36,8 +36,7 @@ def upcycle_model(model: MoEVLA, noise_std: float = 0.0, seed: int | None = None
 
 
 def freeze_for_moe_tuning(model: MoEVLA) -> list[nn.Parameter]:
-    """Stage 3: freeze everything except trunk MoE layers, reasoning decoder, action head and
-    the (training-only) target probe.
+    """Stage 3: freeze everything except trunk MoE layers, reasoning decoder and action head.
 
     Returns the trainable parameters (in module order, for the optimizer).
     """
@@ -47,7 +46,6 @@ def freeze_for_moe_tuning(model: MoEVLA) -> list[nn.Parameter]:
             block.ffn.requires_grad_(True)
     model.reasoning.requires_grad_(True)
     model.action_head.requires_grad_(True)
-    model.target_probe.requires_grad_(True)
     return [p for p in model.parameters() if p.requires_grad]
 
 

@@ -49,7 +49,7 @@ def test_probe_learns_a_position_written_into_the_tokens():
 
 def test_compute_loss_adds_the_probe_term_only_with_targets():
     torch.manual_seed(0)
-    model = MoEVLA(ModelConfig.tiny())
+    model = MoEVLA(ModelConfig.tiny()).eval()  # eval: no random reasoning dropout between the calls
     batch = example_batch(model.cfg, batch_size=3)
     with_targets = model.compute_loss(batch)
     assert float(with_targets.target) > 0
@@ -59,3 +59,20 @@ def test_compute_loss_adds_the_probe_term_only_with_targets():
     off = ModelConfig.from_dict({**model.cfg.to_dict(), "loss": {**model.cfg.loss.to_dict(), "target_weight": 0.0}})
     torch.manual_seed(0)
     assert float(MoEVLA(off).compute_loss(batch).target) == 0.0
+
+
+def test_target_input_feeds_the_estimate_to_the_head():
+    torch.manual_seed(0)
+    cfg = ModelConfig.tiny()
+    d = cfg.to_dict()
+    d["action_head"]["target_input"] = True
+    model = MoEVLA(ModelConfig.from_dict(d)).eval()
+    batch = example_batch(model.cfg, batch_size=2)
+    before = model.predict_actions(batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"])
+    with torch.no_grad():
+        model.target_probe.mlp[-1].bias += 1.0  # a different estimate -> different actions
+    after = model.predict_actions(batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"])
+    assert not torch.allclose(before.actions, after.actions)
+    losses = model.train().compute_loss(batch)
+    losses.total.backward()
+    assert model.action_head.target_proj.weight.grad.abs().sum() > 0

@@ -39,5 +39,5 @@ def test_metrics_match_a_direct_computation(tmp_path):
         probe = model.target_probe(trunk.tokens)  # [12, 3]
         cm = 100 * float((probe * 0.1 - batch["target_position"]).norm(dim=-1).mean())
     assert abs(metrics["target_error_cm"] - cm) < 1e-3
-    assert metrics["action_l1_rad_episode_start"] > 0  # the 2 first steps, own reasoning
+    assert metrics["action_l1_rad_episode_start"] > 0 and metrics["target_error_cm_episode_start"] > 0
     assert evaluate(model, data, max_samples=4, generated_samples=0)["samples"] == 4

@@ -17,7 +17,7 @@ def test_moe_tuning_trains_only_experts_routers_and_heads():
     params = freeze_for_moe_tuning(model)
     names = trainable_names(model)
     assert len(params) == len(names)
-    assert all(n.startswith(("trunk.blocks.1.ffn.", "reasoning.", "action_head.", "target_probe.")) for n in names)
+    assert all(n.startswith(("trunk.blocks.1.ffn.", "reasoning.", "action_head.")) for n in names)
     assert any(n.startswith("trunk.blocks.1.ffn.router") for n in names)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     assert any(n.startswith("vision.") for n in frozen) and "trunk.instruction_embed.weight" in frozen
