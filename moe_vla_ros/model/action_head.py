@@ -13,9 +13,7 @@ the offset from the current pose and the head adds the pose itself (state conver
 state-normalised to action-normalised units), so an untrained head holds the current pose.
 
 Reasoning tokens are what the decoder generated (no BOS/EOS), masked where absent; an all-zero
-mask means "no reasoning" and the head attends to the trunk tokens only. The head owns the
-target probe (model/target_probe.py); with `target_input` its position estimate is added to the
-queries.
+mask means "no reasoning" and the head attends to the trunk tokens only.
 
 Shape legend: B batch, S trunk tokens, R reasoning tokens, H chunk length, J joints, D d_model,
 M MoE layers, N = B * H routed tokens, E experts.
@@ -30,7 +28,6 @@ from torch import Tensor, nn
 
 from moe_vla_ros.model.blocks import LearnedQueries, TransformerBlock, collect_telemetry, make_ffn, upcycle_blocks
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.model.target_probe import TargetProbe
 
 
 class ActionHeadOutput(NamedTuple):
@@ -79,8 +76,6 @@ class ActionHead(nn.Module):
         action_std, action_mean = torch.tensor(norm.action_std), torch.tensor(norm.action_mean)  # [J]
         self.register_buffer("state_to_action_scale", (state_std / action_std).float(), persistent=False)
         self.register_buffer("state_to_action_offset", ((state_mean - action_mean) / action_std).float(), persistent=False)
-        self.target_probe = TargetProbe(d, acfg.num_heads)
-        self.target_proj = nn.Linear(3, d) if acfg.target_input else None
 
     @property
     def num_moe_layers(self) -> int:
@@ -100,8 +95,6 @@ class ActionHead(nn.Module):
         trunk_valid = torch.ones(b, num_trunk, dtype=torch.bool, device=trunk_tokens.device)  # [B, S]
         context_mask = torch.cat([trunk_valid, reasoning_mask != 0], dim=1)  # [B, S + R]
         x = self.queries(trunk_tokens) + self.state_proj(state).unsqueeze(1)  # [B, H, D]
-        if self.target_proj is not None:
-            x = x + self.target_proj(self.target_probe(trunk_tokens)).unsqueeze(1)  # [B, H, D]
         moe_outputs = []
         for block in self.blocks:
             x, moe = block(x, context=context, context_mask=context_mask)  # [B, H, D]

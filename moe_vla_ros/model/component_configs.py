@@ -140,6 +140,9 @@ class TrunkConfig:
         moe: the MoE layer of those blocks (d_model/d_hidden/activation must match); None
             makes a dense trunk (moe_layers must then be empty).
         num_state_tokens: tokens the joint-state embedding produces.
+        target_input: add the target probe's estimate of the instructed object's position
+            (model/target_probe.py, read from the vision tokens alone) to the state tokens:
+            where to go as three numbers, which the layers would otherwise have to find.
         dropout: dropout on attention and residual branches.
     """
 
@@ -150,11 +153,14 @@ class TrunkConfig:
     moe_layers: tuple[int, ...] = ()
     moe: MoEConfig | None = None
     num_state_tokens: int = 1
+    target_input: bool = False
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "ffn_hidden", "num_state_tokens"):
             positive_int(f"trunk.{name}", getattr(self, name))
+        if not isinstance(self.target_input, bool):
+            raise ValueError(f"trunk.target_input must be a bool, got {self.target_input!r}")
         positive_int("trunk.num_heads", self.num_heads)
         if self.activation not in FFN_ACTIVATIONS:
             raise ValueError(f"trunk.activation must be one of {FFN_ACTIVATIONS}, got {self.activation!r}")
@@ -228,9 +234,6 @@ class ActionHeadConfig:
         moe: MoE layer of those blocks (AdaMoE: 4 experts top-1, 1 shared expert, 0.5/0.5 mix,
             scale adapter); None makes a dense head (moe_layers must then be empty).
         residual_to_state: add the current pose (in action-normalised units) to the output.
-        target_input: the queries also get the target probe's estimate of the instructed
-            object's position (model/target_probe.py): where to go as three numbers, which the
-            head would otherwise have to find in the trunk tokens.
         dropout: dropout on attention and residual branches.
     """
 
@@ -241,7 +244,6 @@ class ActionHeadConfig:
     moe_layers: tuple[int, ...] = ()
     moe: MoEConfig | None = None
     residual_to_state: bool = True
-    target_input: bool = False
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -252,9 +254,8 @@ class ActionHeadConfig:
         self.moe_layers = _layer_indices("action_head.moe_layers", self.moe_layers, self.num_layers)
         if self.moe_layers and self.moe is None:
             raise ValueError(f"action_head.moe_layers={list(self.moe_layers)} needs an action_head.moe config")
-        for name in ("residual_to_state", "target_input"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"action_head.{name} must be a bool, got {getattr(self, name)!r}")
+        if not isinstance(self.residual_to_state, bool):
+            raise ValueError(f"action_head.residual_to_state must be a bool, got {self.residual_to_state!r}")
         _probability("action_head.dropout", self.dropout)
 
     def to_dict(self) -> dict[str, Any]:

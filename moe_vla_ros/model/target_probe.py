@@ -1,19 +1,21 @@
-"""Target probe: a training-only auxiliary head that reads where the instructed object is.
+"""Target probe: where is the object the instruction names? Vision tokens + instruction -> position.
 
 Behaviour cloning from joint states lets a policy copy the motion already under way instead of
-looking at the scene: mid-episode the arm's pose gives the direction away, and only the few
-samples at an episode's start need the image. The policy then turns towards a generic pose in
-closed loop. The probe gives the vision encoder and trunk a dense, direct signal on every
-sample: from the trunk tokens it regresses the target object's position in the robot base
-frame (recorded by the simulator, `Episode.target_position`), so the tokens the action head
-attends to must encode which object the instruction names and where it is.
+looking at the scene: mid-episode the arm's pose gives the target away, and only the few
+samples at an episode's start need the image, so the policy learns to turn towards a generic
+pose and stalls there in closed loop. The probe gives the vision encoder a dense, direct signal
+on every sample that the joint state cannot answer: the instruction's words form a query that
+attends over the vision tokens ONLY (no state), and an MLP regresses the target object's
+position in the robot base frame (recorded by the simulator, `Episode.target_position`). The
+encoder must then produce tokens that say where each object is, in a form the instruction can
+pick from.
 
-    trunk tokens [B, S, D] -> position [B, 3] in units of TARGET_SCALE_M, base frame
+    vision tokens [B, Nv, D], instruction embeddings [B, L, D], mask [B, L]
+        -> position [B, 3] in units of TARGET_SCALE_M, base frame
 
-The probe lives in the action head. By default it only trains (the exported graph never runs
-it); with `ActionHeadConfig.target_input` the head's queries also get its estimate, a
-three-number summary of where to go, and the exported action head computes it. Samples
-without a recorded target (bags from a real robot) are masked out of the loss.
+The probe lives in the trunk. With `TrunkConfig.target_input` its estimate is also added to
+the state tokens (and is part of the exported trunk graph); otherwise it only shapes training.
+Samples without a recorded target (bags from a real robot) are masked out of the loss.
 """
 
 from __future__ import annotations
@@ -28,18 +30,21 @@ TARGET_SCALE_M = 0.1  # the probe predicts positions in decimetres: O(1) regress
 
 
 class TargetProbe(nn.Module):
-    """One learned query attends over the trunk tokens; an MLP maps it to a position."""
+    """The mean instruction embedding forms one query over the vision tokens; an MLP maps the result to a position."""
 
     def __init__(self, d_model: int, num_heads: int) -> None:
         super().__init__()
         self.query = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)  # [1, 1, D]
+        self.query_proj = nn.Linear(d_model, d_model)
         self.attention = Attention(d_model, num_heads)
         self.mlp = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 3))
 
-    def forward(self, trunk_tokens: Tensor) -> Tensor:
-        """trunk_tokens [B, S, D] -> predicted target position [B, 3] (units of TARGET_SCALE_M)."""
-        query = self.query.expand(trunk_tokens.shape[0], -1, -1)  # [B, 1, D]
-        pooled = self.attention(query, context=trunk_tokens)  # [B, 1, D]
+    def forward(self, vision_tokens: Tensor, words: Tensor, word_mask: Tensor) -> Tensor:
+        """vision_tokens [B, Nv, D], words [B, L, D], word_mask [B, L] -> position [B, 3] (TARGET_SCALE_M units)."""
+        weight = (word_mask != 0).unsqueeze(-1).to(words.dtype)  # [B, L, 1]
+        sentence = (words * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)  # [B, D]
+        query = self.query + self.query_proj(sentence).unsqueeze(1)  # [B, 1, D]
+        pooled = self.attention(query, context=vision_tokens)  # [B, 1, D]
         return self.mlp(pooled[:, 0])  # [B, 3]
 
 

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from moe_vla_ros.model.blocks import TransformerBlock, collect_telemetry, make_ffn, upcycle_blocks
 from moe_vla_ros.model.config import ModelConfig
+from moe_vla_ros.model.target_probe import TargetProbe
 
 
 class StateEmbedding(nn.Module):
@@ -75,6 +76,8 @@ class Trunk(nn.Module):
             for i in range(tcfg.num_layers)
         )
         self.norm = nn.LayerNorm(d)
+        self.target_probe = TargetProbe(d, tcfg.num_heads)
+        self.target_proj = nn.Linear(3, d) if tcfg.target_input else None
 
     @property
     def num_moe_layers(self) -> int:
@@ -86,11 +89,18 @@ class Trunk(nn.Module):
             return 0
         return upcycle_blocks(self.blocks, self.cfg.moe_layers, self.cfg.moe, noise_std, seed)
 
+    def estimate_target(self, vision_tokens: Tensor, instruction_ids: Tensor, instruction_mask: Tensor) -> Tensor:
+        """The target probe: vision tokens [B, Nv, D], ids/mask [B, L] -> position [B, 3] (see target_probe.py)."""
+        return self.target_probe(vision_tokens, self.instruction_embed(instruction_ids), instruction_mask)
+
     def forward(self, vision_tokens: Tensor, instruction_ids: Tensor, instruction_mask: Tensor, state: Tensor) -> TrunkOutput:
         """See the module docstring for shapes."""
         b, num_vision, _ = vision_tokens.shape
         words = self.instruction_embed(instruction_ids) + self.instruction_pos  # [B, L, D]
         state_tokens = self.state_embed(state)  # [B, Ns, D]
+        if self.target_proj is not None:
+            target = self.estimate_target(vision_tokens, instruction_ids, instruction_mask)  # [B, 3]
+            state_tokens = state_tokens + self.target_proj(target).unsqueeze(1)  # [B, Ns, D]
         x = torch.cat([vision_tokens, words, state_tokens], dim=1)  # [B, S, D]
         always = torch.ones(b, num_vision, dtype=torch.bool, device=x.device)  # [B, Nv]
         state_valid = torch.ones(b, state_tokens.shape[1], dtype=torch.bool, device=x.device)  # [B, Ns]

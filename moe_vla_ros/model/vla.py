@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from moe_vla_ros.model.action_head import ActionHead, ActionHeadOutput
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.reasoning import IGNORE_INDEX, ReasoningDecoder, teacher_forcing
-from moe_vla_ros.model.target_probe import TargetProbe, target_loss
+from moe_vla_ros.model.target_probe import target_loss
 from moe_vla_ros.model.trunk import Trunk, TrunkOutput
 from moe_vla_ros.model.vision import VisionEncoder
 
@@ -98,15 +98,18 @@ class MoEVLA(nn.Module):
                     inactive += per_expert * (moe.num_experts - moe.top_k)
         return {"total": total, "active": total - inactive}
 
-    @property
-    def target_probe(self) -> TargetProbe:
-        """Trunk tokens [B, S, D] -> the instructed object's position [B, 3] (see target_probe.py)."""
-        return self.action_head.target_probe
-
     # ----------------------------------------------------------------------------- inference
     def encode(self, images: Tensor, instruction_ids: Tensor, instruction_mask: Tensor, state: Tensor) -> TrunkOutput:
         """Vision + trunk: images [B, C, 3, H, W] uint8, ids/mask [B, L], state [B, J] -> TrunkOutput."""
         return self.trunk(self.vision(images).tokens, instruction_ids, instruction_mask, state)
+
+    def encode_with_target(
+        self, images: Tensor, instruction_ids: Tensor, instruction_mask: Tensor, state: Tensor
+    ) -> tuple[TrunkOutput, Tensor]:
+        """`encode` plus the target probe's position estimate [B, 3] (units of TARGET_SCALE_M)."""
+        vision_tokens = self.vision(images).tokens  # [B, Nv, D]
+        trunk = self.trunk(vision_tokens, instruction_ids, instruction_mask, state)
+        return trunk, self.trunk.estimate_target(vision_tokens, instruction_ids, instruction_mask)
 
     @torch.no_grad()
     def generate_reasoning(self, trunk_tokens: Tensor, max_new_tokens: int | None = None) -> tuple[Tensor, Tensor]:
@@ -147,7 +150,9 @@ class MoEVLA(nn.Module):
         if missing:
             raise KeyError(f"batch lacks {missing}")
         lcfg = self.cfg.loss
-        trunk = self.encode(batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"])
+        trunk, predicted_target = self.encode_with_target(
+            batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"]
+        )  # TrunkOutput, [B, 3]
 
         inputs, targets = teacher_forcing(batch["reasoning_ids"], batch["reasoning_mask"])  # [B, R] x2
         logits = self.reasoning(trunk.tokens, inputs).logits  # [B, R, V]
@@ -170,8 +175,7 @@ class MoEVLA(nn.Module):
         total = lcfg.action_weight * action_loss + lcfg.reasoning_weight * reasoning_loss + lcfg.moe_weight * moe_aux
         probe_loss = torch.zeros((), device=total.device)
         if lcfg.target_weight > 0 and all(k in batch for k in TARGET_KEYS):
-            predicted = self.target_probe(trunk.tokens)  # [B, 3]
-            probe_loss = target_loss(predicted, batch["target_position"], batch["target_valid"])
+            probe_loss = target_loss(predicted_target, batch["target_position"], batch["target_valid"])
             total = total + lcfg.target_weight * probe_loss
         return LossOutput(
             total, action_loss.detach(), reasoning_loss.detach(), moe_aux.detach(), accuracy.detach(), probe_loss.detach()

@@ -63,7 +63,9 @@ def evaluate(
     for start in range(0, len(indices), batch_size):
         batch = {k: v.to(device) for k, v in data.batch(indices[start : start + batch_size]).items()}
         b = batch["state"].shape[0]
-        trunk = model.encode(batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"])
+        trunk, target = model.encode_with_target(
+            batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"]
+        )  # TrunkOutput, [B, 3]
         inputs, targets = teacher_forcing(batch["reasoning_ids"], batch["reasoning_mask"])  # [B, R]
         logits = model.reasoning(trunk.tokens, inputs).logits  # [B, R, V]
         mask = targets != IGNORE_INDEX  # [B, R]
@@ -80,7 +82,7 @@ def evaluate(
         count += b
         valid = batch["target_valid"] > 0  # [B]
         if valid.any():
-            errors = target_error_m(model.target_probe(trunk.tokens[valid]), batch["target_position"][valid])  # [b']
+            errors = target_error_m(target[valid], batch["target_position"][valid])  # [b']
             sums["target_error_m"] += float(errors.sum())
             targets_seen += int(valid.sum())
         if trunk.expert_load.numel():
@@ -116,7 +118,9 @@ def _generated_metrics(
 ) -> dict[str, float]:
     """Action error with the model's own greedy reasoning, and the reasoning exact-match rate."""
     batch = {k: v.to(device) for k, v in data.batch(indices).items()}
-    trunk = model.encode(batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"])
+    trunk, target = model.encode_with_target(
+        batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"]
+    )  # TrunkOutput, [B, 3]
     ids, mask = model.generate_reasoning(trunk.tokens)  # [B, R] x2
     generated = model.action_head(trunk.tokens, batch["state"], ids, mask).actions  # [B, H, J]
     truth = model.action_head(trunk.tokens, batch["state"], batch["reasoning_ids"], batch["reasoning_mask"]).actions
@@ -130,6 +134,6 @@ def _generated_metrics(
     }
     valid = batch["target_valid"] > 0  # [B]
     if valid.any():
-        errors = target_error_m(model.target_probe(trunk.tokens[valid]), batch["target_position"][valid])  # [b']
+        errors = target_error_m(target[valid], batch["target_position"][valid])  # [b']
         metrics["target_error_cm_generated"] = 100.0 * float(errors.mean())
     return metrics

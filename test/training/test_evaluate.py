@@ -36,7 +36,8 @@ def test_metrics_match_a_direct_computation(tmp_path):
     assert 0.0 <= metrics["reasoning_accuracy"] <= 1.0 and metrics["reasoning_exact_match"] == 0.0  # untrained
     assert len(metrics["trunk_expert_load"]) == 1 and abs(sum(metrics["trunk_expert_load"][0]) - 1) < 1e-5
     with torch.no_grad():
-        probe = model.target_probe(trunk.tokens)  # [12, 3]
+        _, probe = model.encode_with_target(batch["images"], batch["instruction_ids"], batch["instruction_mask"],
+                                            batch["state"])  # [12, 3]
         cm = 100 * float((probe * 0.1 - batch["target_position"]).norm(dim=-1).mean())
     assert abs(metrics["target_error_cm"] - cm) < 1e-3
     assert metrics["action_l1_rad_episode_start"] > 0 and metrics["target_error_cm_episode_start"] > 0
