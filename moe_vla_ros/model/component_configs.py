@@ -284,7 +284,7 @@ class LossConfig:
         reasoning_dropout: probability that a sample's reasoning tokens are hidden from the
             action head in training, so actions also work with empty or stale reasoning.
         target_weight: weight of the target-probe loss (regress the instructed object's
-            position from the trunk tokens, see model/target_probe.py); used on samples whose
+            position from the vision tokens, see model/target_probe.py); used on samples whose
             dataset records `target_position` (simulator demos), 0 turns it off.
     """
 

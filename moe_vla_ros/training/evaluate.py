@@ -116,7 +116,8 @@ def evaluate(
 def _generated_metrics(
     model: MoEVLA, data: VLADataset, indices: torch.Tensor, action_std: torch.Tensor, device
 ) -> dict[str, float]:
-    """Action error with the model's own greedy reasoning, and the reasoning exact-match rate."""
+    """Action error with the model's own greedy reasoning, the reasoning exact-match rate and (with
+    recorded targets) the target probe's error."""
     batch = {k: v.to(device) for k, v in data.batch(indices).items()}
     trunk, target = model.encode_with_target(
         batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"]
