@@ -9,6 +9,9 @@ Episodes cycle through the task families (reach, push, reach, push, ...); cube l
 color, push direction and instruction paraphrase are drawn from the seed, so the same
 arguments produce the same dataset. Images are rendered at the contract's size; each step
 records the joint positions, the commanded target (action), the expert's reasoning trace.
+With `--execution-noise RAD` the executed arm targets carry a smooth random offset (DART) while
+the recorded action stays the expert's: the dataset then also shows corrections back to the
+nominal path, which a policy needs once its own small errors take it off that path.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from moe_vla_ros.data.dataset import DatasetError, DatasetWriter
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CAMERA_NAMES, SimConfig
 from moe_vla_ros.sim.expert import ScriptedExpert
-from moe_vla_ros.sim.rollout import expert_controller, run_episode
+from moe_vla_ros.sim.rollout import ExecutionNoise, expert_controller, noisy_execution, run_episode
 from moe_vla_ros.sim.tasks import TASK_FAMILIES, sample_task
 
 
@@ -43,6 +46,9 @@ class DemoConfig:
         cameras: cameras to record, in contract order.
         control_rate_hz: dataset step rate (the sensor contract's control rate).
         keep_failures: also write episodes in which the expert failed (success=False).
+        execution_noise_rad: standard deviation (rad) of the smooth offset added to the executed
+            arm targets (see rollout.ExecutionNoise); the recorded actions stay the expert's.
+            0 = plain demonstrations.
         progress: show a tqdm progress bar on stderr.
     """
 
@@ -53,6 +59,7 @@ class DemoConfig:
     cameras: tuple[str, ...] = ("front", "wrist")
     control_rate_hz: float = 10.0
     keep_failures: bool = False
+    execution_noise_rad: float = 0.0
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -66,6 +73,10 @@ class DemoConfig:
             object.__setattr__(self, name, tuple(values))
         if not (math.isfinite(self.control_rate_hz) and self.control_rate_hz > 0):
             raise ValueError(f"control_rate_hz must be positive, got {self.control_rate_hz!r}")
+        self.execution_noise()  # validates execution_noise_rad
+
+    def execution_noise(self) -> ExecutionNoise:
+        return ExecutionNoise(std_rad=self.execution_noise_rad)
 
     def sim_config(self) -> SimConfig:
         return SimConfig(
@@ -83,6 +94,7 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
     rate per task family, wall time, simulated time."""
     sim_cfg = cfg.sim_config()  # validates sizes, rate and cameras before anything is written
     rng = np.random.default_rng(cfg.seed)
+    noise_rng = np.random.default_rng([cfg.seed, 1])  # separate stream: noise does not change the scenes
     runs = {family: 0 for family in cfg.tasks}
     successes = {family: 0 for family in cfg.tasks}
     written = steps = 0
@@ -95,7 +107,10 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
             sim.reset(int(rng.integers(2**31 - 1)))
             task = sample_task(family, rng)
             expert.reset(task)
-            result = run_episode(sim, task, expert_controller(expert))
+            controller = expert_controller(expert)
+            if cfg.execution_noise_rad > 0:
+                controller = noisy_execution(controller, cfg.execution_noise(), noise_rng, sim.config.control_period_s)
+            result = run_episode(sim, task, controller)
             runs[family] += 1
             successes[family] += int(result.success)
             sim_seconds += result.sim_duration_s
@@ -140,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated cameras from {','.join(CAMERA_NAMES)} (default front,wrist)")
     p.add_argument("--control-rate", type=float, default=10.0, help="control/dataset rate in Hz (default 10)")
     p.add_argument("--keep-failures", action="store_true", help="also write failed episodes")
+    p.add_argument("--execution-noise", type=float, default=0.0, metavar="RAD",
+                   help="std of a smooth offset on the executed arm targets; recorded actions stay "
+                        "the expert's (noise-injected demonstrations; default 0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -155,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cameras=args.cameras,
             control_rate_hz=args.control_rate,
             keep_failures=args.keep_failures,
+            execution_noise_rad=args.execution_noise,
             progress=not args.no_progress,
         )
         cfg.sim_config()

@@ -16,10 +16,15 @@ The recorded episode also holds the target cube's position at every observation
 The episode ends once the task has succeeded for `success_hold_steps` consecutive steps and the
 controller, if it says so (`ControlStep.done`), considers itself finished; or at the task's
 time limit.
+
+`noisy_execution` wraps a controller for noise-injected demonstrations (DART, Laskey et al.
+2017): the executed arm targets carry a smooth random offset while the recorded action stays the
+controller's, so the dataset shows how to get back on track from states off the nominal path.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,7 +32,7 @@ import numpy as np
 
 from moe_vla_ros.data.dataset import Episode
 from moe_vla_ros.sim.arm_sim import ArmSim
-from moe_vla_ros.sim.config import JOINT_NAMES
+from moe_vla_ros.sim.config import ARM_JOINT_NAMES, JOINT_NAMES
 from moe_vla_ros.sim.tasks import Task
 from moe_vla_ros.sim.trajectory_follower import JointTrajectory, TrajectoryFollower, TrajectoryPoint
 
@@ -132,5 +137,53 @@ def expert_controller(expert) -> Controller:
     def control(_: Observation) -> ControlStep:
         action = expert.act()
         return ControlStep(action.joint_targets, action.reasoning, done=action.done)
+
+    return control
+
+
+@dataclass(frozen=True)
+class ExecutionNoise:
+    """Perturbation of the executed arm joint targets (the gripper is never perturbed).
+
+    The offset follows a first-order autoregressive process per joint,
+    o_k = correlation * o_{k-1} + sqrt(1 - correlation^2) * std_rad * N(0, 1),
+    so it has standard deviation std_rad and drifts smoothly over about 1 / (1 - correlation)
+    control steps, like a tracking error, instead of jittering every step.
+
+    Attributes:
+        std_rad: standard deviation of the offset per arm joint, rad (0: no noise).
+        correlation: step-to-step correlation of the offset, in [0, 1).
+    """
+
+    std_rad: float = 0.0
+    correlation: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.std_rad) and 0.0 <= self.std_rad <= 0.5):
+            raise ValueError(f"ExecutionNoise.std_rad must be in [0, 0.5] rad, got {self.std_rad!r}")
+        if not (math.isfinite(self.correlation) and 0.0 <= self.correlation < 1.0):
+            raise ValueError(f"ExecutionNoise.correlation must be in [0, 1), got {self.correlation!r}")
+
+
+def noisy_execution(controller: Controller, noise: ExecutionNoise, rng: np.random.Generator,
+                    period_s: float) -> Controller:
+    """Wrap `controller` so that the trajectory sent to the arm is its joint targets plus an
+    `ExecutionNoise` offset on the arm joints; the recorded action (`joint_targets`) stays the
+    controller's. No offset is applied once the controller reports `done` (it holds its final
+    pose), and a controller that sends its own trajectory is passed through unchanged."""
+    arm = len(ARM_JOINT_NAMES)  # the gripper (last) is never perturbed
+    offset = np.zeros(arm)  # [arm joints] rad
+    innovation = math.sqrt(1.0 - noise.correlation**2) * noise.std_rad
+
+    def control(obs: Observation) -> ControlStep:
+        nonlocal offset
+        step = controller(obs)
+        if noise.std_rad == 0.0 or step.trajectory is not None or step.done:
+            return step
+        offset = noise.correlation * offset + innovation * rng.standard_normal(arm)
+        executed = np.asarray(step.joint_targets, dtype=np.float64).copy()
+        executed[:arm] += offset
+        point = TrajectoryPoint(tuple(float(v) for v in executed), period_s)
+        return ControlStep(step.joint_targets, step.reasoning, JointTrajectory(JOINT_NAMES, (point,)), step.done)
 
     return control

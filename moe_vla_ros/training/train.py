@@ -17,17 +17,18 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
 from tqdm import tqdm
 
-from moe_vla_ros.contract import PolicyContract
-from moe_vla_ros.data.dataset import DemoDataset
-from moe_vla_ros.model.checkpoint import CONFIG_FILE, save_checkpoint
+from moe_vla_ros.contract import ContractError, PolicyContract
+from moe_vla_ros.data.dataset import DatasetError, DemoDataset
+from moe_vla_ros.model.checkpoint import CONFIG_FILE, CheckpointError, load_checkpoint, load_tokenizer, save_checkpoint
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.model.tokenizer import InstructionTokenizer
+from moe_vla_ros.model.tokenizer import UNK_ID, InstructionTokenizer
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.training import plots
 from moe_vla_ros.training.augment import drop_state, random_shift
@@ -99,6 +100,28 @@ def build_model_config(dataset: DemoDataset, tokenizer: InstructionTokenizer, cf
         max_reasoning_tokens=tokenizer.max_reasoning_tokens,
     )
     return dataclasses.replace(preset.replace_contract(contract), vocab_size=tokenizer.vocab_size)
+
+
+def load_initial_checkpoint(directory: str | os.PathLike, dataset: DemoDataset) -> tuple[MoEVLA, InstructionTokenizer]:
+    """The checkpoint to fine-tune and its tokenizer. Raises ContractError when the dataset's
+    sensors differ from the checkpoint's; warns about dataset words the tokenizer does not know
+    (they become the unknown token, so the model cannot tell them apart)."""
+    model = load_checkpoint(directory, expected_contract=dataset.contract)
+    tokenizer = load_tokenizer(directory)
+    unknown: set[str] = set()
+    for episode in dataset:
+        for text in {episode.instruction, *episode.reasoning}:
+            words = text.lower().split()
+            ids = tokenizer.tokenize_ids(text)
+            if UNK_ID in ids:
+                unknown.update(w for w in words if UNK_ID in tokenizer.tokenize_ids(w))
+    if unknown:
+        warnings.warn(
+            f"{len(unknown)} word(s) of the dataset are not in the vocabulary of {directory} and map to the "
+            f"unknown token: {sorted(unknown)[:10]}",
+            stacklevel=2,
+        )
+    return model, tokenizer
 
 
 def _optimizer(params: Sequence[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -185,18 +208,22 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
 
     dataset = DemoDataset(dataset_dir)
-    preset = getattr(ModelConfig, cfg.preset)().contract
-    tokenizer = InstructionTokenizer.from_dataset(
-        dataset,
-        max_instruction_tokens=cfg.max_instruction_tokens or preset.max_instruction_tokens,
-        max_reasoning_tokens=cfg.max_reasoning_tokens or preset.max_reasoning_tokens,
-    )
     train_eps, val_eps = split_episodes(len(dataset), cfg.val_fraction, cfg.seed)
-    model_cfg = build_model_config(dataset, tokenizer, cfg, normalization_from_episodes(dataset, train_eps))
-    train = VLADataset(dataset, model_cfg.contract, tokenizer, train_eps)
-    val = VLADataset(dataset, model_cfg.contract, tokenizer, val_eps) if val_eps else train
+    if cfg.init_checkpoint:
+        model, tokenizer = load_initial_checkpoint(cfg.init_checkpoint, dataset)
+        model.to(cfg.device)
+    else:
+        preset = getattr(ModelConfig, cfg.preset)().contract
+        tokenizer = InstructionTokenizer.from_dataset(
+            dataset,
+            max_instruction_tokens=cfg.max_instruction_tokens or preset.max_instruction_tokens,
+            max_reasoning_tokens=cfg.max_reasoning_tokens or preset.max_reasoning_tokens,
+        )
+        model_cfg = build_model_config(dataset, tokenizer, cfg, normalization_from_episodes(dataset, train_eps))
+        model = MoEVLA(model_cfg, use_moe=False).to(cfg.device)
+    train = VLADataset(dataset, model.cfg.contract, tokenizer, train_eps)
+    val = VLADataset(dataset, model.cfg.contract, tokenizer, val_eps) if val_eps else train
 
-    model = MoEVLA(model_cfg, use_moe=False).to(cfg.device)
     generator = torch.Generator().manual_seed(cfg.seed)
     weights = start_weights(train.step_in_episode, cfg.start_oversampling, cfg.start_steps)
     batches = iterate_batches(len(train), cfg.batch_size, generator, weights)
@@ -204,13 +231,17 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     log = RunLog(out)
     bar = tqdm(total=cfg.dense_steps + cfg.moe_steps, disable=not cfg.progress, desc="train", unit="step")
     try:
-        step, loss, metrics = _run_stage(
-            model, dense_warmup_parameters(model), STAGE_DENSE, cfg.dense_steps, cfg.lr, 0, batches,
-            augment_rng, train, val, log, cfg, bar,
-        )  # fmt: skip
-        upcycled = upcycle_model(model, cfg.upcycle_noise_std, seed=cfg.seed)
-        log.write({"kind": "upcycle", "step": step, "layers": upcycled, "noise_std": cfg.upcycle_noise_std})
-        model.to(cfg.device)
+        if cfg.init_checkpoint:  # already MoE: straight to stage 3
+            step, loss, metrics = 0, float("nan"), {}
+            log.write({"kind": "init", "step": 0, "checkpoint": str(cfg.init_checkpoint)})
+        else:
+            step, loss, metrics = _run_stage(
+                model, dense_warmup_parameters(model), STAGE_DENSE, cfg.dense_steps, cfg.lr, 0, batches,
+                augment_rng, train, val, log, cfg, bar,
+            )  # fmt: skip
+            upcycled = upcycle_model(model, cfg.upcycle_noise_std, seed=cfg.seed)
+            log.write({"kind": "upcycle", "step": step, "layers": upcycled, "noise_std": cfg.upcycle_noise_std})
+            model.to(cfg.device)
         params = freeze_for_moe_tuning(model)
         step, moe_loss, moe_metrics = _run_stage(
             model, params, STAGE_MOE, cfg.moe_steps, cfg.stage3_lr, step, batches, augment_rng, train, val, log, cfg, bar
@@ -225,7 +256,7 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     summary = {"dataset": str(dataset_dir), "steps": step, "final_train_loss": loss, "final_eval": metrics,
                "train_episodes": train_eps, "val_episodes": val_eps, "parameters": model.parameter_counts()}  # fmt: skip
     save_checkpoint(model, out, tokenizer, metadata={"training": summary, "train_config": cfg.to_dict()})
-    plots.plot_loss_curves(log.records, out / "loss_curves.png", upcycle_step=cfg.dense_steps)
+    plots.plot_loss_curves(log.records, out / "loss_curves.png", upcycle_step=None if cfg.init_checkpoint else cfg.dense_steps)
     plots.plot_expert_usage(log.usage, out / "expert_usage.png")
     return TrainResult(out, loss, metrics, log.records, model)
 
@@ -241,6 +272,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
     p.add_argument("--out", required=True, help="output folder for checkpoint, logs and plots")
     p.add_argument("--preset", choices=("small", "tiny"), default=defaults.preset, help="model size preset")
     p.add_argument("--config", help="model overrides: a JSON file or an inline JSON object")
+    p.add_argument("--init-checkpoint", default=None,
+                   help="fine-tune this trained checkpoint folder (stage 3 only: pass --dense-steps 0)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of init, split, batches and noise")
     p.add_argument("--dense-steps", type=int, default=defaults.dense_steps, help="stage 1 (dense warm-up) steps")
     p.add_argument("--moe-steps", type=int, default=defaults.moe_steps, help="stage 3 (MoE tuning) steps")
@@ -267,7 +300,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
         text = args.config if args.config.lstrip().startswith("{") else Path(args.config).read_text()
         overrides = json.loads(text)
     cfg = TrainConfig(
-        preset=args.preset, model_overrides=overrides, seed=args.seed, dense_steps=args.dense_steps,
+        preset=args.preset, model_overrides=overrides, init_checkpoint=args.init_checkpoint, seed=args.seed, dense_steps=args.dense_steps,
         moe_steps=args.moe_steps, batch_size=args.batch_size, lr=args.lr, moe_lr=args.moe_lr,
         eval_every=args.eval_every, image_shift_pixels=args.image_shift,
         state_dropout=args.state_dropout, start_oversampling=args.start_oversampling,
@@ -283,7 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as e:  # bad values / unreadable --config: argparse-style exit
         print(f"train: error: {e}")
         return 2
-    result = train_policy(args.dataset, args.out, cfg)
+    try:
+        result = train_policy(args.dataset, args.out, cfg)
+    except (ContractError, CheckpointError, DatasetError, FileExistsError) as e:  # bad inputs or --out
+        print(f"train: error: {e}")
+        return 2
     ev = result.final_eval
     print(
         f"saved {result.out_dir}: final train loss {result.final_train_loss:.4f}, "

@@ -22,6 +22,11 @@ class TrainConfig:
             {"trunk": {"moe": {"num_experts": 4}}}); the contract always comes from the dataset.
         chunk_length, max_instruction_tokens, max_reasoning_tokens: contract fields the dataset
             does not define; None keeps the preset's values.
+        init_checkpoint: fine-tune: start from this trained checkpoint folder (weights, model
+            config, tokenizer and normalisation stats) instead of a fresh preset model. Its
+            sensor contract must match the dataset's. The checkpoint is already an MoE model,
+            so only stage 3 runs: dense_steps must be 0, and preset, model_overrides and the
+            contract fields above do not apply (they must stay unset / empty).
 
     Schedule:
         seed: seeds model init, episode split, batch order, dropout and upcycling noise.
@@ -62,6 +67,7 @@ class TrainConfig:
     chunk_length: int | None = None
     max_instruction_tokens: int | None = None
     max_reasoning_tokens: int | None = None
+    init_checkpoint: str | None = None
     seed: int = 0
     dense_steps: int = 1500
     moe_steps: int = 1500
@@ -114,10 +120,27 @@ class TrainConfig:
             math.isfinite(self.start_oversampling) and self.start_oversampling >= 1.0
         ):
             raise ValueError(f"start_oversampling must be a finite number >= 1, got {self.start_oversampling!r}")
+        if self.init_checkpoint is not None:
+            self._check_fine_tuning()
         if not (isinstance(self.val_fraction, (int, float)) and 0.0 <= self.val_fraction < 1.0):
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+
+    def _check_fine_tuning(self) -> None:
+        if not isinstance(self.init_checkpoint, str) or not self.init_checkpoint:
+            raise ValueError(f"init_checkpoint must be a checkpoint folder path, got {self.init_checkpoint!r}")
+        if self.dense_steps != 0:
+            raise ValueError(
+                f"init_checkpoint {self.init_checkpoint!r} is already an MoE model: only stage 3 (moe_steps) "
+                f"can run, so dense_steps must be 0 (got {self.dense_steps})"
+            )
+        if self.moe_steps < 1:
+            raise ValueError(f"fine-tuning from init_checkpoint needs moe_steps >= 1, got {self.moe_steps!r}")
+        fixed = [n for n in ("chunk_length", "max_instruction_tokens", "max_reasoning_tokens") if getattr(self, n) is not None]
+        if self.model_overrides or fixed:
+            what = (["model_overrides"] if self.model_overrides else []) + fixed
+            raise ValueError(f"init_checkpoint fixes the model and its contract; do not also set {what}")
 
     @property
     def stage3_lr(self) -> float:

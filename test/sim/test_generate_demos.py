@@ -60,9 +60,24 @@ def test_command_line(tmp_path, capsys):
     assert "'fly'" in capsys.readouterr().err
 
 
+def test_execution_noise_keeps_the_scenes_and_perturbs_the_states(tmp_path):
+    generate_demos(tmp_path / "clean", DemoConfig(**dict(SMALL, episodes=1)))
+    assert main(["--out", str(tmp_path / "noisy"), "--episodes", "1", "--seed", "3", "--image-size", "32",
+                 "--execution-noise", "0.03", "--no-progress"]) == 0  # fmt: skip
+    clean, noisy = DemoDataset(tmp_path / "clean").episode(0), DemoDataset(tmp_path / "noisy").episode(0)
+    assert noisy.instruction == clean.instruction and noisy.success
+    np.testing.assert_array_equal(noisy.images["front"][0], clean.images["front"][0])  # same scene
+    np.testing.assert_array_equal(noisy.target_position[0], clean.target_position[0])
+    # the arm strays from the recorded (clean) targets by about the noise level
+    n = min(len(clean), len(noisy)) - 1
+    lag_clean = np.abs(clean.action[:n, :6] - clean.joint_position[1 : n + 1, :6]).mean()
+    lag_noisy = np.abs(noisy.action[:n, :6] - noisy.joint_position[1 : n + 1, :6]).mean()
+    assert lag_noisy > lag_clean + 0.01
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"episodes": 0}, "episodes"), ({"tasks": ("dance",)}, "tasks"), ({"cameras": "front"}, "cameras"),
+    [({"episodes": 0}, "episodes"), ({"execution_noise_rad": -1.0}, "std_rad"), ({"tasks": ("dance",)}, "tasks"), ({"cameras": "front"}, "cameras"),
      ({"control_rate_hz": -1.0}, "control_rate_hz")],
 )
 def test_invalid_demo_config(kwargs, message):

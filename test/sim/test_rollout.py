@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from moe_vla_ros.sim.config import JOINT_NAMES
-from moe_vla_ros.sim.rollout import ControlStep, run_episode
+from moe_vla_ros.sim.rollout import ControlStep, ExecutionNoise, noisy_execution, run_episode
 from moe_vla_ros.sim.tasks import Task
 from moe_vla_ros.sim.trajectory_follower import JointTrajectory
 
@@ -67,3 +67,42 @@ def test_episode_ends_only_when_a_controller_that_reports_done_is_done(sim):
     assert busy.steps == 10 and busy.success
     quiet = run_episode(sim, task, lambda obs: ControlStep(target), success_hold_steps=2, record_images=False)
     assert quiet.steps == 2 and quiet.success
+
+
+def test_noisy_execution_perturbs_the_arm_but_records_the_controller_targets(sim):
+    task = Task("reach", "red", max_duration_s=2.0)
+    held = sim.joint_targets()
+    clean = run_episode(sim, task, lambda obs: ControlStep(held), record_images=False).episode
+    sim.reset(0)
+    noise = ExecutionNoise(std_rad=0.05, correlation=0.8)
+    noisy = run_episode(sim, task, noisy_execution(lambda obs: ControlStep(held), noise, np.random.default_rng(0), 0.1),
+                        record_images=False).episode  # fmt: skip
+    np.testing.assert_array_equal(noisy.action, clean.action)  # labels are the controller's
+    offset = noisy.joint_position[5:, :6] - clean.joint_position[5:, :6]  # [T-5, 6] arm joints
+    assert 0.01 < np.abs(offset).mean() < 0.1  # perturbed by about the noise level
+    np.testing.assert_allclose(noisy.joint_position[:, 6], clean.joint_position[:, 6], atol=1e-4)  # gripper not commanded
+    # smooth, not white: consecutive offsets are strongly correlated
+    assert np.corrcoef(offset[:-1].ravel(), offset[1:].ravel())[0, 1] > 0.5
+
+
+def test_noisy_execution_stops_once_the_controller_is_done_and_passes_trajectories(sim):
+    target = sim.joint_targets()
+    chunk = JointTrajectory.from_arrays(JOINT_NAMES, np.stack([target]), [0.5])
+    noise = ExecutionNoise(std_rad=0.1)
+    rng = np.random.default_rng(0)
+    for step in (ControlStep(target, done=True), ControlStep(target, trajectory=chunk)):
+        out = noisy_execution(lambda obs, s=step: s, noise, rng, 0.1)(None)
+        assert out is step
+    perturbed = noisy_execution(lambda obs: ControlStep(target, "go.", done=False), noise, rng, 0.1)(None)
+    np.testing.assert_array_equal(perturbed.joint_targets, target)
+    assert perturbed.reasoning == "go." and perturbed.done is False
+    executed = np.array(perturbed.trajectory.points[0].positions)
+    assert perturbed.trajectory.points[0].time_from_start == 0.1
+    assert np.any(executed[:6] != target[:6]) and executed[6] == target[6]
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(std_rad=-0.1), "std_rad"), (dict(std_rad=float("nan")), "std_rad"),
+                                             (dict(correlation=1.0), "correlation")])  # fmt: skip
+def test_invalid_execution_noise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ExecutionNoise(**kwargs)

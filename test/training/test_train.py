@@ -1,11 +1,14 @@
 """Tests of moe_vla_ros/training/train.py (with evaluate.py and plots.py): a tiny end-to-end run."""
 
+import dataclasses
 import json
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from moe_vla_ros.contract import ContractError
+from moe_vla_ros.data.dataset import DatasetWriter, DemoDataset
 from moe_vla_ros.model.checkpoint import load_checkpoint, read_checkpoint_config
 from moe_vla_ros.model.config import tiny_contract
 from moe_vla_ros.training.synthetic import generate_synthetic_dataset
@@ -98,7 +101,49 @@ def test_cli(dataset_dir, tmp_path, capsys):
     assert "held-out action L1" in capsys.readouterr().out
     cfg, _ = read_checkpoint_config(out)
     assert cfg.loss.action_loss == "mse" and cfg.contract.sensors == tiny_contract().sensors
-    with pytest.raises(FileExistsError, match="overwrite"):
-        main(args)
+    assert main(args) == 2  # refuses to overwrite
+    assert "overwrite" in capsys.readouterr().out
     assert main(args[:-2] + ["--config", '{"trunk": {"num_layer": 2}}', "--overwrite"]) == 2
     assert "num_layer" in capsys.readouterr().out
+
+
+def test_fine_tuning_starts_from_the_checkpoint_and_keeps_its_inputs(long_run, dataset_dir, tmp_path):
+    init = long_run.out_dir
+    result = train_policy(dataset_dir, tmp_path / "ft", quick(dense_steps=0, moe_steps=12, init_checkpoint=str(init)))
+    kinds = [r["kind"] for r in result.records]
+    assert kinds[0] == "init" and "upcycle" not in kinds
+    assert {r["stage"] for r in result.records if r["kind"] in ("train", "eval")} == {"moe"}
+    # it starts where the initial training ended, far below a fresh model's first loss
+    fresh_first = next(r["loss"] for r in long_run.records if r["kind"] == "train")
+    first = next(r["loss"] for r in result.records if r["kind"] == "train")
+    assert first < 0.3 * fresh_first, (first, fresh_first)
+    before, _ = read_checkpoint_config(init)
+    after, metadata = read_checkpoint_config(tmp_path / "ft")
+    assert after.contract == before.contract and after.vocab_size == before.vocab_size  # same inputs
+    assert (tmp_path / "ft" / "tokenizer.json").read_bytes() == (init / "tokenizer.json").read_bytes()
+    assert metadata["train_config"]["init_checkpoint"] == str(init)
+    old, new = load_file(init / "model.safetensors"), load_file(tmp_path / "ft" / "model.safetensors")
+    assert torch.equal(old["vision.proj.weight"], new["vision.proj.weight"])  # frozen in stage 3
+    assert not torch.equal(old["action_head.out.weight"], new["action_head.out.weight"])
+
+
+def test_fine_tuning_refuses_another_robots_data_and_warns_about_new_words(long_run, dataset_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    sensors = tiny_contract().sensors
+    bigger = dataclasses.replace(sensors, image_height=sensors.image_height * 2)
+    generate_synthetic_dataset(other, bigger, num_episodes=2, episode_length=10, seed=0)
+    cfg = quick(dense_steps=0, moe_steps=2, init_checkpoint=str(long_run.out_dir))
+    with pytest.raises(ContractError, match="image_height"):
+        train_policy(other, tmp_path / "x", cfg)
+    args = ["--dataset", str(other), "--out", str(tmp_path / "y"), "--init-checkpoint", str(long_run.out_dir),
+            "--dense-steps", "0", "--moe-steps", "2", "--no-progress"]  # fmt: skip
+    assert main(args) == 2 and "image_height" in capsys.readouterr().out
+
+    renamed = tmp_path / "renamed"
+    source = DemoDataset(dataset_dir)
+    with DatasetWriter(renamed, source.contract) as writer:
+        for i in range(2):
+            writer.add_episode(dataclasses.replace(source.episode(i), instruction="wiggle the zorblax"))
+    with pytest.warns(UserWarning, match="zorblax"):
+        train_policy(renamed, tmp_path / "z", quick(dense_steps=0, moe_steps=2, val_fraction=0.0,
+                                                   init_checkpoint=str(long_run.out_dir)))  # fmt: skip

@@ -29,6 +29,22 @@ def test_invalid_values_are_named(kwargs, message):
         TrainConfig(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(dense_steps=100), "dense_steps must be 0"),
+        (dict(dense_steps=0, moe_steps=0), "moe_steps"),
+        (dict(dense_steps=0, model_overrides={"loss": {"action_loss": "mse"}}), "model_overrides"),
+        (dict(dense_steps=0, chunk_length=8), "chunk_length"),
+        (dict(dense_steps=0, init_checkpoint=""), "init_checkpoint"),
+    ],
+)
+def test_fine_tuning_settings_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{"init_checkpoint": "ckpt", **kwargs})
+    assert TrainConfig(init_checkpoint="ckpt", dense_steps=0, moe_steps=5).init_checkpoint == "ckpt"
+
+
 def test_unknown_fields_are_rejected():
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig.from_dict({"epochs": 3})
