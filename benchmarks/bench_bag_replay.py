@@ -35,12 +35,12 @@ COUNT_TOPIC = "/bench_bag_replay/count"
 def subscriber_main(topic: str, msgtype: str) -> int:
     """Subscriber process: counts raw receipts on `topic`, publishes progress as JSON at 20 Hz."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
     from moe_vla_ros.ros.bag_recorder import message_class
+    from moe_vla_ros.ros.spin import spin_until_shutdown
 
     rclpy.init()
     node = Node("bench_counter")
@@ -57,13 +57,7 @@ def subscriber_main(topic: str, msgtype: str) -> int:
     node.create_subscription(message_class(msgtype), topic, on_message, qos, raw=True)
     report = node.create_publisher(String, COUNT_TOPIC, 10)
     node.create_timer(0.05, lambda: report.publish(String(data=json.dumps(state))))
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node)
     return 0
 
 

@@ -16,6 +16,7 @@ Pure: rosbags + numpy, no rclpy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 from tqdm import tqdm
@@ -186,3 +187,14 @@ def _trajectory_command(bag: BagReader, msg: BagMessage, mapper: JointStateMappe
         offsets_ns=np.asarray(offsets, dtype=np.int64),
         positions=np.asarray(rows, dtype=np.float64).reshape(len(rows), mapper.num_joints),
     )
+
+
+def parse_camera_topics(items: Iterable[str]) -> dict[str, str]:
+    """Command-line `--camera NAME=TOPIC` items -> {camera name: image topic}, in order."""
+    cameras: dict[str, str] = {}
+    for item in items:
+        name, sep, topic = item.partition("=")
+        if not sep or not name or not topic:
+            raise BagError(f"--camera takes NAME=TOPIC, got {item!r}")
+        cameras[name] = topic
+    return cameras

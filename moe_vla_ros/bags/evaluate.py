@@ -288,16 +288,6 @@ def _evaluate(bag: str | os.PathLike, model: str | os.PathLike | None, out_dir: 
     return write_report(out_dir, records, reference, contract, cfg, info)
 
 
-def _parse_cameras(items: Sequence[str]) -> dict[str, str]:
-    cameras = {}
-    for item in items:
-        name, sep, topic = item.partition("=")
-        if not sep or not name or not topic:
-            raise BagError(f"--camera takes NAME=TOPIC, got {item!r}")
-        cameras[name] = topic
-    return cameras
-
-
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments shared with the replay evaluator (ros/bag_replay_eval.py)."""
     p.add_argument("--bag", required=True, help="bag folder, .mcap or .db3 file")
@@ -315,7 +305,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, **overrides) -> EvaluationConfig:
     topics = {k: v for k, v in (("joint_state_topic", args.joint_states), ("instruction_topic", args.instruction),
                                 ("command_topic", args.command)) if v is not None}  # fmt: skip
-    cameras = _parse_cameras(args.camera)
+    cameras = ds.parse_camera_topics(args.camera)
     if cameras:
         topics["camera_topics"] = cameras
     files = args.params_file or default_params_files()

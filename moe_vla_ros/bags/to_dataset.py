@@ -287,16 +287,6 @@ def _finish(ep: PlannedEpisode, contract: SensorContract, config: BagToDatasetCo
     )
 
 
-def _parse_cameras(items: Sequence[str]) -> dict[str, str]:
-    cameras = {}
-    for item in items:
-        name, sep, topic = item.partition("=")
-        if not sep or not name or not topic:
-            raise BagError(f"--camera takes NAME=TOPIC, got {item!r}")
-        cameras[name] = topic
-    return cameras
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``moe_vla_bag_to_dataset BAG OUTPUT --contract FILE [options]``."""
     d = BagToDatasetConfig()
@@ -320,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         config = BagToDatasetConfig(
-            camera_topics=_parse_cameras(args.camera), joint_state_topic=args.joint_states,
+            camera_topics=ds.parse_camera_topics(args.camera), joint_state_topic=args.joint_states,
             instruction_topic=args.instruction, command_topic=args.command, reasoning_topic=args.reasoning,
             image_slop_s=args.image_slop, max_gap_s=args.max_gap, time_reference=args.time_reference,
             min_input_rate_fraction=args.min_rate_fraction, min_episode_steps=args.min_episode_steps,

@@ -23,7 +23,6 @@ import time
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, String
@@ -49,6 +48,7 @@ from moe_vla_ros.ros.conversions import (
 from moe_vla_ros.ros.params import declare_config
 from moe_vla_ros.ros.policy_model import check_robot_against_contract, load_configured_policy, warm_up
 from moe_vla_ros.ros.policy_node_config import PolicyNodeConfig
+from moe_vla_ros.ros.spin import spin_until_shutdown
 from moe_vla_ros.ros.telemetry_msgs import (
     StatusSnapshot,
     diagnostics_msg,
@@ -337,17 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.parse_args(non_ros)
     rclpy.init(args=["policy_node", *argv])
-    node = PolicyNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
+    spin_until_shutdown(PolicyNode())
     return 0
 
 

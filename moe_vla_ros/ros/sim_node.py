@@ -31,7 +31,6 @@ import time
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
@@ -50,6 +49,7 @@ from moe_vla_ros.ros.conversions import (
 from moe_vla_ros.ros.params import declare_config
 from moe_vla_ros.ros.qos import command_qos, latched_qos, sensor_qos
 from moe_vla_ros.ros.sim_node_config import SimNodeConfig, SimNodeConfigError
+from moe_vla_ros.ros.spin import spin_until_shutdown
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import JOINT_NAMES
 from moe_vla_ros.sim.tasks import Task
@@ -348,21 +348,13 @@ def main(argv: list[str] | None = None) -> int:
                "(see moe_vla_ros/ros/sim_node_config.py).")
     parser.parse_args(remove_ros_args(args)[1:])
     rclpy.init(args=args)
-    node = None
     try:
         node = SimNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     except (SimNodeConfigError, InvalidParameterValueException) as e:
         print(f"sim_node: invalid parameters: {e}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
         rclpy.try_shutdown()
+        return 2
+    spin_until_shutdown(node)
     return 0
 
 

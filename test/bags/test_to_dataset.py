@@ -181,3 +181,6 @@ def test_cli(demo_bag, tmp_path, capsys):
     assert DemoDataset(tmp_path / "ds").episode(0).task == "pick"
     assert main(args) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
+    bad_camera = [str(path), str(tmp_path / "ds2"), "--contract", str(contract_file), "--camera", "wrist"]
+    assert main(bad_camera) == 2
+    assert "--camera takes NAME=TOPIC, got 'wrist'" in capsys.readouterr().err

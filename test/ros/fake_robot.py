@@ -11,12 +11,12 @@ import sys
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from moe_vla_ros.ros import qos
+from moe_vla_ros.ros.spin import spin_until_shutdown
 
 
 class FakeRobot(Node):
@@ -75,13 +75,7 @@ def main() -> int:
     rclpy.init()
     node = FakeRobot(args.camera_topics, args.joint_names, instruction=args.instruction, fault=args.fault)
     print("fake robot publishing", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node)
     return 0
 
 

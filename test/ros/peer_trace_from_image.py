@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from moe_vla_msgs.msg import LayerExpertUsage, ReasoningTrace
+from moe_vla_ros.ros.spin import spin_until_shutdown
 
 
 class TraceFromImage(Node):
@@ -43,13 +43,7 @@ def main() -> int:
     rclpy.init()
     node = TraceFromImage()
     print("peer ready", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node)
     return 0
 
 
