@@ -293,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="moe_vla_bag_to_dataset", description=__doc__.split("\n\n")[0])
     p.add_argument("bag", help="bag folder, .mcap or .db3 file")
     p.add_argument("output", help="new dataset folder (must not exist, or be empty)")
-    p.add_argument("--contract", required=True, help="JSON sensor/policy contract, or a dataset's meta.json")
+    p.add_argument("--contract", required=True, help="JSON sensor/policy contract, a dataset's meta.json or a model's manifest.json")
     p.add_argument("--camera", action="append", default=[], metavar="NAME=TOPIC",
                    help="image topic of a contract camera (default /camera/NAME/image_raw)")
     p.add_argument("--joint-states", default=d.joint_state_topic, help="JointState topic")

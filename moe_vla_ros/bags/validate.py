@@ -193,7 +193,8 @@ def validate_bag(
 
 def load_sensor_contract(path: str | os.PathLike) -> SensorContract:
     """A SensorContract from a JSON file: the contract itself, a policy contract ("sensors"),
-    or a dataset's meta.json ("contract"). BagError naming the file otherwise."""
+    a dataset's meta.json ("contract") or an exported model's manifest.json ("contract" ->
+    "sensors"). BagError naming the file otherwise."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())

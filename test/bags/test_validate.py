@@ -84,6 +84,9 @@ def test_load_sensor_contract_from_the_three_file_shapes(tmp_path):
         f = tmp_path / f"c{i}.json"
         f.write_text(json.dumps(wrap(contract.to_dict())))
         assert load_sensor_contract(f) == contract
+    # an exported model's manifest.json: {"contract": {"sensors": ...}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "m", "contract": {"sensors": contract.to_dict()}}))
+    assert load_sensor_contract(tmp_path / "manifest.json") == contract
     (tmp_path / "bad.json").write_text('{"camera_names": []}')
     with pytest.raises(BagError, match="cannot load a sensor contract from .*bad.json"):
         load_sensor_contract(tmp_path / "bad.json")
