@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from moe_vla_ros.bags.errors import BagError
+from moe_vla_ros.cli import parse_pairs
 from moe_vla_ros.bags.reader import BagMessage, BagReader
 from moe_vla_ros.bags.resample import TrajectoryCommand
 from moe_vla_ros.contract import SensorContract
@@ -191,10 +192,4 @@ def _trajectory_command(bag: BagReader, msg: BagMessage, mapper: JointStateMappe
 
 def parse_camera_topics(items: Iterable[str]) -> dict[str, str]:
     """Command-line `--camera NAME=TOPIC` items -> {camera name: image topic}, in order."""
-    cameras: dict[str, str] = {}
-    for item in items:
-        name, sep, topic = item.partition("=")
-        if not sep or not name or not topic:
-            raise BagError(f"--camera takes NAME=TOPIC, got {item!r}")
-        cameras[name] = topic
-    return cameras
+    return parse_pairs(items, "=", "--camera NAME=TOPIC", BagError)

@@ -35,6 +35,7 @@ from rosgraph_msgs.msg import Clock
 
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagMessage, BagReader, TopicInfo
+from moe_vla_ros.cli import parse_pairs
 from moe_vla_ros.ros.bag_recorder import BagRecorder, RecorderConfig, message_class
 
 CLOCK_TOPIC = "/clock"
@@ -331,16 +332,6 @@ def replay_and_record(
             rclpy.try_shutdown(context=context)
 
 
-def _parse_remaps(items: Sequence[str]) -> dict[str, str]:
-    remap = {}
-    for item in items:
-        source, sep, target = item.partition(":=")
-        if not sep or not source or not target:
-            raise BagError(f"--remap takes FROM:=TO, got {item!r}")
-        remap[source] = target
-    return remap
-
-
 def build_parser() -> argparse.ArgumentParser:
     d = PlayerConfig()
     p = argparse.ArgumentParser(prog="moe_vla_bag_play", description=__doc__.split("\n\n")[0])
@@ -367,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = PlayerConfig(
             rate=args.rate, start_offset_s=args.start_offset, topics=tuple(args.topics),
-            remap=_parse_remaps(args.remap), publish_clock=not args.no_clock, clock_rate_hz=args.clock_rate,
+            remap=parse_pairs(args.remap, ":=", "--remap FROM:=TO", BagError), publish_clock=not args.no_clock, clock_rate_hz=args.clock_rate,
             wait_for_subscribers_s=args.wait_timeout,
             wait_topics=tuple(args.wait_for) if args.wait_for else None, queue_depth=args.queue_depth,
         )
