@@ -5,10 +5,13 @@
 #   2. train the `small` MoE-VLA with the frozen ImageNet EfficientNet-Lite0 encoder and the
 #      target probe feeding the trunk (trunk.target_input): 3000 dense warm-up steps, upcycle,
 #      500 MoE-tuning steps, seed 0, episode starts drawn 4x as often,
-#   3. export to ONNX (sparse CPU + dense TensorRT-ready expert graphs), verified,
-#   4. evaluate closed loop through the policy node on held-out seeds.
-# Takes ~1 h on 2 CPU cores (training ~50 min at ~1.2 steps/s with one thread). Intermediate
-# files go to build/default_model/.
+#   3. 800 noise-injected demonstrations (seed 2, executed arm targets perturbed by a smooth
+#      0.03 rad offset, recorded actions the expert's: they show corrections back to the path),
+#   4. fine-tune 2. on 3. for 1500 MoE steps (stage 3 only, peak lr 5e-4),
+#   5. export to ONNX (sparse CPU + dense TensorRT-ready expert graphs), verified,
+#   6. evaluate closed loop through the policy node on held-out seeds.
+# Takes ~1.7 h on 2 CPU cores (training ~60 + ~30 min with one thread). Intermediate files go to
+# build/default_model/.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${MOE_VLA_VENV:-$repo/.venv}/bin"
@@ -21,6 +24,11 @@ mkdir -p "$work"
                             "trunk": {"target_input": true}}' \
   --seed 0 --dense-steps 3000 --moe-steps 500 --batch-size 32 --eval-every 500 --image-shift 0 \
   --start-oversampling 4 --start-steps 3 --num-threads 1
-"$bin/moe_vla_export" --checkpoint "$work/train" --out "$repo/models/default" --name default \
+[ -d "$work/demos_noisy" ] || "$bin/moe_vla_generate_demos" --out "$work/demos_noisy" --episodes 800 --seed 2 \
+  --tasks reach,push --execution-noise 0.03
+[ -f "$work/finetuned/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos_noisy" \
+  --out "$work/finetuned" --init-checkpoint "$work/train" --dense-steps 0 --moe-steps 1500 --moe-lr 5e-4 \
+  --seed 0 --batch-size 32 --eval-every 250 --image-shift 0 --start-oversampling 4 --start-steps 3 --num-threads 1
+"$bin/moe_vla_export" --checkpoint "$work/finetuned" --out "$repo/models/default" --name default \
   --formulations sparse,dense --no-checkpoint --force
-"$bin/moe_vla_eval_sim" --model "$repo/models/default" --episodes 20 --tasks reach,push --out "$work/eval"
+"$bin/moe_vla_eval_sim" --model "$repo/models/default" --episodes 40 --tasks reach,push --out "$work/eval"

@@ -112,6 +112,8 @@ class InstructionTokenizer:
         """Write tokenizer.json + tokenizer_config.json (lengths included) into `directory`."""
         self.hf.model_max_length = self.max_instruction_tokens
         self.hf.init_kwargs["max_reasoning_tokens"] = self.max_reasoning_tokens
+        for loader_only in ("is_local", "local_files_only"):  # set by `load`, not part of the tokenizer
+            self.hf.init_kwargs.pop(loader_only, None)
         self.hf.save_pretrained(str(directory))
 
     @classmethod

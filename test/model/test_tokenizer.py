@@ -74,3 +74,10 @@ def test_from_dataset_learns_instructions_and_reasoning(tmp_path):
 def test_invalid_lengths_are_rejected(tokenizer):
     with pytest.raises(ValueError, match="max_reasoning_tokens"):
         InstructionTokenizer(tokenizer.hf, 4, 1)
+
+
+def test_a_loaded_tokenizer_saves_the_same_files(tokenizer, tmp_path):
+    tokenizer.save(tmp_path / "a")
+    InstructionTokenizer.load(tmp_path / "a").save(tmp_path / "b")  # e.g. a fine-tuned checkpoint
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (tmp_path / "b" / name).read_text() == (tmp_path / "a" / name).read_text(), name
