@@ -22,9 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.cli import parse_pairs
 from moe_vla_ros.bags.reader import BagMessage, BagReader
 from moe_vla_ros.bags.resample import TrajectoryCommand
+from moe_vla_ros.cli import parse_pairs
 from moe_vla_ros.contract import SensorContract
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
 

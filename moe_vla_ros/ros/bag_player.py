@@ -358,7 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = PlayerConfig(
             rate=args.rate, start_offset_s=args.start_offset, topics=tuple(args.topics),
-            remap=parse_pairs(args.remap, ":=", "--remap FROM:=TO", BagError), publish_clock=not args.no_clock, clock_rate_hz=args.clock_rate,
+            remap=parse_pairs(args.remap, ":=", "--remap FROM:=TO", BagError),
+            publish_clock=not args.no_clock, clock_rate_hz=args.clock_rate,
             wait_for_subscribers_s=args.wait_timeout,
             wait_topics=tuple(args.wait_for) if args.wait_for else None, queue_depth=args.queue_depth,
         )

@@ -100,7 +100,10 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
     written = steps = 0
     sim_seconds = 0.0
     start = time.perf_counter()
-    with ArmSim(sim_cfg) as sim, DatasetWriter(out_dir, sim.sensor_contract(), source="moe_vla_ros.sim expert") as writer:
+    source = "moe_vla_ros.sim expert"
+    if cfg.execution_noise_rad > 0:
+        source += f", execution noise {cfg.execution_noise_rad} rad"
+    with ArmSim(sim_cfg) as sim, DatasetWriter(out_dir, sim.sensor_contract(), source=source) as writer:
         expert = ScriptedExpert(sim)
         for i in _progress(range(cfg.episodes), cfg.progress):
             family = cfg.tasks[i % len(cfg.tasks)]

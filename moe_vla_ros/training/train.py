@@ -111,10 +111,8 @@ def load_initial_checkpoint(directory: str | os.PathLike, dataset: DemoDataset) 
     unknown: set[str] = set()
     for episode in dataset:
         for text in {episode.instruction, *episode.reasoning}:
-            words = text.lower().split()
-            ids = tokenizer.tokenize_ids(text)
-            if UNK_ID in ids:
-                unknown.update(w for w in words if UNK_ID in tokenizer.tokenize_ids(w))
+            if UNK_ID in tokenizer.tokenize_ids(text):
+                unknown.update(w for w in text.lower().split() if UNK_ID in tokenizer.tokenize_ids(w))
     if unknown:
         warnings.warn(
             f"{len(unknown)} word(s) of the dataset are not in the vocabulary of {directory} and map to the "
@@ -300,9 +298,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
         text = args.config if args.config.lstrip().startswith("{") else Path(args.config).read_text()
         overrides = json.loads(text)
     cfg = TrainConfig(
-        preset=args.preset, model_overrides=overrides, init_checkpoint=args.init_checkpoint, seed=args.seed, dense_steps=args.dense_steps,
-        moe_steps=args.moe_steps, batch_size=args.batch_size, lr=args.lr, moe_lr=args.moe_lr,
-        eval_every=args.eval_every, image_shift_pixels=args.image_shift,
+        preset=args.preset, model_overrides=overrides, init_checkpoint=args.init_checkpoint, seed=args.seed,
+        dense_steps=args.dense_steps, moe_steps=args.moe_steps, batch_size=args.batch_size, lr=args.lr,
+        moe_lr=args.moe_lr, eval_every=args.eval_every, image_shift_pixels=args.image_shift,
         state_dropout=args.state_dropout, start_oversampling=args.start_oversampling,
         start_steps=args.start_steps, val_fraction=args.val_fraction, device=args.device,
         num_threads=args.num_threads, overwrite=args.overwrite, progress=not args.no_progress,

@@ -66,6 +66,7 @@ def test_execution_noise_keeps_the_scenes_and_perturbs_the_states(tmp_path):
                  "--execution-noise", "0.03", "--no-progress"]) == 0  # fmt: skip
     clean, noisy = DemoDataset(tmp_path / "clean").episode(0), DemoDataset(tmp_path / "noisy").episode(0)
     assert noisy.instruction == clean.instruction and noisy.success
+    assert "execution noise 0.03 rad" in (tmp_path / "noisy" / "meta.json").read_text()
     np.testing.assert_array_equal(noisy.images["front"][0], clean.images["front"][0])  # same scene
     np.testing.assert_array_equal(noisy.target_position[0], clean.target_position[0])
     # the arm strays from the recorded (clean) targets by about the noise level
