@@ -36,6 +36,7 @@ class ActionHeadOutput(NamedTuple):
     expert_load: Tensor  # [M, E]
     router_entropy: Tensor  # [M]
     aux_loss: Tensor  # [] weighted MoE aux losses, summed over layers
+    dropped_tokens: Tensor  # [M] int64 token slots dropped by expert capacity, per layer
 
 
 class ActionHead(nn.Module):

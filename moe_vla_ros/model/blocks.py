@@ -152,25 +152,30 @@ class MoETelemetry(NamedTuple):
     expert_load:    [M, E] fraction of routed slots per expert.
     router_entropy: [M] mean router entropy (nats).
     aux_loss:       [] sum over layers of the weighted load-balance + z losses.
+    dropped_tokens: [M] int64 token slots each layer dropped by expert capacity (0 without a
+                    capacity limit; training-only, not exported).
     """
 
     router_logits: Tensor
     expert_load: Tensor
     router_entropy: Tensor
     aux_loss: Tensor
+    dropped_tokens: Tensor
 
 
 def collect_telemetry(outputs: Sequence[MoEOutput], cfgs: Sequence[MoEConfig], like: Tensor) -> MoETelemetry:
     """Stack the MoE outputs of one module; empty [0, ...] tensors when it has no MoE layer."""
     if not outputs:
         zero = like.new_zeros(())
-        return MoETelemetry(like.new_zeros(0, 0, 0), like.new_zeros(0, 0), like.new_zeros(0), zero)
+        none = like.new_zeros(0, dtype=torch.long)
+        return MoETelemetry(like.new_zeros(0, 0, 0), like.new_zeros(0, 0), like.new_zeros(0), zero, none)
     aux = torch.stack([o.weighted_aux(c) for o, c in zip(outputs, cfgs)]).sum()  # []
     return MoETelemetry(
         torch.stack([o.router_logits for o in outputs]),  # [M, N, E]
         torch.stack([o.expert_load for o in outputs]),  # [M, E]
         torch.stack([o.router_entropy for o in outputs]),  # [M]
         aux,
+        torch.stack([o.dropped_tokens for o in outputs]),  # [M]
     )
 
 

@@ -47,6 +47,7 @@ class TrunkOutput(NamedTuple):
     expert_load: Tensor  # [M, E]
     router_entropy: Tensor  # [M]
     aux_loss: Tensor  # [] weighted MoE aux losses, summed over layers
+    dropped_tokens: Tensor  # [M] int64 token slots dropped by expert capacity, per layer
 
 
 class Trunk(nn.Module):

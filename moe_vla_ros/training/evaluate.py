@@ -59,6 +59,7 @@ def evaluate(
     sums = {"action_l1_rad": 0.0, "action_l1_rad_no_reasoning": 0.0, "reasoning_loss": 0.0, "target_error_m": 0.0}
     correct = scored = count = targets_seen = 0
     trunk_load, head_load = [], []
+    dropped = {"trunk": 0, "action_head": 0}  # token slots dropped by expert capacity, all layers
     indices = _eval_indices(len(data), max_samples)
     for start in range(0, len(indices), batch_size):
         batch = {k: v.to(device) for k, v in data.batch(indices[start : start + batch_size]).items()}
@@ -85,6 +86,8 @@ def evaluate(
             errors = target_error_m(target[valid], batch["target_position"][valid])  # [b']
             sums["target_error_m"] += float(errors.sum())
             targets_seen += int(valid.sum())
+        dropped["trunk"] += int(trunk.dropped_tokens.sum())
+        dropped["action_head"] += int(head.dropped_tokens.sum())
         if trunk.expert_load.numel():
             trunk_load.append(trunk.expert_load * b)  # [M, E]
         if head.expert_load.numel():
@@ -97,6 +100,8 @@ def evaluate(
         "reasoning_accuracy": correct / max(scored, 1),
         "trunk_expert_load": (torch.stack(trunk_load).sum(0) / count).tolist() if trunk_load else [],
         "action_head_expert_load": (torch.stack(head_load).sum(0) / count).tolist() if head_load else [],
+        "trunk_dropped_tokens_per_sample": dropped["trunk"] / count,
+        "action_head_dropped_tokens_per_sample": dropped["action_head"] / count,
     }
     if targets_seen:
         metrics["target_error_cm"] = 100.0 * sums["target_error_m"] / targets_seen

@@ -42,3 +42,18 @@ def test_metrics_match_a_direct_computation(tmp_path):
     assert abs(metrics["target_error_cm"] - cm) < 1e-3
     assert metrics["action_l1_rad_episode_start"] > 0 and metrics["target_error_cm_episode_start"] > 0
     assert evaluate(model, data, max_samples=4, generated_samples=0)["samples"] == 4
+
+
+def test_tokens_dropped_by_expert_capacity_are_reported(tmp_path):
+    torch.manual_seed(0)
+    contract = tiny_contract()
+    dataset = generate_synthetic_dataset(tmp_path / "d", contract.sensors, 2, 6, seed=0)
+    tokenizer = InstructionTokenizer.from_dataset(dataset, 8, 10)
+    contract = dataclasses.replace(contract, normalization=normalization_from_episodes(dataset, [0, 1]))
+    data = VLADataset(dataset, contract, tokenizer)
+    base = ModelConfig.tiny(contract=contract, vocab_size=tokenizer.vocab_size)
+    unlimited = evaluate(MoEVLA(base), data, generated_samples=0)
+    assert unlimited["trunk_dropped_tokens_per_sample"] == 0 and unlimited["action_head_dropped_tokens_per_sample"] == 0
+    tight = base.with_overrides({"trunk": {"moe": {"capacity_factor": 0.25}}})
+    limited = evaluate(MoEVLA(tight), data, generated_samples=0)
+    assert limited["trunk_dropped_tokens_per_sample"] > 0 and limited["action_head_dropped_tokens_per_sample"] == 0
