@@ -14,14 +14,20 @@ from moe_vla_ros.training.synthetic import generate_synthetic_dataset
 torch.set_num_threads(1)
 
 
-def test_metrics_match_a_direct_computation(tmp_path):
+def tiny_data(tmp_path) -> tuple[VLADataset, ModelConfig]:
+    """12 samples of a synthetic dataset and the tiny config that reads them."""
     torch.manual_seed(0)
     contract = tiny_contract()
     dataset = generate_synthetic_dataset(tmp_path / "d", contract.sensors, 2, 6, seed=0)
     tokenizer = InstructionTokenizer.from_dataset(dataset, 8, 10)
     contract = dataclasses.replace(contract, normalization=normalization_from_episodes(dataset, [0, 1]))
-    data = VLADataset(dataset, contract, tokenizer)
-    model = MoEVLA(ModelConfig.tiny(contract=contract, vocab_size=tokenizer.vocab_size)).train()
+    return VLADataset(dataset, contract, tokenizer), ModelConfig.tiny(contract=contract, vocab_size=tokenizer.vocab_size)
+
+
+def test_metrics_match_a_direct_computation(tmp_path):
+    data, cfg = tiny_data(tmp_path)
+    contract = cfg.contract
+    model = MoEVLA(cfg).train()
 
     metrics = evaluate(model, data, batch_size=5, max_samples=100, generated_samples=3)
     assert model.training  # mode restored
@@ -45,13 +51,7 @@ def test_metrics_match_a_direct_computation(tmp_path):
 
 
 def test_tokens_dropped_by_expert_capacity_are_reported(tmp_path):
-    torch.manual_seed(0)
-    contract = tiny_contract()
-    dataset = generate_synthetic_dataset(tmp_path / "d", contract.sensors, 2, 6, seed=0)
-    tokenizer = InstructionTokenizer.from_dataset(dataset, 8, 10)
-    contract = dataclasses.replace(contract, normalization=normalization_from_episodes(dataset, [0, 1]))
-    data = VLADataset(dataset, contract, tokenizer)
-    base = ModelConfig.tiny(contract=contract, vocab_size=tokenizer.vocab_size)
+    data, base = tiny_data(tmp_path)
     unlimited = evaluate(MoEVLA(base), data, generated_samples=0)
     assert unlimited["trunk_dropped_tokens_per_sample"] == 0 and unlimited["action_head_dropped_tokens_per_sample"] == 0
     tight = base.with_overrides({"trunk": {"moe": {"capacity_factor": 0.25}}})
