@@ -94,13 +94,22 @@ class Trunk(nn.Module):
         """The target probe: vision tokens [B, Nv, D], ids/mask [B, L] -> position [B, 3] (see target_probe.py)."""
         return self.target_probe(vision_tokens, self.instruction_embed(instruction_ids), instruction_mask)
 
-    def forward(self, vision_tokens: Tensor, instruction_ids: Tensor, instruction_mask: Tensor, state: Tensor) -> TrunkOutput:
-        """See the module docstring for shapes."""
+    def forward(
+        self,
+        vision_tokens: Tensor,
+        instruction_ids: Tensor,
+        instruction_mask: Tensor,
+        state: Tensor,
+        target: Tensor | None = None,
+    ) -> TrunkOutput:
+        """See the module docstring for shapes. With `target_input`, `target` [B, 3] is the
+        `estimate_target` of these inputs when the caller already has it (None: computed here)."""
         b, num_vision, _ = vision_tokens.shape
         words = self.instruction_embed(instruction_ids) + self.instruction_pos  # [B, L, D]
         state_tokens = self.state_embed(state)  # [B, Ns, D]
         if self.target_proj is not None:
-            target = self.estimate_target(vision_tokens, instruction_ids, instruction_mask)  # [B, 3]
+            if target is None:
+                target = self.estimate_target(vision_tokens, instruction_ids, instruction_mask)  # [B, 3]
             state_tokens = state_tokens + self.target_proj(target).unsqueeze(1)  # [B, Ns, D]
         x = torch.cat([vision_tokens, words, state_tokens], dim=1)  # [B, S, D]
         always = torch.ones(b, num_vision, dtype=torch.bool, device=x.device)  # [B, Nv]

@@ -108,8 +108,8 @@ class MoEVLA(nn.Module):
     ) -> tuple[TrunkOutput, Tensor]:
         """`encode` plus the target probe's position estimate [B, 3] (units of TARGET_SCALE_M)."""
         vision_tokens = self.vision(images).tokens  # [B, Nv, D]
-        trunk = self.trunk(vision_tokens, instruction_ids, instruction_mask, state)
-        return trunk, self.trunk.estimate_target(vision_tokens, instruction_ids, instruction_mask)
+        target = self.trunk.estimate_target(vision_tokens, instruction_ids, instruction_mask)  # [B, 3]
+        return self.trunk(vision_tokens, instruction_ids, instruction_mask, state, target), target
 
     @torch.no_grad()
     def generate_reasoning(self, trunk_tokens: Tensor, max_new_tokens: int | None = None) -> tuple[Tensor, Tensor]:

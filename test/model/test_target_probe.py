@@ -81,6 +81,9 @@ def test_target_input_feeds_the_estimate_to_the_trunk():
     with torch.no_grad():
         model.trunk.target_probe.mlp[-1].bias += 1.0  # a different estimate -> different actions
     assert not torch.allclose(before.actions, model.predict_actions(*inputs).actions)
+    with torch.no_grad():  # the estimate handed to the trunk is the one the trunk would compute
+        trunk, _ = model.encode_with_target(*inputs)
+        assert torch.equal(trunk.tokens, model.encode(*inputs).tokens)
     model.train().compute_loss(batch).total.backward()
     assert model.trunk.target_proj.weight.grad.abs().sum() > 0
     assert model.vision.proj.weight.grad.abs().sum() > 0
