@@ -230,6 +230,11 @@ class BagRecorder(Node):
             self._writer.close()
         return self.counts
 
+    def destroy_node(self) -> None:
+        """Finish the bag (`close`) and destroy the node: nothing received is lost, whoever stops it."""
+        self.close()
+        super().destroy_node()
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moe_vla_bag_record", description=__doc__.split("\n\n")[0])

@@ -134,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if sim_thread is not None:
             sim_thread.stop()
         for node in reversed(nodes):
-            if hasattr(node, "close"):
-                node.close()
-            node.destroy_node()
+            node.destroy_node()  # the recorder finishes its bag here
         executor.shutdown()
         rclpy.try_shutdown()
     return 0

@@ -126,6 +126,28 @@ def test_records_publishers_of_this_process(ros_context, tmp_path, storage):
     executor.shutdown()
 
 
+def test_destroying_the_recorder_finishes_its_bag(ros_context, tmp_path):
+    """Whoever stops the node (bringup, spin_until_shutdown) only destroys it: the bag is complete."""
+    from rclpy.node import Node
+    from std_msgs.msg import String
+
+    from moe_vla_ros.ros.bag_recorder import BagRecorder, RecorderConfig
+    from moe_vla_ros.ros.qos import latched_qos
+    from moe_vla_ros.ros.testing import spin_until
+
+    source = Node("bag_destroy_source", context=ros_context)
+    source.create_publisher(String, INSTRUCTION, latched_qos()).publish(String(data="reach the red cube"))
+    recorder = BagRecorder(RecorderConfig(tmp_path / "bag", "mcap", topics=(INSTRUCTION,)), context=ros_context)
+    executor = _executor(ros_context, source, recorder)
+    spin_until(executor, lambda: recorder.counts[INSTRUCTION] == 1, what="the latched instruction recorded")
+    executor.remove_node(recorder)
+    recorder.destroy_node()  # no close() first
+    with BagReader(tmp_path / "bag") as bag:
+        assert [bag.deserialize(m).data for m in bag.messages([INSTRUCTION])] == ["reach the red cube"]
+    source.destroy_node()
+    executor.shutdown()
+
+
 def test_recorder_cli_in_a_separate_process_closes_the_bag_on_sigint(ros_context, tmp_path):
     from rclpy.node import Node
     from rclpy.serialization import deserialize_message
