@@ -61,7 +61,10 @@ class MoEConfig:
         router: "token_choice" (each token picks its top-K experts) or "expert_choice" (each
             expert picks its top-C tokens by router probability; Zhou et al. 2022).
         normalize_top_k: token choice only: renormalise the K selected probabilities to sum to 1.
-            Ignored by expert choice, whose weight is the router probability itself.
+            Ignored by expert choice, whose weight is the router probability itself. Refused
+            with top_k=1: the single renormalised weight is always 1 (p / p), so the task loss
+            gives the router no gradient (measured: 7.8e-7 vs 3.86 with raw probabilities);
+            use normalize_top_k=False (weight p_e, the AdaMoE head) or top_k >= 2.
         capacity_factor: None = no token dropped (token choice) / cf = 1 (expert choice). Else
             every expert processes at most C = ceil(cf * N * K / E) token slots. Token-choice drop
             priority: all first choices before any second choice, and within one choice rank the
@@ -114,6 +117,12 @@ class MoEConfig:
             raise ValueError(f"top_k must be <= num_experts={self.num_experts}, got {self.top_k!r}")
         if self.router not in ROUTERS:
             raise ValueError(f"router must be one of {ROUTERS}, got {self.router!r}")
+        if self.router == "token_choice" and self.top_k == 1 and self.normalize_top_k is True:
+            raise ValueError(
+                "top_k=1 with normalize_top_k=True: the renormalised weight of the single selected expert "
+                "is p / p = 1, so the task loss gives the router no gradient; set normalize_top_k=False "
+                "(weight = router probability) or top_k >= 2"
+            )
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.formulation not in FORMULATIONS:

@@ -5,9 +5,10 @@ small Gaussian noise so they can diverge. The router weight is zero (uniform rou
 expert has probability 1/E) and the AdaMoE scale adapter is zero, so the routed weights of a
 token are 1/E each, renormalised to 1/K each with ``normalize_top_k``. With
 
-    routed_expert_weight + num_shared_experts * shared_expert_weight == 1
+    routed_expert_weight * w + num_shared_experts * shared_expert_weight == 1
 
-the upcycled layer's output equals the dense FFN's output at init (to float rounding of the
+(w = 1 with ``normalize_top_k`` or expert choice at C = N, K/E with raw top-k probabilities:
+AdaMoE's routed_expert_weight = 0.5 * E) the upcycled layer's output equals the dense FFN's output at init (to float rounding of the
 different MatMul kernels), for both formulations and any top_k. ``upcycle_equivalence_issues``
 lists the config settings that break this; ``strict=True`` turns them into an error.
 
@@ -21,6 +22,8 @@ activation module, not by its class name.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -45,24 +48,47 @@ _GATED_NAME = {"silu": "swiglu", "gelu": "geglu"}
 
 
 def upcycle_equivalence_issues(cfg: MoEConfig) -> list[str]:
-    """Why an upcycled layer with this config would NOT equal the dense FFN at init (empty: it will)."""
+    """Why an upcycled layer with this config would NOT equal the dense FFN at init (empty: it will).
+
+    At init the router is zero, so every expert has probability 1/E and all experts tie. Then
+    every token's routed experts are copies of the FFN and the layer computes
+    ``(routed_expert_weight * w + num_shared_experts * shared_expert_weight) * ffn(x)``, where
+    w is the sum of a token's routed weights:
+
+    * token choice: 1 with ``normalize_top_k``, else K / E (K raw probabilities of 1/E each),
+      provided capacity keeps every slot (tied routing sends all N tokens to the same K
+      experts, so C = ceil(cf * N * K / E) >= N needs cf * K >= E);
+    * expert choice: each expert picks C = min(N, ceil(cf * N * K / E)) tokens; with C = N
+      (cf * K >= E, cf = 1 when None) every token gets all E experts at 1/E each, w = 1; with
+      C < N the tied experts all pick the same C tokens and the others get nothing.
+
+    Equivalence needs that coefficient to be 1 (exactly, up to float rounding).
+    """
     issues = []
-    if cfg.router != "token_choice":
-        issues.append(f"router={cfg.router!r}: with tied scores expert choice leaves tokens unpicked")
-    elif not cfg.normalize_top_k and cfg.top_k != cfg.num_experts:
-        issues.append(
-            f"normalize_top_k=False with top_k={cfg.top_k} < num_experts={cfg.num_experts}: "
-            f"routed weights sum to {cfg.top_k}/{cfg.num_experts}, not 1"
-        )
-    if cfg.router == "token_choice" and cfg.capacity_factor is not None:
-        if cfg.capacity_factor * cfg.top_k < cfg.num_experts:
+    e, k = cfg.num_experts, cfg.top_k
+    factor = 1.0 if cfg.capacity_factor is None else float(cfg.capacity_factor)
+    if cfg.router == "expert_choice":
+        if factor * k < e:
             issues.append(
-                f"capacity_factor={cfg.capacity_factor} < num_experts/top_k: tied routing drops tokens"
+                f"router='expert_choice' with capacity_factor * top_k = {factor * k:g} < num_experts={e}: "
+                "with tied scores every expert picks the same C < N tokens and leaves the others unpicked"
             )
-    total = cfg.routed_expert_weight + cfg.num_shared_experts * cfg.shared_expert_weight
-    if total != 1.0:
+        routed_sum, routed_text = 1.0, "1"
+    else:
+        if cfg.capacity_factor is not None and factor * k < e:
+            issues.append(
+                f"capacity_factor={cfg.capacity_factor} < num_experts/top_k = {e / k:g}: tied routing drops tokens"
+            )
+        if cfg.normalize_top_k:
+            routed_sum, routed_text = 1.0, "1"
+        else:
+            routed_sum, routed_text = k / e, f"{k}/{e}"
+    total = cfg.routed_expert_weight * routed_sum + cfg.num_shared_experts * cfg.shared_expert_weight
+    if not math.isclose(total, 1.0, rel_tol=1e-9, abs_tol=1e-12):
+        raw = "" if routed_sum == 1.0 else f" (normalize_top_k=False: the routed weights sum to {routed_text})"
         issues.append(
-            f"routed_expert_weight + num_shared_experts * shared_expert_weight = {total}, not 1"
+            f"routed_expert_weight * {routed_text} + num_shared_experts * shared_expert_weight = {total:g}, "
+            f"not 1{raw}"
         )
     return issues
 

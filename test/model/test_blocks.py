@@ -52,7 +52,7 @@ def test_make_ffn_rejects_mismatched_moe_config():
 
 def test_collect_telemetry_stacks_layers_and_weights_losses():
     torch.manual_seed(0)
-    cfg = MoEConfig(8, 16, num_experts=4, top_k=1, aux_loss_coef=0.5, z_loss_coef=0.0)
+    cfg = MoEConfig(8, 16, num_experts=4, top_k=1, normalize_top_k=False, aux_loss_coef=0.5, z_loss_coef=0.0)
     layers = [MoELayer(cfg), MoELayer(cfg)]
     x = torch.randn(2, 3, 8)
     outs = [layer(x) for layer in layers]

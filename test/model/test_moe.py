@@ -64,18 +64,19 @@ def test_top2_without_renormalisation_uses_router_probabilities():
 
 
 def test_top1_selection_gives_weight_one_and_load_fractions():
-    cfg = MoEConfig(d_model=4, d_hidden=4, num_experts=4, top_k=1)
+    cfg = MoEConfig(d_model=4, d_hidden=4, num_experts=4, top_k=1, normalize_top_k=False)
     routing = token_choice_routing(tensor([[2, 1, 0, -1], [0, 0, 3, 1]]), cfg)
     assert routing.topk_indices.tolist() == [[0], [2]]
-    assert routing.combine_weights.tolist() == [[1, 0, 0, 0], [0, 0, 1, 0]]
+    probs = tensor([[2, 1, 0, -1], [0, 0, 3, 1]]).softmax(-1)
+    torch.testing.assert_close(routing.combine_weights, probs * tensor([[1, 0, 0, 0], [0, 0, 1, 0]]))
     assert routing.expert_load.tolist() == [0.5, 0.0, 0.5, 0.0]
 
 
 def test_capacity_drops_later_tokens_in_batch_order():
-    cfg = MoEConfig(d_model=2, d_hidden=4, num_experts=2, top_k=1, capacity_factor=1.0)
+    cfg = MoEConfig(d_model=2, d_hidden=4, num_experts=2, top_k=1, capacity_factor=1.0, normalize_top_k=False)
     routing = token_choice_routing(tensor([[1, 0], [1, 0], [1, 0], [0, 1]]), cfg)  # C = 2
     assert routing.dispatch_mask.tolist() == [[True, False], [True, False], [False, False], [False, True]]
-    assert routing.combine_weights.tolist() == [[1, 0], [1, 0], [0, 0], [0, 1]]
+    assert (routing.combine_weights > 0).tolist() == [[True, False], [True, False], [False, False], [False, True]]
     assert routing.dropped_tokens.item() == 1
     assert routing.expert_load.tolist() == [0.75, 0.25]  # router assignments, before drops
 
@@ -138,8 +139,9 @@ def test_scale_adapter_adds_to_selected_weights_without_changing_selection():
     top2 = token_choice_routing(logits, MoEConfig(4, 4, num_experts=4, top_k=2, scale_adapter=True), scale)
     assert top2.topk_indices.tolist() == [[0, 1]]
     torch.testing.assert_close(top2.combine_weights, tensor([[sigmoid(1) + 0.1, sigmoid(-1) - 0.2, 0, 0]]))
-    top1 = token_choice_routing(logits, MoEConfig(4, 4, num_experts=4, top_k=1, scale_adapter=True), scale)
-    torch.testing.assert_close(top1.combine_weights, tensor([[1.1, 0, 0, 0]]))
+    top1 = token_choice_routing(logits, MoEConfig(4, 4, num_experts=4, top_k=1, scale_adapter=True, normalize_top_k=False), scale)
+    p0 = tensor([2.0, 1, 0, -1]).softmax(-1)[0]
+    torch.testing.assert_close(top1.combine_weights, tensor([[p0 + 0.1, 0, 0, 0]]))
 
 
 def test_balanced_router_statistics_match_closed_form():
@@ -153,7 +155,7 @@ def test_balanced_router_statistics_match_closed_form():
 
 def test_unbalanced_routing_raises_aux_loss():
     logits = tensor([[math.log(3), 0], [math.log(3), 0]])
-    routing = token_choice_routing(logits, MoEConfig(2, 4, num_experts=2, top_k=1))
+    routing = token_choice_routing(logits, MoEConfig(2, 4, num_experts=2, top_k=1, normalize_top_k=False))
     assert routing.expert_load.tolist() == [1.0, 0.0]
     stats = router_statistics(logits, routing.expert_load)
     torch.testing.assert_close(stats.aux_loss, torch.tensor(1.5))  # 2 * (1 * 0.75 + 0 * 0.25)
@@ -202,15 +204,16 @@ def make_layer(**overrides) -> MoELayer:
 
 
 OPTIONS = {
-    "top1": dict(top_k=1),
+    "top1": dict(top_k=1, normalize_top_k=False),
     "top2": dict(top_k=2),
     "top2_raw_probs": dict(top_k=2, normalize_top_k=False),
-    "top1_capacity": dict(top_k=1, capacity_factor=1.0),
+    "top1_capacity": dict(top_k=1, capacity_factor=1.0, normalize_top_k=False),
     "top2_tight_capacity": dict(top_k=2, capacity_factor=0.5),
     "expert_choice": dict(router="expert_choice"),
     "expert_choice_capacity": dict(router="expert_choice", capacity_factor=0.5, top_k=2),
     "shared_experts": dict(num_shared_experts=2, shared_expert_weight=0.5),
-    "adamoe": dict(top_k=1, num_shared_experts=1, shared_expert_weight=0.5, routed_expert_weight=0.5,
+    "adamoe": dict(top_k=1, num_shared_experts=1, shared_expert_weight=0.5, routed_expert_weight=2.0,
+                   normalize_top_k=False,
                    scale_adapter=True, activation="geglu"),
     "swiglu_no_bias": dict(activation="swiglu", expert_bias=False),
     "gelu_tanh": dict(activation="gelu_tanh"),
