@@ -10,6 +10,7 @@
   joint_trajectory_controller. ``header.stamp`` is the trajectory's start time and point i is
   due ``start_offset + (i+1) * dt`` after it; every point carries positions AND velocities, so
   the controller interpolates with cubic splines and velocity stays continuous.
+  `joint_trajectory_verdict`: that controller's verdict on a message (control/jtc_rules.py).
 
 Messages are plain Python objects: nothing here needs rclpy.init or a ROS graph.
 """
@@ -35,6 +36,7 @@ from moe_vla_ros.control.images import (
     rgb_to_raw,
 )
 from moe_vla_ros.control.joint_state import JointStateMapper, JointVector
+from moe_vla_ros.control.jtc_rules import JtcParams, JtcVerdict, check_trajectory
 
 _NS_PER_S = 1_000_000_000
 
@@ -285,3 +287,18 @@ def joint_trajectory_to_arrays(msg: JointTrajectory) -> tuple[list[str], np.ndar
         if len(point.velocities):
             velocities[i] = point.velocities
     return names, times, positions, velocities
+
+
+def joint_trajectory_verdict(msg: JointTrajectory, params: JtcParams, now_s: float) -> JtcVerdict:
+    """joint_trajectory_controller's verdict on `msg` received at `now_s` (its clock, seconds).
+
+    Passes the fields as sent (rows may be empty or ragged, which the rules judge), unlike
+    `joint_trajectory_to_arrays`, which needs well-formed points.
+    """
+    points = msg.points
+    return check_trajectory(
+        list(msg.joint_names), stamp_to_seconds(msg.header.stamp),
+        [duration_to_seconds(p.time_from_start) for p in points],
+        [list(p.positions) for p in points], [list(p.velocities) for p in points],
+        [list(p.accelerations) for p in points], params, now_s, efforts=[list(p.effort) for p in points],
+    )

@@ -7,10 +7,13 @@ Publishes (stamps are simulated time):
   /clock                  rosgraph_msgs/Clock at clock_rate_hz when publish_clock is true
   topics.instruction      std_msgs/String, latched (transient local), when there is an instruction
 Subscribes:
-  topics.trajectory       trajectory_msgs/JointTrajectory, followed like joint_trajectory_controller
-                          (sim/trajectory_follower.py): stamp 0 = start now, past points dropped,
-                          cubic Hermite with velocities, a new trajectory replaces the old one, no
-                          points = hold the current position; invalid ones are rejected and logged.
+  topics.trajectory       trajectory_msgs/JointTrajectory, refused or followed exactly as a
+                          joint_trajectory_controller with the `controller.*` parameters would
+                          (control/jtc_rules.py, sim/trajectory_follower.py): a refused message
+                          (an empty one included: it is not a hold) is logged and counted in
+                          `commands_rejected` and changes nothing; an accepted one replaces the
+                          running trajectory at once, from the state at receipt; path/goal
+                          tolerance violations make the arm hold where it is (`controller_holds`).
 
 Time: a wall-clock timer advances the physics in whole steps so that the simulated time follows
 wall time * real_time_factor; messages fall due on the physics grid. A simulation that cannot
@@ -41,6 +44,7 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from moe_vla_ros.ros.conversions import (
     duration_to_seconds,
+    joint_trajectory_verdict,
     make_header,
     rgb_to_image_msg,
     seconds_to_stamp,
@@ -121,22 +125,23 @@ def _describe(task: Task | None) -> str:
 
 
 def trajectory_from_msg(msg: JointTrajectoryMsg) -> JointTrajectory:
-    """trajectory_msgs/JointTrajectory (with points) -> the follower's JointTrajectory (validated)."""
-    names = tuple(msg.joint_names)
+    """trajectory_msgs/JointTrajectory -> the follower's JointTrajectory (raises TrajectoryError
+    on what it cannot represent: no points, missing or ragged positions, ...)."""
     points = []
-    for i, p in enumerate(msg.points):
-        if len(p.positions) != len(names):
-            raise TrajectoryError(f"point {i} has {len(p.positions)} positions for {len(names)} joints {list(names)}")
+    for p in msg.points:
         velocities = tuple(p.velocities) if len(p.velocities) else None
-        points.append(TrajectoryPoint(tuple(p.positions), duration_to_seconds(p.time_from_start), velocities))
-    return JointTrajectory(names, tuple(points), stamp_to_seconds(msg.header.stamp))
+        accelerations = tuple(p.accelerations) if len(p.accelerations) else None
+        points.append(TrajectoryPoint(tuple(p.positions), duration_to_seconds(p.time_from_start), velocities,
+                                      accelerations))
+    return JointTrajectory(tuple(msg.joint_names), tuple(points), stamp_to_seconds(msg.header.stamp))
 
 
 class SimNode(Node):
     """The simulator node. Parameters: SimNodeConfig. Thread-safe (one lock around the sim).
 
     For closed-loop evaluation in-process: `reset_episode()`, `task_success()`, `sim_time`,
-    `arm` (read-only use), `episode`, `commands_received` / `commands_rejected`.
+    `arm` (read-only use), `episode`, `commands_received` / `commands_rejected` /
+    `controller_holds`, `jtc_params`.
     """
 
     def __init__(self, node_name: str = "sim_node", **node_kwargs) -> None:
@@ -149,7 +154,8 @@ class SimNode(Node):
         self._steps = 0  # physics steps since start-up: sim_time = steps * dt, across episodes
         self._episode_start_s = 0.0
         self._episode = 0
-        self._received = self._rejected = 0
+        self._received = self._rejected = self._controller_holds = 0
+        self._jtc_params = c.controller.jtc_params()
         self._closed = False
         self._task = c.resolve_task()
         self._instruction = c.instruction or (self._task.instruction if self._task else "")
@@ -208,7 +214,18 @@ class SimNode(Node):
 
     @property
     def commands_rejected(self) -> int:
+        """Trajectories refused (joint_trajectory_controller rules, logged with the reason)."""
         return self._rejected
+
+    @property
+    def controller_holds(self) -> int:
+        """Holds the controller decided itself: tolerance violations, cmd_timeout (logged)."""
+        return self._controller_holds
+
+    @property
+    def jtc_params(self):
+        """The joint_trajectory_controller parameters the node follows (from `controller.*`)."""
+        return self._jtc_params
 
     @property
     def task(self) -> Task | None:
@@ -256,16 +273,20 @@ class SimNode(Node):
 
     # ------------------------------------------------------------------ simulation
     def _start_episode(self) -> None:
-        self._follower = TrajectoryFollower(JOINT_NAMES, self._arm.joint_targets())
+        self._follower = TrajectoryFollower(JOINT_NAMES, self._arm.joint_targets(), self._jtc_params)
         self._monitor = self._task.start(self._arm) if self._task else None
 
     def _setpoint(self, episode_time: float):
-        return self._follower.positions_at(self._episode_start_s + episode_time)
+        """The controller cycle at every physics step: command from the measured joint positions."""
+        return self._follower.update(self._episode_start_s + episode_time, self._arm.joint_positions())
 
     def _advance_to(self, step: int) -> None:
         if step > self._steps:
             self._arm.step(step - self._steps, setpoint=self._setpoint)
             self._steps = step
+            for when, text in self._follower.pop_events():
+                self._controller_holds += 1
+                self.get_logger().error(f"joint_trajectory_controller at {when:.3f} s: {text}")
 
     def _tick(self) -> None:
         with self._lock:
@@ -317,26 +338,21 @@ class SimNode(Node):
                 self.get_logger().error(f"rejected trajectory ({self._rejected} so far): {e}")
 
     def _follow(self, msg: JointTrajectoryMsg, now: float) -> None:
-        control = self.config.controller
-        if not msg.points:  # joint_trajectory_controller: an empty trajectory means hold here
-            held = self._follower.sample(now)[0] if control.open_loop_control else self._arm.joint_positions()
-            self._follower.hold(held, now)
-            return
+        """joint_trajectory_controller's topic_callback + the next update(), at sim time `now`."""
+        verdict = joint_trajectory_verdict(msg, self._jtc_params, now)
+        if not verdict.accepted:
+            raise TrajectoryError(verdict.reason, verdict.rule)
+        if verdict.warnings:  # accepted by the controller, but not executable as meant
+            raise TrajectoryError(f"joint_trajectory_controller would accept this but not execute it as meant: "
+                                  f"{'; '.join(verdict.warnings)}", "warning")
         trajectory = trajectory_from_msg(msg)
-        unknown = [n for n in trajectory.joint_names if n not in JOINT_NAMES]
-        if unknown:
-            raise TrajectoryError(f"unknown joint names {unknown}; the simulated arm has {list(JOINT_NAMES)}")
-        missing = [n for n in JOINT_NAMES if n not in trajectory.joint_names]
-        if missing and not control.allow_partial_joints_goal:
-            raise TrajectoryError(f"joints {missing} missing (controller.allow_partial_joints_goal is false)")
         if trajectory.start_time - now > FAR_FUTURE_S:
             self.get_logger().warning(
                 f"trajectory starts {trajectory.start_time - now:.1f} s after the simulated time {now:.3f} s: "
                 "is the sender's clock the simulated time (/clock, use_sim_time)?", throttle_duration_sec=5.0)
-        if control.open_loop_control:
-            self._follower.set_trajectory(trajectory, now)
-        else:
-            self._follower.set_trajectory(trajectory, now, self._arm.joint_positions(), self._arm.joint_velocities())
+        # Measured state at receipt; with controller.open_loop_control the follower starts from
+        # its last command instead (interpolate_from_desired_state).
+        self._follower.set_trajectory(trajectory, now, self._arm.joint_positions(), self._arm.joint_velocities())
 
 
 def main(argv: list[str] | None = None) -> int:

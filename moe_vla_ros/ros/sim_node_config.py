@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from moe_vla_ros.control.jtc_rules import INTERPOLATION_METHODS, JtcParams, JtcParamsError
 from moe_vla_ros.ros.params import param
-from moe_vla_ros.sim.config import CAMERA_NAMES, CUBE_COLORS, SimConfig
+from moe_vla_ros.sim.config import CAMERA_NAMES, CUBE_COLORS, JOINT_NAMES, SimConfig
 from moe_vla_ros.sim.tasks import INSTRUCTION_TEMPLATES, PUSH_DIRECTIONS, TASK_FAMILIES, Task, TaskError
 
 ENCODINGS = ("rgb8", "bgr8")
@@ -115,12 +116,75 @@ class SimQosParams:
             )
 
 
+# Defaults of the controller group: config/controllers/joint_trajectory_controller.yaml, the
+# joint_trajectory_controller configuration shipped for this arm (why each value: its comments).
+ARM_TRAJECTORY_TOLERANCE = 0.3  # rad, ~4x the largest lag of the position actuators under the expert
+ARM_GOAL_TOLERANCE = 0.1  # rad
+GOAL_TIME_S = 1.0
+
+
 @dataclass
 class ControllerParams:
-    open_loop_control: bool = param(False, "As joint_trajectory_controller's open_loop_control: a new trajectory "
-                                           "starts from the last setpoint instead of the measured state.")
+    """The joint_trajectory_controller parameters the simulator models (control/jtc_rules.py).
+
+    The node refuses what a joint_trajectory_controller with these parameters refuses, replaces
+    and samples trajectories as it does and holds position on the same tolerance violations
+    (sim/trajectory_follower.py). Defaults: config/controllers/joint_trajectory_controller.yaml.
+    """
+
+    open_loop_control: bool = param(False, "joint_trajectory_controller's interpolate_from_desired_state (formerly "
+                                           "open_loop_control): a new trajectory starts from the last command "
+                                           "instead of the measured state.")
     allow_partial_joints_goal: bool = param(False, "Accept trajectories naming a subset of the joints (the others "
-                                                   "hold); false rejects them, as joint_trajectory_controller does.")
+                                                   "keep their last command); false refuses them, as "
+                                                   "joint_trajectory_controller does by default.")
+    allow_nonzero_velocity_at_trajectory_end: bool = param(
+        False, "Accept trajectories whose last point still moves; false refuses them, as joint_trajectory_controller "
+               "does by default.")
+    interpolation_method: str = param("splines", "joint_trajectory_controller's interpolation_method: splines "
+                                                 "(linear/cubic/quintic) or none.", choices=INTERPOLATION_METHODS)
+    cmd_timeout: float = param(0.0, "Seconds after the end of a trajectory until the controller holds position "
+                                     "(0 = off; ignored unless above goal_time).", min=0.0, max=3600.0)
+    goal_time: float = param(GOAL_TIME_S, "constraints.goal_time [s]: how long after the end goal_tolerances may "
+                                          "be violated before the controller holds position (0 = forever).",
+                             min=0.0, max=3600.0)
+    stopped_velocity_tolerance: float = param(0.01, "constraints.stopped_velocity_tolerance [rad/s] (no effect with "
+                                                    "the position command interface).", min=0.0, max=100.0)
+    trajectory_tolerances: list[float] = param(
+        [ARM_TRAJECTORY_TOLERANCE] * 6 + [0.0],
+        "constraints.<joint>.trajectory per joint (joint_1..joint_6, gripper; rad, m; 0 = not checked): a larger "
+        "position error while moving makes the controller hold position.")
+    goal_tolerances: list[float] = param(
+        [ARM_GOAL_TOLERANCE] * 6 + [0.0],
+        "constraints.<joint>.goal per joint (0 = not checked): the position error allowed goal_time after the end.")
+
+    def __post_init__(self) -> None:
+        if self.interpolation_method not in INTERPOLATION_METHODS:
+            raise SimNodeConfigError(f"controller.interpolation_method must be one of {list(INTERPOLATION_METHODS)}, "
+                                     f"got {self.interpolation_method!r}")
+        try:
+            self.jtc_params()
+        except JtcParamsError as e:
+            raise SimNodeConfigError(f"controller.*: {e}") from None
+
+    def jtc_params(self) -> JtcParams:
+        """The JtcParams of a joint_trajectory_controller for the simulated arm with these values
+        (command interface position, state interfaces position + velocity, like sim_node's
+        joint states)."""
+        return JtcParams(
+            joints=JOINT_NAMES,
+            command_interfaces=("position",),
+            state_interfaces=("position", "velocity"),
+            allow_partial_joints_goal=self.allow_partial_joints_goal,
+            allow_nonzero_velocity_at_trajectory_end=self.allow_nonzero_velocity_at_trajectory_end,
+            interpolate_from_desired_state=self.open_loop_control,
+            interpolation_method=self.interpolation_method,
+            cmd_timeout=self.cmd_timeout,
+            stopped_velocity_tolerance=self.stopped_velocity_tolerance,
+            goal_time=self.goal_time,
+            trajectory_tolerances=tuple(self.trajectory_tolerances),
+            goal_tolerances=tuple(self.goal_tolerances),
+        )
 
 
 @dataclass

@@ -1,38 +1,68 @@
-"""A pure-numpy trajectory follower with the semantics of ros2_control's joint_trajectory_controller.
+"""A pure-numpy model of ros2_control's joint_trajectory_controller (JTC): what it accepts, how a
+new trajectory replaces the running one, how it samples setpoints and when it holds position.
 
-Messages mirror trajectory_msgs/JointTrajectory: joint names, points with positions, optional
-velocities and a time_from_start, and a start time (header.stamp; 0 = "start now").
+Messages mirror trajectory_msgs/JointTrajectory: joint names, points with positions and optional
+velocities/accelerations and a time_from_start, and a start time (header.stamp; 0 = "start on
+receipt"). Upstream sources and the acceptance rules: control/jtc_rules.py. Execution, from
+``JointTrajectoryController::update`` and ``trajectory.cpp``:
 
-Behaviour (the parts of joint_trajectory_controller a policy relies on):
-  - the start time is the stamp, or the time of receipt when the stamp is 0;
-  - points whose absolute time (start + time_from_start) is already past at receipt are
-    dropped; a trajectory with no point left is rejected (TrajectoryError) and the
-    follower keeps what it had;
-  - before the first point, the setpoint moves from the state at the trajectory start to the
-    first point: the given current state when the trajectory starts at receipt, otherwise the
-    follower's own setpoint at the (future) start time;
-  - between points: cubic Hermite spline when the points carry velocities, linear otherwise
-    (the first segment too, starting from the start state's velocity);
-  - after the last point the setpoint holds it with zero velocity;
-  - a new trajectory replaces the current one from its start time on: until then the old one
-    keeps running; anything scheduled at or after the new start time is discarded;
-  - joints are matched by name; a trajectory may name a subset (the other joints hold their
-    setpoint at the start time); unknown or duplicate names are an error.
+  - acceptance: `set_trajectory` refuses (TrajectoryError, state unchanged) exactly what
+    ``validate_trajectory_msg`` refuses (`check_trajectory`): an empty trajectory, a partial
+    goal unless allowed, unknown joints, a last point still moving unless allowed, a stamped
+    trajectory that ends before the receipt time, ... It also refuses what JTC accepts but
+    cannot execute sensibly (duplicate names, non-finite values, accelerations without
+    velocities): `JtcVerdict.warnings`.
+  - replacement: an accepted trajectory replaces the running one at once (the next control
+    cycle), whatever its stamp. ``fill_partial_goal`` completes a partial goal with the last
+    command (velocities/accelerations 0), ``sort_to_local_joint_order`` matches names.
+  - the first segment (``set_point_before_trajectory_msg``) starts from the state at receipt:
+    the measured positions/velocities, or the last command with
+    ``interpolate_from_desired_state`` (the sim's ``open_loop_control``); velocities or
+    accelerations the state lacks but the first point has count as 0. It ends at the first
+    point, due at start + time_from_start[0], start = the stamp, or the receipt time when the
+    stamp is 0. A future stamp therefore makes a slow first segment from the state at receipt
+    (the old trajectory does NOT run until the stamp), and when the first point is already due
+    at receipt the setpoint jumps into the segment that contains now.
+  - ``Trajectory::sample`` / ``interpolate_between_points`` (``interpolation_method: splines``):
+    per segment, linear when an end lacks velocities, cubic with velocities at both ends,
+    quintic with velocities and accelerations at both ends (and 0 commanded when both ends have
+    accelerations but not velocities - refused here, see above); past the last point the
+    setpoint is the last point (missing velocities 0). ``none``: the state at receipt until the
+    first point, then each segment's end point.
+  - ``update`` (topic interface, no action goal): while a trajectory runs (not holding), a
+    position error |desired - measured| above ``constraints.<joint>.trajectory`` before the last
+    point (or at the first sample) makes JTC hold the measured position ("Holding position due
+    to state tolerance violation"); after the end, an error above ``constraints.<joint>.goal``
+    for longer than ``constraints.goal_time`` (when > 0) too ("Exceeded goal_time_tolerance:
+    holding position..."), and so does ``cmd_timeout`` after the end ("Aborted due to command
+    timeout"). A tolerance of 0 is not checked. A hold is one point at the measured positions.
 
 All times are in seconds on one clock (e.g. the sim time); the follower never reads a clock.
+`positions_at`/`sample` give the setpoint without tolerance checks (open-loop use); `update`
+is the controller cycle with the measured state.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from moe_vla_ros.control.jtc_rules import JtcParams, JtcVerdict, check_trajectory
+
 
 class TrajectoryError(ValueError):
-    """A trajectory is malformed or cannot be executed; the follower's state is unchanged."""
+    """A trajectory the controller refuses (or that is malformed); the follower is unchanged.
+
+    `rule` names the refusing joint_trajectory_controller rule (control/jtc_rules.py), or
+    "malformed" / "warning" for what the follower refuses beyond them.
+    """
+
+    def __init__(self, message: str, rule: str = "malformed") -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 def _finite_tuple(name: str, values: Sequence[float]) -> tuple[float, ...]:
@@ -44,28 +74,35 @@ def _finite_tuple(name: str, values: Sequence[float]) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class TrajectoryPoint:
-    """One waypoint: positions (and optionally velocities) per joint, reached at time_from_start (s)."""
+    """One waypoint: positions (and optionally velocities, accelerations) per joint, reached at
+    time_from_start (s, finite; only the order of the times is checked, as JTC does)."""
 
     positions: tuple[float, ...]
     time_from_start: float
     velocities: tuple[float, ...] | None = None
+    accelerations: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positions", _finite_tuple("positions", self.positions))
-        if self.velocities is not None:
-            object.__setattr__(self, "velocities", _finite_tuple("velocities", self.velocities))
-            if len(self.velocities) != len(self.positions):
-                raise TrajectoryError(
-                    f"point has {len(self.positions)} positions but {len(self.velocities)} velocities"
-                )
-        if not (math.isfinite(self.time_from_start) and self.time_from_start >= 0.0):
-            raise TrajectoryError(f"time_from_start must be finite and >= 0, got {self.time_from_start!r}")
+        for name in ("velocities", "accelerations"):
+            values = getattr(self, name)
+            if values is not None:
+                values = _finite_tuple(name, values)
+                if len(values) != len(self.positions):
+                    raise TrajectoryError(f"point has {len(self.positions)} positions but {len(values)} {name}")
+                object.__setattr__(self, name, values)
+        if not math.isfinite(self.time_from_start):
+            raise TrajectoryError(f"time_from_start must be finite, got {self.time_from_start!r}")
         object.__setattr__(self, "time_from_start", float(self.time_from_start))
 
 
 @dataclass(frozen=True)
 class JointTrajectory:
-    """A trajectory_msgs/JointTrajectory equivalent; `start_time` 0 means "start at receipt"."""
+    """A trajectory_msgs/JointTrajectory equivalent; `start_time` 0 means "start on receipt".
+
+    Validation here is what no controller configuration changes (messages match the
+    joint_trajectory_controller texts); the parameter-dependent rules run in `set_trajectory`.
+    """
 
     joint_names: tuple[str, ...]
     points: tuple[TrajectoryPoint, ...]
@@ -75,28 +112,39 @@ class JointTrajectory:
         if isinstance(self.joint_names, str):
             raise TrajectoryError(f"joint_names must be a list of names, got the string {self.joint_names!r}")
         names = tuple(str(n) for n in self.joint_names)
+        if not names:
+            raise TrajectoryError("Empty joint names on incoming trajectory.", "empty_joint_names")
         dupes = sorted({n for n in names if names.count(n) > 1})
-        if not names or dupes:
-            raise TrajectoryError(f"joint_names must be non-empty and unique, got {list(names)}")
+        if dupes:
+            raise TrajectoryError(f"joint_names must be unique, got {list(names)}", "warning")
         object.__setattr__(self, "joint_names", names)
         points = tuple(self.points)
         if not points:
-            raise TrajectoryError("trajectory has no points")
+            raise TrajectoryError("Empty trajectory received.", "empty_trajectory")
         object.__setattr__(self, "points", points)
         for i, p in enumerate(points):
             if len(p.positions) != len(names):
-                raise TrajectoryError(f"point {i} has {len(p.positions)} positions for {len(names)} joints")
-        if len({p.velocities is None for p in points}) != 1:
-            raise TrajectoryError("either every point or no point must carry velocities")
+                raise TrajectoryError(f"Mismatch between joint_names size ({len(names)}) and positions "
+                                      f"({len(p.positions)}) at point #{i}.", "size_mismatch")
         times = [p.time_from_start for p in points]
-        if any(b <= a for a, b in zip(times, times[1:])):
-            raise TrajectoryError(f"time_from_start must be strictly increasing, got {times}")
-        if not (math.isfinite(self.start_time) and self.start_time >= 0.0):
-            raise TrajectoryError(f"start_time must be finite and >= 0, got {self.start_time!r}")
+        for i in range(1, len(times)):
+            if times[i] <= times[i - 1]:
+                raise TrajectoryError(f"Time between points {i - 1} and {i} is not strictly increasing, it is "
+                                      f"{times[i - 1]:f} and {times[i]:f} respectively", "time_not_increasing")
+        if not math.isfinite(self.start_time):
+            raise TrajectoryError(f"start_time must be finite, got {self.start_time!r}")
+        object.__setattr__(self, "start_time", float(self.start_time))
 
     @property
     def has_velocities(self) -> bool:
-        return self.points[0].velocities is not None
+        return all(p.velocities is not None for p in self.points)
+
+    def verdict(self, params: JtcParams, now: float) -> JtcVerdict:
+        """joint_trajectory_controller's verdict on this trajectory received at `now`."""
+        return check_trajectory(
+            self.joint_names, self.start_time, [p.time_from_start for p in self.points],
+            [p.positions for p in self.points], [p.velocities or () for p in self.points],
+            [p.accelerations or () for p in self.points], params, now)
 
     @classmethod
     def from_arrays(
@@ -106,67 +154,143 @@ class JointTrajectory:
         times_from_start: Sequence[float],
         velocities: np.ndarray | None = None,
         start_time: float = 0.0,
+        accelerations: np.ndarray | None = None,
     ) -> "JointTrajectory":
-        """Build from positions [N, J], times [N] and optional velocities [N, J]."""
+        """Build from positions [N, J], times [N] and optional velocities/accelerations [N, J]."""
         positions = np.asarray(positions, dtype=np.float64)
         if positions.ndim != 2 or positions.shape[0] != len(times_from_start):
             raise TrajectoryError(
                 f"positions must be [N, J] with N = {len(times_from_start)} times, got shape {positions.shape}"
             )
-        if velocities is not None:
-            velocities = np.asarray(velocities, dtype=np.float64)
-            if velocities.shape != positions.shape:
-                raise TrajectoryError(f"velocities shape {velocities.shape} != positions shape {positions.shape}")
+        extra = {}
+        for name, values in (("velocities", velocities), ("accelerations", accelerations)):
+            if values is not None:
+                values = np.asarray(values, dtype=np.float64)
+                if values.shape != positions.shape:
+                    raise TrajectoryError(f"{name} shape {values.shape} != positions shape {positions.shape}")
+            extra[name] = values
+        def row(values: np.ndarray | None, i: int) -> tuple[float, ...] | None:
+            return None if values is None else tuple(values[i])
+
         points = tuple(
-            TrajectoryPoint(tuple(positions[i]), float(t), None if velocities is None else tuple(velocities[i]))
+            TrajectoryPoint(tuple(positions[i]), float(t), row(extra["velocities"], i), row(extra["accelerations"], i))
             for i, t in enumerate(times_from_start)
         )
         return cls(tuple(joint_names), points, start_time)
 
 
-@dataclass(frozen=True)
+@dataclass
+class _State:
+    """A JointTrajectoryPoint over all follower joints; None = the field is empty."""
+
+    positions: np.ndarray  # [J]
+    velocities: np.ndarray | None = None  # [J]
+    accelerations: np.ndarray | None = None  # [J]
+
+
+def _interpolate(t_a: float, a: _State, t_b: float, b: _State, t: float) -> _State:
+    """``Trajectory::interpolate_between_points``: linear, cubic or quintic by the fields of both ends."""
+    so_far, duration = t - t_a, t_b - t_a
+    has_vel = a.velocities is not None and b.velocities is not None
+    has_acc = a.accelerations is not None and b.accelerations is not None
+    if so_far < 0.0:
+        so_far, has_vel, has_acc = 0.0, False, False
+    if so_far > duration:
+        so_far, has_vel, has_acc = duration, False, False
+    p0, p1 = a.positions, b.positions  # [J]
+    if not has_vel and not has_acc:
+        c1 = (p1 - p0) / duration if duration != 0.0 else np.zeros_like(p0)
+        return _State(p0 + so_far * c1, c1.copy(), np.zeros_like(p0))
+    if has_vel and not has_acc:
+        v0, v1 = a.velocities, b.velocities
+        c2 = c3 = np.zeros_like(p0)
+        if duration != 0.0:
+            c2 = (-3.0 * p0 + 3.0 * p1 - 2.0 * v0 * duration - v1 * duration) / duration**2
+            c3 = (2.0 * p0 - 2.0 * p1 + v0 * duration + v1 * duration) / duration**3
+        s = so_far
+        return _State(p0 + v0 * s + c2 * s**2 + c3 * s**3, v0 + 2.0 * c2 * s + 3.0 * c3 * s**2, 2.0 * c2 + 6.0 * c3 * s)
+    if has_vel and has_acc:
+        v0, v1, a0, a1 = a.velocities, b.velocities, a.accelerations, b.accelerations
+        c3 = c4 = c5 = np.zeros_like(p0)
+        T = duration
+        if T != 0.0:
+            c3 = (-20.0 * p0 + 20.0 * p1 - 3.0 * a0 * T**2 + a1 * T**2 - 12.0 * v0 * T - 8.0 * v1 * T) / (2.0 * T**3)
+            c4 = (30.0 * p0 - 30.0 * p1 + 3.0 * a0 * T**2 - 2.0 * a1 * T**2 + 16.0 * v0 * T + 14.0 * v1 * T) / (
+                2.0 * T**4)
+            c5 = (-12.0 * p0 + 12.0 * p1 - a0 * T**2 + a1 * T**2 - 6.0 * v0 * T - 6.0 * v1 * T) / (2.0 * T**5)
+        s = so_far
+        return _State(p0 + v0 * s + 0.5 * a0 * s**2 + c3 * s**3 + c4 * s**4 + c5 * s**5,
+                      v0 + a0 * s + 3.0 * c3 * s**2 + 4.0 * c4 * s**3 + 5.0 * c5 * s**4,
+                      a0 + 6.0 * c3 * s + 12.0 * c4 * s**2 + 20.0 * c5 * s**3)
+    zeros = np.zeros_like(p0)  # accelerations without velocities: upstream computes nothing
+    return _State(zeros, zeros.copy(), zeros.copy())
+
+
+@dataclass
 class _Plan:
-    """A trajectory resolved against the follower's joints: knots at absolute times."""
+    """An accepted trajectory resolved against the follower's joints (``Trajectory``)."""
 
-    start_time: float
-    knot_times: np.ndarray  # [K], knot_times[0] = start_time
-    knot_positions: np.ndarray  # [K, J] over all follower joints
-    knot_velocities: np.ndarray | None  # [K, J]; None = linear interpolation
+    receipt: float  # time_before_traj_msg_: when it replaced the previous plan
+    start: float  # trajectory_start_time_ (the stamp, or the receipt time for stamp 0)
+    before: _State  # state_before_traj_msg_
+    times: np.ndarray  # [K] absolute time of each point
+    points: list[_State]  # K points over all joints
+    interpolation: str = "splines"
+    is_hold: bool = False
+    sampled: bool = field(default=False)
 
-    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        times, pos = self.knot_times, self.knot_positions
-        if t >= times[-1]:
-            return pos[-1].copy(), np.zeros(pos.shape[1])
-        k = max(int(np.searchsorted(times, t, side="right")) - 1, 0)
-        h = times[k + 1] - times[k]
-        s = (t - times[k]) / h
-        p0, p1 = pos[k], pos[k + 1]
-        if self.knot_velocities is None:
-            return p0 + s * (p1 - p0), (p1 - p0) / h
-        v0, v1 = self.knot_velocities[k], self.knot_velocities[k + 1]
-        s2, s3 = s * s, s * s * s
-        position = (2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * h * v0 + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * h * v1
-        velocity = ((6 * s2 - 6 * s) * p0 + (-6 * s2 + 6 * s) * p1) / h + (3 * s2 - 4 * s + 1) * v0 + (3 * s2 - 2 * s) * v1
-        return position, velocity
+    def sample(self, t: float) -> tuple[_State, int] | None:
+        """(setpoint, start segment) at `t`; segment -1 before the first point, K-1 after the
+        last; None before the receipt (``sample`` returns false: no command is written)."""
+        if t < self.receipt:
+            return None
+        times, points = self.times, self.points
+        if t < times[0]:
+            if self.interpolation == "none":
+                return self.before, -1
+            return _interpolate(self.receipt, self.before, times[0], points[0], t), -1
+        k = int(np.searchsorted(times, t, side="right")) - 1  # times[k] <= t < times[k + 1]
+        if k < len(times) - 1:
+            if self.interpolation == "none":
+                return points[k + 1], k
+            return _interpolate(times[k], points[k], times[k + 1], points[k + 1], t), k
+        last = points[-1]
+        zeros = np.zeros_like(last.positions)
+        return _State(last.positions, zeros if last.velocities is None else last.velocities,
+                      zeros if last.accelerations is None else last.accelerations), k
+
+    def segment_time(self, segment: int) -> float:
+        """Absolute time of the point that starts `segment` (the first point before it)."""
+        return float(self.times[max(segment, 0)])
 
 
 class TrajectoryFollower:
-    """Samples position/velocity setpoints over time from the trajectories it receives.
+    """joint_trajectory_controller over plain arrays: accepts trajectories, samples setpoints.
 
     Args:
         joint_names: the controlled joints, in the order of every vector it returns.
         initial_positions: setpoint held until the first trajectory arrives.
+        params: the controller parameters (``joints`` must equal `joint_names`); None: the
+            upstream defaults for these joints.
     """
 
-    def __init__(self, joint_names: Sequence[str], initial_positions: Sequence[float]) -> None:
+    def __init__(self, joint_names: Sequence[str], initial_positions: Sequence[float],
+                 params: JtcParams | None = None) -> None:
         if isinstance(joint_names, str):
             raise TrajectoryError(f"joint_names must be a list of names, got the string {joint_names!r}")
         self.joint_names = tuple(joint_names)
         if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
             raise TrajectoryError(f"joint_names must be non-empty and unique, got {list(self.joint_names)}")
+        self.params = params or JtcParams(joints=self.joint_names)
+        if self.params.joints != self.joint_names:
+            raise TrajectoryError(f"params.joints {list(self.params.joints)} != joint_names {list(self.joint_names)}")
         self._plans: list[_Plan] = []
+        self._holding = True  # on_activate: the controller starts holding
+        self._events: list[tuple[float, str]] = []
         self.hold(initial_positions, -math.inf)
+        self._last_command = self._plans[-1].points[0].positions.copy()  # [J]
 
+    # ------------------------------------------------------------------ input
     def _vector(self, name: str, values: Sequence[float] | None) -> np.ndarray | None:
         if values is None:
             return None
@@ -175,11 +299,23 @@ class TrajectoryFollower:
             raise TrajectoryError(f"{name} must be {len(self.joint_names)} finite values, got {out.tolist()}")
         return out
 
+    def _add(self, plan: _Plan) -> None:
+        # Plans superseded before this one's receipt are no longer needed (sample() at earlier
+        # times keeps the newest of them).
+        older = [p for p in self._plans if p.receipt < plan.receipt]
+        self._plans = older[-1:] + [plan]
+
     def hold(self, positions: Sequence[float], now: float) -> None:
-        """Drop every trajectory and hold `positions` (all joints) from `now` on."""
+        """``set_hold_position``: replace the running trajectory by one point at `positions`
+        (all joints) from `now` on; tolerances are not checked while holding."""
         held = self._vector("positions", positions)
-        plan = _Plan(now, np.array([now]), held[None, :], None)
-        self._plans = [p for p in self._plans if p.start_time < now] + [plan]
+        point = _State(held, np.zeros_like(held), None)
+        self._add(_Plan(now, now, point, np.array([now]), [point], self.params.interpolation_method, is_hold=True))
+        self._holding = True
+
+    def check(self, trajectory: JointTrajectory, now: float) -> JtcVerdict:
+        """joint_trajectory_controller's verdict on `trajectory` received at `now` (no change)."""
+        return trajectory.verdict(self.params, now)
 
     def set_trajectory(
         self,
@@ -187,66 +323,136 @@ class TrajectoryFollower:
         now: float,
         current_positions: Sequence[float] | None = None,
         current_velocities: Sequence[float] | None = None,
-    ) -> int:
-        """Accept `trajectory` received at time `now`; returns the number of points kept.
+    ) -> None:
+        """Receive `trajectory` at time `now` (``topic_callback`` + the next ``update``).
 
-        `current_positions`/`current_velocities` (all joints, follower order) are the state
-        the first segment starts from when the trajectory starts at receipt; when omitted,
-        the follower's own setpoint at that time is used (open-loop, continuous setpoints).
-        Raises TrajectoryError (and changes nothing) on unknown joints or when every point
-        lies in the past.
+        `current_positions`/`current_velocities` (all joints, follower order) are the measured
+        state the first segment starts from; without them, or with
+        ``interpolate_from_desired_state``, it starts from the follower's own last command.
+        Raises TrajectoryError (and changes nothing) on whatever the controller refuses.
         """
-        unknown = [n for n in trajectory.joint_names if n not in self.joint_names]
-        if unknown:
-            raise TrajectoryError(f"unknown joint names {unknown}; the follower controls {list(self.joint_names)}")
+        verdict = self.check(trajectory, now)
+        if not verdict.accepted:
+            raise TrajectoryError(verdict.reason, verdict.rule)
+        if verdict.warnings:
+            raise TrajectoryError(f"joint_trajectory_controller would accept this trajectory but not execute it "
+                                  f"as meant: {'; '.join(verdict.warnings)}", "warning")
         current_positions = self._vector("current_positions", current_positions)
         current_velocities = self._vector("current_velocities", current_velocities)
-        start = now if trajectory.start_time == 0.0 else trajectory.start_time
-        kept = [p for p in trajectory.points if start + p.time_from_start >= now]
-        if not kept:
-            last = start + trajectory.points[-1].time_from_start
-            raise TrajectoryError(f"trajectory ends in the past (last point at {last:.4f} s, received at {now:.4f} s)")
-        t0 = max(start, now)
-        p0, v0 = self.sample(t0)
-        if t0 == now and current_positions is not None:
-            p0 = current_positions
-            v0 = current_velocities if current_velocities is not None else np.zeros_like(p0)
+        last, _ = self._command_state(now)
+        # fill_partial_goal + sort_to_local_joint_order: columns by name, missing joints keep the
+        # last command with velocity/acceleration 0.
         columns = np.array([self.joint_names.index(n) for n in trajectory.joint_names])
-        times = [t0] + [start + p.time_from_start for p in kept]
-        positions = np.repeat(p0[None, :], len(times), axis=0)  # other joints hold p0
-        positions[1:, columns] = [p.positions for p in kept]
-        velocities = None
-        if trajectory.has_velocities:
-            velocities = np.zeros_like(positions)
-            velocities[0] = v0
-            velocities[1:, columns] = [p.velocities for p in kept]
-        if times[1] <= t0:  # first kept point exactly at t0: it replaces the start state
-            times, positions = times[1:], positions[1:]
-            velocities = None if velocities is None else velocities[1:]
-        plan = _Plan(t0, np.array(times), positions, velocities)
-        # Plans that end up fully superseded before `now` are no longer needed.
-        plans = [p for p in self._plans if p.start_time < t0]
-        while len(plans) > 1 and plans[1].start_time <= now:
-            plans.pop(0)
-        self._plans = plans + [plan]
-        return len(kept)
 
+        def full(values: Sequence[float] | None, fill: np.ndarray) -> np.ndarray | None:
+            if values is None:
+                return None
+            out = fill.copy()  # [J]
+            out[columns] = values
+            return out
+
+        zeros = np.zeros(len(self.joint_names))
+        points = [_State(full(p.positions, last.positions), full(p.velocities, zeros), full(p.accelerations, zeros))
+                  for p in trajectory.points]
+        # set_point_before_trajectory_msg: measured state (velocities only with a velocity state
+        # interface) or the last command; fields the first point has but the state lacks are 0.
+        if current_positions is not None and not self.params.interpolate_from_desired_state:
+            has_velocity_state = "velocity" in self.params.state_interfaces
+            before = _State(current_positions, current_velocities if has_velocity_state else None, None)
+            if has_velocity_state and before.velocities is None:
+                before.velocities = zeros.copy()
+        else:
+            before = _State(last.positions.copy(), last.velocities, last.accelerations)
+        if before.velocities is None and points[0].velocities is not None:
+            before.velocities = zeros.copy()
+        if before.accelerations is None and points[0].accelerations is not None:
+            before.accelerations = zeros.copy()
+        start = now if trajectory.start_time == 0.0 else trajectory.start_time
+        times = np.array([start + p.time_from_start for p in trajectory.points])  # [K]
+        self._add(_Plan(now, start, before, times, points, self.params.interpolation_method))
+        self._holding = False
+
+    # ------------------------------------------------------------------ output
     def _plan_at(self, t: float) -> _Plan:
         plan = self._plans[0]
         for candidate in self._plans[1:]:
-            if candidate.start_time > t:
+            if candidate.receipt > t:
                 break
             plan = candidate
         return plan
 
+    def _command_state(self, t: float) -> tuple[_State, int]:
+        sampled = self._plan_at(t).sample(t)
+        if sampled is None:  # before the first plan's receipt: its state
+            plan = self._plans[0]
+            return plan.points[0], -1
+        return sampled
+
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """(positions [J], velocities [J]) setpoint at time `t`."""
-        return self._plan_at(t).sample(t)
+        """(positions [J], velocities [J]) setpoint at time `t`, without tolerance checks."""
+        state, _ = self._command_state(t)
+        velocities = state.velocities if state.velocities is not None else np.zeros_like(state.positions)
+        return state.positions.copy(), velocities.copy()
 
     def positions_at(self, t: float) -> np.ndarray:
         """Position setpoint [J] at time `t` (usable as `ArmSim.step(setpoint=...)`)."""
         return self.sample(t)[0]
 
+    def update(self, t: float, measured_positions: Sequence[float]) -> np.ndarray:
+        """One controller cycle at time `t` with the measured positions [J]: the position command [J].
+
+        Checks the path/goal tolerances and cmd_timeout of `params` like ``update`` does on the
+        topic interface; a violation replaces the trajectory by a hold at `measured_positions`
+        and is recorded (see `pop_events`).
+        """
+        measured = self._vector("measured_positions", measured_positions)
+        plan = self._plan_at(t)
+        sampled = plan.sample(t)
+        if sampled is None:
+            return self._last_command.copy()
+        desired, segment = sampled
+        first_sample, plan.sampled = not plan.sampled, True
+        p = self.params
+        if not self._holding and not plan.is_hold:
+            before_last_point = segment < len(plan.times) - 1
+            time_difference = t - plan.segment_time(segment)  # < 0 before the first point
+            timeout = p.effective_cmd_timeout
+            if not before_last_point and timeout > 0.0 and time_difference > timeout:
+                self._abort(t, measured, "Aborted due to command timeout")
+            else:
+                error = np.abs(desired.positions - measured)  # [J]
+                path_tol, goal_tol = np.asarray(p.trajectory_tolerances), np.asarray(p.goal_tolerances)
+                if (before_last_point or first_sample) and np.any((path_tol > 0.0) & (error > path_tol)):
+                    self._abort(t, measured, "Holding position due to state tolerance violation: "
+                                + self._describe(error, path_tol))
+                    return self._last_command.copy()
+                outside_goal = not before_last_point and np.any((goal_tol > 0.0) & (error > goal_tol))
+                if outside_goal and p.goal_time != 0.0 and time_difference > p.goal_time:
+                    self._abort(t, measured, "Exceeded goal_time_tolerance: holding position... "
+                                + self._describe(error, goal_tol))
+                    return self._last_command.copy()
+        self._last_command = desired.positions.copy()
+        return self._last_command.copy()
+
+    def _describe(self, error: np.ndarray, tolerance: np.ndarray) -> str:
+        bad = [f"{n} |error| {e:.4f} > {tol:g}" for n, e, tol in zip(self.joint_names, error, tolerance)
+               if tol > 0.0 and e > tol]
+        return ", ".join(bad)
+
+    def _abort(self, t: float, measured: np.ndarray, text: str) -> None:
+        self._events.append((t, text))
+        self.hold(measured, t)
+
+    def pop_events(self) -> list[tuple[float, str]]:
+        """(time, joint_trajectory_controller log text) of the holds `update` decided since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    @property
+    def holding(self) -> bool:
+        """True while holding position (at start, after `hold` or a tolerance/timeout abort)."""
+        return self._holding
+
     def end_time(self) -> float:
         """Time of the last point of the latest trajectory (after it, the setpoint is constant)."""
-        return float(self._plans[-1].knot_times[-1])
+        return float(self._plans[-1].times[-1])

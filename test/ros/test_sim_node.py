@@ -163,10 +163,23 @@ def test_latched_instruction_reaches_a_late_subscriber_and_episodes_reset(ros_co
     _close(executor, sim, probe)
 
 
-def test_invalid_trajectories_are_rejected_and_do_not_move_the_arm(ros_context):
-    from builtin_interfaces.msg import Duration
-    from sensor_msgs.msg import JointState
+def _trajectory(names, rows, times, velocities=None, stamp=0.0):
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from moe_vla_ros.ros.conversions import make_header, seconds_to_duration
+
+    msg = JointTrajectory(header=make_header(stamp), joint_names=list(names))
+    for i, (row, t) in enumerate(zip(rows, times)):
+        point = JointTrajectoryPoint(positions=[float(v) for v in row], time_from_start=seconds_to_duration(t))
+        if velocities is not None:
+            point.velocities = [float(v) for v in velocities[i]]
+        msg.points.append(point)
+    return msg
+
+
+def test_trajectories_joint_trajectory_controller_refuses_are_rejected_and_do_not_move_the_arm(ros_context):
+    from sensor_msgs.msg import JointState
+    from trajectory_msgs.msg import JointTrajectory
 
     from moe_vla_ros.ros.qos import command_qos
     from moe_vla_ros.ros.testing import spin_until, wait_for_match
@@ -176,26 +189,20 @@ def test_invalid_trajectories_are_rejected_and_do_not_move_the_arm(ros_context):
     states = _collect(probe, JointState, "/joint_states")
     publisher = probe.create_publisher(JointTrajectory, "/joint_trajectory_controller/joint_trajectory", command_qos())
     wait_for_match(executor, publisher)
+    spin_until(executor, lambda: sim.sim_time > 1.0, what="1 s of simulated time")
     home = sim.arm.joint_targets()
-
-    def trajectory(names, rows, times, velocities=None):
-        msg = JointTrajectory(joint_names=list(names))
-        for i, (row, t) in enumerate(zip(rows, times)):
-            point = JointTrajectoryPoint(positions=[float(v) for v in row],
-                                         time_from_start=Duration(sec=int(t), nanosec=int(round(t % 1 * 1e9))))
-            if velocities is not None:
-                point.velocities = [float(v) for v in velocities[i]]
-            msg.points.append(point)
-        return msg
-
     target = home + [0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.02]  # gripper: 0..0.04 m
+    moving = np.full(7, 0.2)
     invalid = [
-        trajectory([*JOINT_NAMES[:6], "elbow_x"], [target], [0.5]),  # unknown joint
-        trajectory(JOINT_NAMES[:6], [target[:6]], [0.5]),  # partial goal, not allowed by default
-        trajectory(JOINT_NAMES, [[*target[:6], float("nan")]], [0.5]),  # NaN
-        trajectory(JOINT_NAMES, [target, home], [0.6, 0.3]),  # times not increasing
-        trajectory(JOINT_NAMES, [target[:5]], [0.5]),  # too few positions
-        trajectory(JOINT_NAMES, [target, home], [0.3, 0.6], velocities=[np.zeros(7), np.zeros(6)]),
+        _trajectory([*JOINT_NAMES[:6], "elbow_x"], [target], [0.5]),  # unknown joint
+        _trajectory(JOINT_NAMES[:6], [target[:6]], [0.5]),  # partial goal, not allowed by default
+        _trajectory(JOINT_NAMES, [target, home], [0.6, 0.3]),  # times not increasing
+        _trajectory(JOINT_NAMES, [target[:5]], [0.5]),  # too few positions
+        _trajectory(JOINT_NAMES, [target, home], [0.3, 0.6], velocities=[np.zeros(7), np.zeros(6)]),
+        _trajectory(JOINT_NAMES, [], []),  # empty: joint_trajectory_controller ignores it, no hold
+        _trajectory(JOINT_NAMES, [home, target], [0.3, 0.6], velocities=[moving, moving]),  # still moving at the end
+        _trajectory(JOINT_NAMES, [target], [0.1], stamp=0.5),  # stamped, ended at 0.6 s: in the past
+        _trajectory(JOINT_NAMES, [[*target[:6], float("nan")]], [0.5]),  # accepted upstream, not executable
     ]
     for i, msg in enumerate(invalid, start=1):
         publisher.publish(msg)
@@ -206,11 +213,41 @@ def test_invalid_trajectories_are_rejected_and_do_not_move_the_arm(ros_context):
     np.testing.assert_allclose(sim.arm.joint_targets(), home)
     np.testing.assert_allclose(states[-1].position, home, atol=1e-4)
 
-    publisher.publish(trajectory(JOINT_NAMES, [target], [0.3]))  # valid: followed
-    t_end = sim.sim_time + 0.6
+    # Valid: a stamp in the future, ending at rest. Followed at once (no waiting for the stamp), and
+    # an empty trajectory on the way does not stop it.
+    publisher.publish(_trajectory(JOINT_NAMES, [target], [0.3], velocities=[np.zeros(7)], stamp=sim.sim_time + 0.3))
+    spin_until(executor, lambda: sim.commands_received == len(invalid) + 1, what="the valid trajectory")
+    publisher.publish(_trajectory(JOINT_NAMES, [], []))
+    t_end = sim.sim_time + 1.0
     spin_until(executor, lambda: _stamp(states[-1]) > t_end, what="the valid trajectory to finish")
-    assert (sim.commands_received, sim.commands_rejected) == (len(invalid) + 1, len(invalid))
+    assert (sim.commands_received, sim.commands_rejected) == (len(invalid) + 2, len(invalid) + 1)
     np.testing.assert_allclose(states[-1].position, target, atol=0.01)
+    assert sim.controller_holds == 0
+    _close(executor, sim, probe)
+
+
+def test_a_path_tolerance_violation_makes_the_controller_hold(ros_context):
+    from sensor_msgs.msg import JointState
+    from trajectory_msgs.msg import JointTrajectory
+
+    from moe_vla_ros.ros.qos import command_qos
+    from moe_vla_ros.ros.testing import spin_until, wait_for_match
+
+    tight = [0.005] * 6 + [0.0]  # far below the position actuators' lag while moving
+    sim = _sim_node(ros_context, camera_rate_hz=5.0, **{"controller.trajectory_tolerances": tight})
+    assert sim.jtc_params.trajectory_tolerances == tuple(tight)
+    probe, executor = _graph(ros_context, sim)
+    states = _collect(probe, JointState, "/joint_states")
+    publisher = probe.create_publisher(JointTrajectory, "/joint_trajectory_controller/joint_trajectory", command_qos())
+    wait_for_match(executor, publisher)
+    home = sim.arm.joint_targets()
+    target = home + [0.8, 0, 0, 0, 0, 0, 0]
+    publisher.publish(_trajectory(JOINT_NAMES, [target], [1.0], velocities=[np.zeros(7)]))
+    spin_until(executor, lambda: sim.controller_holds >= 1, what="the controller's hold")
+    t_end = sim.sim_time + 1.5
+    spin_until(executor, lambda: states and _stamp(states[-1]) > t_end, what="1.5 s of joint states")
+    assert sim.commands_rejected == 0
+    assert states[-1].position[0] < home[0] + 0.4, "the arm went on to the target"
     _close(executor, sim, probe)
 
 

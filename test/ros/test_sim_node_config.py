@@ -7,12 +7,14 @@ import pytest
 from moe_vla_ros.ros.params import build_config, default_value, iter_params, load_params_file
 from moe_vla_ros.ros.sim_node_config import (
     CameraParams,
+    ControllerParams,
     SimNodeConfig,
     SimNodeConfigError,
     SimTopicParams,
     TaskParams,
     task_from_instruction,
 )
+from moe_vla_ros.sim.config import JOINT_NAMES
 from moe_vla_ros.sim.tasks import INSTRUCTION_TEMPLATES, Task, instruction_for
 
 SIM_YAML = Path(__file__).resolve().parents[2] / "config" / "sim.yaml"
@@ -71,6 +73,31 @@ def test_task_parameters_take_precedence_over_the_instruction_text():
     explicit = SimNodeConfig(instruction="do the thing", task=TaskParams("lift", "green")).resolve_task()
     assert explicit == Task("lift", "green", None, "do the thing")
     assert SimNodeConfig(task=TaskParams("reach", "red")).resolve_task().instruction == "reach the red cube"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(trajectory_tolerances=[0.1] * 3), r"controller.\*: trajectory_tolerances must be 7 .* got \[0.1, 0.1, "
+                                                r"0.1\]"),
+        (dict(goal_tolerances=[0.1] * 6 + [-1.0]), r"goal_tolerances .* got \[0.1, .*, -1.0\]"),
+        (dict(interpolation_method="cubic"), "controller.interpolation_method .* got 'cubic'"),
+        (dict(goal_time=-0.5), "constraints.goal_time must be >= 0, got -0.5"),
+    ],
+)
+def test_invalid_controller_values_are_named(kwargs, message):
+    with pytest.raises(SimNodeConfigError, match=message):
+        ControllerParams(**kwargs)
+
+
+def test_controller_parameters_are_those_of_a_joint_trajectory_controller_for_the_arm():
+    params = ControllerParams(open_loop_control=True, allow_nonzero_velocity_at_trajectory_end=True).jtc_params()
+    assert params.joints == JOINT_NAMES and params.command_interfaces == ("position",)
+    assert params.state_interfaces == ("position", "velocity")  # what sim_node's joint states carry
+    assert params.interpolate_from_desired_state and params.allow_nonzero_velocity_at_trajectory_end
+    default = SimNodeConfig().controller.jtc_params()
+    assert not (default.allow_partial_joints_goal or default.allow_nonzero_velocity_at_trajectory_end)
+    assert default.trajectory_tolerances[-1] == default.goal_tolerances[-1] == 0.0  # the gripper grasps
 
 
 def test_sim_yaml_sets_every_parameter_to_its_default():

@@ -1,6 +1,7 @@
 """sim_node as its own process (config/sim.yaml + overrides), commanded over DDS like
-joint_trajectory_controller: a trajectory is followed at its due times, an empty trajectory holds,
-a trajectory naming an unknown joint is rejected, /clock follows the stamps, SIGINT exits cleanly."""
+joint_trajectory_controller: a trajectory is followed at its due times, an empty trajectory is
+ignored, a one-point trajectory at rest holds, a trajectory naming an unknown joint is rejected,
+/clock follows the stamps, SIGINT exits cleanly."""
 
 from pathlib import Path
 
@@ -91,17 +92,22 @@ def test_sim_node_process_follows_holds_and_rejects_trajectories(ros_context):
             assert max(np.abs(np.subtract(p, s)).max() for p, s in path) < TRACKING_TOLERANCE
             np.testing.assert_allclose(states[-1].position, waypoints[-1], atol=1e-3)
 
-            # 2. A slow trajectory interrupted by an empty one: the arm stops where it is.
+            # 2. A slow trajectory: an empty one does not stop it (joint_trajectory_controller ignores
+            # it); a one-point trajectory at the measured position, at rest, does.
             far = waypoints[-1] + [1.0, 0, 0, 0, 0, 0, 0]
             command.publish(_trajectory_msg(JOINT_NAMES, [far], [4.0]))
             moving_from = waypoints[-1][0] + 0.1
             spin_until(executor, lambda: states[-1].position[0] > moving_from, what="joint_1 moving")
             command.publish(_trajectory_msg(JOINT_NAMES, [], []))
+            moving_on = states[-1].position[0] + 0.1
+            spin_until(executor, lambda: states[-1].position[0] > moving_on, what="joint_1 moving on")
+            here = np.array(states[-1].position)
+            command.publish(_trajectory_msg(JOINT_NAMES, [here], [0.1], [np.zeros(7)]))
             sent = _stamp(states[-1])
             run_until(sent + 1.5)
             held = positions_between(sent + 0.5, sent + 1.5)
-            assert np.ptp(held, axis=0).max() < 2e-3, "the arm did not hold after the empty trajectory"
-            assert held[-1][0] < moving_from + 0.3, "the interrupted trajectory went on"
+            assert np.ptp(held, axis=0).max() < 2e-3, "the arm did not hold after the one-point trajectory"
+            assert held[-1][0] < here[0] + 0.15, "the interrupted trajectory went on"
 
             # 3. A trajectory naming an unknown joint is rejected: the arm stays put.
             names = [*JOINT_NAMES[:6], "elbow_x"]
@@ -115,7 +121,8 @@ def test_sim_node_process_follows_holds_and_rejects_trajectories(ros_context):
         finally:
             rc = peer.stop()
     assert rc == 0, peer.output()
-    assert "rejected trajectory" in peer.output() and "elbow_x" in peer.output(), peer.output()
+    assert "rejected trajectory (1 so far): Empty trajectory received." in peer.output(), peer.output()
+    assert "rejected trajectory (2 so far): Incoming joint elbow_x doesn't match" in peer.output(), peer.output()
     assert "lift 'lift the red cube'" in peer.output()
     node.destroy_node()
     executor.shutdown()
