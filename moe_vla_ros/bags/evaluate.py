@@ -179,7 +179,7 @@ class OfflineRun:
 
     def _record(self, command: Command, done: float) -> None:
         r = self.records
-        if command.trajectory is None:
+        if command.is_hold:  # recorded as a stop where it was sent (the trajectory brakes to rest)
             self.holds += 1
             r.commands.append(CommandRecord(done, done, np.zeros(0), np.zeros((0, self.sensors.num_joints))))
             return

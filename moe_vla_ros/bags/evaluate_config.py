@@ -24,6 +24,7 @@ from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.control.blending import BLEND_MODES
 from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
+from moe_vla_ros.control.input_checks import InputCheckConfig
 from moe_vla_ros.control.policy_runner import RunnerConfig
 from moe_vla_ros.control.safety import LIMIT_FIELDS, SafetyLimits
 from moe_vla_ros.paths import find_share_file
@@ -48,17 +49,34 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _is_node_key(key: Any) -> bool:
+    """Whether a params-file top-level key addresses the policy node: "/**", "policy_node",
+    "/policy_node", or a namespace pattern such as "/**/policy_node" or "/robot1/policy_node"."""
+    key = str(key)
+    return key in ("/**", NODE_NAME, f"/{NODE_NAME}") or key.endswith(f"/{NODE_NAME}")
+
+
+def _global_topic(name: Any) -> Any:
+    """A relative topic name as it resolves for a node in the root namespace ("joint_states" ->
+    "/joint_states"); absolute names and non-strings unchanged."""
+    if isinstance(name, str) and name and not name.startswith(("/", "~")):
+        return "/" + name
+    return name
+
+
 def read_node_params(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """Flat {dotted name: value} of the policy node's block in ROS params YAML files (later
-    files override earlier ones, as repeated --params-file do)."""
+    files override earlier ones, as repeated --params-file do; "/**" blocks, then the node's)."""
     params: dict[str, Any] = {}
     for path in paths:
         try:
             doc = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
             raise BagError(f"cannot read parameter file {path}: {e}") from None
-        for key in ("/**", NODE_NAME, f"/{NODE_NAME}"):
-            block = doc.get(key) if isinstance(doc, dict) else None
+        if not isinstance(doc, dict):
+            continue
+        for key in sorted((k for k in doc if _is_node_key(k)), key=lambda k: str(k) != "/**"):
+            block = doc[key]
             if isinstance(block, dict):
                 params.update(_flatten(block.get("ros__parameters") or {}))
     return params
@@ -79,10 +97,17 @@ class EvaluationConfig:
     Execution (the node's parameters, see ros/policy_node_config.py):
         sync_slop_s, refill_threshold_s, blend, blend_steps, exponential_rate, execution_lead_s,
         max_observation_age_s, reasoning_rate_hz (0: no reasoning), input_timeout_s,
-        startup_grace_s: as execution.* / safety.* of the node.
+        startup_grace_s, recovery_s: as execution.* / safety.* of the node.
+        allow_nonzero_end_velocity: execution.allow_nonzero_velocity_at_trajectory_end.
+        input_checks: {InputCheckConfig field: value} overrides (input_checks.* of the node);
+            unnamed fields keep InputCheckConfig's defaults. The checks that compare joint
+            states with the evaluated policy's plan (max_tracking_error_rad, frozen_after_s)
+            are always off here: a bag's joint states follow the recorded commands, not the
+            policy's (open loop); the node replaying a bag needs them off too (<= 0).
         joint_names: robot.joint_names (empty: the model's); must equal the model's when set.
-        safety_limits: {"lower", "upper", "max_velocity", "max_acceleration"}: one value per
-            joint in model order (robot.position_lower, ...); empty: no safety filter.
+        safety_limits: any of {"lower", "upper", "max_velocity", "max_acceleration"} (lower and
+            upper together): one value per joint in model order (robot.position_lower, ...);
+            a missing or empty one is not limited; all empty: no safety filter.
     Latency:
         simulate_latency: a chunk becomes available `latency` after the inference started and
             the next inference can only use observations received by then; False: inference is
@@ -114,6 +139,9 @@ class EvaluationConfig:
     reasoning_rate_hz: float = 1.0
     input_timeout_s: float = 0.5
     startup_grace_s: float = 5.0
+    recovery_s: float = 1.0
+    allow_nonzero_end_velocity: bool = False
+    input_checks: Mapping[str, Any] = field(default_factory=dict)
     joint_names: tuple[str, ...] = ()
     safety_limits: Mapping[str, Sequence[float]] = field(default_factory=dict)
     simulate_latency: bool = True
@@ -144,6 +172,7 @@ class EvaluationConfig:
         non_negative = {
             "refill_threshold_s": self.refill_threshold_s, "execution_lead_s": self.execution_lead_s,
             "reasoning_rate_hz": self.reasoning_rate_hz, "startup_grace_s": self.startup_grace_s,
+            "recovery_s": self.recovery_s,
         }  # fmt: skip
         if self.fixed_latency_s is not None:
             non_negative["fixed_latency_s"] = self.fixed_latency_s
@@ -160,9 +189,20 @@ class EvaluationConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise BagError(f"{name} must be an integer >= {lo}, got {value!r}")
-        limits = dict(self.safety_limits)
-        if limits and sorted(limits) != sorted(LIMIT_FIELDS):
-            raise BagError(f"safety_limits must give all of {list(LIMIT_FIELDS)} or be empty, got {sorted(limits)}")
+        if not isinstance(self.allow_nonzero_end_velocity, bool):
+            raise BagError(f"allow_nonzero_end_velocity must be a bool, got {self.allow_nonzero_end_velocity!r}")
+        checks = dict(self.input_checks)
+        try:
+            InputCheckConfig(**checks)
+        except (TypeError, ValueError) as e:
+            raise BagError(f"invalid input_checks {checks}: {e}") from None
+        object.__setattr__(self, "input_checks", checks)
+        limits = {k: vs for k, vs in dict(self.safety_limits).items() if vs is not None and len(vs)}
+        unknown = sorted(set(limits) - set(LIMIT_FIELDS))
+        if unknown:
+            raise BagError(f"safety_limits names unknown limits {unknown}; known: {list(LIMIT_FIELDS)}")
+        if ("lower" in limits) != ("upper" in limits):
+            raise BagError(f"safety_limits must give lower and upper together, got {sorted(limits)}")
         object.__setattr__(self, "safety_limits", {k: tuple(float(v) for v in vs) for k, vs in limits.items()})
 
     # -- the node's objects --------------------------------------------------------------------
@@ -181,10 +221,8 @@ class EvaluationConfig:
     def safety(self, contract: PolicyContract) -> SafetyLimits | None:
         """The node's joint limits for the model's joints, or None without limits."""
         self.check_model(contract)
-        if not self.safety_limits:
-            return None
         try:
-            return SafetyLimits.from_config(contract.sensors.joint_names, self.safety_limits)
+            return SafetyLimits.from_optional(contract.sensors.joint_names, **self.safety_limits)
         except ValueError as e:
             raise BagError(f"invalid safety limits: {e}") from None
 
@@ -195,46 +233,65 @@ class EvaluationConfig:
             refill_threshold_s=min(self.refill_threshold_s, 0.999 * contract.chunk_duration_s),
             blend=self.blend, blend_steps=self.blend_steps, exponential_rate=self.exponential_rate,
             max_observation_age_s=self.max_observation_age_s, execution_lead_s=self.execution_lead_s,
+            allow_nonzero_end_velocity=self.allow_nonzero_end_velocity,
         )  # fmt: skip
         return RunnerConfig(
             executor=executor, sync_slop_s=self.sync_slop_s, input_timeout_s=self.input_timeout_s,
             startup_grace_s=self.startup_grace_s,
             reasoning_period_s=1.0 / self.reasoning_rate_hz if self.reasoning_rate_hz > 0 else None,
+            recovery_s=self.recovery_s, input_checks=self.open_loop_input_checks(),
         )  # fmt: skip
+
+    def open_loop_input_checks(self) -> InputCheckConfig:
+        """The input checks for a bag: `input_checks` without the closed-loop ones (the recorded
+        arm does not follow the evaluated policy: no tracking-error or frozen check)."""
+        return InputCheckConfig(**{**self.input_checks, "max_tracking_error_rad": None, "frozen_after_s": None})
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["camera_topics"] = dict(self.camera_topics)
         out["joint_names"] = list(self.joint_names)
         out["safety_limits"] = {k: list(v) for k, v in self.safety_limits.items()}
+        out["input_checks"] = dict(self.input_checks)
         return out
 
     # -- from the node's parameter files ----------------------------------------------------------
     @classmethod
     def from_params_files(cls, paths: Sequence[str | os.PathLike], **overrides: Any) -> "EvaluationConfig":
-        """Topics, execution and safety settings from the node's params YAML; `overrides` win."""
+        """Topics, execution and safety settings from the node's params YAML; `overrides` win.
+        Relative topic names resolve as for a node in the root namespace (the bag's topics)."""
         p = read_node_params(paths)
         values: dict[str, Any] = {}
         for name in ("sync_slop_s", "refill_threshold_s", "blend", "blend_steps", "exponential_rate",
                      "execution_lead_s", "max_observation_age_s", "reasoning_rate_hz"):  # fmt: skip
             if f"execution.{name}" in p:
                 values[name] = p[f"execution.{name}"]
-        for name in ("input_timeout_s", "startup_grace_s"):
+        for name in ("input_timeout_s", "startup_grace_s", "recovery_s"):
             if f"safety.{name}" in p:
                 values[name] = p[f"safety.{name}"]
+        if "execution.allow_nonzero_velocity_at_trajectory_end" in p:
+            values["allow_nonzero_end_velocity"] = p["execution.allow_nonzero_velocity_at_trajectory_end"]
+        checks = {f.name: p[f"input_checks.{f.name}"] for f in fields(InputCheckConfig) if f"input_checks.{f.name}" in p}
+        if checks:  # as the node reads them (<= 0 disables an optional check)
+            try:
+                parsed = InputCheckConfig.from_params(checks)
+            except ValueError as e:
+                raise BagError(f"invalid input_checks parameters: {e}") from None
+            values["input_checks"] = {name: getattr(parsed, name) for name in checks}
         for name, key in (("joint_state_topic", "topics.joint_states"), ("instruction_topic", "topics.instruction"),
                           ("command_topic", "topics.trajectory")):  # fmt: skip
             if key in p:
-                values[name] = p[key]
+                values[name] = _global_topic(p[key])  # relative names: the node in the root namespace
         values["joint_names"] = tuple(p.get("robot.joint_names") or ())
         cameras, topics = list(p.get("robot.camera_names") or ()), list(p.get("topics.camera_topics") or ())
         if cameras and topics:
             if len(cameras) != len(topics):
                 raise BagError(f"robot.camera_names {cameras} and topics.camera_topics {topics} differ in length")
             suffix = "/compressed" if p.get("topics.camera_transport") == "compressed" else ""
-            values["camera_topics"] = {c: t + suffix for c, t in zip(cameras, topics)}
+            values["camera_topics"] = {c: _global_topic(t) + suffix for c, t in zip(cameras, topics)}
         limits = {f: p.get(f"robot.{param}") for f, param in LIMIT_PARAMS.items()}
-        if all(limits.values()):
+        limits = {f: v for f, v in limits.items() if v}
+        if limits:
             values["safety_limits"] = limits
         values.update(overrides)
         return cls(**values)

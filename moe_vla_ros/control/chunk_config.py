@@ -36,7 +36,14 @@ class ChunkExecutorConfig:
             after them, the one the controller is heading to; >= 0.
         max_tracking_error_rad: when the measured position at the observation time differs
             from the plan by more than this, the plan is dropped and the new chunk starts from
-            the measured state (the arm did not follow); None disables the check.
+            the measured state (the arm did not follow); None disables the check. (The
+            runner's input checks hold on a larger tracking error: InputCheckConfig.)
+        allow_nonzero_end_velocity: False (default): every planned trajectory ends at rest:
+            after the last chunk target the plan brakes to zero velocity within the
+            acceleration limit (safety.braking_path), and the last point's velocity is exactly 0,
+            as joint_trajectory_controller requires unless its
+            `allow_nonzero_velocity_at_trajectory_end` is true. True: the plan ends at the last
+            chunk target with the velocity of its last interval (only for controllers that allow it).
     """
 
     num_joints: int
@@ -51,6 +58,7 @@ class ChunkExecutorConfig:
     max_clock_skew_s: float = 0.05
     execution_lead_s: float = 0.0
     max_tracking_error_rad: float | None = None
+    allow_nonzero_end_velocity: bool = False
 
     def __post_init__(self) -> None:
         def positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -90,6 +98,8 @@ class ChunkExecutorConfig:
         positive("execution_lead_s", self.execution_lead_s, allow_zero=True)
         if self.max_tracking_error_rad is not None:
             positive("max_tracking_error_rad", self.max_tracking_error_rad)
+        if not isinstance(self.allow_nonzero_end_velocity, bool):
+            raise ValueError(f"allow_nonzero_end_velocity must be a bool, got {self.allow_nonzero_end_velocity!r}")
 
     @property
     def refill_threshold(self) -> float:

@@ -9,16 +9,29 @@ needs_refill`), and by the time it arrives its first steps are already in the pa
 
 1. rejects it if it has NaN/inf, is older than ``max_observation_age_s`` (stale), stamped in
    the future, not newer than the executing chunk, or entirely in the past;
-2. drops the steps that are in the past (at or before ``now + execution_lead_s``) and keeps
-   the next point of the executing plan, the one the controller is heading to, so a new
-   trajectory never moves it (a chunk takes effect from the point after); the plan keeps its
-   fixed control grid, so the new chunk is sampled on it (linear interpolation);
+2. drops the steps that are in the past (at or before the arrival time ``now +
+   execution_lead_s``, when the trajectory reaches the controller) and keeps the next point of
+   the executing plan, the one the controller is heading to, so a new trajectory never moves
+   it (a chunk takes effect from the point after); the plan keeps its fixed control grid, so
+   the new chunk is sampled on it (linear interpolation). With nothing executing (a *fresh*
+   plan: start, after a finished plan or a realignment) the plan starts from the measured state
+   extrapolated to a grid time at or after the arrival (measured velocity, or rest), and its
+   first point is at least one control period after the arrival, so the latency never turns
+   into a jump;
 3. blends the first overlapping steps with the plan being executed (:mod:`.blending`), so
    the path moves over from the old chunk to the new one gradually instead of jumping;
 4. runs the optional :class:`~moe_vla_ros.control.safety.SafetyFilter` over the new part of
    the plan, starting from the plan's own position and velocity at the seam (or from the
    measured joint state when nothing is executing), so the commanded positions, velocities and
-   accelerations stay within the limits across every seam.
+   accelerations stay within the limits across every seam;
+5. unless ``allow_nonzero_end_velocity``, appends a braking tail after the last chunk target
+   (:func:`~moe_vla_ros.control.safety.braking_path`): the plan ends at rest within the
+   acceleration limit, as joint_trajectory_controller requires. The tail is only executed when
+   no new chunk arrives in time; refill timing and blending use the chunk's own end.
+
+:meth:`ActionChunkExecutor.brake` replaces the plan by a stop: from the commanded state at the
+arrival time (or a given position at rest when nothing is planned) to rest within the
+acceleration limit; the runner publishes it as a hold.
 
 :meth:`ActionChunkExecutor.trajectory` returns the points still to execute, time-stamped on the
 control grid with velocities consistent with the positions, ready for a JointTrajectory.
@@ -35,7 +48,7 @@ import numpy as np
 
 from moe_vla_ros.control.blending import blend_weights, resample_chunk
 from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
-from moe_vla_ros.control.safety import SafetyFilter, SafetyReport, point_velocities
+from moe_vla_ros.control.safety import SafetyFilter, SafetyReport, braking_path, point_velocities
 
 _EPS = 1e-9  # tolerance (in control steps) when placing times on the grid
 
@@ -73,7 +86,8 @@ class PlannedTrajectory:
         dt: control period, seconds.
         positions: float64 [n, J], rad.
         velocities: float64 [n, J], rad/s, consistent with `positions`.
-        chunk_id: id of the newest chunk in the plan.
+        chunk_id: id of the newest chunk in the plan (-1 for a hold).
+        is_hold: the plan is a stop (ActionChunkExecutor.brake), not a policy chunk.
     """
 
     start_time: float
@@ -81,6 +95,7 @@ class PlannedTrajectory:
     positions: np.ndarray
     velocities: np.ndarray
     chunk_id: int
+    is_hold: bool = False
 
     @property
     def times(self) -> np.ndarray:
@@ -93,7 +108,8 @@ class _Plan:
     """The commanded path on the control grid ``anchor + n * dt``.
 
     Row 0 (grid index `offset`) is where the path started or the oldest point kept; it is in
-    the past or already sent, and never published again.
+    the past or already sent, and never published again. The last `stop_rows` rows are the
+    braking tail after the last chunk target (0 when the plan may end moving).
     """
 
     anchor: float  # grid origin, seconds
@@ -102,6 +118,13 @@ class _Plan:
     velocity0: np.ndarray  # [J] velocity of the interval that ends at row 0
     chunk_id: int
     obs_time: float
+    stop_rows: int = 0
+    is_hold: bool = False
+
+    @property
+    def chunk_end_row(self) -> int:
+        """Row of the last chunk target (before the braking tail)."""
+        return len(self.positions) - 1 - self.stop_rows
 
     def time_of_row(self, row: float, dt: float) -> float:
         return self.anchor + (self.offset + row) * dt
@@ -123,6 +146,7 @@ class ActionChunkExecutor:
         self.config = config
         self.safety_filter = safety_filter
         self._plan: _Plan | None = None
+        self._takeover = False  # the next chunk replaces the plan without blending (new instruction)
         self._next_id = 0
         self.accepted_count = 0
         self.rejected_count = 0
@@ -130,21 +154,40 @@ class ActionChunkExecutor:
     # -- state -----------------------------------------------------------------------------
     @property
     def active_chunk_id(self) -> int | None:
-        """Id of the newest chunk in the plan, None when nothing is planned."""
-        return None if self._plan is None else self._plan.chunk_id
+        """Id of the newest chunk in the plan, None when nothing (or only a hold) is planned."""
+        return None if self._plan is None or self._plan.is_hold else self._plan.chunk_id
+
+    @property
+    def holding(self) -> bool:
+        """The plan is a stop from :meth:`brake`."""
+        return self._plan is not None and self._plan.is_hold
+
+    @property
+    def has_plan(self) -> bool:
+        return self._plan is not None
 
     def _end_time(self, plan: _Plan) -> float:
+        """Time of the plan's last point (at rest unless allow_nonzero_end_velocity)."""
         return plan.time_of_row(len(plan.positions) - 1, self.config.control_period_s)
 
+    def _chunk_end_time(self, plan: _Plan) -> float:
+        """Time of the last chunk target (before the braking tail)."""
+        return plan.time_of_row(plan.chunk_end_row, self.config.control_period_s)
+
     def remaining_s(self, now: float) -> float:
-        """Seconds of plan left after `now` (0 when nothing is planned)."""
-        return 0.0 if self._plan is None else max(0.0, self._end_time(self._plan) - now)
+        """Seconds of chunk targets left after `now` (the braking tail not counted; 0 when
+        nothing or only a hold is planned)."""
+        if self._plan is None or self._plan.is_hold:
+            return 0.0
+        return max(0.0, self._chunk_end_time(self._plan) - now)
 
     def needs_refill(self, now: float, expected_latency_s: float = 0.0) -> bool:
-        """True when the next inference should start: nothing planned, or the plan left after
-        `now` plus `expected_latency_s` (e.g. LatencyEstimator.expected()) is within the threshold.
+        """True when the next inference should start: nothing (or only a hold) planned, a new
+        instruction waits for its first chunk, or the chunk targets left after `now` plus
+        `expected_latency_s` (e.g. LatencyEstimator.expected()) are within the threshold.
         """
-        if self._plan is None or self._end_time(self._plan) <= now:
+        plan = self._plan
+        if plan is None or plan.is_hold or self._takeover or self._chunk_end_time(plan) <= now:
             return True
         return self.remaining_s(now) - expected_latency_s <= self.config.refill_threshold + 1e-9
 
@@ -163,9 +206,66 @@ class ActionChunkExecutor:
         a, b = plan.positions[below], plan.positions[below + 1]
         return a + (b - a) * frac, (b - a) / dt
 
+    def state_for_start(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Commanded (position [J], velocity [J]) at `t` as the controller sees it: like
+        :meth:`state_at`, and before the plan's first row the state of row 0 (a fresh plan
+        starts there); None without a plan."""
+        plan = self._plan
+        if plan is None:
+            return None
+        state = self.state_at(t)
+        if state is None:
+            return plan.positions[0].copy(), plan.velocity0.copy()
+        return state
+
     def reset(self) -> None:
-        """Drop the plan (new instruction, hold, deactivation); chunk ids keep increasing."""
+        """Drop the plan (deactivation, activation); chunk ids keep increasing. The next chunk
+        starts a fresh plan from the measured state."""
         self._plan = None
+        self._takeover = False
+
+    def take_over(self) -> None:
+        """A new instruction: the next accepted chunk replaces the plan from the first point
+        after the one the controller is heading to, without blending the old chunk in (the
+        motion stays continuous: the safety filter starts from the commanded state at the seam).
+        `needs_refill` is True until then."""
+        self._takeover = self._plan is not None
+
+    def brake(self, now: float, position: np.ndarray | None = None) -> PlannedTrajectory | None:
+        """Replace the plan by a stop and return it (a hold the controller accepts).
+
+        The stop starts at the arrival time ``now + execution_lead_s`` from the commanded state
+        there (the plan's state; a fresh plan that has not started yet: its start state), and
+        brakes to rest within the acceleration limit (safety.braking_path; without a limit in
+        one control period); the last point has velocity 0 and is at least one period after the
+        arrival. Without a plan it holds `position` [J] (the last trusted measurement) at rest.
+        Returns None when there is neither a plan nor a position: nothing is known to hold at.
+        """
+        cfg, dt = self.config, self.config.control_period_s
+        arrival = now + cfg.execution_lead_s
+        state = self.state_for_start(arrival)
+        if state is None:
+            if position is None:
+                self._plan = None
+                return None
+            q0 = np.asarray(position, dtype=np.float64).reshape(-1)  # [J]
+            if q0.shape != (cfg.num_joints,) or not np.isfinite(q0).all():
+                raise ValueError(f"hold position must be {cfg.num_joints} finite values, got {q0.tolist()}")
+            v0 = np.zeros(cfg.num_joints)
+        else:
+            q0, v0 = state
+        lower = upper = None
+        a_max = np.full(cfg.num_joints, np.inf)
+        if self.safety_filter is not None:
+            limits = self.safety_filter.limits
+            a_max = limits.arrays["max_acceleration"]
+            if limits.has_position_limits:
+                lower, upper = limits.arrays["lower"], limits.arrays["upper"]
+        tail, _ = braking_path(q0, v0, dt, a_max, lower, upper)  # [K, J]
+        positions = np.concatenate([q0[None, :], tail], axis=0)  # [K + 1, J]
+        self._plan = _Plan(arrival, 0, positions, v0.copy(), -1, -math.inf, len(tail), True)
+        self._takeover = False
+        return self.trajectory(now)
 
     # -- accept ----------------------------------------------------------------------------
     def _rejected(self, chunk_id: int, reason: str, safety: SafetyReport | None = None) -> AcceptResult:
@@ -207,7 +307,7 @@ class ActionChunkExecutor:
         if reason:
             return self._rejected(chunk_id, reason)
         plan = self._plan
-        commit = now + cfg.execution_lead_s
+        commit = now + cfg.execution_lead_s  # arrival at the controller
         step_times = obs_time + dt * np.arange(1, cfg.chunk_length + 1)  # [H]
         skipped = int(np.count_nonzero(step_times <= commit + _EPS * dt))
         if skipped == cfg.chunk_length:
@@ -216,17 +316,23 @@ class ActionChunkExecutor:
 
         realigned = False
         if plan is not None and self._end_time(plan) < now:
-            plan = None  # finished: the arm holds its last target; start again from the measurement
-        if plan is not None and cfg.max_tracking_error_rad is not None:
+            plan = None  # finished at rest: start again from the measurement
+        if plan is not None and not plan.is_hold and cfg.max_tracking_error_rad is not None:
             commanded = self.state_at(obs_time)
             if commanded is not None and np.abs(commanded[0] - measured).max() > cfg.max_tracking_error_rad:
                 plan, realigned = None, True
 
         if plan is None:
-            fresh = self._fresh_plan(chunk, step_times, skipped, measured, current_velocity)
+            fresh = self._fresh_plan(chunk, step_times, obs_time, commit, measured, current_velocity)
+            if fresh is None:
+                reason = (
+                    f"no step is a control period after the arrival at {commit:.3f} s "
+                    f"(latency {now - obs_time:.3f} s)"
+                )
+                return self._rejected(chunk_id, reason)
             candidate, first, blended = fresh
         else:
-            merged = self._merge(plan, chunk, step_times, commit)
+            merged = self._merge(plan, chunk, step_times, commit, blend=not (self._takeover or plan.is_hold))
             if merged is None:
                 return self._rejected(chunk_id, "chunk covers no control step after now")
             candidate, first, blended = merged
@@ -243,7 +349,9 @@ class ActionChunkExecutor:
 
         first_time = candidate.time_of_row(first, dt)
         skipped = int(np.count_nonzero(step_times < first_time - _EPS * dt))  # never used by the plan
-        self._plan = self._pruned(replace(candidate, chunk_id=chunk_id, obs_time=float(obs_time)), now)
+        candidate = self._with_stop(replace(candidate, chunk_id=chunk_id, obs_time=float(obs_time), is_hold=False))
+        self._plan = self._pruned(candidate, now)
+        self._takeover = False
         self.accepted_count += 1
         return AcceptResult(chunk_id, True, "", skipped, blended, realigned, safety)
 
@@ -277,13 +385,17 @@ class ActionChunkExecutor:
         self,
         chunk: np.ndarray,
         step_times: np.ndarray,
-        skipped: int,
+        obs_time: float,
+        commit: float,
         measured: np.ndarray,
         measured_velocity: np.ndarray | None,
-    ) -> tuple[_Plan, int, int]:
-        """A plan on the chunk's own grid: row 0 = measured state one period before the first
-        step still ahead, then the remaining steps. Returns (plan, first new row, blended)."""
-        j = self.config.num_joints
+    ) -> tuple[_Plan, int, int] | None:
+        """A plan on the chunk's own grid that starts at or after the arrival `commit`: row 0 is
+        the measured state (at `obs_time`) extrapolated with the measured velocity (or at rest)
+        to the row's time, one period before the first chunk step kept; so the first point is
+        at least a period after the arrival. Returns (plan, first new row, blended), or None
+        when no chunk step lies a period after the arrival."""
+        j, dt = self.config.num_joints, self.config.control_period_s
         velocity0 = np.zeros(j)
         if measured_velocity is not None:
             velocity0 = np.asarray(measured_velocity, dtype=np.float64).reshape(-1)
@@ -291,18 +403,42 @@ class ActionChunkExecutor:
             raise ValueError(f"current_velocity must have shape ({j},), got {velocity0.shape}")
         if not np.isfinite(velocity0).all():
             velocity0 = np.zeros(j)  # unknown velocity: plan as from rest; the filter limits the start
-        positions = np.concatenate([measured[None, :], chunk[skipped:]], axis=0)  # [1 + H - skipped, J]
-        anchor = float(step_times[skipped]) - self.config.control_period_s
+        skipped = int(np.count_nonzero(step_times < commit + dt - _EPS * dt))  # steps due too soon
+        if skipped >= len(step_times):
+            return None
+        anchor = float(step_times[skipped]) - dt  # >= commit: row 0, where the controller starts from
+        start = measured + velocity0 * max(0.0, anchor - obs_time)  # [J] extrapolated to row 0
+        positions = np.concatenate([start[None, :], chunk[skipped:]], axis=0)  # [1 + H - skipped, J]
         return _Plan(anchor, 0, positions, velocity0, -1, math.nan), 1, 0
 
+    def _with_stop(self, plan: _Plan) -> _Plan:
+        """`plan` [N, J] with a braking tail after its last row (unless the config allows
+        ending in motion): from the last interval's velocity to rest within the acceleration
+        limit. A plan whose last interval is already at rest gets no tail."""
+        cfg, dt = self.config, self.config.control_period_s
+        if cfg.allow_nonzero_end_velocity:
+            return replace(plan, stop_rows=0)
+        velocity = self._velocity_into(plan, len(plan.positions) - 1)  # [J]
+        if not np.any(velocity != 0.0):
+            return replace(plan, stop_rows=0)
+        a_max, lower, upper = np.full(cfg.num_joints, np.inf), None, None
+        if self.safety_filter is not None:
+            limits = self.safety_filter.limits
+            a_max = limits.arrays["max_acceleration"]
+            if limits.has_position_limits:
+                lower, upper = limits.arrays["lower"], limits.arrays["upper"]
+        tail, _ = braking_path(plan.positions[-1], velocity, dt, a_max, lower, upper)  # [K, J]
+        return replace(plan, positions=np.concatenate([plan.positions, tail], axis=0), stop_rows=len(tail))
+
     def _merge(
-        self, plan: _Plan, chunk: np.ndarray, step_times: np.ndarray, commit: float
+        self, plan: _Plan, chunk: np.ndarray, step_times: np.ndarray, commit: float, blend: bool = True
     ) -> tuple[_Plan, int, int] | None:
         """The plan up to and including the first point due after the commit time (the point the
         controller is heading to keeps its position, so replacing the trajectory moves nothing
         the controller is already interpolating towards), then the new chunk on the plan's grid,
-        blended over the overlap. Returns (plan, first new row, blended steps), or None when the
-        chunk covers no grid point after that."""
+        blended over the overlap with the old chunk targets (not its braking tail; nothing when
+        `blend` is False). Returns (plan, first new row, blended steps), or None when the chunk
+        covers no grid point after that."""
         cfg, dt = self.config, self.config.control_period_s
         t0 = plan.time_of_row(0, dt)
         first = max(
@@ -317,23 +453,23 @@ class ActionChunkExecutor:
         new = resample_chunk(chunk, step_times, grid_times)  # [M, J]
         n_old = len(plan.positions)
         head = plan.positions[:first]  # [first, J]
-        if first > n_old:  # the plan ends before the chunk starts: hold its last point meanwhile
+        if first > n_old:  # the plan ends (at rest) before the chunk starts: hold its last point meanwhile
             hold = np.repeat(plan.positions[-1:], first - n_old, axis=0)
             head = np.concatenate([head, hold], axis=0)
-        overlap = max(0, min(n_old - 1, last) - first + 1)
+        overlap = max(0, min(plan.chunk_end_row, last) - first + 1) if blend else 0
         weights = blend_weights(cfg.blend, min(cfg.blend_steps, overlap), cfg.exponential_rate)  # [m]
         m = len(weights)
         old = plan.positions[first : first + m]  # [m, J]
         new[:m] = old + weights[:, None] * (new[:m] - old)
         positions = np.concatenate([head, new], axis=0)  # [last + 1, J]
-        return replace(plan, positions=positions), first, m
+        return replace(plan, positions=positions, stop_rows=0), first, m
 
     def _pruned(self, plan: _Plan, now: float) -> _Plan:
         """Drop rows older than the history still needed (tracking check, seam velocity)."""
         dt = self.config.control_period_s
         keep_s = max(self.config.max_observation_age_s, 2.0 * dt)
         drop = int(math.floor((now - keep_s - plan.time_of_row(0, dt)) / dt))
-        drop = min(drop, len(plan.positions) - 1)
+        drop = min(drop, plan.chunk_end_row)
         if drop <= 0:
             return plan
         return replace(
@@ -345,7 +481,10 @@ class ActionChunkExecutor:
 
     # -- output ----------------------------------------------------------------------------
     def trajectory(self, now: float) -> PlannedTrajectory | None:
-        """Points due after ``now + execution_lead_s``, or None when the plan is used up."""
+        """Points due after ``now + execution_lead_s``, or None when the plan is used up. The last
+        point's velocity is exactly 0 when the plan ends at rest (braking tail, hold, or a last
+        interval without motion); it is the last interval's velocity only with
+        allow_nonzero_end_velocity."""
         plan, dt = self._plan, self.config.control_period_s
         if plan is None:
             return None
@@ -355,4 +494,8 @@ class ActionChunkExecutor:
             return None
         positions = plan.positions[first:].copy()  # [n, J]
         velocities = point_velocities(plan.positions[first - 1], positions, dt)  # [n, J]
-        return PlannedTrajectory(plan.time_of_row(first - 1, dt), dt, positions, velocities, plan.chunk_id)
+        if plan.stop_rows > 0 or plan.is_hold:
+            velocities[-1] = 0.0  # the braking tail's end: at rest (its last interval is the half-step a*dt/2)
+        return PlannedTrajectory(
+            plan.time_of_row(first - 1, dt), dt, positions, velocities, plan.chunk_id, plan.is_hold
+        )

@@ -20,6 +20,12 @@ Tracking: each step heads for its target as fast as the limits allow while keepi
 brake onto the target path without overshooting it; a chunk that is within the limits and
 starts from the current state passes unchanged.
 
+Every limit is optional (:class:`SafetyLimits`): the filter applies whatever is configured,
+e.g. velocity and acceleration limits on a robot without position limits.
+
+:func:`braking_path` stops a moving joint state within the acceleration limits (chunk ends and
+holds use it, so every commanded trajectory can end at rest).
+
 Pure numpy: no rclpy.
 """
 
@@ -59,24 +65,39 @@ def _per_joint(name: str, value: Any, joint_names: tuple[str, ...]) -> tuple[flo
     return values
 
 
+def _is_unset(value: Any) -> bool:
+    """None or an empty list/tuple/mapping: the limit is not configured."""
+    if value is None:
+        return True
+    if isinstance(value, (int, float)):
+        return False
+    return hasattr(value, "__len__") and len(value) == 0
+
+
 @dataclass(frozen=True)
 class SafetyLimits:
-    """Per-joint limits, in the contract's joint order.
+    """Per-joint limits, in the contract's joint order. Every limit is optional.
 
     Attributes:
         joint_names: the contract's joints.
-        lower: lowest allowed position per joint, rad.
-        upper: highest allowed position per joint, rad (> lower).
-        max_velocity: largest allowed |velocity| per joint, rad/s (> 0).
-        max_acceleration: largest allowed |acceleration| per joint, rad/s^2 (> 0).
-        arrays: derived; the four limits above as read-only float64 [J] arrays, by field name.
+        lower: lowest allowed position per joint, rad; None: no position limits (then `upper`
+            must be None too).
+        upper: highest allowed position per joint, rad (> lower); None with `lower`.
+        max_velocity: largest allowed |velocity| per joint, rad/s (> 0); None: unlimited.
+        max_acceleration: largest allowed |acceleration| per joint, rad/s^2 (> 0); None:
+            unlimited.
+        arrays: derived; the four limits above as read-only float64 [J] arrays, by field name;
+            a limit that is not configured reads -inf (lower) or +inf (the others).
+
+    Each value is a number (every joint), a sequence in joint order or a {joint: value} mapping
+    naming every joint. Use :meth:`from_optional` to build limits from lists that may be empty.
     """
 
     joint_names: tuple[str, ...]
-    lower: tuple[float, ...]
-    upper: tuple[float, ...]
-    max_velocity: tuple[float, ...]
-    max_acceleration: tuple[float, ...]
+    lower: tuple[float, ...] | None = None
+    upper: tuple[float, ...] | None = None
+    max_velocity: tuple[float, ...] | None = None
+    max_acceleration: tuple[float, ...] | None = None
     arrays: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -84,9 +105,18 @@ class SafetyLimits:
         if not names or len(set(names)) != len(names):
             raise SafetyConfigError(f"joint_names must be unique and non-empty, got {list(names)}")
         object.__setattr__(self, "joint_names", names)
+        if _is_unset(self.lower) != _is_unset(self.upper):
+            given, missing = ("lower", "upper") if _is_unset(self.upper) else ("upper", "lower")
+            raise SafetyConfigError(f"position limits need both lower and upper: {given} is set, {missing} is not")
         arrays = {}
         for name in LIMIT_FIELDS:
-            values = _per_joint(name, getattr(self, name), names)
+            raw = getattr(self, name)
+            if _is_unset(raw):
+                object.__setattr__(self, name, None)
+                arrays[name] = np.full(len(names), -np.inf if name == "lower" else np.inf)  # [J]
+                arrays[name].setflags(write=False)
+                continue
+            values = _per_joint(name, raw, names)
             bad = [f"{j}={v}" for j, v in zip(names, values) if not math.isfinite(v)]
             if bad:
                 raise SafetyConfigError(f"{name} must be finite, got {', '.join(bad)}")
@@ -94,24 +124,66 @@ class SafetyLimits:
             arrays[name] = np.array(values, dtype=np.float64)  # [J]
             arrays[name].setflags(write=False)
         for name in ("max_velocity", "max_acceleration"):
-            bad = [f"{j}={v}" for j, v in zip(names, getattr(self, name)) if v <= 0.0]
+            values = getattr(self, name) or ()
+            bad = [f"{j}={v}" for j, v in zip(names, values) if v <= 0.0]
             if bad:
                 raise SafetyConfigError(f"{name} must be > 0, got {', '.join(bad)}")
-        bad = [f"{j}: [{lo}, {hi}]" for j, lo, hi in zip(names, self.lower, self.upper) if not lo < hi]
-        if bad:
-            raise SafetyConfigError(f"lower must be < upper, got {'; '.join(bad)}")
+        if self.has_position_limits:
+            bad = [f"{j}: [{lo}, {hi}]" for j, lo, hi in zip(names, self.lower, self.upper) if not lo < hi]
+            if bad:
+                raise SafetyConfigError(f"lower must be < upper, got {'; '.join(bad)}")
         object.__setattr__(self, "arrays", arrays)
 
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)
 
+    @property
+    def has_position_limits(self) -> bool:
+        """True when lower and upper position limits are configured."""
+        return self.lower is not None
+
+    @property
+    def has_velocity_limits(self) -> bool:
+        return self.max_velocity is not None
+
+    @property
+    def has_acceleration_limits(self) -> bool:
+        return self.max_acceleration is not None
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        """Names of the limits that are set, in LIMIT_FIELDS order (lower/upper as "position")."""
+        out = ("position",) if self.has_position_limits else ()
+        return out + tuple(n for n in ("max_velocity", "max_acceleration") if getattr(self, n) is not None)
+
+    @classmethod
+    def from_optional(
+        cls,
+        joint_names: Sequence[str],
+        lower: Any = None,
+        upper: Any = None,
+        max_velocity: Any = None,
+        max_acceleration: Any = None,
+    ) -> "SafetyLimits | None":
+        """Limits from values that may each be None or empty (= not configured), e.g. the node's
+        robot.position_lower/position_upper/max_velocity/max_acceleration parameter lists.
+
+        Returns None when no limit at all is configured. Raises SafetyConfigError for a bad
+        value, a list of the wrong length, or only one of lower/upper.
+        """
+        given = (lower, upper, max_velocity, max_acceleration)
+        if all(_is_unset(v) for v in given):
+            return None
+        return cls(tuple(joint_names), *given)
+
     @classmethod
     def from_config(cls, joint_names: Sequence[str], config: Mapping[str, Any]) -> "SafetyLimits":
         """Build limits from a config mapping (parameters or YAML).
 
-        Each of "lower", "upper", "max_velocity", "max_acceleration" is a number (every joint),
-        a list in joint order, or a {joint_name: number} mapping naming every joint.
+        Each of "lower", "upper", "max_velocity", "max_acceleration" must be present: a number
+        (every joint), a list in joint order, a {joint_name: number} mapping naming every joint,
+        or None / [] for a limit that is deliberately not configured.
         """
         unknown = sorted(set(config) - set(LIMIT_FIELDS))
         if unknown:
@@ -307,8 +379,8 @@ class SafetyFilter:
             acc_hit |= np.abs(desired - (clamped[i] - q) / dt) > 1e-12
             # fastest velocity towards each limit that can still stop before it:
             # dt*v + v^2/(2*a_max) <= distance  <=>  v <= -a_max*dt + sqrt((a_max*dt)^2 + 2*a_max*distance)
-            brake_up = -dv_max + np.sqrt(dv_max**2 + 2.0 * a_max * np.maximum(upper - q, 0.0))
-            brake_down = -dv_max + np.sqrt(dv_max**2 + 2.0 * a_max * np.maximum(q - lower, 0.0))
+            brake_up = _braking_room(np.maximum(upper - q, 0.0), a_max, dt)  # [J], inf when unlimited
+            brake_down = _braking_room(np.maximum(q - lower, 0.0), a_max, dt)
             hard_hi = np.minimum(v_max, brake_up)
             hard_lo = np.maximum(-v_max, -brake_down)
             acc_tighter_hi = v + dv_max < hard_hi
@@ -330,6 +402,18 @@ class SafetyFilter:
         return out, vel_hit, acc_hit, overridden
 
 
+def _braking_room(distance: np.ndarray, a_max: np.ndarray, dt: float) -> np.ndarray:
+    """Fastest velocity [J] towards a limit `distance` [J] away that can still stop before it:
+    dt*v + v^2/(2*a_max) <= distance  <=>  v <= -a_max*dt + sqrt((a_max*dt)^2 + 2*a_max*distance).
+    inf without an acceleration limit or without a position limit (distance inf)."""
+    finite_a = np.isfinite(a_max)
+    a = np.where(finite_a, a_max, 1.0)  # [J] placeholder where unlimited (result replaced by inf)
+    dv = a * dt
+    with np.errstate(invalid="ignore"):
+        room = -dv + np.sqrt(dv**2 + 2.0 * a * distance)
+    return np.where(finite_a, room, np.inf)
+
+
 def _braking_onto_target(desired: np.ndarray, target_velocity: np.ndarray, dv_max: np.ndarray) -> np.ndarray:
     """Largest velocity (towards the target, [J]) from which the target can still be reached
     without overshooting it, decelerating by at most `dv_max` per step afterwards.
@@ -342,6 +426,54 @@ def _braking_onto_target(desired: np.ndarray, target_velocity: np.ndarray, dv_ma
     """
     sign = np.where(desired >= 0.0, 1.0, -1.0)  # work in the direction of the target
     gap = sign * (desired - target_velocity)  # D [J]
-    n = np.floor((np.sqrt(np.maximum(8.0 * gap / dv_max + 1.0, 1.0)) - 1.0) / 2.0)  # [J]
-    relative = (gap + dv_max * n * (n + 1.0) / 2.0) / (n + 1.0)  # [J]
-    return np.where(n > 0, target_velocity + sign * relative, desired)
+    finite = np.isfinite(dv_max)  # no acceleration limit: nothing to brake for
+    dv = np.where(finite, dv_max, 1.0)  # [J]
+    n = np.floor((np.sqrt(np.maximum(8.0 * gap / dv + 1.0, 1.0)) - 1.0) / 2.0)  # [J]
+    relative = (gap + dv * n * (n + 1.0) / 2.0) / (n + 1.0)  # [J]
+    return np.where((n > 0) & finite, target_velocity + sign * relative, desired)
+
+
+def braking_path(
+    position: np.ndarray,
+    velocity: np.ndarray,
+    dt: float,
+    max_acceleration: np.ndarray,
+    lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bring a moving joint state to rest within the acceleration limits, on a dt grid.
+
+    All joints stop together at ``K * dt``, each decelerating uniformly (so the path keeps its
+    direction in joint space): K = ceil(max_j |v_j| / max_acceleration_j / dt), at least 1, and
+    joint j decelerates at |v_j| / (K dt) <= max_acceleration_j. Without an acceleration limit
+    (inf for every moving joint) the stop takes one period. At rest, the result is one point at
+    `position`. The positions are the exact parabola, so a cubic (position + velocity) spline
+    through them, as joint_trajectory_controller builds, has the same constant deceleration.
+
+    Args:
+        position: [J] rad, the state at time 0.
+        velocity: [J] rad/s at time 0.
+        dt: spacing of the points, seconds (> 0).
+        max_acceleration: [J] rad/s^2 (> 0, inf = unlimited).
+        lower, upper: [J] position limits the points are clipped to (None: none).
+
+    Returns:
+        positions [K, J] at dt, 2 dt, ..., K dt and velocities [K, J]; the last velocity row is
+        exactly 0.
+    """
+    q0 = np.asarray(position, dtype=np.float64).reshape(-1)  # [J]
+    v0 = np.asarray(velocity, dtype=np.float64).reshape(-1)  # [J]
+    a_max = np.broadcast_to(np.asarray(max_acceleration, dtype=np.float64), q0.shape)  # [J]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stop_s = np.where(np.isfinite(a_max) & (v0 != 0.0), np.abs(v0) / a_max, 0.0)  # [J]
+    steps = max(1, int(math.ceil(float(stop_s.max()) / dt - 1e-9)))  # K
+    duration = steps * dt
+    deceleration = v0 / duration  # [J] signed, |.| <= a_max
+    t = dt * np.arange(1, steps + 1)[:, None]  # [K, 1]
+    positions = q0[None, :] + v0[None, :] * t - 0.5 * deceleration[None, :] * t**2  # [K, J]
+    velocities = v0[None, :] - deceleration[None, :] * t  # [K, J]
+    velocities[-1] = 0.0
+    positions[-1] = q0 + 0.5 * v0 * duration  # exact end (no rounding drift)
+    if lower is not None or upper is not None:
+        positions = np.clip(positions, lower, upper)
+    return positions, velocities

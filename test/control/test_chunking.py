@@ -23,34 +23,42 @@ def ramp(obs_time, speed=1.0, offset=0.0):
     return (offset + speed * (obs_time + DT * np.arange(1, H + 1)))[:, None]
 
 
-def accept(ex, chunk, obs_time, now, position=0.0):
-    return ex.accept(chunk, obs_time, now, current_position=np.full(chunk.shape[1], position))
+def accept(ex, chunk, obs_time, now, position=0.0, velocity=None):
+    j = chunk.shape[1]
+    v = None if velocity is None else np.full(j, velocity)
+    return ex.accept(chunk, obs_time, now, current_position=np.full(j, position), current_velocity=v)
 
 
 # -- accepting and timing --------------------------------------------------------------------
 
 
-def test_first_chunk_is_executed_on_its_own_grid():
+def test_first_chunk_starts_a_period_after_arrival_from_the_extrapolated_measurement():
     ex = executor()
-    result = accept(ex, ramp(0.95), obs_time=0.95, now=1.0, position=0.95)
-    assert result.accepted and result.skipped_steps == 0 and result.chunk_id == 0
+    # measured at 0.95 on the ramp, moving at 1 rad/s; arrives at 1.0: the step due at 1.05 is
+    # less than a period after the arrival and skipped; row 0 is the measurement moved to 1.05
+    result = accept(ex, ramp(0.95), obs_time=0.95, now=1.0, position=0.95, velocity=1.0)
+    assert result.accepted and result.skipped_steps == 1 and result.chunk_id == 0
     traj = ex.trajectory(1.0)
-    assert traj.start_time == pytest.approx(0.95) and traj.chunk_id == 0
-    np.testing.assert_allclose(traj.times, 0.95 + DT * np.arange(1, H + 1))
-    np.testing.assert_allclose(traj.positions, ramp(0.95))
-    np.testing.assert_allclose(traj.velocities, 1.0)  # consistent with the ramp, incl. the first point
+    assert traj.start_time == pytest.approx(1.05) and traj.chunk_id == 0
+    np.testing.assert_allclose(traj.times[: H - 1], 0.95 + DT * np.arange(2, H + 1))
+    np.testing.assert_allclose(traj.positions[: H - 1], ramp(0.95)[1:])
+    np.testing.assert_allclose(traj.velocities[: H - 2], 1.0)  # consistent with the ramp, incl. the first point
+    # without an acceleration limit the stop after the last target takes one period
+    assert len(traj.positions) == H and traj.velocities[-1, 0] == 0.0
+    assert traj.positions[-1, 0] == pytest.approx(ramp(0.95)[-1, 0] + 0.5 * 1.0 * DT)
 
 
 @pytest.mark.parametrize(
-    "latency, lead, skipped", [(0.05, 0.0, 0), (0.25, 0.0, 2), (0.25, 0.06, 3), (0.3, 0.0, 3)]
+    "latency, lead, skipped", [(0.05, 0.0, 1), (0.25, 0.0, 3), (0.25, 0.06, 4), (0.3, 0.0, 3)]
 )
-def test_steps_in_the_past_are_skipped(latency, lead, skipped):
+def test_steps_due_within_a_period_of_arrival_are_skipped(latency, lead, skipped):
     ex = executor(execution_lead_s=lead)
-    result = accept(ex, ramp(2.0), obs_time=2.0, now=2.0 + latency, position=2.0)
+    result = accept(ex, ramp(2.0), obs_time=2.0, now=2.0 + latency, position=2.0, velocity=1.0)
     assert result.skipped_steps == skipped
     traj = ex.trajectory(2.0 + latency)
-    assert traj.times[0] == pytest.approx(2.0 + DT * (skipped + 1))
-    np.testing.assert_allclose(traj.positions, ramp(2.0)[skipped:])
+    arrival = 2.0 + latency + lead
+    assert traj.times[0] == pytest.approx(2.0 + DT * (skipped + 1)) and traj.times[0] >= arrival + DT - 1e-9
+    np.testing.assert_allclose(traj.positions[: H - skipped], ramp(2.0)[skipped:])
 
 
 def test_skipped_steps_agree_with_the_latency_estimate():
@@ -60,7 +68,8 @@ def test_skipped_steps_agree_with_the_latency_estimate():
         estimator.add(latency)
     ex = executor()
     result = accept(ex, ramp(5.0), obs_time=5.0, now=5.0 + estimator.expected(50.0))
-    assert result.skipped_steps == estimator.steps_skipped(DT, percentile=50.0) == 2
+    # the late steps, plus the one due less than a period after the arrival (a fresh plan)
+    assert result.skipped_steps == estimator.steps_skipped(DT, percentile=50.0) + 1 == 3
 
 
 def test_refill_is_requested_before_the_chunk_runs_out():
@@ -72,7 +81,9 @@ def test_refill_is_requested_before_the_chunk_runs_out():
     assert ex.needs_refill(1.2)  # 0.4 s = 4 steps left
     assert ex.needs_refill(1.0, expected_latency_s=0.25)  # 0.6 s left, 0.25 s of it lost to latency
     assert not ex.needs_refill(0.9, expected_latency_s=0.25)
-    assert ex.trajectory(1.6) is None and ex.needs_refill(1.7)
+    assert ex.needs_refill(1.6) and ex.remaining_s(1.6) == 0.0  # the chunk's targets are used up ...
+    assert ex.trajectory(1.6).times[-1] == pytest.approx(1.7)  # ... its braking tail is not
+    assert ex.trajectory(1.7) is None and ex.needs_refill(1.7)
 
 
 def test_refill_threshold_in_seconds():
@@ -174,7 +185,7 @@ def test_the_point_being_approached_never_moves():
     traj = ex.trajectory(0.43)
     assert traj.times[0] == pytest.approx(0.5)
     np.testing.assert_array_equal(traj.positions[0], heading_to)
-    np.testing.assert_allclose(traj.positions[1:, 0], ramp(0.4, offset=0.3)[1:, 0])
+    np.testing.assert_allclose(traj.positions[1:H, 0], ramp(0.4, offset=0.3)[1:, 0])
 
 
 def test_unaligned_chunk_is_resampled_on_the_control_grid():
@@ -184,8 +195,8 @@ def test_unaligned_chunk_is_resampled_on_the_control_grid():
     traj = ex.trajectory(0.5)
     np.testing.assert_allclose(np.diff(traj.times), DT)
     assert traj.times[0] == pytest.approx(0.6)
-    np.testing.assert_allclose(traj.positions[:, 0], traj.times)  # still exactly on the line
-    assert traj.times[-1] <= 0.43 + H * DT + 1e-9
+    np.testing.assert_allclose(traj.positions[:-1, 0], traj.times[:-1])  # still exactly on the line
+    assert traj.times[-2] <= 0.43 + H * DT + 1e-9  # the last chunk target; then the stop
 
 
 def test_gap_after_the_plan_holds_its_last_point():
@@ -203,8 +214,8 @@ def test_finished_plan_restarts_from_the_measured_state():
     accept(ex, np.zeros((H, 1)), obs_time=0.0, now=0.0)
     accept(ex, np.ones((H, 1)), obs_time=3.0, now=3.05, position=0.4)
     traj = ex.trajectory(3.05)
-    assert traj.start_time == pytest.approx(3.0)
-    np.testing.assert_allclose(traj.velocities[0], (1.0 - 0.4) / (2 * DT) + 0.0)  # from 0.4 at 3.0
+    assert traj.start_time == pytest.approx(3.1)  # the first grid time at or after the arrival
+    np.testing.assert_allclose(traj.velocities[0], (1.0 - 0.4) / (2 * DT) + 0.0)  # from 0.4 at 3.1
 
 
 def test_tracking_error_realigns_the_plan_with_the_arm():
@@ -215,7 +226,7 @@ def test_tracking_error_realigns_the_plan_with_the_arm():
     result = accept(ex, np.ones((H, 1)), obs_time=0.8, now=0.85, position=0.5)  # the arm is stuck
     assert result.realigned and result.blended_steps == 0
     traj = ex.trajectory(0.85)
-    assert traj.start_time == pytest.approx(0.8)  # new grid from the observation
+    assert traj.start_time == pytest.approx(0.9)  # new grid from the observation, after the arrival
     np.testing.assert_allclose(traj.positions[:, 0], 1.0)
 
 
@@ -227,7 +238,7 @@ def test_reset_clears_the_plan_but_not_the_ids():
     assert ex.trajectory(0.1) is None and ex.needs_refill(0.1) and ex.active_chunk_id is None
     result = accept(ex, ramp(0.0, offset=2.0), obs_time=0.05, now=0.1, position=-1.0)
     assert result.chunk_id == 2 and result.accepted and result.blended_steps == 0
-    assert ex.state_at(0.05)[0][0] == pytest.approx(-1.0)  # starts from the measurement
+    assert ex.state_at(0.15)[0][0] == pytest.approx(-1.0)  # starts from the measurement
 
 
 def test_state_at_interpolates_the_commanded_path():
@@ -235,8 +246,8 @@ def test_state_at_interpolates_the_commanded_path():
     accept(ex, ramp(0.0, speed=2.0), obs_time=0.0, now=0.0, position=0.0)
     position, velocity = ex.state_at(0.35)
     assert position[0] == pytest.approx(0.7) and velocity[0] == pytest.approx(2.0)
-    position, velocity = ex.state_at(5.0)  # after the end: holding the last point
-    assert position[0] == pytest.approx(3.2) and velocity[0] == 0.0
+    position, velocity = ex.state_at(5.0)  # after the end: at rest where the stop ended
+    assert position[0] == pytest.approx(3.2 + 0.5 * 2.0 * DT) and velocity[0] == 0.0
     assert ex.state_at(-1.0) is None
 
 
@@ -266,7 +277,7 @@ def run_async(ex, seed, offset, noise, latency=0.13, tick=0.02, duration=12.0):
             pending = now
         traj = ex.trajectory(now)
         if traj is not None:  # later plans overwrite points not yet due
-            executed.update({round(t, 6): p for t, p in zip(traj.times, traj.positions)})
+            executed.update({round(t, 6): p for t, p in zip(traj.times, traj.positions) if t <= duration})
         now = round(now + tick, 6)
     times = np.array(sorted(executed))
     assert np.allclose(np.diff(times), DT)  # one continuous grid, no gaps or double points
@@ -289,7 +300,7 @@ def test_seams_respect_the_limits_with_the_safety_filter(mode, seed):
     for traj in published:
         p, v = traj.positions, traj.velocities
         np.testing.assert_allclose(v[1:-1], (p[2:] - p[:-2]) / (2 * DT), atol=1e-12)  # central
-        np.testing.assert_allclose(v[-1], (p[-1] - p[-2]) / DT, atol=1e-12)
+        assert np.all(v[-1] == 0.0)  # every trajectory ends at rest
         assert np.abs(np.diff(traj.velocities, axis=0)).max() <= dv_max
     # ... and where a new one takes over, its first velocity continues the previous one
     for before, after in zip(published, published[1:]):

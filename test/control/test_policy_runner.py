@@ -95,7 +95,8 @@ def test_stale_inputs_hold_once_and_never_command():
     feed(runner, 1.0)
     assert runner.step(lambda: 1.0).trajectory is not None
     hold = runner.step(lambda: 2.0)  # inputs 1 s old > 0.5 s timeout
-    assert hold is not None and hold.trajectory is None and "stale" in hold.hold_reason
+    assert hold is not None and hold.is_hold and "stale" in hold.hold_reason
+    assert hold.trajectory.is_hold and np.all(hold.trajectory.velocities[-1] == 0.0)  # a stop JTC accepts
     assert runner.step(lambda: 2.1) is None  # the hold is published once per transition
     assert len(policy.calls) == 1 and not runner.commanding
 
@@ -120,16 +121,18 @@ def test_nan_joint_state_and_malformed_image_are_rejected():
     assert runner.counters.errors_by_input[JOINT_STATES] == 1
 
 
-def test_new_instruction_resets_queue_and_forces_reasoning():
+def test_new_instruction_replaces_the_plan_at_once_and_forces_reasoning():
     runner, policy = make_runner()
     feed(runner, 1.0)
     runner.step(lambda: 1.0)
     runner.set_instruction("push the red cube left")
-    assert policy.resets == 2 and runner.executor.active_chunk_id is None  # activate + instruction
+    assert policy.resets == 2  # activate + instruction
+    assert runner.executor.needs_refill(1.1)  # the old plan no longer waits for its refill threshold
     feed(runner, 1.1)
     cmd = runner.step(lambda: 1.1)
     assert cmd is not None and policy.calls[-1][1] is True
     assert policy.calls[-1][0].instruction == "push the red cube left"
+    assert cmd.accept.blended_steps == 0  # the old task's chunk is not blended into the new one
 
 
 def test_no_instruction_and_estop_hold():
@@ -143,7 +146,7 @@ def test_no_instruction_and_estop_hold():
     runner.set_enabled(False)
     feed(runner, 1.2)
     hold = runner.step(lambda: 1.2)
-    assert hold.trajectory is None and hold.hold_reason
+    assert hold.is_hold and hold.hold_reason == "disabled"
 
 
 def test_inference_failure_holds_and_is_counted():
