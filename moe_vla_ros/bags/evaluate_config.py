@@ -271,7 +271,8 @@ class EvaluationConfig:
                 values[name] = p[f"safety.{name}"]
         if "execution.allow_nonzero_velocity_at_trajectory_end" in p:
             values["allow_nonzero_end_velocity"] = p["execution.allow_nonzero_velocity_at_trajectory_end"]
-        checks = {f.name: p[f"input_checks.{f.name}"] for f in fields(InputCheckConfig) if f"input_checks.{f.name}" in p}
+        names = [f.name for f in fields(InputCheckConfig)]
+        checks = {name: p[f"input_checks.{name}"] for name in names if f"input_checks.{name}" in p}
         if checks:  # as the node reads them (<= 0 disables an optional check)
             try:
                 parsed = InputCheckConfig.from_params(checks)

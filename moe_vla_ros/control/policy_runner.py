@@ -422,7 +422,8 @@ class PolicyRunner:
             good = now - self._bad_until
             code, cause = self._recovering
             if good < self.config.recovery_s:
-                return code, f"recovering: inputs good for {max(good, 0.0):.2f} of {self.config.recovery_s} s after: {cause}"
+                good_s = f"{max(good, 0.0):.2f} of {self.config.recovery_s} s"
+                return code, f"recovering: inputs good for {good_s} after: {cause}"
             self._recovering = None
         if not self._instruction:
             return HOLD_NO_INSTRUCTION, "no instruction"

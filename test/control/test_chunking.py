@@ -323,3 +323,141 @@ def test_blending_alone_keeps_seams_smooth(mode):
     dv = lambda p: np.abs(np.diff(p, 2, axis=0)).max() / DT  # noqa: E731  velocity jump per step
     assert dv(smooth) <= bound
     assert dv(hard) > 2 * dv(smooth)  # blending is what keeps the seams smooth
+
+
+# -- ends at rest, holds, fresh starts after latency (what joint_trajectory_controller accepts) --
+
+
+def jtc_verdict(traj, now, joints=("j0",)):
+    """joint_trajectory_controller's verdict on `traj` received at `now` (jtc_rules)."""
+    from moe_vla_ros.control.jtc_rules import JtcParams, check_trajectory
+
+    return check_trajectory(joints, traj.start_time, traj.times - traj.start_time, traj.positions,
+                            traj.velocities, None, JtcParams(joints=joints), now)
+
+
+def interval_velocities(start, positions):
+    return np.diff(np.concatenate([start[None], positions]), axis=0) / DT  # [n, J]
+
+
+def test_every_chunk_ends_at_rest_within_the_acceleration_limit():
+    ex = executor(safety=True)
+    accept(ex, ramp(0.0, speed=1.0), obs_time=0.0, now=0.0, velocity=1.0)  # at V_MAX up to the end
+    traj = ex.trajectory(0.0)
+    assert traj.velocities[-1, 0] == 0.0 and jtc_verdict(traj, 0.0).accepted
+    # after the last target (1.6 rad at 1.6 s) the plan brakes: 1 rad/s / 4 rad/s^2 = 0.25 s -> 3
+    # periods at 3.33 rad/s^2, 0.15 rad further; the previous point still moves: a real stop
+    tail = traj.positions[H:, 0]
+    np.testing.assert_allclose(tail, 1.6 + np.array([0.1 - 0.5 / 0.3 * 0.01, 0.2 - 0.5 / 0.3 * 0.04, 0.15]))
+    np.testing.assert_allclose(traj.velocities[H:, 0], [2 / 3, 1 / 3, 0.0], atol=1e-12)
+    v = interval_velocities(np.array([0.0]), traj.positions)  # from row 0 (0.0 at 0.0 s, 1 rad/s)
+    dv = np.abs(np.diff(np.concatenate([[[1.0]], v]), axis=0))
+    assert dv.max() <= A_MAX * DT + 1e-9 and np.abs(v).max() <= V_MAX + 1e-9
+    assert ex.remaining_s(1.0) == pytest.approx(0.6)  # refill timing uses the last target, not the stop
+
+
+def test_nonzero_end_velocity_only_when_allowed():
+    ex = executor(safety=True, allow_nonzero_end_velocity=True)
+    accept(ex, ramp(0.0, speed=1.0), obs_time=0.0, now=0.0, velocity=1.0)
+    traj = ex.trajectory(0.0)
+    assert len(traj.positions) == H and traj.velocities[-1, 0] == pytest.approx(1.0)
+    verdict = jtc_verdict(traj, 0.0)
+    assert not verdict.accepted and verdict.rule == "nonzero_end_velocity"  # what JTC refuses by default
+
+
+@pytest.mark.parametrize("latency", [0.13, 0.25])
+def test_end_at_rest_leaves_the_executed_path_unchanged_while_chunks_keep_refilling(latency):
+    """The braking tail lies after the last chunk target; a refill replaces the plan before it
+    (blending only uses the old chunk's targets), so the executed path is the same to 1e-12."""
+    paths = []
+    for allow in (True, False):
+        ex = executor(num_joints=2, safety=True, allow_nonzero_end_velocity=allow)
+        times, positions, published = run_async(ex, seed=1, offset=0.08, noise=0.01, latency=latency)
+        paths.append(positions)
+        if not allow:
+            assert all(np.all(t.velocities[-1] == 0.0) for t in published)
+    assert paths[0].shape == paths[1].shape and np.abs(paths[0] - paths[1]).max() <= 1e-12
+
+
+def test_a_late_chunk_continues_from_the_stop_within_the_limits():
+    ex = executor(safety=True)
+    accept(ex, ramp(0.0, speed=0.5), obs_time=0.0, now=0.0, velocity=0.5)  # last target 0.8 rad at 1.6 s
+    before = ex.trajectory(0.0)
+    # 0.5 rad/s / 4 rad/s^2 = 0.125 s -> 2 periods at 2.5 rad/s^2: 0.8375 at 1.7 s, 0.85 at rest at 1.8 s
+    np.testing.assert_allclose(before.positions[H:, 0], [0.8375, 0.85])
+    result = accept(ex, ramp(1.6, speed=0.5, offset=0.05), obs_time=1.6, now=1.75)  # arrives during the stop
+    assert result.accepted
+    traj = ex.trajectory(1.75)
+    assert traj.times[0] == pytest.approx(1.8) and traj.positions[0, 0] == pytest.approx(0.85)  # kept
+    path = np.concatenate([before.positions[:H + 1, 0], traj.positions[:, 0]])  # [.., 0.8375 @1.7, 0.85 @1.8, ..]
+    v = np.diff(np.concatenate([[0.0], path])) / DT
+    assert np.abs(np.diff(v)).max() <= A_MAX * DT + 1e-9 and traj.velocities[-1, 0] == 0.0
+
+
+def test_brake_stops_from_the_commanded_state_at_arrival_within_the_acceleration_limit():
+    ex = executor(safety=True, execution_lead_s=0.02)
+    accept(ex, ramp(0.0, speed=1.0), obs_time=0.0, now=0.0, velocity=1.0)
+    hold = ex.brake(0.5)  # arrives at 0.52 s: commanded 0.52 rad at 1 rad/s
+    assert hold.is_hold and hold.chunk_id == -1 and hold.start_time == pytest.approx(0.52)
+    np.testing.assert_allclose(hold.times, [0.62, 0.72, 0.82])  # 1 / 4 s -> 3 periods at 3.33 rad/s^2
+    np.testing.assert_allclose(hold.positions[:, 0], 0.52 + np.array([0.1 - 0.05 / 3, 0.2 - 0.2 / 3, 0.15]))
+    np.testing.assert_allclose(hold.velocities[:, 0], [2 / 3, 1 / 3, 0.0], atol=1e-12)
+    assert hold.velocities[-1, 0] == 0.0 and jtc_verdict(hold, 0.52).accepted
+    # the arm stops 0.15 rad after the arrival, 0.3 s later (the chunk would have gone on to 1.6 rad at 1.6 s)
+    assert ex.holding and ex.active_chunk_id is None and ex.needs_refill(0.5)
+    assert ex.state_at(2.0)[0][0] == pytest.approx(0.67) and ex.state_at(2.0)[1][0] == 0.0
+
+
+def test_brake_without_a_plan_holds_the_given_position_or_nothing():
+    ex = executor(num_joints=2, safety=True, execution_lead_s=0.02)
+    assert ex.brake(1.0) is None  # nothing known to hold at
+    hold = ex.brake(1.0, position=np.array([0.3, -0.2]))
+    assert hold.start_time == pytest.approx(1.02) and hold.times[0] == pytest.approx(1.12)
+    np.testing.assert_array_equal(hold.positions, [[0.3, -0.2]])
+    np.testing.assert_array_equal(hold.velocities, [[0.0, 0.0]])
+    assert jtc_verdict(hold, 1.02, joints=("j0", "j1")).accepted
+
+
+def test_brake_without_an_acceleration_limit_stops_in_one_period():
+    ex = executor()  # no safety filter
+    accept(ex, ramp(0.0, speed=2.0), obs_time=0.0, now=0.0, velocity=2.0)
+    hold = ex.brake(0.5)
+    np.testing.assert_allclose(hold.positions[:, 0], [1.0 + 0.5 * 2.0 * DT])
+    assert hold.velocities[-1, 0] == 0.0
+
+
+@pytest.mark.parametrize("latency", [0.08, 0.12, 0.25])
+def test_fresh_plan_after_latency_respects_the_limits_from_the_arrival_state(latency):
+    """The arm rests at 0 when observed; the chunk wants 1 rad/s from the observation time on.
+    Arrival = now + lead; the first point is a period or more after it, and the path from the
+    arm's state (rest at 0) stays within V_MAX and A_MAX (per control period, as the filter
+    counts) and within V_MAX on the stretch from the arrival to the first point."""
+    lead = 0.02
+    ex = executor(safety=True, execution_lead_s=lead)
+    now = 1.0 + latency
+    assert accept(ex, ramp(1.0, offset=-1.0), obs_time=1.0, now=now, position=0.0, velocity=0.0).accepted
+    traj = ex.trajectory(now)
+    arrival = now + lead
+    assert traj.times[0] >= arrival + DT - 1e-9 and traj.start_time >= arrival - 1e-9
+    v = interval_velocities(np.array([0.0]), traj.positions)  # row 0: rest at 0 at start_time
+    dv = np.abs(np.diff(np.concatenate([[[0.0]], v]), axis=0))
+    assert np.abs(v).max() <= V_MAX + 1e-9 and dv.max() <= A_MAX * DT + 1e-9
+    assert traj.positions[0, 0] / (traj.times[0] - arrival) <= V_MAX
+    assert traj.positions[0, 0] == pytest.approx(A_MAX * DT * DT)  # accelerating from rest, not jumping
+    assert jtc_verdict(traj, arrival).accepted
+
+
+def test_seam_after_latency_keeps_the_approached_point_and_the_limits():
+    lead = 0.02
+    ex = executor(safety=True, execution_lead_s=lead, blend="none")
+    accept(ex, ramp(0.0, speed=1.0), obs_time=0.0, now=0.0, velocity=1.0)
+    now = 0.43  # arrival 0.45: the controller is heading to the point due at 0.5
+    heading_to = ex.state_at(0.5)[0].copy()
+    assert accept(ex, ramp(0.3, speed=-1.0, offset=1.2), obs_time=0.3, now=now).accepted  # reverses
+    traj = ex.trajectory(now)
+    assert traj.times[0] == pytest.approx(0.5) and traj.positions[0, 0] == pytest.approx(heading_to[0])
+    arrival_state = np.array([0.45])  # commanded at the arrival: the old ramp
+    v = np.concatenate([[[1.0]], interval_velocities(np.array([0.4]), traj.positions)])  # from 0.4 rad @0.4 s
+    assert np.abs(v).max() <= V_MAX + 1e-9 and np.abs(np.diff(v, axis=0)).max() <= A_MAX * DT + 1e-9
+    assert (traj.positions[0, 0] - arrival_state[0]) / (traj.times[0] - now - lead) <= V_MAX + 1e-9
+    assert jtc_verdict(traj, now + lead).accepted

@@ -176,3 +176,226 @@ def test_limits_must_match_model_joints():
     with pytest.raises(ValueError, match="safety limits joints"):
         PolicyRunner(RampPolicy(), RunnerConfig(ChunkExecutorConfig.from_contract(CONTRACT)),
                      SafetyLimits(("x", "y"), (-1, -1), (1, 1), (1, 1), (1, 1)))
+
+
+# -- every input checked, holds JTC accepts, recovery hysteresis ---------------------------------
+
+from moe_vla_ros.control.input_checks import InputCheckConfig  # noqa: E402
+from moe_vla_ros.control.jtc_rules import JtcParams, check_trajectory  # noqa: E402
+from moe_vla_ros.control.policy_runner import HOLD_REJECTED, HOLD_STALE  # noqa: E402
+
+ALL_30HZ = {"front": 30.0, "wrist": 30.0, "joints": 30.0}
+
+
+def deliver(runner, name, stamp, now, q):
+    if name == "joints":
+        runner.add_joint_state(stamp, JointVector(np.asarray(q, float), None), now)
+    else:
+        runner.add_image(name, stamp, np.zeros((8, 8, 3), np.uint8), now)
+
+
+def follower(start=(0.0, 0.0)):
+    """An arm that follows the runner's commanded path exactly (at `start` until then)."""
+    state = {"q": np.array(start, float)}
+
+    def q(runner, t):
+        commanded = runner.executor.state_at(t)
+        if commanded is not None:
+            state["q"] = commanded[0]
+        return state["q"]
+
+    return q
+
+
+def simulate(runner, t0, t1, rates=ALL_30HZ, q=None, stamp=lambda name, t: t, tick=0.01, skip=None, arm=None):
+    """Deliver every input at its rate (stamp(name, t); joint positions q(t), default: an arm
+    following the commands from (0, 0)), step every tick. skip(name, t) -> True drops a
+    message. Returns [(time, command)] for every command."""
+    if arm is None:
+        arm = follower() if q is None else (lambda runner, t: q(t))
+    next_at = dict.fromkeys(rates, t0)
+    commands, t = [], t0
+    while t < t1 - 1e-9:
+        for name, rate in rates.items():
+            if t >= next_at[name] - 1e-9:
+                if skip is None or not skip(name, t):
+                    deliver(runner, name, stamp(name, t), t, arm(runner, t))
+                next_at[name] += 1.0 / rate
+        command = runner.step(lambda: t)
+        if command is not None:
+            commands.append((t, command))
+        t = round(t + tick, 9)
+    return commands
+
+
+def jtc_accepts(traj, now):
+    verdict = check_trajectory(("a", "b"), traj.start_time, traj.times - traj.start_time, traj.positions,
+                               traj.velocities, None, JtcParams(joints=("a", "b")), now)
+    return verdict.accepted
+
+
+def test_published_chunks_end_at_rest_and_jtc_accepts_them():
+    runner, _ = make_runner()
+    commands = simulate(runner, 1.0, 4.0)
+    chunks = [(t, c) for t, c in commands if not c.is_hold]
+    assert len(chunks) >= 6
+    for t, c in chunks:
+        assert np.all(c.trajectory.velocities[-1] == 0.0) and jtc_accepts(c.trajectory, t)
+
+
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (np.degrees([0.1, 0.2]), "joint_states rejected: b at 11.46 rad outside [-1.0, 1.0]+0.05"),
+        ((1.5, 0.2), "joint_states rejected: a at 1.5 rad outside [-1.0, 1.0]+0.05"),  # 0.5 rad past its limit
+    ],
+)
+def test_out_of_limit_joint_state_while_executing_holds_and_no_command_is_computed_from_it(bad, reason):
+    runner, policy = make_runner()
+    assert simulate(runner, 1.0, 1.5, arm=follower((0.1, 0.2))) and runner.commanding
+    calls = len(policy.calls)
+    commanded = runner.executor.state_at(1.5)[0]
+    runner.add_joint_state(1.5, JointVector(np.array(bad, float), None), 1.5)
+    hold = runner.step(lambda: 1.5)
+    assert hold.is_hold and hold.hold_reason == reason
+    # the stop starts from the commanded state (0.1 rad/s: < 0.01 rad on), never from the rejected measurement
+    assert np.abs(hold.trajectory.positions - commanded).max() < 0.01 and jtc_accepts(hold.trajectory, 1.5)
+    later = simulate(runner, 1.5, 3.0, q=lambda t: bad)  # the bad state goes on (with good cameras)
+    assert later == [] and len(policy.calls) == calls and not runner.commanding
+    assert runner.hold_reason(3.0) == reason
+    c = runner.counters
+    assert c.rejected_by_reason["joint_states/out_of_limits"] == 1 + 45 and c.holds_by_reason == {HOLD_REJECTED: 1}
+
+
+def test_joint_state_in_degrees_without_position_limits_is_rejected_as_a_jump():
+    limits = SafetyLimits.from_optional(("a", "b"), max_velocity=1.0, max_acceleration=10.0)
+    assert not limits.has_position_limits
+    cfg = RunnerConfig(ChunkExecutorConfig.from_contract(CONTRACT, refill_threshold_s=0.4, max_observation_age_s=0.3),
+                       default_instruction="reach")
+    runner, policy = PolicyRunner(RampPolicy(), cfg, limits), None
+    runner.activate(0.0)
+    assert simulate(runner, 1.0, 1.5, arm=follower((0.1, 0.2))) and runner.commanding
+    hold = simulate(runner, 1.5, 1.6, q=lambda t: np.degrees([0.1, 0.2]))
+    assert len(hold) == 1 and hold[0][1].is_hold and hold[0][0] == pytest.approx(1.5)
+    reason = hold[0][1].hold_reason  # the last good joint state was 0.03 s earlier
+    assert reason == "joint_states rejected: b jumped 11.21 rad in 0.030 s (max 0.065 rad: 1.5 x 1.0 rad/s + 0.02)"
+
+
+def test_frozen_joint_states_while_the_plan_moves_hold():
+    runner, _ = make_runner(input_checks=InputCheckConfig(frozen_after_s=0.3, frozen_min_motion_rad=0.01))
+    commands = simulate(runner, 1.0, 2.5, q=lambda t: (0.0, 0.0))  # the joint state never changes
+    first, holds = commands[0][0], [(t, c) for t, c in commands if c.is_hold]
+    assert len(holds) == 1 and "frozen joint states" in holds[0][1].hold_reason
+    assert 0.3 <= holds[0][0] - first <= 0.45  # detected once the plan moved 0.01 rad for 0.3 s
+    assert runner.counters.rejected_by_reason["joint_states/frozen"] >= 1
+
+
+def test_unfollowed_commands_hold():
+    runner, _ = make_runner(input_checks=InputCheckConfig(max_tracking_error_rad=0.05))
+    # the plan moves +0.1 rad/s, the arm -0.05 rad/s: 0.05 rad apart after ~0.33 s
+    commands = simulate(runner, 1.0, 2.5, q=lambda t: (-0.05 * (t - 1.0), 0.0))
+    holds = [(t, c) for t, c in commands if c.is_hold]
+    assert len(holds) == 1 and "the arm does not follow" in holds[0][1].hold_reason
+    assert holds[0][0] - commands[0][0] <= 0.5
+    assert runner.counters.holds_by_reason == {HOLD_REJECTED: 1}
+
+
+@pytest.mark.parametrize(
+    "name, stamp, code",
+    [
+        ("front", lambda t: t - 1.0, "stamp_too_old"),
+        ("front", lambda t: t + 0.3, "stamp_in_future"),
+        ("wrist", lambda t: 0.0, "stamp_zero"),
+        ("joints", lambda t: 0.0, "stamp_zero"),
+        ("joints", lambda t: 1.9, "stamp_not_newer"),  # a frozen stamp (then too old)
+    ],
+)
+def test_bad_stamps_hold_with_a_reason_within_the_input_timeout(name, stamp, code):
+    runner, _ = make_runner()
+    simulate(runner, 1.0, 2.0)
+    assert runner.commanding
+    commands = simulate(runner, 2.0, 4.0, stamp=lambda n, t: stamp(t) if n == name else t)
+    holds = [(t, c) for t, c in commands if c.is_hold]
+    assert len(holds) == 1 and holds[0][0] <= 2.0 + 0.5 and commands[-1] == holds[0]  # nothing after it
+    key = "joint_states" if name == "joints" else f"camera/{name}"
+    reason = runner.hold_reason(4.0)
+    assert reason.startswith(f"stale {key} ({key} rejected: ") and not runner.commanding
+    assert runner.counters.rejected_by_reason[f"{key}/{code}"] >= 1
+    assert runner.counters.holds_by_reason == {HOLD_STALE: 1}
+
+
+def test_slow_camera_gives_at_most_one_hold_resume_cycle():
+    """A camera at 1.9 Hz against a 0.5 s input timeout: stale for 26 ms of every 526 ms."""
+    rates = {"front": 1.9, "wrist": 30.0, "joints": 30.0}
+    runner, _ = make_runner(recovery_s=0.0)  # no hysteresis: it cycles
+    commands = simulate(runner, 1.0, 9.0, rates=rates)
+    cycling = sum(c.is_hold for _, c in commands)
+    assert cycling >= 10
+    runner, _ = make_runner()  # recovery_s = 1.0
+    commands = simulate(runner, 1.0, 9.0, rates=rates)
+    holds = [t for t, c in commands if c.is_hold]
+    resumes = [t for t, c in commands if not c.is_hold and holds and t > holds[0]]
+    assert len(holds) <= 1 and len(resumes) <= 1
+    assert "recovering" in runner.hold_reason(9.0) and "stale camera/front" in runner.hold_reason(9.0)
+
+
+def test_commanding_resumes_only_after_every_input_was_good_for_recovery_s():
+    runner, _ = make_runner()
+    skip = lambda name, t: name == "joints" and 2.0 <= t < 2.7  # noqa: E731
+    commands = simulate(runner, 1.0, 3.2, skip=skip)
+    assert runner.hold_reason(3.2).startswith("recovering: inputs good for 0.50 of 1.0 s after: stale joint_states")
+    commands += simulate(runner, 3.2, 5.0, arm=follower(runner.executor.state_at(3.2)[0]))
+    holds = [t for t, c in commands if c.is_hold]
+    resumed = [t for t, c in commands if not c.is_hold and t > 2.5]
+    assert len(holds) == 1 and holds[0] == pytest.approx(1.0 + 29 / 30 + 0.5, abs=0.01)  # last at 1.967, +0.5 s
+    assert resumed and 2.7 + 1.0 <= resumed[0] <= 2.7 + 1.0 + 0.05  # joints back at 2.7, 1 s good
+
+
+def test_estop_returns_a_braking_hold_at_once_and_only_once():
+    runner, _ = make_runner()
+    simulate(runner, 1.0, 1.62, arm=follower((0.1, 0.2)))
+    commanded = runner.executor.state_at(1.62)[0]
+    hold = runner.set_enabled(False, now=1.62)
+    assert hold.is_hold and hold.hold_reason == "disabled" and jtc_accepts(hold.trajectory, 1.62)
+    traj = hold.trajectory
+    assert traj.start_time == pytest.approx(1.62) and traj.times[-1] - 1.62 <= 0.1 + 1e-9  # stopped in a period
+    assert np.abs(traj.positions[-1] - commanded).max() <= 0.1 * 0.1  # 0.1 rad/s: < 0.01 rad further
+    assert runner.step(lambda: 1.63) is None and simulate(runner, 1.63, 2.0) == []
+    assert runner.set_enabled(False, now=2.0) is None  # already holding
+    runner.set_enabled(True)
+    resumed = simulate(runner, 2.0, 2.1)
+    assert resumed and not resumed[0][1].is_hold and resumed[0][0] == pytest.approx(2.0)  # no recovery after an e-stop
+
+
+def test_no_hold_is_published_before_the_runner_commands():
+    """Nothing of ours executes yet: the controller holds already, so a bad input before the
+    first command is reported (hold_reason, counters) but returns no hold command."""
+    runner, _ = make_runner()
+    commands = simulate(runner, 1.0, 1.5, q=lambda t: (2.0, 0.0))
+    assert commands == [] and runner.hold_reason(1.5).startswith("joint_states rejected: a at 2 rad outside")
+    assert runner.hold(1.5, "deactivated") is None
+
+
+def test_requested_hold_and_error_hold_brake_from_the_plan():
+    runner, _ = make_runner()
+    simulate(runner, 1.0, 1.3)
+    hold = runner.hold(1.3, "deactivated")
+    assert hold.is_hold and hold.hold_reason == "deactivated" and runner.counters.holds_by_reason == {"requested": 1}
+    simulate(runner, 1.3, 1.5)
+    assert runner.commanding
+    hold = runner.record_error("publish failed", now=1.5)
+    assert hold.is_hold and jtc_accepts(hold.trajectory, 1.5) and runner.counters.inference_errors == 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"recovery_s": -1.0}, "recovery_s must be a number >= 0, got -1.0"),
+        ({"input_timeout_s": 0.0}, "input_timeout_s must be a number > 0, got 0.0"),
+        ({"sync_slop_s": float("nan")}, "sync_slop_s must be a number > 0, got nan"),
+        ({"input_checks": {"max_stamp_age_s": 1.0}}, "input_checks must be an InputCheckConfig, got dict"),
+    ],
+)
+def test_runner_config_validation_names_the_bad_value(change, message):
+    with pytest.raises(ValueError, match=message):
+        RunnerConfig(ChunkExecutorConfig.from_contract(CONTRACT), **change)

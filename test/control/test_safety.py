@@ -228,3 +228,68 @@ def test_random_bad_starts_still_keep_position_and_velocity(limits, seed):
     chunk = rng.uniform(-4.0, 4.0, size=(20, 3))
     out = SafetyFilter(limits).filter(chunk, DT, start, velocity)
     assert_within_limits(limits, start, velocity, out.positions, check_acceleration=False)
+
+
+# -- optional limits and braking ----------------------------------------------------------------
+
+from moe_vla_ros.control.safety import braking_path  # noqa: E402
+
+
+def test_limits_from_optional_lists():
+    assert SafetyLimits.from_optional(NAMES, [], [], [], []) is None  # nothing configured
+    only_motion = SafetyLimits.from_optional(NAMES, [], [], [1.0, 0.5, 2.0], 4.0)
+    assert not only_motion.has_position_limits and only_motion.lower is None and only_motion.upper is None
+    assert only_motion.configured == ("max_velocity", "max_acceleration")
+    np.testing.assert_array_equal(only_motion.arrays["lower"], -np.inf)
+    full = SafetyLimits.from_optional(NAMES, [-1, -1, -1], [1, 1, 1], [1, 1, 1], [])
+    assert full.has_position_limits and not full.has_acceleration_limits
+    assert full.configured == ("position", "max_velocity")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"lower": [-1.0, -1.0, -1.0]}, "position limits need both lower and upper: lower is set, upper is not"),
+        ({"upper": [1.0, 1.0, 1.0]}, "position limits need both lower and upper: upper is set, lower is not"),
+        ({"max_velocity": [1.0, 2.0]}, "max_velocity has 2 values, expected 3"),
+        ({"max_acceleration": [1.0, -2.0, 1.0]}, "max_acceleration must be > 0, got elbow=-2.0"),
+    ],
+)
+def test_optional_limit_errors_name_the_bad_value(kwargs, message):
+    with pytest.raises(SafetyConfigError, match=message):
+        SafetyLimits.from_optional(NAMES, **kwargs)
+
+
+def test_from_config_accepts_limits_set_to_none():
+    limits = SafetyLimits.from_config(NAMES, {"lower": None, "upper": [], "max_velocity": 1.0, "max_acceleration": 2.0})
+    assert not limits.has_position_limits and limits.max_velocity == (1.0, 1.0, 1.0)
+
+
+def test_velocity_and_acceleration_limits_apply_without_position_limits():
+    limits = SafetyLimits.from_optional(NAMES, max_velocity=[1.0, 0.5, 2.0], max_acceleration=4.0)
+    start = np.array([5.0, -7.0, 0.0])  # far from anything a position limit would allow: no check
+    targets = start + np.array([1.0, -1.0, 3.0]) * np.ones((10, 1))  # a jump of 1-3 rad
+    out = SafetyFilter(limits).filter(targets, DT, start)
+    assert out.report.accepted and out.report.velocity_limited.any() and out.report.acceleration_limited.all()
+    assert_within_limits(limits, start, np.zeros(3), out.positions)
+    np.testing.assert_allclose(out.positions[0] - start, [0.04, -0.04, 0.04])  # A * dt^2 from rest
+
+
+def test_acceleration_limit_alone_is_applied():
+    limits = SafetyLimits.from_optional(("a",), max_acceleration=4.0)
+    out = SafetyFilter(limits).filter(np.full((5, 1), 1.0), DT, np.zeros(1))
+    v = interval_velocities(np.zeros(1), out.positions)
+    assert np.abs(np.diff(np.concatenate([[[0.0]], v]), axis=0)).max() <= 4.0 * DT + TOL
+
+
+def test_braking_path_stops_all_joints_together_within_the_acceleration_limit():
+    q, v = np.array([0.0, 1.0]), np.array([1.0, -0.5])
+    positions, velocities = braking_path(q, v, DT, np.array([4.0, 4.0]))
+    # joint 0 needs 0.25 s -> 3 periods; both stop at 0.3 s, decelerating at 3.33 and 1.67 rad/s^2
+    np.testing.assert_allclose(positions[-1], q + 0.5 * v * 0.3)
+    np.testing.assert_allclose(velocities, [[2 / 3, -1 / 3], [1 / 3, -1 / 6], [0.0, 0.0]], atol=1e-12)
+    assert np.all(velocities[-1] == 0.0)
+    at_rest, rest_v = braking_path(q, np.zeros(2), DT, np.array([4.0, 4.0]))
+    np.testing.assert_array_equal(at_rest, [q]) and np.testing.assert_array_equal(rest_v, [[0.0, 0.0]])
+    clipped, _ = braking_path(np.array([0.99]), np.array([1.0]), DT, np.array([4.0]), np.array([-1.0]), np.array([1.0]))
+    assert clipped.max() <= 1.0
