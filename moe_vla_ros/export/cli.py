@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from moe_vla_ros.export.config import ExportConfig, ExportConfigError, QuantizationGate
+from moe_vla_ros.export.config import INT8_SCHEME_CHOICES, ExportConfig, ExportConfigError, QuantizationGate
 from moe_vla_ros.export.errors import ExportError
 from moe_vla_ros.runtime.manifest import Manifest
 
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MoE formulations to export, comma-separated: sparse (CPU), dense (TensorRT)")
     p.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset (18..21)")
     p.add_argument("--int8", action="store_true", help="also make gated int8 (dynamic MatMul) variants")
+    p.add_argument("--int8-scheme", choices=INT8_SCHEME_CHOICES, default=defaults.int8_scheme,
+                   help="int8 weight quantisation (7-bit weights: no int16 saturation on AVX2 CPUs)")
     p.add_argument("--fp16", action="store_true", help="also make gated fp16 variants of the dense graphs")
     p.add_argument("--tolerance", type=float, default=defaults.tolerance, help="max |torch - ORT| per graph output")
     p.add_argument("--action-tolerance", type=float, default=defaults.action_tolerance,
@@ -54,7 +56,7 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
         formulations=tuple(f.strip() for f in args.formulations.split(",") if f.strip()),
         opset=args.opset, keep_checkpoint=not args.no_checkpoint, force=args.force,
         tolerance=args.tolerance, action_tolerance=args.action_tolerance, seed=args.seed,
-        int8=args.int8, fp16=args.fp16,
+        int8=args.int8, int8_scheme=args.int8_scheme, fp16=args.fp16,
         int8_gate=QuantizationGate(args.int8_max_action_error, args.int8_min_router_agreement),
         fp16_gate=QuantizationGate(args.fp16_max_action_error, args.fp16_min_router_agreement),
     )  # fmt: skip
@@ -72,6 +74,10 @@ def summary(manifest: Manifest, out: Path) -> str:
         lines.append(f"  {v['formulation']}/{v['precision']}: {'kept' if v['kept'] else 'DROPPED'} "
                      f"(max action error {m['max_action_error']:.3g} rad, router agreement {m['router_agreement']:.3f}, "
                      f"reasoning agreement {m['reasoning_agreement']:.2f})")  # fmt: skip
+        if "scheme" in v or "gated_on" in v:
+            hw = v.get("gated_on", {})
+            lines.append(f"    scheme {v.get('scheme', {}).get('name', '-')}, gated on {hw.get('cpu_model', '?')} "
+                         f"({hw.get('int8_kernel', '?')}), onnxruntime {hw.get('onnxruntime', '?')}")  # fmt: skip
     return "\n".join(lines)
 
 

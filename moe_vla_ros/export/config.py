@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from moe_vla_ros.runtime.manifest import FORMULATIONS
 
 EXPORT_OPSETS = range(18, 22)  # torch.onnx.export(dynamo=True) targets opset >= 18
+# int8 schemes that cannot saturate on any CPU (export/quantize.py INT8_SCHEMES; 8-bit U8S8 is not offered).
+INT8_SCHEME_CHOICES = ("u8s8_w7",)
 
 
 class ExportConfigError(ValueError):
@@ -76,6 +78,9 @@ class ExportConfig:
 
     Quantised variants (kept only when they pass their gate; measured numbers always reported):
         int8: dynamic int8 MatMul variants of every graph (quant_pre_process first).
+        int8_scheme: weight quantisation of the int8 variants, one of INT8_SCHEME_CHOICES:
+            "u8s8_w7" (uint8 dynamic activations, 7-bit symmetric int8 weights per tensor), which
+            ONNX Runtime's AVX2 kernel cannot saturate (export/quantize.py).
         fp16: float16 variants of the dense graphs (I/O kept float32).
         gate_observations: held-out observations of the gates (seeded apart from verification).
         int8_gate, fp16_gate: thresholds.
@@ -92,6 +97,7 @@ class ExportConfig:
     policy_observations: int = 4
     seed: int = 0
     int8: bool = False
+    int8_scheme: str = INT8_SCHEME_CHOICES[0]
     fp16: bool = False
     gate_observations: int = 8
     int8_gate: QuantizationGate = field(default_factory=lambda: QuantizationGate(0.05, 0.9))
@@ -107,6 +113,8 @@ class ExportConfig:
         object.__setattr__(self, "formulations", formulations)
         if self.opset not in EXPORT_OPSETS:
             raise ExportConfigError(f"opset must be in {EXPORT_OPSETS.start}..{EXPORT_OPSETS.stop - 1}, got {self.opset!r}")
+        if self.int8_scheme not in INT8_SCHEME_CHOICES:
+            raise ExportConfigError(f"int8_scheme must be one of {INT8_SCHEME_CHOICES}, got {self.int8_scheme!r}")
         if self.fp16 and "dense" not in formulations:
             raise ExportConfigError(f"fp16 variants are made from dense graphs: add 'dense' to formulations {list(formulations)}")
         for name in ("tolerance", "tie_margin", "action_tolerance"):

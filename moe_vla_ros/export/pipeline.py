@@ -11,7 +11,8 @@ every check passed):
 3. copy tokenizer files and (optionally) the checkpoint, write a manifest;
 4. verify the whole ONNX Runtime policy against the torch policy;
 5. optional int8 / fp16 variants, each gated against fp32 on held-out observations; only
-   variants that pass are kept and listed, the measured numbers are reported either way;
+   variants that pass are kept and listed, the measured numbers are reported either way,
+   with the int8 scheme and the hardware the gate ran on (CPU model, ISA flags, ORT version);
 6. write the final manifest (sha256 of every file) and move the folder into place (replacing
    an existing one only with `force`, by an atomic directory exchange where the OS has one).
 """
@@ -38,7 +39,7 @@ import moe_vla_ros
 from moe_vla_ros.export.config import ExportConfig
 from moe_vla_ros.export.errors import ExportError
 from moe_vla_ros.export.graphs import check_graph_ops, example_inputs, export_stage, graph_file
-from moe_vla_ros.export.quantize import gate_variant, make_fp16, make_int8
+from moe_vla_ros.export.quantize import INT8_SCHEMES, gate_variant, make_fp16, make_int8
 from moe_vla_ros.export.verify import verify_graphs, verify_policy_parity
 from moe_vla_ros.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint
 from moe_vla_ros.model.vla import MoEVLA
@@ -117,7 +118,8 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
     base = {(g.stage, g.formulation): g for g in manifest.graphs if g.precision == "fp32"}
     candidates: list[tuple[str, str]] = []  # (formulation, precision)
     new_entries: list[GraphEntry] = []
-    for precision, wanted, maker in (("int8", cfg.int8, make_int8), ("fp16", cfg.fp16, make_fp16)):
+    int8_bound = 0  # largest AVX2 pair sum over every int8 graph (export/quantize.py)
+    for precision, wanted in (("int8", cfg.int8), ("fp16", cfg.fp16)):
         if not wanted:
             continue
         formulations = cfg.formulations if precision == "int8" else ("dense",)
@@ -125,7 +127,11 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
             if precision == "fp16" and formulation != "dense":
                 continue  # fp16: dense graphs only; vision and reasoning stay fp32
             file = graph_file(stage, formulation, precision)
-            maker(staging / entry.file, staging / file)
+            if precision == "int8":
+                scheme = make_int8(staging / entry.file, staging / file, cfg.int8_scheme)
+                int8_bound = max(int8_bound, scheme["avx2_pair_bound"])
+            else:
+                make_fp16(staging / entry.file, staging / file)
             new_entries.append(dataclasses.replace(entry, file=file, precision=precision))
             if precision == "fp16":  # int8 graphs (DynamicQuantizeLinear, MatMulInteger) are CPU graphs
                 manifest.verification["ops"][file] = check_graph_ops(staging / file, new_entries[-1])
@@ -138,7 +144,10 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
         manifest.variants = [{"formulation": formulation, "precision": precision, "kept": True}]
         _finalise(manifest, staging)  # provisional: lists the candidate so the runtime can load it
         result = gate_variant(staging, formulation, precision, gates[precision], observations, cfg.tie_margin)
-        results.append({"formulation": formulation, "precision": precision, "kept": result["passed"], **result})
+        record = {"formulation": formulation, "precision": precision, "kept": result["passed"], **result}
+        if precision == "int8":
+            record["scheme"] = {**INT8_SCHEMES[cfg.int8_scheme].to_dict(), "avx2_pair_bound": int8_bound}
+        results.append(record)
         level = logging.INFO if result["passed"] else logging.WARNING
         logger.log(level, "%s/%s variant %s: %s", formulation, precision,
                    "kept" if result["passed"] else "DROPPED (gate failed)", result["metrics"])  # fmt: skip

@@ -188,7 +188,11 @@ class Manifest:
         files: relative path -> sha256 of every file except manifest.json.
         exporter: versions of the packages that exported the graphs.
         verification: export-time parity results (torch vs ONNX Runtime).
-        variants: per (formulation, precision) gate results of quantised variants.
+        variants: per (formulation, precision) gate results of quantised variants: "kept",
+            "metrics", "thresholds", "gated_on" (CPU model, ISA flags, int8 kernel, ONNX Runtime
+            version, providers) and for int8 "scheme" (weight bits, per channel, whether AVX2
+            can saturate). Manifests written before "gated_on"/"scheme" existed still load;
+            their int8 variants are refused on x86 CPUs without VNNI (runtime/providers.py).
     """
 
     model_id: str
@@ -226,6 +230,13 @@ class Manifest:
             if v.get("kept") and v.get("formulation") in self.formulations()
         )  # fmt: skip
         return tuple((f, "fp32") for f in self.formulations()) + kept
+
+    def variant(self, formulation: str, precision: str) -> dict[str, Any] | None:
+        """The `variants` entry (gate result, int8 scheme, hardware it was gated on) of a quantised pipeline."""
+        for v in self.variants:
+            if v.get("formulation") == formulation and v.get("precision") == precision:
+                return v
+        return None
 
     def select_graphs(self, formulation: str, precision: str) -> dict[str, GraphEntry]:
         """One graph per stage of an available variant: its precision where the folder has it, else fp32."""

@@ -23,7 +23,7 @@ import numpy as np
 from moe_vla_ros.contract import SensorContract
 from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.runtime.manifest import STAGES, GraphEntry, Manifest, ModelLoadError, read_manifest
-from moe_vla_ros.runtime.providers import SessionFactory, check_session_io
+from moe_vla_ros.runtime.providers import SessionFactory, check_session_io, int8_variant_problem
 from moe_vla_ros.runtime.staged_policy import StagedPolicy, StepFunction
 from moe_vla_ros.runtime.telemetry import StageTelemetry
 from moe_vla_ros.runtime.tokenization import RuntimeTokenizer, TokenizerLoadError
@@ -106,6 +106,11 @@ class OnnxRuntimePolicy(StagedPolicy):
         candidates = [f for f in manifest.formulations() if (f, cfg.precision) in served]
         if cfg.formulation != "auto":
             candidates = [f for f in candidates if f == cfg.formulation]
+        if cfg.precision == "int8":
+            problems = {f: int8_variant_problem(manifest.variant(f, "int8")) for f in candidates}
+            candidates = [f for f in candidates if not problems[f]]
+            if not candidates and any(problems.values()):
+                raise ModelLoadError(f"{model_dir}: {next(p for p in problems.values() if p)}")
         if not candidates:
             which = "" if cfg.formulation == "auto" else f" of the {cfg.formulation} graphs"
             raise ModelLoadError(

@@ -16,8 +16,10 @@ process; spinning threads would steal the cores the next session needs).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import platform
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,6 +29,65 @@ from moe_vla_ros.runtime.config import CPU_PROVIDER, CUDA_PROVIDER, GPU_PROVIDER
 from moe_vla_ros.runtime.manifest import GraphEntry, ModelLoadError, TensorSpec
 
 logger = logging.getLogger(__name__)
+
+UINT8_MAX, INT16_MAX = 255, 32767
+# CPU features that decide how ONNX Runtime computes int8 MatMuls (and which we report).
+INT8_ISA_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",  # x86
+                  "asimd", "asimddp", "i8mm", "sve")  # ARM  # fmt: skip
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_description() -> dict[str, Any]:
+    """This machine's CPU as the int8 kernels see it: {"machine", "cpu_model", "isa", "int8_kernel"}.
+
+    isa: the INT8_ISA_FLAGS the CPU has (from /proc/cpuinfo; empty where unreadable).
+    int8_kernel: "vnni" (x86 int32 dot products), "avx2_int16_pairs" (x86 without VNNI:
+    vpmaddubsw, whose int16 pair sums saturate with 8-bit weights), "arm" or "unknown".
+    """
+    machine = platform.machine().lower()
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "cpu model", "hardware") and not model:
+                    model = value.strip()
+                elif key in ("flags", "features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    isa = [f for f in INT8_ISA_FLAGS if f in flags]
+    if machine in ("x86_64", "amd64", "i686", "i386"):
+        kernel = "vnni" if any(f in flags for f in VNNI_FLAGS) else ("avx2_int16_pairs" if flags else "unknown")
+    elif machine in ("aarch64", "arm64") or machine.startswith("arm"):
+        kernel = "arm"
+    else:
+        kernel = "unknown"
+    return {"machine": machine, "cpu_model": model or platform.processor() or "unknown", "isa": isa,
+            "int8_kernel": kernel}  # fmt: skip
+
+
+def int8_variant_problem(variant: dict[str, Any] | None, cpu: dict[str, Any] | None = None) -> str:
+    """Why an int8 variant (a manifest `variants` entry) would compute wrong results on this CPU ("" = it will not).
+
+    Variants exported before the scheme was recorded used 8-bit U8S8 weights, whose int16 pair
+    sums saturate on x86 CPUs without VNNI (see export/quantize.py); those are refused there.
+    """
+    cpu = cpu or cpu_description()
+    scheme = (variant or {}).get("scheme")
+    saturation_free = isinstance(scheme, dict) and bool(scheme.get("avx2_saturation_free"))
+    if saturation_free or cpu["int8_kernel"] in ("vnni", "arm"):
+        return ""
+    what = "records no int8 scheme (exported with 8-bit U8S8 weights)" if not isinstance(scheme, dict) else (
+        f"uses int8 scheme {scheme.get('name')!r}, which is not saturation-free")  # fmt: skip
+    return (
+        f"its int8 variant {what}: on this CPU ({cpu['cpu_model']}, {cpu['machine']}, no VNNI) ONNX Runtime's "
+        "U8S8 kernel sums weight pairs in int16 and saturates, giving wrong actions; re-export the model "
+        "(moe_vla_export --int8 writes 7-bit weights that cannot saturate) or run precision fp32"
+    )
+
 
 ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",

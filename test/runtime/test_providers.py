@@ -9,7 +9,9 @@ import pytest
 from moe_vla_ros.runtime.config import KNOWN_PROVIDERS, RuntimeConfig
 from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.manifest import ModelLoadError
-from moe_vla_ros.runtime.providers import SessionFactory, provider_options, session_options
+from moe_vla_ros.runtime.providers import (
+    SessionFactory, cpu_description, int8_variant_problem, provider_options, session_options,
+)  # fmt: skip
 
 GRAPHS = ("vision.onnx", "trunk.sparse.onnx", "reasoning_context.onnx", "reasoning_step.onnx", "action_head.sparse.onnx")
 needs_gpu_wheel = pytest.mark.skipif(
@@ -82,3 +84,47 @@ def test_unloadable_graph_is_a_load_error(tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="ONNX Runtime cannot load"):
         SessionFactory(RuntimeConfig(providers=("CPUExecutionProvider",))).create(bad)
+
+
+AVX2_ONLY = {"machine": "x86_64", "cpu_model": "AMD EPYC 7R32", "isa": ["avx2"], "int8_kernel": "avx2_int16_pairs"}
+VNNI = {"machine": "x86_64", "cpu_model": "Xeon", "isa": ["avx2", "avx512_vnni"], "int8_kernel": "vnni"}
+ARM = {"machine": "aarch64", "cpu_model": "Orin", "isa": ["asimd", "asimddp"], "int8_kernel": "arm"}
+
+
+def test_cpu_description_names_model_isa_and_int8_kernel():
+    cpu = cpu_description()
+    assert set(cpu) == {"machine", "cpu_model", "isa", "int8_kernel"}
+    assert cpu["int8_kernel"] in ("vnni", "avx2_int16_pairs", "arm", "unknown")
+
+
+def test_int8_variant_without_a_saturation_free_scheme_is_a_problem_only_without_vnni():
+    old = {"formulation": "sparse", "precision": "int8", "kept": True}  # manifest written before schemes
+    new = {**old, "scheme": {"name": "u8s8_w7", "avx2_saturation_free": True}}
+    assert "saturates" in int8_variant_problem(old, AVX2_ONLY) and "AMD EPYC 7R32" in int8_variant_problem(old, AVX2_ONLY)
+    assert int8_variant_problem(old, VNNI) == "" and int8_variant_problem(old, ARM) == ""
+    assert all(int8_variant_problem(new, cpu) == "" for cpu in (AVX2_ONLY, VNNI, ARM))
+
+
+def test_old_int8_variant_is_refused_on_an_avx2_cpu_and_loads_with_vnni(demo_export, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from moe_vla_ros.runtime import providers
+
+    model = tmp_path / "model"
+    shutil.copytree(demo_export.model, model)
+    raw = json.loads((model / "manifest.json").read_text())
+    for v in raw["variants"]:
+        v.pop("scheme", None)
+        v.pop("gated_on", None)  # as written by an older exporter: still loadable
+    (model / "manifest.json").write_text(json.dumps(raw))
+    cfg = RuntimeConfig(providers=("CPUExecutionProvider",), precision="int8", formulation="sparse")
+    monkeypatch.setattr(providers, "cpu_description", lambda: AVX2_ONLY)
+    with pytest.raises(ModelLoadError, match="saturates.*re-export"):
+        load_policy(model, cfg)
+    load_policy(model, RuntimeConfig(providers=("CPUExecutionProvider",))).close()  # fp32 still loads
+    monkeypatch.setattr(providers, "cpu_description", lambda: VNNI)
+    load_policy(model, cfg).close()
+    shutil.copy(demo_export.model / "manifest.json", model / "manifest.json")
+    monkeypatch.setattr(providers, "cpu_description", lambda: AVX2_ONLY)
+    load_policy(model, cfg).close()  # the exported 7-bit scheme runs everywhere
