@@ -1,4 +1,9 @@
-"""Runs a PolicyNode in this process on a background executor and records what it publishes."""
+"""Runs a PolicyNode in this process on a background executor and records what it publishes.
+
+Every JointTrajectory it publishes is checked on receipt, against the probe's clock, with
+joint_trajectory_controller's acceptance rules (jtc_conformance.py): `close()` (or an explicit
+`assert_no_jtc_violations()`) fails the test when the controller would not have executed one.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from jtc_conformance import JtcConformance, is_hold
 from moe_vla_msgs.msg import ExpertUsage, PolicyStatus, ReasoningTrace
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros.policy_node import PolicyNode
@@ -26,6 +32,7 @@ LIMITS = {
 
 
 def node_params(model_dir, **overrides) -> dict:
+    """The harness's node parameters; an override of None removes that parameter (its default applies)."""
     params = {
         "model.path": str(model_dir),
         "model.providers": ["CPUExecutionProvider"],
@@ -40,7 +47,7 @@ def node_params(model_dir, **overrides) -> dict:
         **LIMITS,
     }
     params.update(overrides)
-    return params
+    return {k: v for k, v in params.items() if v is not None}
 
 
 class PolicyNodeHarness:
@@ -54,8 +61,11 @@ class PolicyNodeHarness:
         self.status: list[PolicyStatus] = []
         self.diagnostics: list[DiagnosticArray] = []
         p = self.probe
+        # The controller runs on the node's joints, with upstream defaults (position interface).
+        self.jtc = JtcConformance(clock=lambda: p.get_clock().now().nanoseconds * 1e-9,
+                                  joints=lambda: self.node.joint_names)
         p.create_subscription(JointTrajectory, "/joint_trajectory_controller/joint_trajectory",
-                              self.trajectories.append, qos.command_qos(depth=100))
+                              self._on_trajectory, qos.command_qos(depth=100))
         p.create_subscription(ReasoningTrace, "/reasoning_trace", self.traces.append, qos.telemetry_qos(100))
         p.create_subscription(ExpertUsage, "/expert_usage", self.usage.append, qos.telemetry_qos(100))
         p.create_subscription(PolicyStatus, "/policy_status", self.status.append, qos.telemetry_qos(100))
@@ -99,14 +109,27 @@ class PolicyNodeHarness:
                 raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}; last status: {last}")
             time.sleep(0.02)
 
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        self.jtc.check(msg)
+        self.trajectories.append(msg)
+
     def commands(self) -> list[JointTrajectory]:
-        return [t for t in self.trajectories if t.points]
+        """Policy chunks (everything that is not a hold)."""
+        return [t for t in self.trajectories if not is_hold(t)]
 
     def holds(self) -> list[JointTrajectory]:
-        return [t for t in self.trajectories if not t.points]
+        """Holds: stops to rest (jtc_conformance.is_hold)."""
+        return [t for t in self.trajectories if is_hold(t)]
 
-    def close(self) -> None:
+    def assert_no_jtc_violations(self) -> None:
+        """Fails when joint_trajectory_controller would have refused a received trajectory."""
+        self.jtc.assert_no_violations()
+
+    def close(self, check_jtc: bool = True) -> None:
+        """Stop and destroy the nodes; then (with `check_jtc`) fail on controller violations."""
         self.executor.shutdown()
         self._thread.join(timeout=10)
         self.node.destroy_node()
         self.probe.destroy_node()
+        if check_jtc:
+            self.assert_no_jtc_violations()
