@@ -14,10 +14,12 @@ needs_refill`), and by the time it arrives its first steps are already in the pa
    the executing plan, the one the controller is heading to, so a new trajectory never moves
    it (a chunk takes effect from the point after); the plan keeps its fixed control grid, so
    the new chunk is sampled on it (linear interpolation). With nothing executing (a *fresh*
-   plan: start, after a finished plan or a realignment) the plan starts from the measured state
-   extrapolated to a grid time at or after the arrival (measured velocity, or rest), and its
-   first point is at least one control period after the arrival, so the latency never turns
-   into a jump;
+   plan: start, after a finished plan or a realignment) the plan's grid starts at the arrival:
+   row 0 is the measured state extrapolated to the arrival (measured velocity, or rest), the
+   first point is one control period after it, and the chunk is sampled on that grid, so the
+   latency never turns into a jump (the safety filter starts from that point velocity with half
+   its first-step acceleration budget: a constant acceleration, as a spline through the points
+   reproduces it);
 3. blends the first overlapping steps with the plan being executed (:mod:`.blending`), so
    the path moves over from the old chunk to the new one gradually instead of jumping;
 4. runs the optional :class:`~moe_vla_ros.control.safety.SafetyFilter` over the new part of
@@ -341,7 +343,9 @@ class ActionChunkExecutor:
         safety = None
         if self.safety_filter is not None:
             start_velocity = self._velocity_into(candidate, first - 1)
-            filtered = self.safety_filter.filter(positions[first:], dt, positions[first - 1], start_velocity)
+            filtered = self.safety_filter.filter(
+                positions[first:], dt, positions[first - 1], start_velocity, point_velocity=plan is None
+            )
             safety = filtered.report
             if not safety.accepted:
                 return self._rejected(chunk_id, "safety: " + safety.reason, safety)
@@ -390,11 +394,11 @@ class ActionChunkExecutor:
         measured: np.ndarray,
         measured_velocity: np.ndarray | None,
     ) -> tuple[_Plan, int, int] | None:
-        """A plan on the chunk's own grid that starts at or after the arrival `commit`: row 0 is
-        the measured state (at `obs_time`) extrapolated with the measured velocity (or at rest)
-        to the row's time, one period before the first chunk step kept; so the first point is
-        at least a period after the arrival. Returns (plan, first new row, blended), or None
-        when no chunk step lies a period after the arrival."""
+        """A plan on a grid anchored at the arrival `commit`: row 0 is the measured state (at
+        `obs_time`) extrapolated with the measured velocity (or at rest) to the arrival, the
+        rows after it the chunk sampled at commit + k*dt up to its last step (the first point
+        one period after the arrival). Returns (plan, first new row, blended), or None when the
+        chunk ends less than a period after the arrival."""
         j, dt = self.config.num_joints, self.config.control_period_s
         velocity0 = np.zeros(j)
         if measured_velocity is not None:
@@ -403,13 +407,14 @@ class ActionChunkExecutor:
             raise ValueError(f"current_velocity must have shape ({j},), got {velocity0.shape}")
         if not np.isfinite(velocity0).all():
             velocity0 = np.zeros(j)  # unknown velocity: plan as from rest; the filter limits the start
-        skipped = int(np.count_nonzero(step_times < commit + dt - _EPS * dt))  # steps due too soon
-        if skipped >= len(step_times):
+        count = int(math.floor((step_times[-1] - commit) / dt + _EPS))  # grid points within the chunk
+        if count < 1:
             return None
-        anchor = float(step_times[skipped]) - dt  # >= commit: row 0, where the controller starts from
-        start = measured + velocity0 * max(0.0, anchor - obs_time)  # [J] extrapolated to row 0
-        positions = np.concatenate([start[None, :], chunk[skipped:]], axis=0)  # [1 + H - skipped, J]
-        return _Plan(anchor, 0, positions, velocity0, -1, math.nan), 1, 0
+        grid_times = commit + dt * np.arange(1, count + 1)  # [M]
+        sampled = resample_chunk(chunk, step_times, grid_times)  # [M, J]
+        start = measured + velocity0 * max(0.0, commit - obs_time)  # [J] at the arrival
+        positions = np.concatenate([start[None, :], sampled], axis=0)  # [1 + M, J]
+        return _Plan(float(commit), 0, positions, velocity0, -1, math.nan), 1, 0
 
     def _with_stop(self, plan: _Plan) -> _Plan:
         """`plan` [N, J] with a braking tail after its last row (unless the config allows

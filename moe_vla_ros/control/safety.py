@@ -301,6 +301,8 @@ class SafetyFilter:
         dt: float,
         current_position: np.ndarray,
         current_velocity: np.ndarray | None = None,
+        *,
+        point_velocity: bool = False,
     ) -> FilteredChunk:
         """Make `targets` [H, J] safe to command from the current state (see module docstring).
 
@@ -308,7 +310,14 @@ class SafetyFilter:
             targets: position targets, rad, step i at (i+1)*dt after the current state.
             dt: seconds between steps (> 0).
             current_position: [J] rad, the state the first step starts from.
-            current_velocity: [J] rad/s, or None for rest.
+            current_velocity: [J] rad/s, or None for rest: the velocity of the interval that
+                ends at the current position (a seam inside a planned path).
+            point_velocity: `current_velocity` is instead the velocity AT the current position
+                (a measured state, e.g. rest): the first interval may differ from it by only
+                half the acceleration budget (a * dt / 2), so that a constant acceleration from
+                that state reaches the first target; a cubic spline through the points (as
+                joint_trajectory_controller interpolates) then keeps |acceleration| <= a from
+                rest instead of 3 a.
         """
         j = self.limits.num_joints
         targets = np.asarray(targets, dtype=np.float64)
@@ -340,7 +349,7 @@ class SafetyFilter:
                 f"[{lower[k]}, {upper[k]}] by more than {self.start_tolerance_rad} rad"
             )
         clamped = np.clip(targets, lower, upper)  # [H, J]
-        out, vel_hit, acc_hit, overridden = self._limit_path(clamped, clamped_start, velocity, dt)
+        out, vel_hit, acc_hit, overridden = self._limit_path(clamped, clamped_start, velocity, dt, point_velocity)
         report = SafetyReport(
             accepted=True,
             reason="",
@@ -355,11 +364,12 @@ class SafetyFilter:
         return FilteredChunk(out, point_velocities(clamped_start, out, dt), report)
 
     def _limit_path(
-        self, clamped: np.ndarray, start: np.ndarray, velocity: np.ndarray, dt: float
+        self, clamped: np.ndarray, start: np.ndarray, velocity: np.ndarray, dt: float, point_velocity: bool = False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step along `clamped` [H, J] from (start, velocity) [J] under the velocity, acceleration
-        and braking-room limits. Returns positions [H, J] and the velocity-limited,
-        acceleration-limited and acceleration-overridden flags [J]."""
+        and braking-room limits (the first step's acceleration budget halved for a point
+        velocity). Returns positions [H, J] and the velocity-limited, acceleration-limited and
+        acceleration-overridden flags [J]."""
         a = self.limits.arrays
         lower, upper, v_max, a_max = a["lower"], a["upper"], a["max_velocity"], a["max_acceleration"]
         dv_max = a_max * dt  # [J] largest velocity change per step
@@ -374,6 +384,7 @@ class SafetyFilter:
         q, v = start, np.clip(velocity, -v_max, v_max)
         vel_hit, acc_hit, overridden = (np.zeros(j, dtype=bool) for _ in range(3))
         for i in range(clamped.shape[0]):
+            dv_step = 0.5 * dv_max if (point_velocity and i == 0) else dv_max  # [J]
             desired = (clamped[i] - q) / dt  # [J] velocity that lands on the target
             desired = _braking_onto_target(desired, target_velocity[i], dv_max)
             acc_hit |= np.abs(desired - (clamped[i] - q) / dt) > 1e-12
@@ -383,10 +394,10 @@ class SafetyFilter:
             brake_down = _braking_room(np.maximum(q - lower, 0.0), a_max, dt)
             hard_hi = np.minimum(v_max, brake_up)
             hard_lo = np.maximum(-v_max, -brake_down)
-            acc_tighter_hi = v + dv_max < hard_hi
-            acc_tighter_lo = v - dv_max > hard_lo
-            hi = np.where(acc_tighter_hi, v + dv_max, hard_hi)
-            lo = np.where(acc_tighter_lo, v - dv_max, hard_lo)
+            acc_tighter_hi = v + dv_step < hard_hi
+            acc_tighter_lo = v - dv_step > hard_lo
+            hi = np.where(acc_tighter_hi, v + dv_step, hard_hi)
+            lo = np.where(acc_tighter_lo, v - dv_step, hard_lo)
             infeasible = lo > hi  # only from a start state that breaks the limits
             overridden |= infeasible
             hi = np.where(infeasible, hard_hi, hi)
