@@ -2,14 +2,68 @@
 publishes.
 
     ros2 launch moe_vla_ros bag_replay.launch.py bag:=/path/to/bag output:=/path/to/out_bag rate:=1.0
+
+With namespace:=robot1 the policy node, player and recorder run in /robot1: the bag's topics are
+played under /robot1 (a topic already under /robot1 stays as it is; /clock, /tf, /tf_static and
+/diagnostics stay global) and the recorder records the node's outputs under /robot1. The node's
+own outputs found in the bag (a recording of an earlier run) are not played. The player waits
+(wait_timeout) for the node's input subscriptions, i.e. until the node has loaded its model.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+GLOBAL_TOPICS = ("/clock", "/diagnostics", "/tf", "/tf_static", "/rosout", "/parameter_events")
+
+
+def in_namespace(topic: str, namespace: str) -> str:
+    """`topic` (fully qualified) moved under `namespace`, unless global or already there."""
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    if not ns or topic in GLOBAL_TOPICS or topic.startswith(ns + "/"):
+        return topic
+    return ns + topic
+
+
+def _node_outputs(policy_config: str, robot_config: str, namespace: str) -> list[str]:
+    """Fully qualified output topics of the policy node in `namespace`."""
+    from moe_vla_ros.ros.params import load_params_file
+    from moe_vla_ros.ros.policy_node_config import TopicParams
+
+    params = {**load_params_file(policy_config, "policy_node", namespace or "/"),
+              **load_params_file(robot_config, "policy_node", namespace or "/")}
+    defaults = TopicParams()
+    names = [params.get(f"topics.{k}", getattr(defaults, k)) for k in ("trajectory", "reasoning_trace",
+                                                                       "expert_usage", "status")]
+    return [in_namespace(n if n.startswith("/") else "/" + n, namespace) for n in names] + ["/diagnostics"]
+
+
+def _player_and_recorder(context) -> list:
+    from moe_vla_ros.bags.reader import BagReader
+
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    namespace = arg("namespace")
+    with BagReader(arg("bag")) as reader:
+        bag_topics = list(reader.topics)
+    # The node's own outputs in the bag (a recording of a run) are not played: the node publishes
+    # them. Only they are recorded, so the player's wait for subscribers waits for the node.
+    outputs = _node_outputs(arg("policy_config"), arg("robot_config"), namespace)
+    played = [t for t in bag_topics if t not in outputs and in_namespace(t, namespace) not in outputs]
+    remap = [f"{t}:={in_namespace(t, namespace)}" for t in played if in_namespace(t, namespace) != t]
+    player_args = [arg("bag"), "--rate", arg("rate"), "--wait-timeout", arg("wait_timeout"), "--topics", *played]
+    player_args += ["--remap", *remap] if remap else []
+    return [
+        Node(package="moe_vla_ros", executable="moe_vla_bag_record", name="bag_recorder", namespace=namespace,
+             output="screen",
+             arguments=["--output", arg("output"), "--storage", arg("storage"), "--topics", *outputs]),
+        Node(package="moe_vla_ros", executable="moe_vla_bag_play", name="bag_player", namespace=namespace,
+             output="screen", arguments=player_args),
+    ]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -17,36 +71,29 @@ def generate_launch_description() -> LaunchDescription:
     policy = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "policy.launch.py"])),
         launch_arguments={
+            "policy_config": LaunchConfiguration("policy_config"),
             "robot_config": LaunchConfiguration("robot_config"),
             "model_path": LaunchConfiguration("model_path"),
             "use_sim_time": "true",
             "autostart": "true",
+            "namespace": LaunchConfiguration("namespace"),
         }.items(),
-    )
-    recorder = Node(
-        package="moe_vla_ros",
-        executable="moe_vla_bag_record",
-        name="bag_recorder",
-        output="screen",
-        arguments=["--output", LaunchConfiguration("output"), "--storage", LaunchConfiguration("storage")],
-    )
-    player = Node(
-        package="moe_vla_ros",
-        executable="moe_vla_bag_play",
-        name="bag_player",
-        output="screen",
-        arguments=[LaunchConfiguration("bag"), "--rate", LaunchConfiguration("rate")],
     )
     return LaunchDescription([
         DeclareLaunchArgument("bag", description="Bag to replay (ours or a robot's, standard messages)."),
         DeclareLaunchArgument("output", description="New bag for what the node publishes (never overwritten)."),
         DeclareLaunchArgument("storage", default_value="mcap", description="mcap or sqlite3."),
         DeclareLaunchArgument("rate", default_value="1.0", description="Playback rate (1 real time)."),
+        DeclareLaunchArgument("wait_timeout", default_value="60",
+                              description="Seconds the player waits for the node's subscriptions (model loading)."),
+        DeclareLaunchArgument("policy_config", default_value=PathJoinSubstitution([share, "config", "policy.yaml"]),
+                              description="Generic policy parameters."),
         DeclareLaunchArgument("robot_config",
                               default_value=PathJoinSubstitution([share, "config", "robots", "sim_arm.yaml"]),
                               description="Per-robot parameters matching the bag's topics."),
-        DeclareLaunchArgument("model_path", default_value="", description="Model folder (empty: bundled default)."),
+        DeclareLaunchArgument("model_path", default_value="",
+                              description="Model folder (empty: the config files' model.path, else the bundled model)."),
+        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the replay (e.g. robot1)."),
         policy,
-        recorder,
-        player,
+        OpaqueFunction(function=_player_and_recorder),
     ])

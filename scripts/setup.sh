@@ -4,7 +4,10 @@
 #   2. installs every pinned dependency from requirements.txt (ROS 2 kilted wheels, torch CPU,
 #      ONNX / ONNX Runtime, transformers, MuJoCo, rosbags, ...),
 #   3. builds our interface package moe_vla_msgs into the venv,
-#   4. installs moe_vla_ros itself (editable).
+#   4. installs moe_vla_ros itself (editable),
+#   5. installs the ROS 2 launch stack from ../shared/vendor/ros2-launch (launch, launch_ros,
+#      composition_interfaces) and registers moe_vla_ros in the venv's ament index, so the launch
+#      files run with the venv's python (scripts/install_launch_stack.sh; scripts/ros2_launch.py).
 # Re-running it is safe and fast (it reuses the venv).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +15,13 @@ venv="${MOE_VLA_VENV:-$repo/.venv}"
 python="${PYTHON:-python3}"
 cd "$repo"
 start=$(date +%s)
+vendor="${MOE_VLA_ROS2_LAUNCH_VENDOR:-$repo/../shared/vendor/ros2-launch}"
+if [ ! -d "$vendor/python/launch" ]; then
+  # Checked first: CI clones the repository next to a copy of shared/ (../shared from the clone).
+  echo "[setup] ERROR: vendored ROS 2 launch stack not found at $vendor" >&2
+  echo "[setup]        shared/ must sit next to this checkout ($(cd "$repo/.." && pwd)/shared), or set MOE_VLA_ROS2_LAUNCH_VENDOR" >&2
+  exit 1
+fi
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "[setup] creating venv $venv"
@@ -28,5 +38,8 @@ bash scripts/build_msgs.sh "$venv"
 echo "[setup] installing moe_vla_ros (editable)"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 
-"$venv/bin/python" -c "import rclpy, torch, onnxruntime, mujoco; from moe_vla_msgs.msg import ReasoningTrace; import moe_vla_ros; print('[setup] ok: rclpy, torch', torch.__version__, 'onnxruntime', onnxruntime.__version__, 'mujoco', mujoco.__version__)"
+echo "[setup] installing the ROS 2 launch stack and the ament index entry of moe_vla_ros"
+bash scripts/install_launch_stack.sh "$venv"
+
+"$venv/bin/python" -c "import rclpy, torch, onnxruntime, mujoco; from moe_vla_msgs.msg import ReasoningTrace; import moe_vla_ros, launch_ros.actions; print('[setup] ok: rclpy, launch_ros, torch', torch.__version__, 'onnxruntime', onnxruntime.__version__, 'mujoco', mujoco.__version__)"
 echo "[setup] done in $(( $(date +%s) - start )) s. Activate with: . $venv/bin/activate"

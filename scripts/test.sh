@@ -2,7 +2,8 @@
 # The test command: runs the whole suite in the project venv with ROS 2 isolated to this machine.
 #   - ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: DDS discovery never leaves the machine,
 #   - a per-run ROS_DOMAIN_ID (random in 100..199 unless already set) so parallel runs don't meet,
-#   - ROS_LOG_DIR inside build/.
+#   - ROS_LOG_DIR inside build/,
+#   - the venv on AMENT_PREFIX_PATH (after any sourced workspace), for the launch tests.
 # Extra arguments go to pytest (e.g. scripts/test.sh test/control -q).
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +19,11 @@ export ROS_LOG_DIR="$repo/build/ros_log"
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 export MPLBACKEND=Agg
 export HF_HUB_OFFLINE=1
+# The venv is an ament prefix (scripts/install_launch_stack.sh): launch_ros finds moe_vla_ros there.
+case ":${AMENT_PREFIX_PATH:-}:" in
+  *":$venv:"*) ;;
+  *) export AMENT_PREFIX_PATH="${AMENT_PREFIX_PATH:+$AMENT_PREFIX_PATH:}$venv" ;;
+esac
 mkdir -p "$ROS_LOG_DIR"
 echo "[test] ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$ROS_AUTOMATIC_DISCOVERY_RANGE"
 "$venv/bin/python" -m pytest "$@"

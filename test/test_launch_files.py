@@ -1,9 +1,12 @@
-"""Launch files reference only executables, parameters and files that exist.
+"""Launch files reference only executables, parameters and files that exist (static, AST checks;
+test/launch/ runs them under the real launch stack).
 
-The `launch` package is not installable here, so the files are checked statically (AST): every
-Node/LifecycleNode executable is a declared console script, every share path they build
+Every Node/LifecycleNode executable is a declared console script, every share path they build
 (PathJoinSubstitution([share, ...])) exists in the repository, every parameter name they set is
-declared by that node, and every node parameter in config/*.yaml is a declared parameter.
+declared by that node, every launch file takes a `namespace` argument, every node parameter in
+config/*.yaml is a declared parameter under a key that matches the node in any namespace
+(`/**/<node>`), and every topic name in the config files and topic defaults is relative (resolved in
+the node's namespace) except the global ones.
 """
 
 import ast
@@ -18,6 +21,7 @@ from moe_vla_ros.ros.policy_node_config import PolicyNodeConfig
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
 BUILTIN_PARAMS = {"use_sim_time"}
+GLOBAL_TOPICS = {"/clock", "/diagnostics", "/tf", "/tf_static"}
 
 
 def _node_params() -> dict[str, set[str]]:
@@ -49,6 +53,26 @@ def _kw(call, name):
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
+def _parameter_names(tree, params) -> list[str]:
+    """Literal parameter names of a `parameters=[...]` list: dict literals, and dicts held in a
+    variable (its literal keys and `var["name"] = ...` assignments)."""
+    names = []
+    for item in getattr(params, "elts", []):
+        if isinstance(item, ast.Dict):
+            names += [k.value for k in item.keys if isinstance(k, ast.Constant)]
+        elif isinstance(item, ast.Name):
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Assign):
+                    continue
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id == item.id and isinstance(node.value, ast.Dict):
+                        names += [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
+                    if (isinstance(target, ast.Subscript) and getattr(target.value, "id", None) == item.id
+                            and isinstance(target.slice, ast.Constant)):
+                        names.append(target.slice.value)
+    return names
+
+
 def test_there_are_launch_files_for_robot_sim_and_bag_replay():
     names = {p.name for p in LAUNCH_FILES}
     assert {"policy.launch.py", "robot.launch.py", "sim.launch.py", "bag_replay.launch.py"} <= names
@@ -64,11 +88,8 @@ def test_launch_file_references_exist(path):
         assert exe.value in scripts, f"{path.name}: executable {exe.value!r} is not a console script"
         assert _kw(call, "package").value == "moe_vla_ros"
         params = _kw(call, "parameters")
-        for item in getattr(params, "elts", []):
-            if isinstance(item, ast.Dict):
-                for key in item.keys:
-                    assert key.value in node_params.get(exe.value, {key.value}), (
-                        f"{path.name}: {exe.value} has no parameter {key.value!r}")
+        for key in _parameter_names(tree, params):
+            assert key in node_params.get(exe.value, {key}), f"{path.name}: {exe.value} has no parameter {key!r}"
     for call in _calls(tree, {"PathJoinSubstitution"}):
         parts = call.args[0].elts
         literal = [p.value for p in parts[1:] if isinstance(p, ast.Constant)]
@@ -76,11 +97,45 @@ def test_launch_file_references_exist(path):
             assert (REPO.joinpath(*literal)).exists(), f"{path.name}: {'/'.join(literal)} does not exist"
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "config").rglob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_takes_a_namespace(path):
+    tree = ast.parse(path.read_text())
+    declared = {c.args[0].value for c in _calls(tree, {"DeclareLaunchArgument"}) if isinstance(c.args[0], ast.Constant)}
+    assert "namespace" in declared, f"{path.name} has no namespace argument"
+
+
+def _is_topic(name: str) -> bool:
+    return name.startswith("topics.") and name != "topics.camera_transport"
+
+
+NODE_CONFIG_FILES = sorted([*(REPO / "config").glob("*.yaml"), *(REPO / "config" / "robots").glob("*.yaml")])
+
+
+@pytest.mark.parametrize("path", NODE_CONFIG_FILES, ids=lambda p: p.name)
 def test_config_files_set_only_declared_parameters(path):
     doc = yaml.safe_load(path.read_text())
     node_params = _node_params()
-    for node, block in doc.items():
+    for key, block in doc.items():
+        assert key.startswith("/**/"), f"{path.name}: {key!r} matches the node in the root namespace only: use /**/<node>"
+        node = key[len("/**/"):]
         assert node in node_params, f"{path.name}: unknown node {node!r}"
-        unknown = set(flatten_yaml_params(block["ros__parameters"])) - node_params[node]
+        flat = flatten_yaml_params(block["ros__parameters"])
+        unknown = set(flat) - node_params[node]
         assert not unknown, f"{path.name}: {node} has no parameters {sorted(unknown)}"
+        for name, value in flat.items():
+            if _is_topic(name):
+                for topic in value if isinstance(value, list) else [value]:
+                    assert not topic.startswith("/") or topic in GLOBAL_TOPICS, (
+                        f"{path.name}: {name} {topic!r} is absolute: namespaced robots would share it")
+
+
+def test_topic_defaults_are_relative():
+    from moe_vla_ros.ros.params import default_value
+    from moe_vla_ros.ros.sim_node_config import SimNodeConfig
+
+    for cls in (PolicyNodeConfig, SimNodeConfig):
+        for name, f, _ in iter_params(cls):
+            if _is_topic(name):
+                value = default_value(f)
+                for topic in value if isinstance(value, list) else [value]:
+                    assert not topic.startswith("/"), f"{cls.__name__} {name} default {topic!r} is absolute"

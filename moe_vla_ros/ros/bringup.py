@@ -1,43 +1,49 @@
 """`moe_vla_bringup`: the node graph of the launch files, in one process, from the same config.
 
-The `launch` package is not available everywhere (e.g. ROS 2 from PyPI wheels), so this command
-starts what launch/*.launch.py start, from the same parameter files:
+Runs what launch/*.launch.py start, from the same parameter files, without `launch`:
 
     moe_vla_bringup                                   # = policy.launch.py with config/robots/sim_arm.yaml
     moe_vla_bringup --sim --instruction "reach the red cube"      # = sim.launch.py
     moe_vla_bringup --robot-config my_robot.yaml --model models/x  # = robot.launch.py
     moe_vla_bringup --sim --record build/run_bag      # also record inputs and outputs (mcap)
+    moe_vla_bringup --robot-config r1.yaml --ros-args -r __ns:=/robot1 -p safety.input_timeout_s:=1.0
 
-The policy node auto-activates (autostart) as in the launch files; with --sim (or
---use-sim-time) it follows /clock.
+Parameters, later wins (as ROS 2 applies repeated --params-file / -p): config/policy.yaml, the
+robot file (and config/sim.yaml with --sim), then this command's options (--model, --backend,
+--instruction, --seed, autostart on, use_sim_time with --sim / --use-sim-time), then your own
+`--ros-args --params-file FILE -p name:=value`. The policy node auto-activates as in the launch
+files; if it cannot configure or activate, or a config file cannot be read, the command exits
+non-zero (a missing or unreadable config file: one line on stderr, exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.parameter import Parameter
-from rclpy.utilities import remove_ros_args
+import yaml
 
 from moe_vla_ros.paths import find_share_file
 from moe_vla_ros.ros.params import load_params_file
 
+PROG = "moe_vla_bringup"
+POLICY_NODE = "policy_node"
+SIM_NODE = "sim_node"
+GLOBAL_TOPICS = ("/clock", "/diagnostics", "/tf", "/tf_static", "/rosout", "/parameter_events")
 
-def _overrides(flat: dict) -> list[Parameter]:
-    return [Parameter(name, value=value) for name, value in flat.items()]
+
+class BringupError(Exception):
+    """A problem reported as one line on stderr (exit 2)."""
 
 
 def policy_parameters(args: argparse.Namespace) -> dict:
-    """Flat parameters of the policy node: generic file, robot file, then command-line values."""
-    params = load_params_file(args.policy_config, "policy_node")
-    params.update(load_params_file(args.robot_config, "policy_node"))
-    params["autostart"] = True
-    params["use_sim_time"] = bool(args.sim or args.use_sim_time)
+    """This command's own values for the policy node (they go after the config files)."""
+    params: dict[str, Any] = {"autostart": True, "use_sim_time": bool(args.sim or args.use_sim_time)}
     if args.model:
         params["model.path"] = str(args.model)
     if args.backend:
@@ -48,30 +54,145 @@ def policy_parameters(args: argparse.Namespace) -> dict:
 
 
 def sim_parameters(args: argparse.Namespace) -> dict:
-    params = load_params_file(args.sim_config, "sim_node")
-    params["seed"] = args.seed
+    """This command's own values for the simulator node (they go after config/sim.yaml)."""
+    params: dict[str, Any] = {}
+    if args.seed is not None:
+        params["seed"] = args.seed
     if args.instruction:
         params["instruction"] = args.instruction
     return params
 
 
+def config_files(args: argparse.Namespace) -> list[Path]:
+    """The parameter files, in the order they apply."""
+    return [args.policy_config, args.robot_config, *([args.sim_config] if args.sim else [])]
+
+
+def effective_parameters(args: argparse.Namespace, node: str, ros_args: list[str] = (), namespace: str = "/") -> dict:
+    """Flat parameters the node `node` will get (files, this command's options, the user's
+    --params-file / -p in order): what the process applies, for tests and inspection."""
+    flat: dict[str, Any] = {}
+    for path in config_files(args):
+        flat.update(load_params_file(path, node, namespace))
+    flat.update(policy_parameters(args) if node == POLICY_NODE else sim_parameters(args))
+    items = _ros_param_items(ros_args)
+    for kind, value in items:
+        if kind == "file":
+            flat.update(load_params_file(value, node, namespace))
+        else:
+            name, _, text = value.partition(":=")
+            flat[name] = yaml.safe_load(text)
+    return flat
+
+
+def _ros_param_items(argv: list[str]) -> list[tuple[str, str]]:
+    """("file", path) / ("param", "name:=value") of the --params-file / -p options inside the
+    --ros-args sections of `argv`, in order."""
+    items, inside, i = [], False, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--ros-args":
+            inside = True
+        elif a == "--":
+            inside = False
+        elif inside and a == "--params-file" and i + 1 < len(argv):
+            items.append(("file", argv[i + 1]))
+            i += 1
+        elif inside and a in ("-p", "--param") and i + 1 < len(argv):
+            items.append(("param", argv[i + 1]))
+            i += 1
+        i += 1
+    return items
+
+
+def _nested(flat: dict) -> dict:
+    tree: dict = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        node = tree
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
+def _options_file(args: argparse.Namespace) -> Path:
+    """A temporary params file with this command's own values (rcl reads it in rclpy.init)."""
+    doc = {f"/**/{POLICY_NODE}": {"ros__parameters": _nested(policy_parameters(args))}}
+    if args.sim and sim_parameters(args):
+        doc[f"/**/{SIM_NODE}"] = {"ros__parameters": _nested(sim_parameters(args))}
+    fd, name = tempfile.mkstemp(prefix="moe_vla_bringup_", suffix=".yaml")
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(doc, fh)
+    return Path(name)
+
+
+def check_user_params_files(user_argv: list[str]) -> None:
+    """BringupError naming the file when a --params-file of the user's --ros-args cannot be read."""
+    _check_files([v for k, v in _ros_param_items(user_argv) if k == "file"])
+
+
+def check_config_files(args: argparse.Namespace, user_argv: list[str]) -> None:
+    """BringupError naming the file when a config file (ours or a user --params-file) cannot be read."""
+    _check_files([*config_files(args), *(v for k, v in _ros_param_items(user_argv) if k == "file")])
+
+
+def _check_files(paths) -> None:
+    for path in paths:
+        try:
+            load_params_file(path, POLICY_NODE)
+        except OSError as e:
+            raise BringupError(f"cannot read config file {path}: {e.strerror or e}") from None
+        except (yaml.YAMLError, ValueError) as e:
+            raise BringupError(f"invalid config file {path}: {_one_line(e)}") from None
+
+
+def ros_arguments(args: argparse.Namespace, options_file: Path, user_argv: list[str]) -> list[str]:
+    """rclpy.init's args: our files and options first, then everything the user gave (later wins)."""
+    ours = ["--ros-args"]
+    for path in [*config_files(args), options_file]:
+        ours += ["--params-file", str(path)]
+    return [PROG, *ours, "--", *user_argv]
+
+
+def namespaced(topic: str, namespace: str) -> str:
+    """Fully qualified `topic` moved under `namespace` (global topics stay)."""
+    ns = namespace.rstrip("/")
+    if not ns or topic in GLOBAL_TOPICS or topic.startswith(ns + "/"):
+        return topic
+    return ns + topic
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
 class SimThread(threading.Thread):
     """Creates and spins the simulator node in one thread of its own: its OpenGL context works only
-    in the thread that created it, so it cannot share the policy node's executor."""
+    in the thread that created it, so it cannot share the policy node's executor. `error` is set
+    when the node cannot be created (bad parameters)."""
 
-    def __init__(self, params: dict) -> None:
-        super().__init__(name="sim_node", daemon=True)
-        self.params = params
+    def __init__(self) -> None:
+        super().__init__(name=SIM_NODE, daemon=True)
         self.executor = None
+        self.error = ""
+        self.ready = threading.Event()
 
     def run(self) -> None:
-        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
         from moe_vla_ros.ros.sim_node import SimNode
 
-        node = SimNode(parameter_overrides=_overrides(self.params))
+        try:
+            node = SimNode()
+        except Exception as e:  # noqa: BLE001 - any construction problem ends the bringup with one line
+            self.error = f"sim_node cannot start: {type(e).__name__}: {_one_line(e)}"
+            self.ready.set()
+            return
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(node)
+        self.ready.set()
         try:
             self.executor.spin()
         except ExternalShutdownException:
@@ -85,49 +206,120 @@ class SimThread(threading.Thread):
         self.join(timeout=10)
 
 
+def _policy_node():
+    """The policy node, remembering whether a configure/activate transition failed."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from moe_vla_ros.ros.policy_node import PolicyNode
+
+    class BringupPolicyNode(PolicyNode):
+        transition_failed = ""
+
+        def on_configure(self, state):
+            result = super().on_configure(state)
+            if result != TransitionCallbackReturn.SUCCESS:
+                self.transition_failed = "configure"
+            return result
+
+        def on_activate(self, state):
+            result = super().on_activate(state)
+            if result != TransitionCallbackReturn.SUCCESS:
+                self.transition_failed = "activate"
+            return result
+
+    return BringupPolicyNode()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="moe_vla_bringup", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("--policy-config", type=Path, default=None, help="generic policy parameters (config/policy.yaml)")
     p.add_argument("--robot-config", type=Path, default=None,
                    help="per-robot parameters (default config/robots/sim_arm.yaml)")
-    p.add_argument("--model", type=Path, default=None, help="model folder (default: the bundled model)")
+    p.add_argument("--model", type=Path, default=None, help="model folder (default: the config's, else bundled)")
     p.add_argument("--backend", choices=("onnxruntime", "torch"), default=None)
     p.add_argument("--sim", action="store_true", help="also run the MuJoCo simulator node (config/sim.yaml)")
     p.add_argument("--sim-config", type=Path, default=None, help="simulator parameters (config/sim.yaml)")
-    p.add_argument("--seed", type=int, default=0, help="simulator scene seed")
+    p.add_argument("--seed", type=int, default=None, help="simulator scene seed (default: the sim config's)")
     p.add_argument("--instruction", default="", help="instruction (published by the simulator, else the default)")
     p.add_argument("--use-sim-time", action="store_true", help="policy follows /clock (bag replay)")
     p.add_argument("--record", type=Path, default=None, help="record inputs and outputs into this new bag")
     return p
 
 
+def resolve_config_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """Default config files from the package's share folder (BringupError when not found)."""
+    try:
+        args.policy_config = args.policy_config or find_share_file("config", "policy.yaml")
+        args.robot_config = args.robot_config or find_share_file("config", "robots", "sim_arm.yaml")
+        args.sim_config = args.sim_config or find_share_file("config", "sim.yaml")
+    except FileNotFoundError as e:
+        raise BringupError(str(e)) from None
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(remove_ros_args(["moe_vla_bringup", *argv])[1:])
-    args.policy_config = args.policy_config or find_share_file("config", "policy.yaml")
-    args.robot_config = args.robot_config or find_share_file("config", "robots", "sim_arm.yaml")
-    args.sim_config = args.sim_config or find_share_file("config", "sim.yaml")
+    from rclpy.utilities import remove_ros_args
 
-    from moe_vla_ros.ros.policy_node import PolicyNode
+    try:
+        check_user_params_files(argv)  # before rcl parses them (remove_ros_args does)
+        try:
+            non_ros = remove_ros_args([PROG, *argv])[1:]
+        except Exception as e:  # noqa: BLE001 - rcl's RCLInvalidROSArgsError, multi-line
+            raise BringupError(f"invalid ROS arguments: {_one_line(e)}") from None
+        args = build_parser().parse_args(non_ros)
+        resolve_config_paths(args)
+        check_config_files(args, argv)
+    except BringupError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
 
-    rclpy.init(args=["moe_vla_bringup", *argv])
-    nodes = []
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    options_file = _options_file(args)
+    try:
+        rclpy.init(args=ros_arguments(args, options_file, argv))
+    except Exception as e:  # noqa: BLE001 - rcl rejects bad --ros-args / params files with an RCLError
+        print(f"{PROG}: error: cannot start ROS: {_one_line(e)}", file=sys.stderr)
+        return 2
+    finally:
+        options_file.unlink(missing_ok=True)  # parsed by rclpy.init
+
+    nodes, error, code = [], "", 0
     executor = SingleThreadedExecutor()  # the policy node infers on its own thread
     sim_thread = None
     try:
         if args.sim:
-            sim_thread = SimThread(sim_parameters(args))
+            sim_thread = SimThread()
             sim_thread.start()
-        nodes.append(PolicyNode(parameter_overrides=_overrides(policy_parameters(args))))
+            sim_thread.ready.wait()
+            if sim_thread.error:
+                raise BringupError(sim_thread.error)
+        try:
+            policy = _policy_node()
+        except Exception as e:  # noqa: BLE001 - invalid parameters (validation names the value)
+            raise BringupError(f"policy_node cannot start: {type(e).__name__}: {_one_line(e)}") from None
+        nodes.append(policy)
+        autostart = bool(policy.get_parameter("autostart").value)
         if args.record:
-            from moe_vla_ros.ros.bag_recorder import BagRecorder, RecorderConfig
+            from moe_vla_ros.ros.bag_recorder import DEFAULT_TOPICS, BagRecorder, RecorderConfig
 
-            nodes.append(BagRecorder(RecorderConfig(output=args.record)))
+            topics = tuple(dict.fromkeys(namespaced(t, policy.get_namespace()) for t in DEFAULT_TOPICS))
+            nodes.append(BagRecorder(RecorderConfig(output=args.record, topics=topics)))
         for node in nodes:
             executor.add_node(node)
-        executor.spin()
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=0.2)
+            if autostart and policy.transition_failed:
+                raise BringupError(f"policy_node could not {policy.transition_failed} (see its log above)")
+            if getattr(policy, "exit_requested", False):
+                code = getattr(policy, "exit_code", 1)
+                break
+    except BringupError as e:
+        error, code = str(e), 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -137,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
             node.destroy_node()  # the recorder finishes its bag here
         executor.shutdown()
         rclpy.try_shutdown()
-    return 0
+    if error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -91,18 +91,18 @@ class RobotParams:
 
 @dataclass
 class TopicParams:
-    camera_topics: list[str] = param(["/camera/front/image_raw", "/camera/wrist/image_raw"],
+    camera_topics: list[str] = param(["camera/front/image_raw", "camera/wrist/image_raw"],
                                      "One image topic per camera, in robot.camera_names order.")
     camera_transport: str = param("raw", "raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage "
                                          "(jpeg/png) on '<topic>/compressed'.", choices=TRANSPORTS)
-    joint_states: str = param("/joint_states", "sensor_msgs/JointState topic.")
-    instruction: str = param("/instruction", "std_msgs/String language instruction topic.")
-    enable: str = param("/policy/enable", "std_msgs/Bool: false = e-stop (hold), true = release.")
-    trajectory: str = param("/joint_trajectory_controller/joint_trajectory",
+    joint_states: str = param("joint_states", "sensor_msgs/JointState topic.")
+    instruction: str = param("instruction", "std_msgs/String language instruction topic.")
+    enable: str = param("policy/enable", "std_msgs/Bool: false = e-stop (hold), true = release.")
+    trajectory: str = param("joint_trajectory_controller/joint_trajectory",
                             "trajectory_msgs/JointTrajectory command topic of the controller.")
-    reasoning_trace: str = param("/reasoning_trace", "moe_vla_msgs/ReasoningTrace output topic.")
-    expert_usage: str = param("/expert_usage", "moe_vla_msgs/ExpertUsage output topic.")
-    status: str = param("/policy_status", "moe_vla_msgs/PolicyStatus output topic.")
+    reasoning_trace: str = param("reasoning_trace", "moe_vla_msgs/ReasoningTrace output topic.")
+    expert_usage: str = param("expert_usage", "moe_vla_msgs/ExpertUsage output topic.")
+    status: str = param("policy_status", "moe_vla_msgs/PolicyStatus output topic.")
 
     def __post_init__(self) -> None:
         _choice("topics.camera_transport", self.camera_transport, TRANSPORTS)

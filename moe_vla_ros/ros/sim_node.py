@@ -168,6 +168,13 @@ class SimNode(Node):
         self._joint_state_publisher = self.create_publisher(
             JointState, c.topics.joint_states, sensor_qos("reliable", 10))
         self._instruction_publisher = self.create_publisher(String, c.topics.instruction, latched_qos())
+        # Latched for transient-local subscribers, and published again whenever a subscriber joins
+        # (checked every 0.2 s, steady clock), so volatile ones (the policy node's default) get it too.
+        # Only then: an instruction someone else publishes (`ros2 topic pub`) is not overwritten.
+        self._instruction_subscribers = 0
+        self._instruction_timer = self.create_timer(
+            0.2, lambda: self._publish_instruction(on_new_subscriber=True),
+            clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._clock_publisher = self.create_publisher(ClockMsg, CLOCK_TOPIC, clock_qos()) if c.publish_clock else None
         self.create_subscription(JointTrajectoryMsg, c.topics.trajectory, self._on_trajectory, command_qos())
 
@@ -323,8 +330,12 @@ class SimNode(Node):
         for name, frame_id, publisher in zip(cameras.names, cameras.frame_ids, self._image_publishers):
             publisher.publish(rgb_to_image_msg(self._arm.render(name), stamp, frame_id, cameras.encoding))
 
-    def _publish_instruction(self) -> None:
-        if self._instruction:
+    def _publish_instruction(self, on_new_subscriber: bool = False) -> None:
+        """Publish the current instruction (if any); with `on_new_subscriber` only when more
+        subscribers matched than at the last call (a repeat changes nothing in the policy node)."""
+        count = self._instruction_publisher.get_subscription_count()
+        joined, self._instruction_subscribers = count > self._instruction_subscribers, count
+        if self._instruction and (joined or not on_new_subscriber):
             self._instruction_publisher.publish(String(data=self._instruction))
 
     # ------------------------------------------------------------------ commands

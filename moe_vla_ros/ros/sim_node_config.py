@@ -90,12 +90,12 @@ class CameraParams:
 
 @dataclass
 class SimTopicParams:
-    camera_topics: list[str] = param(["/camera/front/image_raw", "/camera/wrist/image_raw"],
+    camera_topics: list[str] = param(["camera/front/image_raw", "camera/wrist/image_raw"],
                                      "sensor_msgs/Image topic of each camera, in cameras.names order.")
-    joint_states: str = param("/joint_states", "sensor_msgs/JointState output topic.")
-    trajectory: str = param("/joint_trajectory_controller/joint_trajectory",
+    joint_states: str = param("joint_states", "sensor_msgs/JointState output topic.")
+    trajectory: str = param("joint_trajectory_controller/joint_trajectory",
                             "trajectory_msgs/JointTrajectory command topic (joint_trajectory_controller's).")
-    instruction: str = param("/instruction", "std_msgs/String topic the instruction is published on (latched).")
+    instruction: str = param("instruction", "std_msgs/String topic the instruction is published on (latched).")
 
     def __post_init__(self) -> None:
         topics = [*self.camera_topics, self.joint_states, self.trajectory, self.instruction]
