@@ -56,7 +56,7 @@ def _is_node_key(key: Any) -> bool:
     return key in ("/**", NODE_NAME, f"/{NODE_NAME}") or key.endswith(f"/{NODE_NAME}")
 
 
-def _global_topic(name: Any) -> Any:
+def global_topic(name: Any) -> Any:
     """A relative topic name as it resolves for a node in the root namespace ("joint_states" ->
     "/joint_states"); absolute names and non-strings unchanged."""
     if isinstance(name, str) and name and not name.startswith(("/", "~")):
@@ -282,14 +282,14 @@ class EvaluationConfig:
         for name, key in (("joint_state_topic", "topics.joint_states"), ("instruction_topic", "topics.instruction"),
                           ("command_topic", "topics.trajectory")):  # fmt: skip
             if key in p:
-                values[name] = _global_topic(p[key])  # relative names: the node in the root namespace
+                values[name] = global_topic(p[key])  # relative names: the node in the root namespace
         values["joint_names"] = tuple(p.get("robot.joint_names") or ())
         cameras, topics = list(p.get("robot.camera_names") or ()), list(p.get("topics.camera_topics") or ())
         if cameras and topics:
             if len(cameras) != len(topics):
                 raise BagError(f"robot.camera_names {cameras} and topics.camera_topics {topics} differ in length")
             suffix = "/compressed" if p.get("topics.camera_transport") == "compressed" else ""
-            values["camera_topics"] = {c: _global_topic(t) + suffix for c, t in zip(cameras, topics)}
+            values["camera_topics"] = {c: global_topic(t) + suffix for c, t in zip(cameras, topics)}
         limits = {f: p.get(f"robot.{param}") for f, param in LIMIT_PARAMS.items()}
         limits = {f: v for f, v in limits.items() if v}
         if limits:

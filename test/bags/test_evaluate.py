@@ -186,3 +186,34 @@ def test_oracle_needs_a_contract(tmp_path):
         RecordedActionsPolicy.from_bag(bag)
     oracle = RecordedActionsPolicy.from_bag(bag, SyntheticDemo().contract(), chunk_length=4)
     assert oracle.contract.chunk_length == 4 and np.isfinite(oracle.reference.joint_positions).all()
+
+
+def test_config_decides_like_the_node_from_its_parameter_files(tmp_path):
+    """Namespaced node keys, relative topics, limits without position limits, the runner's
+    recovery, end-velocity and input-check settings; the closed-loop checks are off offline."""
+    from moe_vla_ros.contract import PolicyContract, SensorContract
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "/**/policy_node:\n"
+        "  ros__parameters:\n"
+        "    topics: {joint_states: joint_states, camera_topics: [cam/front]}\n"
+        "    robot: {camera_names: [front], position_lower: [], position_upper: [], max_velocity: [1.0, 2.0],\n"
+        "            max_acceleration: []}\n"
+        "    safety: {recovery_s: 0.25}\n"
+        "    execution: {allow_nonzero_velocity_at_trajectory_end: true}\n"
+        "    input_checks: {max_tracking_error_rad: 0.0, max_stamp_age_s: 0.3}\n"
+    )
+    cfg = EvaluationConfig.from_params_files([params], progress=False)
+    assert cfg.joint_state_topic == "/joint_states" and cfg.camera_topics == {"front": "/cam/front"}
+    assert cfg.safety_limits == {"max_velocity": (1.0, 2.0)}
+    assert cfg.input_checks == {"max_tracking_error_rad": None, "max_stamp_age_s": 0.3}
+    contract = PolicyContract(SensorContract(("front",), 8, 8, ("a", "b"), control_rate_hz=10.0), chunk_length=8)
+    limits = cfg.safety(contract)
+    assert not limits.has_position_limits and limits.max_velocity == (1.0, 2.0) and limits.max_acceleration is None
+    runner = cfg.runner_config(contract)
+    assert runner.recovery_s == 0.25 and runner.executor.allow_nonzero_end_velocity
+    checks = runner.input_checks
+    assert checks.max_stamp_age_s == 0.3 and checks.max_tracking_error_rad is None and checks.frozen_after_s is None
+    with pytest.raises(BagError, match="safety_limits must give lower and upper together"):
+        EvaluationConfig(safety_limits={"lower": [0.0, 0.0]})

@@ -8,7 +8,7 @@ from rosbags.interfaces import QosDurability, QosReliability
 
 from moe_vla_ros.bags.demo_streams import median_rate_hz
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.bags.evaluate_config import default_params_files, read_node_params
+from moe_vla_ros.bags.evaluate_config import default_params_files, global_topic, read_node_params
 from moe_vla_ros.bags.from_sim import CONTRACT_KEY, EPISODES_KEY, SimBagTopics, SimRecordingConfig, main, record_sim_bag
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.validate import validate_bag
@@ -91,9 +91,10 @@ def test_same_seed_records_the_same_commands(tmp_path):
 def test_topics_are_those_of_the_sim_arm_robot_file():
     params = read_node_params(default_params_files("sim_arm"))
     topics = SimBagTopics()
-    assert [topics.camera(c) for c in params["robot.camera_names"]] == params["topics.camera_topics"]
+    name = global_topic  # the robot file's relative names, for a node in the root namespace
+    assert [topics.camera(c) for c in params["robot.camera_names"]] == [name(t) for t in params["topics.camera_topics"]]
     assert (topics.joint_states, topics.instruction, topics.command) == (
-        params["topics.joint_states"], params["topics.instruction"], params["topics.trajectory"])
+        name(params["topics.joint_states"]), name(params["topics.instruction"]), name(params["topics.trajectory"]))
 
 
 def test_existing_path_is_refused_and_untouched(tmp_path):
