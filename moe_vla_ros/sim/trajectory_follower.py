@@ -188,42 +188,64 @@ class _State:
     accelerations: np.ndarray | None = None  # [J]
 
 
-def _interpolate(t_a: float, a: _State, t_b: float, b: _State, t: float) -> _State:
-    """``Trajectory::interpolate_between_points``: linear, cubic or quintic by the fields of both ends."""
-    so_far, duration = t - t_a, t_b - t_a
-    has_vel = a.velocities is not None and b.velocities is not None
-    has_acc = a.accelerations is not None and b.accelerations is not None
-    if so_far < 0.0:
-        so_far, has_vel, has_acc = 0.0, False, False
-    if so_far > duration:
-        so_far, has_vel, has_acc = duration, False, False
+def _coefficients(a: _State, b: _State, duration: float, has_vel: bool, has_acc: bool) -> np.ndarray | None:
+    """Polynomial coefficients [n + 1, J] (position = sum_i c_i s^i) of ``interpolate_between_points``:
+    linear, cubic or quintic by the fields of both ends; None where upstream computes nothing
+    (both ends with accelerations but not velocities: it commands 0)."""
     p0, p1 = a.positions, b.positions  # [J]
+    T = duration
     if not has_vel and not has_acc:
-        c1 = (p1 - p0) / duration if duration != 0.0 else np.zeros_like(p0)
-        return _State(p0 + so_far * c1, c1.copy(), np.zeros_like(p0))
+        c1 = (p1 - p0) / T if T != 0.0 else np.zeros_like(p0)
+        return np.stack([p0, c1])
     if has_vel and not has_acc:
         v0, v1 = a.velocities, b.velocities
         c2 = c3 = np.zeros_like(p0)
-        if duration != 0.0:
-            c2 = (-3.0 * p0 + 3.0 * p1 - 2.0 * v0 * duration - v1 * duration) / duration**2
-            c3 = (2.0 * p0 - 2.0 * p1 + v0 * duration + v1 * duration) / duration**3
-        s = so_far
-        return _State(p0 + v0 * s + c2 * s**2 + c3 * s**3, v0 + 2.0 * c2 * s + 3.0 * c3 * s**2, 2.0 * c2 + 6.0 * c3 * s)
+        if T != 0.0:
+            c2 = (-3.0 * p0 + 3.0 * p1 - 2.0 * v0 * T - v1 * T) / T**2
+            c3 = (2.0 * p0 - 2.0 * p1 + v0 * T + v1 * T) / T**3
+        return np.stack([p0, v0, c2, c3])
     if has_vel and has_acc:
         v0, v1, a0, a1 = a.velocities, b.velocities, a.accelerations, b.accelerations
         c3 = c4 = c5 = np.zeros_like(p0)
-        T = duration
         if T != 0.0:
             c3 = (-20.0 * p0 + 20.0 * p1 - 3.0 * a0 * T**2 + a1 * T**2 - 12.0 * v0 * T - 8.0 * v1 * T) / (2.0 * T**3)
             c4 = (30.0 * p0 - 30.0 * p1 + 3.0 * a0 * T**2 - 2.0 * a1 * T**2 + 16.0 * v0 * T + 14.0 * v1 * T) / (
                 2.0 * T**4)
             c5 = (-12.0 * p0 + 12.0 * p1 - a0 * T**2 + a1 * T**2 - 6.0 * v0 * T - 6.0 * v1 * T) / (2.0 * T**5)
-        s = so_far
-        return _State(p0 + v0 * s + 0.5 * a0 * s**2 + c3 * s**3 + c4 * s**4 + c5 * s**5,
-                      v0 + a0 * s + 3.0 * c3 * s**2 + 4.0 * c4 * s**3 + 5.0 * c5 * s**4,
-                      a0 + 6.0 * c3 * s + 12.0 * c4 * s**2 + 20.0 * c5 * s**3)
-    zeros = np.zeros_like(p0)  # accelerations without velocities: upstream computes nothing
-    return _State(zeros, zeros.copy(), zeros.copy())
+        return np.stack([p0, v0, 0.5 * a0, c3, c4, c5])
+    return None
+
+
+def _evaluate(coefficients: np.ndarray | None, s: float, dim: int) -> _State:
+    """Position, velocity, acceleration [J] of the polynomial at `s` seconds into the segment."""
+    if coefficients is None:
+        zeros = np.zeros(dim)
+        return _State(zeros, zeros.copy(), zeros.copy())
+    n = coefficients.shape[0]
+    powers = s ** np.arange(n)  # [n]: s^0 .. s^(n-1)
+    orders = np.arange(n)
+    position = powers @ coefficients  # [J]
+    velocity = (orders[1:] * powers[:-1]) @ coefficients[1:]
+    acceleration = (orders[2:] * orders[1:-1] * powers[:-2]) @ coefficients[2:] if n > 2 else np.zeros(dim)
+    return _State(position, velocity, acceleration)
+
+
+class _Segment:
+    """One segment of ``interpolate_between_points`` from (t_a, a) to (t_b, b), coefficients cached."""
+
+    def __init__(self, t_a: float, a: _State, t_b: float, b: _State) -> None:
+        self.t_a, self.a, self.b, self.duration = t_a, a, b, t_b - t_a
+        self.has_vel = a.velocities is not None and b.velocities is not None
+        self.has_acc = a.accelerations is not None and b.accelerations is not None
+        self.coefficients = _coefficients(a, b, self.duration, self.has_vel, self.has_acc)
+
+    def sample(self, t: float) -> _State:
+        so_far = t - self.t_a
+        if 0.0 <= so_far <= self.duration:
+            return _evaluate(self.coefficients, so_far, len(self.a.positions))
+        # Outside the segment upstream clamps the time and interpolates linearly.
+        so_far = min(max(so_far, 0.0), self.duration)
+        return _evaluate(_coefficients(self.a, self.b, self.duration, False, False), so_far, len(self.a.positions))
 
 
 @dataclass
@@ -237,7 +259,8 @@ class _Plan:
     points: list[_State]  # K points over all joints
     interpolation: str = "splines"
     is_hold: bool = False
-    sampled: bool = field(default=False)
+    sampled: bool = False
+    segments: dict[int, _Segment] = field(default_factory=dict)  # cache: segment index -> polynomial
 
     def sample(self, t: float) -> tuple[_State, int] | None:
         """(setpoint, start segment) at `t`; segment -1 before the first point, K-1 after the
@@ -248,16 +271,26 @@ class _Plan:
         if t < times[0]:
             if self.interpolation == "none":
                 return self.before, -1
-            return _interpolate(self.receipt, self.before, times[0], points[0], t), -1
+            return self._segment(-1).sample(t), -1
         k = int(np.searchsorted(times, t, side="right")) - 1  # times[k] <= t < times[k + 1]
         if k < len(times) - 1:
             if self.interpolation == "none":
                 return points[k + 1], k
-            return _interpolate(times[k], points[k], times[k + 1], points[k + 1], t), k
+            return self._segment(k).sample(t), k
         last = points[-1]
         zeros = np.zeros_like(last.positions)
         return _State(last.positions, zeros if last.velocities is None else last.velocities,
                       zeros if last.accelerations is None else last.accelerations), k
+
+    def _segment(self, k: int) -> _Segment:
+        segment = self.segments.get(k)
+        if segment is None:
+            if k < 0:
+                segment = _Segment(self.receipt, self.before, float(self.times[0]), self.points[0])
+            else:
+                segment = _Segment(float(self.times[k]), self.points[k], float(self.times[k + 1]), self.points[k + 1])
+            self.segments[k] = segment
+        return segment
 
     def segment_time(self, segment: int) -> float:
         """Absolute time of the point that starts `segment` (the first point before it)."""
@@ -284,6 +317,9 @@ class TrajectoryFollower:
         self.params = params or JtcParams(joints=self.joint_names)
         if self.params.joints != self.joint_names:
             raise TrajectoryError(f"params.joints {list(self.params.joints)} != joint_names {list(self.joint_names)}")
+        self._path_tolerance = np.asarray(self.params.trajectory_tolerances)  # [J], 0 = not checked
+        self._goal_tolerance = np.asarray(self.params.goal_tolerances)  # [J]
+        self._checks_tolerances = bool(np.any(self._path_tolerance > 0.0) or np.any(self._goal_tolerance > 0.0))
         self._plans: list[_Plan] = []
         self._holding = True  # on_activate: the controller starts holding
         self._events: list[tuple[float, str]] = []
@@ -405,7 +441,9 @@ class TrajectoryFollower:
         topic interface; a violation replaces the trajectory by a hold at `measured_positions`
         and is recorded (see `pop_events`).
         """
-        measured = self._vector("measured_positions", measured_positions)
+        measured = np.asarray(measured_positions, dtype=np.float64)  # [J]
+        if measured.shape != (len(self.joint_names),):
+            raise TrajectoryError(f"measured_positions must be {len(self.joint_names)} values, got {measured.tolist()}")
         plan = self._plan_at(t)
         sampled = plan.sample(t)
         if sampled is None:
@@ -419,9 +457,9 @@ class TrajectoryFollower:
             timeout = p.effective_cmd_timeout
             if not before_last_point and timeout > 0.0 and time_difference > timeout:
                 self._abort(t, measured, "Aborted due to command timeout")
-            else:
+            elif self._checks_tolerances:
                 error = np.abs(desired.positions - measured)  # [J]
-                path_tol, goal_tol = np.asarray(p.trajectory_tolerances), np.asarray(p.goal_tolerances)
+                path_tol, goal_tol = self._path_tolerance, self._goal_tolerance
                 if (before_last_point or first_sample) and np.any((path_tol > 0.0) & (error > path_tol)):
                     self._abort(t, measured, "Holding position due to state tolerance violation: "
                                 + self._describe(error, path_tol))
