@@ -75,20 +75,24 @@ def test_policy_node_that_cannot_configure_ends_bringup_non_zero(tmp_path):
 
 
 def test_bringup_sim_closed_loop_in_a_namespace_with_command_line_overrides(ros_context, sim_model_dir):
+    from jtc_conformance import JtcConformance, is_hold, shipped_controller_params
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
+    from rclpy.parameter import Parameter
     from trajectory_msgs.msg import JointTrajectory
 
     from launch_helpers import get_parameters
     from moe_vla_msgs.msg import ReasoningTrace
     from moe_vla_ros.ros import qos
 
-    node = Node("bringup_probe", context=ros_context)
+    # Simulated time (the sim's /clock), as the controller judges the stamps with use_sim_time.
+    node = Node("bringup_probe", context=ros_context, parameter_overrides=[Parameter("use_sim_time", value=True)])
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     commands, traces = [], []
+    jtc = JtcConformance(clock=lambda: node.get_clock().now().nanoseconds * 1e-9, params=shipped_controller_params())
     traj_sub = node.create_subscription(JointTrajectory, "/robot7/joint_trajectory_controller/joint_trajectory",
-                                        commands.append, qos.command_qos(depth=50))
+                                        lambda m: (jtc.check(m), commands.append(m)), qos.command_qos(depth=50))
     node.create_subscription(ReasoningTrace, "/robot7/reasoning_trace", traces.append, qos.telemetry_qos(50))
     cmd = [str(BRINGUP), "--sim", "--model", str(sim_model_dir), "--instruction", "reach the red cube",
            "--ros-args", "-r", "__ns:=/robot7", "-p", "model.providers:=[CPUExecutionProvider]",
@@ -96,7 +100,7 @@ def test_bringup_sim_closed_loop_in_a_namespace_with_command_line_overrides(ros_
     with RosPeerProcess(cmd, python=False) as proc:
         try:
             wait_for_match(executor, traj_sub, timeout_s=60)
-            spin_until(executor, lambda: len([c for c in commands if c.points]) >= 3 and traces, timeout_s=60,
+            spin_until(executor, lambda: len([c for c in commands if not is_hold(c)]) >= 3 and traces, timeout_s=60,
                        what="3 commands and a reasoning trace from bringup")
             values = get_parameters(node, executor, "/robot7/policy_node",
                                     ["model.providers", "safety.input_timeout_s", "execution.blend"])
@@ -107,5 +111,7 @@ def test_bringup_sim_closed_loop_in_a_namespace_with_command_line_overrides(ros_
     assert values["safety.input_timeout_s"] == 0.75 and values["execution.blend"] == "smoothstep"
     assert commands[0].joint_names[-1] == "gripper" and len(commands[0].joint_names) == 7
     assert traces[0].instruction == "reach the red cube"
+    jtc.assert_no_violations()  # the controller of config/controllers would execute every command
+    assert "rejected trajectory" not in proc.output(), proc.output()[-3000:]  # and the simulator did
     node.destroy_node()
     executor.shutdown()
