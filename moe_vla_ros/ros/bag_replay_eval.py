@@ -127,7 +127,9 @@ def node_arguments(model: Path, inputs: BagInputs, outputs: Mapping[str, str], c
                    compressed: bool, latched_instruction: bool) -> list[str]:  # fmt: skip
     """ROS arguments of the node process (parameter files first, explicit values after). The
     instruction subscription's durability follows how the player offers the recorded instruction
-    (a transient-local subscription would not match a volatile publisher)."""
+    (a transient-local subscription would not match a volatile publisher). The checks that compare
+    joint states with the node's own plan (tracking error, frozen joints) are off: a bag's joint
+    states follow the recorded commands, not the node's (open loop), as in the offline evaluator."""
     cameras = [t.removesuffix("/compressed") if compressed else t for t in inputs.cameras.values()]
     params = {
         "qos.instruction_durability": "transient_local" if latched_instruction else "volatile",
@@ -137,6 +139,7 @@ def node_arguments(model: Path, inputs: BagInputs, outputs: Mapping[str, str], c
         "topics.joint_states": inputs.joint_states, "topics.instruction": inputs.instruction,
         "topics.trajectory": outputs["trajectory"], "topics.reasoning_trace": outputs["reasoning_trace"],
         "topics.expert_usage": outputs["expert_usage"], "topics.status": outputs["status"],
+        "input_checks.max_tracking_error_rad": "0.0", "input_checks.frozen_after_s": "0.0",
         **dict(cfg.node_params),
     }  # fmt: skip
     args = ["--ros-args"]

@@ -113,8 +113,12 @@ def load_params_file(path, node_name: str, namespace: str = "/") -> dict[str, An
     return flat
 
 
-def declare_config(node, cls):
-    """Declare every field of `cls` as a parameter of `node` and return the filled, validated config."""
+def declare_config(node, cls, read_only_prefixes: tuple[str, ...] = ()):
+    """Declare every field of `cls` as a parameter of `node` and return the filled, validated config.
+
+    Parameters whose dotted name starts with one of `read_only_prefixes` are read-only: they can be
+    set at start-up (params file, launch, -p) but `ros2 param set` refuses them (e.g. topic names,
+    which the node reads once)."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
     values = {}
@@ -123,7 +127,10 @@ def declare_config(node, cls):
         description = meta["description"]
         if meta["choices"]:
             description += f" One of: {', '.join(meta['choices'])}."
-        descriptor = ParameterDescriptor(name=name, description=description, read_only=meta["read_only"])
+        read_only = meta["read_only"] or name.startswith(tuple(read_only_prefixes))
+        if read_only and not meta["read_only"]:
+            description += " Read at start-up only."
+        descriptor = ParameterDescriptor(name=name, description=description, read_only=read_only)
         if meta["min"] is not None or meta["max"] is not None:
             lo = meta["min"] if meta["min"] is not None else -1e18
             hi = meta["max"] if meta["max"] is not None else 1e18
@@ -140,15 +147,55 @@ def declare_config(node, cls):
             args = typing.get_args(typ)
             ptype = {str: Parameter.Type.STRING_ARRAY, float: Parameter.Type.DOUBLE_ARRAY,
                      int: Parameter.Type.INTEGER_ARRAY, bool: Parameter.Type.BOOL_ARRAY}[args[0]]
-            from rclpy.exceptions import ParameterUninitializedException
-
             node.declare_parameter(name, ptype, descriptor)
-            try:
-                values[name] = list(node.get_parameter(name).value)
-            except ParameterUninitializedException:  # not overridden: the default, an empty list
-                values[name] = []
+            values[name] = _current(node, name)
             continue
         node.declare_parameter(name, default, descriptor)
-        value = node.get_parameter(name).value
-        values[name] = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else value
+        values[name] = _plain(node.get_parameter(name).value)
     return build_config(cls, values)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else value
+
+
+def _current(node, name: str) -> Any:
+    from rclpy.exceptions import ParameterUninitializedException
+
+    try:
+        return _plain(node.get_parameter(name).value)
+    except ParameterUninitializedException:  # a typed empty list never set: the default, []
+        return []
+
+
+def current_values(node, cls) -> dict[str, Any]:
+    """{dotted name: value} of every declared parameter of `cls` as the node holds it now."""
+    return {name: _current(node, name) for name, _, _ in iter_params(cls)}
+
+
+def read_config(node, cls, changes: dict[str, Any] | None = None):
+    """The config `cls` from the node's current parameter values (plus `changes`, not yet applied),
+    validated by the dataclasses: raises their error naming the bad value."""
+    values = current_values(node, cls)
+    values.update({k: _plain(v) for k, v in (changes or {}).items()})
+    return build_config(cls, values)
+
+
+# Parameters every rclpy node has or that ROS tools set; never reported as unknown.
+BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+BUILTIN_PARAMETER_PREFIXES = ("qos_overrides.",)
+
+
+def unknown_parameters(overrides, cls) -> list[str]:
+    """Names in `overrides` (a node's parameter overrides: params files, -p, launch) that `cls`
+    does not declare, each with the closest declared name when there is one."""
+    import difflib
+
+    declared = [name for name, _, _ in iter_params(cls)]
+    messages = []
+    for name in sorted(overrides):
+        if name in declared or name in BUILTIN_PARAMETERS or name.startswith(BUILTIN_PARAMETER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+        messages.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return messages

@@ -63,7 +63,7 @@ def warm_up(policy: Policy, runs: int, limits: SafetyLimits | None = None) -> No
     if runs <= 0:
         return
     s = policy.contract.sensors
-    if limits is not None:
+    if limits is not None and limits.has_position_limits:
         q = 0.5 * (limits.arrays["lower"] + limits.arrays["upper"])
     else:
         q = np.asarray(policy.contract.normalization.state_mean, dtype=np.float64)

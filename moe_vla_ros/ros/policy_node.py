@@ -17,12 +17,18 @@ this file only converts messages, wires callbacks and publishes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 import sys
+import threading
 import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, String
@@ -33,6 +39,7 @@ from moe_vla_ros.contract import ContractError
 from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
 from moe_vla_ros.control.images import ImageConversionError
 from moe_vla_ros.control.inference_loop import InferenceLoop
+from moe_vla_ros.control.input_checks import InputCheckConfig
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
 from moe_vla_ros.control.policy_runner import JOINT_STATES, PolicyRunner, RunnerConfig, camera_input
 from moe_vla_ros.control.safety import SafetyLimits
@@ -45,10 +52,10 @@ from moe_vla_ros.ros.conversions import (
     planned_trajectory_to_msg,
     stamp_to_seconds,
 )
-from moe_vla_ros.ros.params import declare_config
+from moe_vla_ros.ros.params import declare_config, read_config, unknown_parameters
 from moe_vla_ros.ros.policy_model import check_robot_against_contract, load_configured_policy, warm_up
-from moe_vla_ros.ros.policy_node_config import PolicyNodeConfig
-from moe_vla_ros.ros.spin import spin_until_shutdown
+from moe_vla_ros.ros.policy_node_config import NodeConfigError, PolicyNodeConfig
+from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 from moe_vla_ros.ros.telemetry_msgs import (
     StatusSnapshot,
     diagnostics_msg,
@@ -58,41 +65,84 @@ from moe_vla_ros.ros.telemetry_msgs import (
 )
 
 INFERENCE_POLL_S = 0.005  # how often the inference loop asks the runner for work (wall clock)
+STARTUP_PARAMETERS = ("topics.", "qos.", "execution.status_rate_hz", "autostart")  # read once, read-only
 
 
 class PolicyNode(LifecycleNode):
     def __init__(self, node_name: str = "policy_node", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        # Declared at construction, so `ros2 param` lists them before configure.
-        self.config: PolicyNodeConfig = declare_config(self, PolicyNodeConfig)
+        # Inference runs on its own thread (control/inference_loop.py), started while active; ROS
+        # callbacks run in a single-threaded executor. Its decisions use ROS time (`_now`).
+        # Created first: destroy_node must work whatever fails below.
+        self._inference = InferenceLoop(self._on_inference_tick, INFERENCE_POLL_S, self._on_inference_error)
+        self._publish_lock = threading.Lock()  # one trajectory publisher at a time; guards _stopping
+        self._stopping = False  # set by stop_commanding: nothing but the final hold is published
         self.policy = None
         self.runner: PolicyRunner | None = None
+        self.limits: SafetyLimits | None = None
         self.joint_names: tuple[str, ...] = ()
         self._mapper: JointStateMapper | None = None
         self._pubs: dict = {}
         self._subs: list = []
-        # Inference runs on its own thread (control/inference_loop.py), started while active; ROS
-        # callbacks run in a single-threaded executor. Its decisions use ROS time (`_now`).
-        self._inference = InferenceLoop(self._on_inference_tick, INFERENCE_POLL_S, self._on_inference_error)
         self._active = False  # inputs are only used while active
-        self._status_timer = None
         self._state = ("unconfigured", 1)
+        self._configure_error = ""  # why the last configure/activate failed ("" when it did not)
+        self._instruction = ""  # kept across cleanup/configure: activation resumes the task
+        self._enabled: bool | None = None  # last operator enable/disable, for logging changes
+        self._enable_stamp = -1  # source timestamp (ns) of the enable message applied last
         self._last_log: dict[str, float] = {}
+        self.exit_code = 0  # the process's exit status (1 after a failed autostart)
+        self.exit_requested = False  # spin_until_shutdown stops spinning when set
+        # Declared at construction, so `ros2 param` lists them before configure; topics and QoS
+        # are read here only (read-only), everything else again at configure.
+        self.config: PolicyNodeConfig = declare_config(self, PolicyNodeConfig, STARTUP_PARAMETERS)
+        unknown = unknown_parameters(self._parameter_overrides, PolicyNodeConfig)
+        if unknown:
+            self.get_logger().warning(f"ignoring unknown parameters (not declared by policy_node): {', '.join(unknown)}")
+        self.add_on_set_parameters_callback(self._validate_parameter_change)
         # Status and start-up timers run on the steady clock: they must tick before /clock arrives.
         self._wall_clock = Clock(clock_type=ClockType.STEADY_TIME)
+        t = self.config.topics
+        # Status and diagnostics are plain publishers: they report in every state, from now on.
+        self._pubs["status"] = self.create_publisher(PolicyStatus, t.status, qos.telemetry_qos())
+        self._pubs["diagnostics"] = self.create_publisher(DiagnosticArray, "/diagnostics", qos.telemetry_qos())
+        self._status_timer = self.create_timer(
+            1.0 / self.config.execution.status_rate_hz, self._publish_status, clock=self._wall_clock
+        )
         if self.config.autostart:
             self._autostart_timer = self.create_timer(0.0, self._autostart, clock=self._wall_clock)
+
+    # -- parameters -----------------------------------------------------------------------------
+    def _validate_parameter_change(self, params) -> SetParametersResult:
+        """`ros2 param set`: refuse values the config dataclasses reject, naming the reason. Changes
+        take effect at the next configure."""
+        changes = {p.name: p.value for p in params if p.name not in ("use_sim_time",)}
+        try:
+            read_config(self, PolicyNodeConfig, changes)
+        except (NodeConfigError, ValueError, TypeError) as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        return SetParametersResult(successful=True)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def _autostart(self) -> None:
         self._autostart_timer.cancel()  # one shot
         self.destroy_timer(self._autostart_timer)
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
+            if self.trigger_activate() == TransitionCallbackReturn.SUCCESS:
+                return
+        self.get_logger().error(f"autostart failed: {self._configure_error}; exiting")
+        self.exit_code, self.exit_requested = 1, True
+
+    def _fail(self, what: str, error: BaseException | str) -> TransitionCallbackReturn:
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self._configure_error = f"{what} failed: {text}"
+        self.get_logger().error(self._configure_error)
+        self._publish_status()  # at once: the failure must be visible even if the process exits now
+        return TransitionCallbackReturn.FAILURE
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        cfg = self.config
         try:
+            self.config = cfg = read_config(self, PolicyNodeConfig)
             self.policy = load_configured_policy(cfg.model, self.get_logger(), cfg.execution.reasoning_rate_hz > 0)
             check_robot_against_contract(cfg.robot, self.policy.contract)
             sensors = self.policy.contract.sensors
@@ -103,34 +153,21 @@ class PolicyNode(LifecycleNode):
                 )
             self.joint_names = sensors.joint_names
             self._mapper = JointStateMapper(self.joint_names)
-            limits = None
-            if cfg.robot.position_lower:
-                limits = SafetyLimits.from_config(self.joint_names, {
-                    "lower": cfg.robot.position_lower, "upper": cfg.robot.position_upper,
-                    "max_velocity": cfg.robot.max_velocity, "max_acceleration": cfg.robot.max_acceleration,
-                })
+            self.limits = limits = SafetyLimits.from_optional(
+                self.joint_names, cfg.robot.position_lower, cfg.robot.position_upper,
+                cfg.robot.max_velocity, cfg.robot.max_acceleration)
             warm_up(self.policy, cfg.model.warmup_runs, limits)
-            ex = cfg.execution
-            executor_cfg = ChunkExecutorConfig.from_contract(
-                self.policy.contract,
-                refill_threshold_s=min(ex.refill_threshold_s, 0.999 * self.policy.contract.chunk_duration_s),
-                blend=ex.blend, blend_steps=ex.blend_steps, exponential_rate=ex.exponential_rate,
-                max_observation_age_s=ex.max_observation_age_s, execution_lead_s=ex.execution_lead_s,
-            )
-            self.runner = PolicyRunner(self.policy, RunnerConfig(
-                executor=executor_cfg, sync_slop_s=ex.sync_slop_s,
-                input_timeout_s=cfg.safety.input_timeout_s, startup_grace_s=cfg.safety.startup_grace_s,
-                start_enabled=not cfg.safety.require_enable,
-                reasoning_period_s=1.0 / ex.reasoning_rate_hz if ex.reasoning_rate_hz > 0 else None,
-                default_instruction=ex.default_instruction,
-            ), limits)
+            self.runner = PolicyRunner(self.policy, runner_config(cfg, self.policy.contract), limits)
+            if self._instruction:
+                self.runner.set_instruction(self._instruction)
+            if self._enabled is not None:  # an e-stop stays engaged across reconfiguration
+                self.runner.set_enabled(self._enabled)
         except Exception as e:  # noqa: BLE001 - any load/contract problem fails the transition loudly
-            self.get_logger().error(f"configure failed: {type(e).__name__}: {e}")
             self._free_model()
-            return TransitionCallbackReturn.FAILURE
-        if not self._pubs:  # first configure: see _create_io
+            return self._fail("configure", e)
+        if not self._subs:  # first configure: see _create_io
             self._create_io()
-        self._status_timer.reset()
+        self._configure_error = ""
         meta = self.policy.metadata
         self._state = ("inactive", 2)
         self.get_logger().info(
@@ -140,31 +177,35 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        limits = self.limits
+        if limits is None or not limits.has_position_limits:
+            if not self.config.safety.allow_missing_position_limits:
+                return self._fail("activate", (
+                    "no joint position limits configured (robot.position_lower/upper): refusing to command "
+                    "the robot; set them, or set safety.allow_missing_position_limits:=true to run without"))
+            missing = "any limits" if limits is None else "position limits (velocity/acceleration limits apply)"
+            self.get_logger().warning(f"activating WITHOUT {missing}: safety.allow_missing_position_limits is true")
+        self._configure_error = ""
         self.runner.activate(self._now())
         self._active = True
+        self._stopping = False
         self._inference.start()
         self._state = ("active", 3)
         self.get_logger().info("activated: commanding once inputs are fresh and an instruction is set")
         return super().on_activate(state)
 
     def _create_io(self) -> None:
-        """Publishers, subscriptions and the status timer, created at the first configure and kept
-        for the node's life (topics are fixed parameters): callbacks ignore inputs while the node
-        is not active, and lifecycle publishers only publish while active. Destroying entities
-        from a transition callback while an executor waits on them is unsafe in rclpy, so
-        cleanup frees the model only."""
+        """Publishers and subscriptions, created at the first configure and kept for the node's
+        life (topics are read-only parameters): callbacks ignore inputs while the node is not
+        active, and lifecycle publishers only publish while active. Destroying entities from a
+        transition callback while an executor waits on them is unsafe in rclpy, so cleanup frees
+        the model only."""
         cfg, t = self.config, self.config.topics
-        self._pubs = {
+        self._pubs.update({
             "trajectory": self.create_lifecycle_publisher(JointTrajectory, t.trajectory, qos.command_qos()),
             "trace": self.create_lifecycle_publisher(ReasoningTrace, t.reasoning_trace, qos.telemetry_qos()),
             "usage": self.create_lifecycle_publisher(ExpertUsage, t.expert_usage, qos.telemetry_qos()),
-            # Status and diagnostics are plain publishers: they report in every state.
-            "status": self.create_publisher(PolicyStatus, t.status, qos.telemetry_qos()),
-            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", qos.telemetry_qos()),
-        }
-        self._status_timer = self.create_timer(
-            1.0 / cfg.execution.status_rate_hz, self._publish_status, clock=self._wall_clock
-        )
+        })
         sensor_qos = qos.sensor_qos(cfg.qos.sensor_reliability, cfg.qos.sensor_depth)
         for camera, topic in zip(self.policy.contract.sensors.camera_names, cfg.topics.camera_topics):
             if cfg.topics.camera_transport == "compressed":
@@ -179,12 +220,19 @@ class PolicyNode(LifecycleNode):
             self.create_subscription(JointState, cfg.topics.joint_states, self._on_joint_state, sensor_qos),
             self.create_subscription(String, cfg.topics.instruction, self._on_instruction,
                                      qos.instruction_subscription_qos(cfg.qos.instruction_durability)),
-            self.create_subscription(Bool, cfg.topics.enable, self._on_enable, qos.command_qos()),
         ]
+        # The e-stop matches every publisher: a reliable subscription gets reliable publishers'
+        # messages without loss, a best-effort one gets best-effort publishers' (a reliable
+        # publisher's message arrives on both; setting the same state twice is harmless).
+        # The reliable one would warn about every best-effort publisher ("incompatible QoS"): by design.
+        quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _event: None)
+        for profile in qos.enable_subscription_qos():
+            self._subs.append(self.create_subscription(Bool, cfg.topics.enable, self._on_enable, profile,
+                                                       event_callbacks=quiet))
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_io()
-        self._publish_hold("deactivated")
+        self._publish_hold("deactivated", self.runner.hold(self._now(), "deactivated"))
         self.runner.deactivate()
         self._state = ("inactive", 2)
         return super().on_deactivate(state)
@@ -196,12 +244,23 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._state[0] == "active":
-            self._publish_hold("shutting down")
-        self._stop_io()
+        self.stop_commanding("shutting down")
         self._free_model()
         self._state = ("finalized", 4)
         return TransitionCallbackReturn.SUCCESS
+
+    def stop_commanding(self, reason: str) -> None:
+        """Stop for good (a signal, shutdown, destruction): gate the trajectory publisher so a
+        running inference publishes nothing, stop the loop, then send the final hold when the node
+        was active. Safe to call from any thread, more than once."""
+        with self._publish_lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            was_active, self._active = self._active, False
+            if was_active and self.runner is not None:
+                self._send_hold(f"final hold: {reason}", self.runner.hold(self._now(), reason))
+        self._inference.stop()
 
     def _stop_io(self) -> None:
         """Inputs are ignored from now on; waits for a running inference (nothing is published after)."""
@@ -209,7 +268,11 @@ class PolicyNode(LifecycleNode):
         self._inference.stop()
 
     def destroy_node(self) -> None:
-        self._inference.stop()
+        try:
+            self.stop_commanding("node destroyed")
+        except Exception as e:  # noqa: BLE001 - e.g. the context is already shut down: nothing to command
+            self.get_logger().debug(f"no final hold at destruction: {e}")
+        self._free_model()
         super().destroy_node()
 
     def _free_model(self) -> None:
@@ -245,17 +308,28 @@ class PolicyNode(LifecycleNode):
         self.runner.add_joint_state(stamp_to_seconds(msg.header.stamp), joints, self._now())
 
     def _on_instruction(self, msg: String) -> None:
-        if self.runner is None:
-            return  # instructions are kept while inactive, so activation resumes the task
-        if msg.data.strip() != self.runner.instruction:
-            self.get_logger().info(f"new instruction: {msg.data.strip()!r} (chunk queue reset)")
-        self.runner.set_instruction(msg.data)
+        text = msg.data.strip()
+        if text != self._instruction:
+            self.get_logger().info(f"new instruction: {text!r} (chunk queue reset)")
+        self._instruction = text  # kept while unconfigured/inactive, so activation resumes the task
+        if self.runner is not None:
+            self.runner.set_instruction(text)
 
-    def _on_enable(self, msg: Bool) -> None:
-        if self.runner is None:
+    def _on_enable(self, msg: Bool, info) -> None:
+        # Reliable publishers reach both enable subscriptions: apply messages in publication order
+        # (a message delivered late on the other subscription must not undo a newer one).
+        stamp = int(info["source_timestamp"])
+        if stamp < self._enable_stamp:
             return
-        self.get_logger().warning("enabled by operator" if msg.data else "E-STOP: disabled by operator, holding")
-        self.runner.set_enabled(msg.data)
+        self._enable_stamp = stamp
+        enabled = bool(msg.data)
+        if enabled != self._enabled:
+            self.get_logger().warning("enabled by operator" if enabled else "E-STOP: disabled by operator, holding")
+        self._enabled = enabled
+        if self.runner is not None:
+            hold = self.runner.set_enabled(enabled, self._now() if self._active else None)
+            if hold is not None:
+                self._publish_hold("e-stop", hold)  # at once, not at the next inference tick
 
     def _log_throttled(self, key: str, text: str, period_s: float = 2.0) -> None:
         now = time.monotonic()
@@ -266,16 +340,19 @@ class PolicyNode(LifecycleNode):
     # -- inference loop -------------------------------------------------------------------------
     def _on_inference_tick(self) -> None:
         runner = self.runner
-        if runner is None:
+        if runner is None or self._stopping:
             return
         command = runner.step(self._now)
         if command is None:
             return
-        if command.trajectory is None:
-            self._publish_hold(command.hold_reason)
+        if command.is_hold:
+            self._publish_hold(command.hold_reason, command)
             return
         out, chunk_id = command.output, command.accept.chunk_id
-        self._pubs["trajectory"].publish(planned_trajectory_to_msg(self.joint_names, command.trajectory))
+        with self._publish_lock:
+            if self._stopping or not runner.commanding:
+                return  # stopped or held (e-stop, deactivate) meanwhile: the hold went out, nothing after it
+            self._pubs["trajectory"].publish(planned_trajectory_to_msg(self.joint_names, command.trajectory))
         self._pubs["usage"].publish(expert_usage_msg(out.stamp, chunk_id, out.expert_usage))
         if out.reasoning is not None and out.reasoning_is_new:
             self._pubs["trace"].publish(reasoning_trace_msg(out.reasoning, chunk_id, runner.instruction, out.expert_usage))
@@ -284,19 +361,28 @@ class PolicyNode(LifecycleNode):
         """An unexpected error in the loop (the runner itself catches model errors): hold, report."""
         self._log_throttled("inference", f"inference loop error: {type(error).__name__}: {error}")
         runner = self.runner
-        if runner is not None:
-            runner.record_error(f"inference loop: {type(error).__name__}: {error}")
+        if runner is None:
+            return
         try:
-            self._publish_hold(f"inference loop error: {error}")
+            hold = runner.record_error(f"inference loop: {type(error).__name__}: {error}", self._now())
+            self._publish_hold(f"inference loop error: {error}", hold)
         except Exception:  # noqa: BLE001 - e.g. the context is shutting down: nothing left to command
             pass
 
-    def _publish_hold(self, reason: str) -> None:
-        """An empty JointTrajectory: joint_trajectory_controller stops at its current position."""
+    def _publish_hold(self, reason: str, command) -> None:
+        with self._publish_lock:
+            if not self._stopping:
+                self._send_hold(reason, command)
+
+    def _send_hold(self, reason: str, command) -> None:
+        """Publish the hold of `command` (a trajectory to rest that joint_trajectory_controller
+        accepts); None: nothing to hold from (no plan and no valid joint state: the controller
+        keeps its last setpoint). Called with the publish lock held."""
         pub = self._pubs.get("trajectory")
         if pub is None:
             return
-        pub.publish(JointTrajectory(header=make_header(0.0), joint_names=list(self.joint_names)))
+        if command is not None and command.trajectory is not None:
+            pub.publish(planned_trajectory_to_msg(self.joint_names, command.trajectory))
         self.get_logger().warning(f"holding: {reason}")
 
     # -- status -----------------------------------------------------------------------------------
@@ -304,31 +390,58 @@ class PolicyNode(LifecycleNode):
         runner, now = self.runner, self._now()
         label, state_id = self._state
         if runner is None:
-            from moe_vla_ros.control.latency import LatencySummary
-
-            return StatusSnapshot(now, state_id, label, None, LatencySummary(0, 0, 0, 0, 0, 0),
-                                  0, 0, 0, 0, 0, 0, False, "not configured", "", "")
+            reason = self._configure_error or f"node {label}"
+            return StatusSnapshot.empty(now, state_id, label, hold_reason=reason, last_error=self._configure_error,
+                                        instruction=self._instruction)
         c = runner.counters
         hold = runner.hold_reason(now) if label == "active" else f"node {label}"
+        if self._configure_error:
+            hold = self._configure_error
         return StatusSnapshot(
             stamp=now, lifecycle_id=state_id, lifecycle_label=label, metadata=self.policy.metadata,
             latency=runner.latency_summary(), chunks_published=c.chunks_published,
             dropped_inputs=runner.input_drop_count() + c.rejected_inputs, stale_inputs=runner.stale_event_count(),
             rejected_commands=c.rejected_chunks, rejected_inputs=c.rejected_inputs,
             inference_errors=c.inference_errors, commanding=runner.commanding and label == "active",
-            hold_reason="" if runner.commanding else hold, last_error=c.last_error, instruction=runner.instruction,
+            hold_reason="" if runner.commanding and label == "active" else hold,
+            last_error=self._configure_error or c.last_error, instruction=runner.instruction,
+            holds_by_reason=dict(c.holds_by_reason), rejected_inputs_by_reason=dict(c.rejected_by_reason),
         )
 
     def _publish_status(self) -> None:
         snapshot = self.status_snapshot()
-        if "status" in self._pubs:
-            self._pubs["status"].publish(policy_status_msg(snapshot))
-            self._pubs["diagnostics"].publish(diagnostics_msg(snapshot, self.get_name()))
+        self._pubs["status"].publish(policy_status_msg(snapshot))
+        self._pubs["diagnostics"].publish(diagnostics_msg(snapshot, self.get_name()))
+
+
+def runner_config(cfg: PolicyNodeConfig, contract) -> RunnerConfig:
+    """What the node's parameters ask of the PolicyRunner (the offline evaluator builds the same)."""
+    ex, safety = cfg.execution, cfg.safety
+    executor_cfg = ChunkExecutorConfig.from_contract(
+        contract,
+        refill_threshold_s=min(ex.refill_threshold_s, 0.999 * contract.chunk_duration_s),
+        blend=ex.blend, blend_steps=ex.blend_steps, exponential_rate=ex.exponential_rate,
+        max_observation_age_s=ex.max_observation_age_s, execution_lead_s=ex.execution_lead_s,
+        allow_nonzero_end_velocity=ex.allow_nonzero_velocity_at_trajectory_end,
+    )
+    return RunnerConfig(
+        executor=executor_cfg, sync_slop_s=ex.sync_slop_s,
+        input_timeout_s=safety.input_timeout_s, startup_grace_s=safety.startup_grace_s,
+        start_enabled=not safety.require_enable,
+        reasoning_period_s=1.0 / ex.reasoning_rate_hz if ex.reasoning_rate_hz > 0 else None,
+        default_instruction=ex.default_instruction,
+        recovery_s=safety.recovery_s,
+        input_checks=InputCheckConfig.from_params(dataclasses.asdict(cfg.input_checks)),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    non_ros = rclpy.utilities.remove_ros_args(["policy_node", *argv])[1:]
+    try:
+        non_ros = rclpy.utilities.remove_ros_args(["policy_node", *argv])[1:]
+    except Exception as e:  # noqa: BLE001 - e.g. a missing or malformed --params-file
+        print(f"policy_node: invalid ROS arguments: {one_line(e)}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="policy_node",
         description="MoE-VLA policy lifecycle node. Parameters: config/policy.yaml + config/robots/*.yaml "
@@ -336,9 +449,25 @@ def main(argv: list[str] | None = None) -> int:
                     "lifecycle manager.",
     )
     parser.parse_args(non_ros)
-    rclpy.init(args=["policy_node", *argv])
-    spin_until_shutdown(PolicyNode())
-    return 0
+    try:
+        init_process(["policy_node", *argv])
+    except Exception as e:  # noqa: BLE001 - e.g. a missing or malformed --params-file
+        print(f"policy_node: cannot start ROS: {one_line(e)}", file=sys.stderr)
+        return 2
+    try:
+        node = PolicyNode()
+    except (NodeConfigError, ParameterException, ValueError, TypeError) as e:
+        print(f"policy_node: invalid parameters: {one_line(e)}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    spin_until_shutdown(node)
+    return node.exit_code
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line, without rcl's source locations (", at /project/src/...")."""
+    text = re.sub(r",? at /\S+:\d+", "", " ".join(str(error).split()))
+    return text or type(error).__name__
 
 
 if __name__ == "__main__":

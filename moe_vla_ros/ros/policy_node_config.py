@@ -143,6 +143,10 @@ class ExecutionParams:
     status_rate_hz: float = param(2.0, "Rate of PolicyStatus and /diagnostics.", min=0.1, max=100.0)
     default_instruction: str = param("", "Instruction used until one arrives on the instruction topic "
                                          "(empty: hold until an instruction arrives).")
+    allow_nonzero_velocity_at_trajectory_end: bool = param(
+        False, "Let chunks end moving. Must equal the joint_trajectory_controller parameter of the same name: "
+               "false (its default since jazzy) refuses trajectories that end with a nonzero velocity, so "
+               "every chunk then comes to rest at its last point.")
 
     def __post_init__(self) -> None:
         _choice("execution.blend", self.blend, BLEND_MODES)
@@ -156,9 +160,39 @@ class SafetyParams:
     startup_grace_s: float = param(5.0, "After activation, missing inputs are not yet an error for this long [s].",
                                    min=0.0, max=600.0)
     require_enable: bool = param(False, "Start disabled: command only after true on topics.enable.")
+    recovery_s: float = param(1.0, "After a hold for stale or rejected inputs, every input must be good this "
+                                   "long before commanding resumes (hysteresis) [s].", min=0.0, max=60.0)
+    allow_missing_position_limits: bool = param(
+        False, "Activate without robot.position_lower/upper (warns). Off: activation is refused without them. "
+               "Velocity and acceleration limits apply on their own whenever they are set.")
 
     def __post_init__(self) -> None:
         _positive("safety.input_timeout_s", self.input_timeout_s)
+        if not (math.isfinite(self.recovery_s) and self.recovery_s >= 0):
+            raise NodeConfigError(f"safety.recovery_s must be >= 0, got {self.recovery_s!r}")
+
+
+@dataclass
+class InputCheckParams:
+    """control/input_checks.py InputCheckConfig as parameters (a value <= 0 disables an optional check)."""
+
+    position_tolerance_rad: float = param(0.05, "A joint state further outside the position limits than this is "
+                                                "rejected and the node holds [rad].", min=0.0, max=1.0)
+    jump_velocity_factor: float = param(1.5, "A joint may move at most this factor x its velocity limit x the "
+                                             "stamp difference between joint states (degrees, glitches); <= 0: off.",
+                                        min=0.0, max=100.0)
+    jump_margin_rad: float = param(0.02, "Slack of the jump check [rad].", min=0.0, max=1.0)
+    frozen_after_s: float = param(0.3, "Joint states identical for this long while the plan moves the arm are "
+                                       "rejected as frozen [s]; <= 0: off (bag replay).", min=0.0, max=60.0)
+    frozen_min_motion_rad: float = param(0.02, "Commanded motion over that window that makes identical joint "
+                                               "states suspicious [rad].", min=1e-6, max=10.0)
+    max_tracking_error_rad: float = param(0.25, "Largest distance between measured and commanded position before "
+                                               "the node holds (the arm does not follow) [rad]; <= 0: off "
+                                               "(bag replay).", min=0.0, max=10.0)
+    max_stamp_age_s: float = param(0.5, "Messages stamped longer ago than this (vs receipt) are rejected [s].",
+                                   min=1e-3, max=60.0)
+    max_stamp_future_s: float = param(0.05, "Messages stamped further in the future than this are rejected "
+                                            "(clocks disagree) [s].", min=0.0, max=60.0)
 
 
 @dataclass
@@ -171,4 +205,5 @@ class PolicyNodeConfig:
     qos: QosParams = field(default_factory=QosParams)
     execution: ExecutionParams = field(default_factory=ExecutionParams)
     safety: SafetyParams = field(default_factory=SafetyParams)
+    input_checks: InputCheckParams = field(default_factory=InputCheckParams)
     autostart: bool = param(False, "Configure and activate on start-up (no lifecycle manager needed).")

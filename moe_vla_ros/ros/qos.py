@@ -33,6 +33,18 @@ def command_qos(depth: int = 1) -> QoSProfile:
     )
 
 
+def enable_subscription_qos() -> tuple[QoSProfile, QoSProfile]:
+    """The e-stop/enable subscriptions: one reliable (no loss from reliable publishers) and one best
+    effort (the only kind a best-effort publisher matches). Subscribe with both: a Bool(false)
+    must stop the robot whatever QoS the operator's tool publishes with."""
+    reliable = command_qos(depth=10)
+    best_effort = QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=10,
+        reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
+    )
+    return reliable, best_effort
+
+
 def latched_qos() -> QoSProfile:
     """Instruction PUBLISHERS: reliable + transient local, so a node that starts later still gets the
     last instruction (when its subscription is transient local too)."""
@@ -63,4 +75,4 @@ def telemetry_qos(depth: int = 10) -> QoSProfile:
     )
 
 
-__all__ = ["sensor_qos", "command_qos", "latched_qos", "instruction_subscription_qos", "telemetry_qos", "qos_profile_sensor_data"]
+__all__ = ["sensor_qos", "command_qos", "enable_subscription_qos", "latched_qos", "instruction_subscription_qos", "telemetry_qos", "qos_profile_sensor_data"]

@@ -4,8 +4,8 @@ runtime's plain results. No graph needed: messages are plain objects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lifecycle_msgs.msg import State
@@ -72,6 +72,19 @@ class StatusSnapshot:
     hold_reason: str
     last_error: str
     instruction: str
+    holds_by_reason: Mapping[str, int] = field(default_factory=dict)
+    rejected_inputs_by_reason: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, stamp: float, lifecycle_id: int, lifecycle_label: str, *, hold_reason: str,
+              last_error: str = "", instruction: str = "") -> "StatusSnapshot":
+        """The status of a node without a model (unconfigured, or configure failed)."""
+        return cls(
+            stamp=stamp, lifecycle_id=lifecycle_id, lifecycle_label=lifecycle_label, metadata=None,
+            latency=LatencySummary(0, 0, 0, 0, 0, 0), chunks_published=0, dropped_inputs=0, stale_inputs=0,
+            rejected_commands=0, rejected_inputs=0, inference_errors=0, commanding=False,
+            hold_reason=hold_reason, last_error=last_error, instruction=instruction,
+        )
 
 
 def policy_status_msg(s: StatusSnapshot) -> PolicyStatus:
@@ -88,17 +101,24 @@ def policy_status_msg(s: StatusSnapshot) -> PolicyStatus:
         dropped_inputs=s.dropped_inputs,
         stale_inputs=s.stale_inputs,
         rejected_commands=s.rejected_commands,
+        rejected_inputs=s.rejected_inputs,
+        inference_errors=s.inference_errors,
         commanding=s.commanding,
         hold_reason=s.hold_reason,
+        hold_causes=list(s.holds_by_reason),
+        hold_counts=[int(v) for v in s.holds_by_reason.values()],
+        rejected_input_causes=list(s.rejected_inputs_by_reason),
+        rejected_input_counts=[int(v) for v in s.rejected_inputs_by_reason.values()],
+        last_error=s.last_error,
     )
 
 
 def diagnostics_msg(s: StatusSnapshot, node_name: str) -> DiagnosticArray:
     """One DiagnosticStatus: OK while commanding, WARN while holding or on CPU fallback, ERROR on
-    inference errors or when no model is loaded."""
+    inference errors or when no model is loaded (with the configure failure, if any)."""
     meta = s.metadata
     if meta is None or s.inference_errors:
-        level, message = DiagnosticStatus.ERROR, s.last_error or "no model loaded"
+        level, message = DiagnosticStatus.ERROR, s.last_error or s.hold_reason or "no model loaded"
     elif not s.commanding:
         level, message = DiagnosticStatus.WARN, f"holding: {s.hold_reason or 'waiting for a chunk'}"
     elif meta.cpu_fallback:
@@ -121,7 +141,10 @@ def diagnostics_msg(s: StatusSnapshot, node_name: str) -> DiagnosticArray:
         "rejected_commands": str(s.rejected_commands),
         "inference_errors": str(s.inference_errors),
         "last_error": s.last_error,
+        "hold_reason": s.hold_reason,
     }
+    values.update({f"holds[{cause}]": str(n) for cause, n in s.holds_by_reason.items()})
+    values.update({f"rejected_inputs[{cause}]": str(n) for cause, n in s.rejected_inputs_by_reason.items()})
     status = DiagnosticStatus(
         level=level,
         name=f"{node_name}: policy",

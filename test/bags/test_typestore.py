@@ -70,7 +70,9 @@ def _ours(store):
             header=header, lifecycle_state=t["lifecycle_msgs/msg/State"](id=3, label="active"),
             backend="onnxruntime", execution_providers=["CPUExecutionProvider"], cpu_fallback=False,
             model_id="m-1234", inference_latency=latency, chunks_published=5, dropped_inputs=1, stale_inputs=0,
-            rejected_commands=0, commanding=True, hold_reason="",
+            rejected_commands=0, rejected_inputs=2, inference_errors=0, commanding=True, hold_reason="",
+            hold_causes=["stale_input"], hold_counts=[1], rejected_input_causes=["joint_states/jump"],
+            rejected_input_counts=[2], last_error="joint_states rejected: jump",
         ),
     }
 
@@ -100,6 +102,7 @@ def test_cdr_round_trip_between_rosbags_and_rclpy(msgtype):
         assert from_rosbags.lifecycle_state.label == "active"
         assert list(back.execution_providers) == ["CPUExecutionProvider"]
         assert back.inference_latency.p99_ms == pytest.approx(2.5)
+        assert list(from_rosbags.hold_causes) == ["stale_input"] and list(from_rosbags.rejected_input_counts) == [2]
 
 
 def test_rclpy_standard_messages_round_trip():

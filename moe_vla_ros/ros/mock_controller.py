@@ -1,0 +1,57 @@
+"""A joint_trajectory_controller + mock hardware stand-in for fake robots (tests, benchmarks, dry
+runs without a robot): it refuses exactly what the real controller refuses
+(moe_vla_ros.control.jtc_rules) and follows what it accepts with the simulator's follower
+(moe_vla_ros.sim.trajectory_follower), open loop, so the joints sit on the setpoint as with
+ros2_control's mock hardware (mock_components/GenericSystem). No graph: messages in, positions out."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+from trajectory_msgs.msg import JointTrajectory
+
+from moe_vla_ros.control.jtc_rules import JtcParams
+from moe_vla_ros.ros.conversions import joint_trajectory_to_arrays, joint_trajectory_verdict, stamp_to_seconds
+from moe_vla_ros.sim.trajectory_follower import JointTrajectory as FollowerTrajectory
+from moe_vla_ros.sim.trajectory_follower import TrajectoryError, TrajectoryFollower
+
+
+class MockJointTrajectoryController:
+    """Receives JointTrajectory messages at `clock()` (seconds), refuses or follows them."""
+
+    def __init__(self, joint_names: Sequence[str], initial_positions: np.ndarray, clock: Callable[[], float],
+                 params: JtcParams | None = None) -> None:
+        self.joint_names = tuple(joint_names)
+        self.params = params or JtcParams(joints=self.joint_names)
+        self.clock = clock
+        self.follower = TrajectoryFollower(self.joint_names, np.asarray(initial_positions, dtype=np.float64))
+        self.accepted = 0
+        self.refused = 0
+        self.refusals: list[str] = []
+
+    def receive(self, msg: JointTrajectory) -> str:
+        """Follow `msg` the way the controller would; returns why it was refused ("" if accepted)."""
+        now = self.clock()
+        verdict = joint_trajectory_verdict(msg, self.params, now)
+        if not verdict.conforming:
+            return self._refuse("; ".join(filter(None, [verdict.reason, *verdict.warnings])))
+        names, times, positions, velocities = joint_trajectory_to_arrays(msg)
+        with_velocities = not np.isnan(velocities).any()
+        try:
+            trajectory = FollowerTrajectory.from_arrays(
+                names, positions, times, velocities if with_velocities else None, stamp_to_seconds(msg.header.stamp))
+            self.follower.set_trajectory(trajectory, now)
+        except TrajectoryError as e:
+            return self._refuse(str(e))
+        self.accepted += 1
+        return ""
+
+    def _refuse(self, reason: str) -> str:
+        self.refused += 1
+        self.refusals.append(reason)
+        return reason
+
+    def positions(self) -> np.ndarray:
+        """Setpoint [J] at the clock's time (mock hardware: the joint state)."""
+        return self.follower.positions_at(self.clock())

@@ -1,0 +1,216 @@
+"""The policy node's parameters, lifecycle, e-stop and stops, as a robot owner meets them
+(real rclpy + DDS, the exported tiny model; the process tests run the real `policy_node` main)."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+from diagnostic_msgs.msg import DiagnosticStatus
+from lifecycle_msgs.msg import State, Transition
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, String
+from trajectory_msgs.msg import JointTrajectory
+
+from fake_robot import FakeRobot  # noqa: E402  (test/ros is on sys.path via its conftest)
+from jtc_conformance import is_hold
+from policy_node_harness import CAMERA_TOPICS, PolicyNodeHarness, node_params
+
+from moe_vla_ros.ros import qos
+from moe_vla_ros.ros.testing import RosPeerProcess, isolated_ros_env
+
+pytestmark = pytest.mark.ros
+
+JOINTS = ["joint_1", "joint_2", "gripper"]
+NO_POSITION_LIMITS = {"robot.position_lower": None, "robot.position_upper": None}
+
+
+@pytest.fixture
+def harness_factory(ros_context, tiny_model_dir):
+    made = []
+
+    def make(model_dir=tiny_model_dir, **overrides):
+        h = PolicyNodeHarness(ros_context, model_dir, **overrides)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def _diagnostics(h) -> list[DiagnosticStatus]:
+    return [d.status[0] for d in h.diagnostics]
+
+
+def test_status_and_diagnostics_report_from_construction_and_a_failed_configure_is_an_error(harness_factory, tmp_path):
+    h = harness_factory(autostart=False, **{"model.path": str(tmp_path / "no_such_model")})
+    h.wait_for(lambda: h.status and h.diagnostics, what="status before any transition")
+    assert h.status[0].lifecycle_state.id == State.PRIMARY_STATE_UNCONFIGURED
+    assert not h.transition(Transition.TRANSITION_CONFIGURE)
+    h.wait_for(lambda: any("configure failed" in d.message for d in _diagnostics(h)), what="configure failure")
+    failed = next(d for d in _diagnostics(h) if "configure failed" in d.message)
+    assert failed.level == DiagnosticStatus.ERROR and "no_such_model" in failed.message
+    h.wait_for(lambda: "configure failed" in h.status[-1].last_error, what="the failure in PolicyStatus")
+    assert "configure failed" in h.status[-1].hold_reason and not h.status[-1].commanding
+
+
+def test_parameter_set_refuses_bad_choices_and_read_only_topics_with_the_reason(harness_factory):
+    h = harness_factory(autostart=False)
+    result = h.node.set_parameters([Parameter("model.backend", value="tensorflow")])[0]
+    assert not result.successful and "model.backend must be one of" in result.reason
+    assert h.node.get_parameter("model.backend").value == "onnxruntime"
+    result = h.node.set_parameters([Parameter("topics.joint_states", value="/other")])[0]
+    assert not result.successful and "read-only" in result.reason
+    assert h.node.set_parameters([Parameter("execution.blend_steps", value=3)])[0].successful
+
+
+def test_model_path_set_at_runtime_takes_effect_at_the_next_configure(harness_factory, tiny_model_dir, tmp_path):
+    other = tmp_path / "other_model"
+    shutil.copytree(tiny_model_dir, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["model_id"] = "other-model"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+
+    h = harness_factory(autostart=False)
+    assert h.transition(Transition.TRANSITION_CONFIGURE)
+    first = h.node.policy.metadata.model_id
+    assert h.node.set_parameters([Parameter("model.path", value=str(other))])[0].successful
+    assert h.node.policy.metadata.model_id == first  # takes effect at configure, not before
+    assert h.transition(Transition.TRANSITION_CLEANUP)
+    assert h.transition(Transition.TRANSITION_CONFIGURE)
+    assert h.node.policy.metadata.model_id == "other-model" != first
+    h.wait_for(lambda: h.status[-1].model_id == "other-model", what="status naming the new model")
+
+
+def test_instruction_is_kept_across_cleanup_and_configure(harness_factory, ros_context):
+    h = harness_factory()
+    robot = FakeRobot(CAMERA_TOPICS, JOINTS, context=ros_context)  # the instruction comes once, from the test
+    h.add_node(robot)
+    pub = h.probe.create_publisher(String, "/instruction", qos.command_qos())
+    h.wait_for(lambda: pub.get_subscription_count() > 0, what="instruction subscription matched")
+    pub.publish(String(data="reach the red cube"))
+    h.wait_for(lambda: h.commands(), what="commands")
+    for transition in (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_CLEANUP,
+                       Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+        assert h.transition(transition)
+    n = len(h.commands())
+    h.wait_for(lambda: len(h.commands()) > n, what="commands after reconfiguration, no new instruction")
+    assert h.node.runner.instruction == "reach the red cube"
+    h.destroy_node(robot)
+
+
+@pytest.mark.parametrize("reliability", [ReliabilityPolicy.BEST_EFFORT, ReliabilityPolicy.RELIABLE])
+def test_estop_stops_the_arm_from_best_effort_and_reliable_publishers(harness_factory, ros_context, reliability):
+    h = harness_factory()
+    robot = FakeRobot(CAMERA_TOPICS, JOINTS, instruction="reach the red cube", context=ros_context)
+    h.add_node(robot)
+    h.wait_for(lambda: len(h.commands()) >= 2, what="commands before the e-stop")
+    enable = h.probe.create_publisher(Bool, "/policy/enable", QoSProfile(depth=10, reliability=reliability))
+    h.wait_for(lambda: enable.get_subscription_count() > 0, what="e-stop subscription matched")
+    holds = len(h.holds())
+    enable.publish(Bool(data=False))
+    h.wait_for(lambda: len(h.holds()) > holds, what="a hold after the e-stop")
+    h.wait_for(lambda: h.status[-1].hold_reason == "disabled", what="status: disabled")
+    stopped_at, statuses = len(h.commands()), len(h.status)
+    h.wait_for(lambda: len(h.status) >= statuses + 5, what="five more status messages while stopped")
+    assert len(h.commands()) == stopped_at and not h.node.runner.commanding
+    enable.publish(Bool(data=True))
+    h.wait_for(lambda: len(h.commands()) > stopped_at, what="commands after release")
+    h.destroy_node(robot)
+
+
+def test_activation_is_refused_without_position_limits(harness_factory):
+    h = harness_factory(autostart=False, **NO_POSITION_LIMITS)
+    assert h.transition(Transition.TRANSITION_CONFIGURE)
+    assert not h.transition(Transition.TRANSITION_ACTIVATE)
+    h.wait_for(lambda: "no joint position limits" in h.status[-1].hold_reason, what="the refusal in status")
+
+
+def test_without_position_limits_when_allowed_velocity_limits_still_apply(harness_factory, ros_context):
+    allowed = harness_factory(autostart=False, **NO_POSITION_LIMITS, **{"safety.allow_missing_position_limits": True})
+    assert allowed.transition(Transition.TRANSITION_CONFIGURE)
+    assert allowed.transition(Transition.TRANSITION_ACTIVATE)
+    robot = FakeRobot(CAMERA_TOPICS, JOINTS, instruction="reach the red cube", context=ros_context)
+    allowed.add_node(robot)
+    allowed.wait_for(lambda: len(allowed.commands()) >= 2, what="commands without position limits")
+    for msg in allowed.commands():  # velocity limits still apply (robot.max_velocity = 2.0)
+        assert all(abs(v) <= 2.0 + 1e-6 for p in msg.points for v in p.velocities)
+    allowed.destroy_node(robot)
+
+
+# -- the policy_node process -------------------------------------------------------------------------
+
+
+def _params_file(tmp_path, model_dir, **overrides) -> str:
+    params = node_params(model_dir, **overrides)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    return str(path)
+
+
+def _run_node(*ros_args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "moe_vla_ros.ros.policy_node", "--ros-args", *ros_args],
+                          env=isolated_ros_env(), capture_output=True, text=True, timeout=timeout_s)
+
+
+def test_invalid_parameters_are_one_line_on_stderr_with_exit_2(tmp_path, tiny_model_dir):
+    bad = _run_node("--params-file", _params_file(tmp_path, tiny_model_dir, **{"robot.max_velocity": [-1.0, 1.0, 1.0]}))
+    assert bad.returncode == 2, bad.stderr
+    assert "Traceback" not in bad.stderr and "AttributeError" not in bad.stderr
+    assert "robot.max_velocity must be positive" in bad.stderr
+
+    missing = _run_node("--params-file", str(tmp_path / "missing.yaml"))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stderr
+    assert "missing.yaml" in missing.stderr
+
+
+def test_typo_parameter_is_warned_and_a_failed_autostart_exits_1(tmp_path, tiny_model_dir):
+    params = _params_file(tmp_path, tiny_model_dir, **{"model.path": str(tmp_path / "gone")})
+    result = _run_node("--params-file", params, "-p", "safety.input_timout_s:=1.0")
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "safety.input_timout_s (did you mean safety.input_timeout_s?)" in out
+    assert "configure failed" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_sends_the_final_hold_first_and_nothing_after(ros_context, tmp_path, tiny_model_dir, signum):
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+
+    from moe_vla_ros.ros.testing import spin_until
+
+    robot = FakeRobot(CAMERA_TOPICS, JOINTS, instruction="reach the red cube", context=ros_context)
+    probe = Node("stop_probe", context=ros_context)
+    received: list[JointTrajectory] = []
+    probe.create_subscription(JointTrajectory, "/joint_trajectory_controller/joint_trajectory", received.append,
+                              qos.command_qos(depth=100))
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(robot)
+    executor.add_node(probe)
+    node = RosPeerProcess(["-m", "moe_vla_ros.ros.policy_node", "--ros-args", "--params-file",
+                           _params_file(tmp_path, tiny_model_dir)])
+    try:
+        with node:
+            spin_until(executor, lambda: len(received) >= 3, timeout_s=60, what="commands from the node process")
+            node.proc.send_signal(signum)
+            spin_until(executor, lambda: node.proc.poll() is not None, timeout_s=20, what="the node to exit")
+            spin_until(executor, lambda: received and is_hold(received[-1]), timeout_s=5, what="the final hold")
+            n = len(received)
+            # nothing after the final hold (the process is gone; drain what is in flight)
+            executor.spin_once(timeout_sec=0.2)
+            assert len(received) == n
+        out = node.output()
+        assert node.proc.returncode == 0, out
+        assert "final hold" in out
+        for bad in ("Failed to publish", "context is invalid", "Traceback", "cannot use Destroyable"):
+            assert bad not in out, out
+    finally:
+        executor.shutdown()
+        robot.destroy_node()
+        probe.destroy_node()
