@@ -22,8 +22,8 @@ SIM_YAML = Path(__file__).resolve().parents[2] / "config" / "sim.yaml"
 
 def test_defaults_match_the_gazebo_ros2_control_topics():
     cfg = SimNodeConfig()
-    assert cfg.topics.camera_topics == ["/camera/front/image_raw", "/camera/wrist/image_raw"]
-    assert cfg.topics.trajectory == "/joint_trajectory_controller/joint_trajectory"
+    assert cfg.topics.camera_topics == ["camera/front/image_raw", "camera/wrist/image_raw"]  # relative: namespaces
+    assert cfg.topics.trajectory == "joint_trajectory_controller/joint_trajectory"
     assert (cfg.camera_rate_hz, cfg.joint_state_rate_hz, cfg.real_time_factor) == (30.0, 100.0, 1.0)
     assert cfg.resolve_task() is None
     sim = cfg.sim_config()
@@ -38,7 +38,7 @@ def test_defaults_match_the_gazebo_ros2_control_topics():
         (lambda: CameraParams(names=["front", "front"], frame_ids=["a", "b"]), "cameras.names must be distinct"),
         (lambda: CameraParams(frame_ids=["only_one"]), r"one non-empty frame per camera .* \['only_one'\]"),
         (lambda: CameraParams(encoding="mono8"), "cameras.encoding .* got 'mono8'"),
-        (lambda: SimTopicParams(joint_states="/camera/front/image_raw"), "non-empty and distinct"),
+        (lambda: SimTopicParams(joint_states="camera/front/image_raw"), "non-empty and distinct"),
         (lambda: TaskParams(family="stack"), "task.family .* got 'stack'"),
         (lambda: TaskParams(family="reach", color="pink"), "task.color .* got 'pink'"),
         (lambda: TaskParams(family="push"), "task.direction .* got '' for family 'push'"),
