@@ -175,7 +175,8 @@ def test_accepted_but_badly_executed_trajectories_carry_warnings():
     assert v.accepted and "non-finite" in v.warnings[0]
     v = verdict(accelerations=[[0.0] * 3, [0.0] * 3])  # no velocities: no spline upstream
     assert v.accepted and "accelerations but no velocities" in v.warnings[0]
-    assert verdict(accelerations=[[0.0] * 3] * 2, params=JtcParams(joints=JOINTS, interpolation_method="none")).conforming
+    no_splines = JtcParams(joints=JOINTS, interpolation_method="none")
+    assert verdict(accelerations=[[0.0] * 3] * 2, params=no_splines).conforming
 
 
 def test_numpy_rows_are_accepted():
