@@ -46,6 +46,7 @@ def run(args) -> dict:
 
     from moe_vla_msgs.msg import ExpertUsage
     from moe_vla_ros.ros import qos
+    from moe_vla_ros.ros.conversions import is_hold_trajectory
     from moe_vla_ros.ros.testing import RosPeerProcess, apply_isolated_ros_env, isolated_ros_env
 
     apply_isolated_ros_env()
@@ -73,7 +74,7 @@ def run(args) -> dict:
 
     node.create_subscription(ExpertUsage, "/expert_usage", on_usage, qos.telemetry_qos(100))
     node.create_subscription(JointTrajectory, "/joint_trajectory_controller/joint_trajectory",
-                             lambda m: traj_times.append(time.monotonic()) if m.points else None, qos.command_qos(100))
+                             lambda m: None if is_hold_trajectory(m) else traj_times.append(time.monotonic()), qos.command_qos(100))
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8).tobytes() for _ in range(8)]
     names = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6", "gripper"]

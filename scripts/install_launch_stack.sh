@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make the venv an ament prefix in which `launch` / `launch_ros` run this package's launch files,
 # as in a sourced colcon workspace (called by scripts/setup.sh after the editable install):
-#   1. the vendored composition_interfaces (../shared/vendor/ros2-launch) is built into the venv
+#   1. the vendored composition_interfaces (third_party/ros2-launch) is built into the venv
 #      (launch_ros.actions imports it),
 #   2. the vendored pure-Python `launch` / `launch_ros` are copied into <venv>/opt/ros2_launch/python
 #      and put at the END of sys.path by a .pth file, so an installed `launch` (a sourced ROS 2 on
@@ -17,10 +17,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$(cd "${1:-${MOE_VLA_VENV:-$repo/.venv}}" && pwd)"
 pkg=moe_vla_ros
-vendor="${MOE_VLA_ROS2_LAUNCH_VENDOR:-$repo/../shared/vendor/ros2-launch}"
+vendor="${MOE_VLA_ROS2_LAUNCH_VENDOR:-$repo/third_party/ros2-launch}"
 if [ ! -d "$vendor/python/launch" ] || [ ! -d "$vendor/python/launch_ros" ] || [ ! -f "$vendor/composition_interfaces/package.xml" ]; then
   echo "[setup] ERROR: the vendored ROS 2 launch stack is missing: expected $vendor/{python/launch,python/launch_ros,composition_interfaces}" >&2
-  echo "[setup]        (the shared/ folder must sit next to this checkout: $(cd "$repo/.." && pwd)/shared; or set MOE_VLA_ROS2_LAUNCH_VENDOR)" >&2
   exit 1
 fi
 vendor="$(cd "$vendor" && pwd)"

@@ -5,7 +5,7 @@
 #      ONNX / ONNX Runtime, transformers, MuJoCo, rosbags, ...),
 #   3. builds our interface package moe_vla_msgs into the venv,
 #   4. installs moe_vla_ros itself (editable),
-#   5. installs the ROS 2 launch stack from ../shared/vendor/ros2-launch (launch, launch_ros,
+#   5. installs the ROS 2 launch stack from third_party/ros2-launch (launch, launch_ros,
 #      composition_interfaces) and registers moe_vla_ros in the venv's ament index, so the launch
 #      files run with the venv's python (scripts/install_launch_stack.sh; scripts/ros2_launch.py).
 # Re-running it is safe and fast (it reuses the venv).
@@ -15,13 +15,15 @@ venv="${MOE_VLA_VENV:-$repo/.venv}"
 python="${PYTHON:-python3}"
 cd "$repo"
 start=$(date +%s)
-vendor="${MOE_VLA_ROS2_LAUNCH_VENDOR:-$repo/../shared/vendor/ros2-launch}"
+# The pure-Python launch stack (launch, launch_ros, composition_interfaces) ships in
+# third_party/ros2-launch (unmodified upstream copies, Apache-2.0); MOE_VLA_ROS2_LAUNCH_VENDOR
+# points elsewhere. An installed `launch` (a sourced ROS 2) wins at import time.
+vendor="${MOE_VLA_ROS2_LAUNCH_VENDOR:-$repo/third_party/ros2-launch}"
 if [ ! -d "$vendor/python/launch" ]; then
-  # Checked first: CI clones the repository next to a copy of shared/ (../shared from the clone).
-  echo "[setup] ERROR: vendored ROS 2 launch stack not found at $vendor" >&2
-  echo "[setup]        shared/ must sit next to this checkout ($(cd "$repo/.." && pwd)/shared), or set MOE_VLA_ROS2_LAUNCH_VENDOR" >&2
+  echo "[setup] ERROR: ROS 2 launch stack not found at $vendor" >&2
   exit 1
 fi
+export MOE_VLA_ROS2_LAUNCH_VENDOR="$vendor"
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "[setup] creating venv $venv"

@@ -18,7 +18,16 @@ import numpy as np
 
 
 class JointStateError(ValueError):
-    """A joint state cannot be mapped: joints missing, lengths inconsistent, values not finite."""
+    """A joint state cannot be mapped: joints missing, lengths inconsistent, values not finite.
+
+    Attributes:
+        non_finite: the positions hold NaN/inf (a measured-state fault: hold at once), as opposed
+            to a malformed message.
+    """
+
+    def __init__(self, message: str, non_finite: bool = False) -> None:
+        super().__init__(message)
+        self.non_finite = non_finite
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ class JointStateMapper:
         bad = ~np.isfinite(picked)
         if bad.any():
             joints = [f"{self.joint_names[j]}={picked[j]}" for j in np.flatnonzero(bad)]
-            raise JointStateError(f"joint state {what} not finite for {', '.join(joints)}")
+            raise JointStateError(f"joint state {what} not finite for {', '.join(joints)}", what == "position")
         return picked
 
     def map(

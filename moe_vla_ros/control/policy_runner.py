@@ -268,11 +268,12 @@ class PolicyRunner:
             self._fault = ""
             self._add_locked(JOINT_STATES, _Sample(float(stamp), joints=JointVector(positions, velocities)), now)
 
-    def reject_input(self, name: str, reason: str, now: float | None = None) -> None:
-        """Count a malformed input (e.g. an image that cannot be converted); it is never used,
-        so the watchdog sees it as missing. With `now`, it also restarts a running recovery."""
+    def reject_input(self, name: str, reason: str, now: float | None = None, code: str = MALFORMED) -> None:
+        """Count an input the caller could not decode (e.g. an image that cannot be converted, a
+        joint state with NaN: `code` NON_FINITE, a state fault that holds at once); it is never
+        used, so the watchdog sees it as missing. With `now`, it also restarts a running recovery."""
         with self._lock:
-            self._reject_locked(Rejection(name, MALFORMED, f"{name} rejected: {reason}"), now)
+            self._reject_locked(Rejection(name, code, f"{name} rejected: {reason}"), now)
 
     def _reject_locked(self, rejection: Rejection, now: float | None) -> None:
         c = self.counters

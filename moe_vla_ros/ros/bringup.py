@@ -206,30 +206,6 @@ class SimThread(threading.Thread):
         self.join(timeout=10)
 
 
-def _policy_node():
-    """The policy node, remembering whether a configure/activate transition failed."""
-    from rclpy.lifecycle import TransitionCallbackReturn
-
-    from moe_vla_ros.ros.policy_node import PolicyNode
-
-    class BringupPolicyNode(PolicyNode):
-        transition_failed = ""
-
-        def on_configure(self, state):
-            result = super().on_configure(state)
-            if result != TransitionCallbackReturn.SUCCESS:
-                self.transition_failed = "configure"
-            return result
-
-        def on_activate(self, state):
-            result = super().on_activate(state)
-            if result != TransitionCallbackReturn.SUCCESS:
-                self.transition_failed = "activate"
-            return result
-
-    return BringupPolicyNode()
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -276,20 +252,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
 
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 
     options_file = _options_file(args)
     try:
-        rclpy.init(args=ros_arguments(args, options_file, argv))
+        init_process(ros_arguments(args, options_file, argv))
     except Exception as e:  # noqa: BLE001 - rcl rejects bad --ros-args / params files with an RCLError
         print(f"{PROG}: error: cannot start ROS: {_one_line(e)}", file=sys.stderr)
         return 2
     finally:
         options_file.unlink(missing_ok=True)  # parsed by rclpy.init
 
-    nodes, error, code = [], "", 0
-    executor = SingleThreadedExecutor()  # the policy node infers on its own thread
+    import rclpy
+
+    from moe_vla_ros.ros.policy_node import PolicyNode
+
     sim_thread = None
     try:
         if args.sim:
@@ -299,39 +276,27 @@ def main(argv: list[str] | None = None) -> int:
             if sim_thread.error:
                 raise BringupError(sim_thread.error)
         try:
-            policy = _policy_node()
+            policy = PolicyNode()
         except Exception as e:  # noqa: BLE001 - invalid parameters (validation names the value)
             raise BringupError(f"policy_node cannot start: {type(e).__name__}: {_one_line(e)}") from None
-        nodes.append(policy)
-        autostart = bool(policy.get_parameter("autostart").value)
-        if args.record:
-            from moe_vla_ros.ros.bag_recorder import DEFAULT_TOPICS, BagRecorder, RecorderConfig
-
-            topics = tuple(dict.fromkeys(namespaced(t, policy.get_namespace()) for t in DEFAULT_TOPICS))
-            nodes.append(BagRecorder(RecorderConfig(output=args.record, topics=topics)))
-        for node in nodes:
-            executor.add_node(node)
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.2)
-            if autostart and policy.transition_failed:
-                raise BringupError(f"policy_node could not {policy.transition_failed} (see its log above)")
-            if getattr(policy, "exit_requested", False):
-                code = getattr(policy, "exit_code", 1)
-                break
     except BringupError as e:
-        error, code = str(e), 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
         if sim_thread is not None:
             sim_thread.stop()
-        for node in reversed(nodes):
-            node.destroy_node()  # the recorder finishes its bag here
-        executor.shutdown()
         rclpy.try_shutdown()
-    if error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-    return code
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    nodes = [policy]
+    if args.record:
+        from moe_vla_ros.ros.bag_recorder import DEFAULT_TOPICS, BagRecorder, RecorderConfig
+
+        topics = tuple(dict.fromkeys(namespaced(t, policy.get_namespace()) for t in DEFAULT_TOPICS))
+        nodes.append(BagRecorder(RecorderConfig(output=args.record, topics=topics)))
+    # Ctrl-C/SIGTERM: the policy node's final hold first; the recorder finishes its bag when
+    # destroyed; the simulator stops last, before rclpy shuts down.
+    spin_until_shutdown(*nodes, before_shutdown=sim_thread.stop if sim_thread is not None else None)
+    if policy.exit_code:
+        print(f"{PROG}: error: policy_node could not start: {policy.configure_error}", file=sys.stderr)
+    return policy.exit_code
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from moe_vla_ros.evaluation.policy_process import PolicyProcess
 from moe_vla_ros.evaluation.report import build_report, episode_line, format_table, write_report
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros import closed_loop_eval_config as conf
-from moe_vla_ros.ros.conversions import duration_to_seconds, image_msg_to_rgb, stamp_to_seconds
+from moe_vla_ros.ros.conversions import duration_to_seconds, image_msg_to_rgb, is_hold_trajectory, stamp_to_seconds
 from moe_vla_ros.ros.sim_node import SimNode
 from moe_vla_ros.runtime.manifest import ModelLoadError, read_manifest
 
@@ -136,7 +136,7 @@ class EpisodeManager(Node):
     # -- recording --------------------------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         with self._lock:
-            if not msg.points:
+            if is_hold_trajectory(msg):
                 self.holds_total += 1
                 if self._record is not None:
                     self._record.holds += 1

@@ -25,7 +25,8 @@ class MockJointTrajectoryController:
         self.joint_names = tuple(joint_names)
         self.params = params or JtcParams(joints=self.joint_names)
         self.clock = clock
-        self.follower = TrajectoryFollower(self.joint_names, np.asarray(initial_positions, dtype=np.float64))
+        self.follower = TrajectoryFollower(self.joint_names, np.asarray(initial_positions, dtype=np.float64),
+                                           self.params)
         self.accepted = 0
         self.refused = 0
         self.refusals: list[str] = []

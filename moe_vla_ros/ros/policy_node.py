@@ -39,7 +39,7 @@ from moe_vla_ros.contract import ContractError
 from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
 from moe_vla_ros.control.images import ImageConversionError
 from moe_vla_ros.control.inference_loop import InferenceLoop
-from moe_vla_ros.control.input_checks import InputCheckConfig
+from moe_vla_ros.control.input_checks import MALFORMED, NON_FINITE, InputCheckConfig
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
 from moe_vla_ros.control.policy_runner import JOINT_STATES, PolicyRunner, RunnerConfig, camera_input
 from moe_vla_ros.control.safety import SafetyLimits
@@ -111,6 +111,11 @@ class PolicyNode(LifecycleNode):
         )
         if self.config.autostart:
             self._autostart_timer = self.create_timer(0.0, self._autostart, clock=self._wall_clock)
+
+    @property
+    def configure_error(self) -> str:
+        """Why the last configure/activate failed ("" when it did not)."""
+        return self._configure_error
 
     # -- parameters -----------------------------------------------------------------------------
     def _validate_parameter_change(self, params) -> SetParametersResult:
@@ -291,7 +296,7 @@ class PolicyNode(LifecycleNode):
         try:
             rgb = convert(msg, size=(sensors.image_height, sensors.image_width))
         except ImageConversionError as e:
-            self.runner.reject_input(camera_input(camera), str(e))
+            self.runner.reject_input(camera_input(camera), str(e), self._now())
             self._log_throttled(f"image/{camera}", f"camera {camera!r}: rejected image: {e}")
             return
         self.runner.add_image(camera, stamp_to_seconds(msg.header.stamp), rgb, self._now())
@@ -302,7 +307,7 @@ class PolicyNode(LifecycleNode):
         try:
             joints = joint_state_msg_to_vector(msg, self._mapper)
         except JointStateError as e:
-            self.runner.reject_input(JOINT_STATES, str(e))
+            self.runner.reject_input(JOINT_STATES, str(e), self._now(), NON_FINITE if e.non_finite else MALFORMED)
             self._log_throttled("joint_states", f"rejected joint state: {e}")
             return
         self.runner.add_joint_state(stamp_to_seconds(msg.header.stamp), joints, self._now())

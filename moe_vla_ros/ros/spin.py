@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Sequence
+from typing import Callable, Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -92,9 +92,10 @@ class _SignalWatcher(threading.Thread):
             pass
 
 
-def spin_until_shutdown(*nodes: Node) -> str:
-    """Spin `nodes` until SIGINT/SIGTERM or an rclpy shutdown; always destroys them and shuts rclpy
-    down. Returns the name of the signal that stopped the process ("" when none did)."""
+def spin_until_shutdown(*nodes: Node, before_shutdown: Callable[[], None] | None = None) -> str:
+    """Spin `nodes` until SIGINT/SIGTERM or an rclpy shutdown; always destroys them, then calls
+    `before_shutdown` (e.g. stop a node spinning in another thread), then shuts rclpy down.
+    Returns the name of the signal that stopped the process ("" when none did)."""
     executor = SingleThreadedExecutor()
     own_signals = (threading.current_thread() is threading.main_thread()
                    and get_current_signal_handlers_options() == SignalHandlerOptions.NO)
@@ -114,6 +115,8 @@ def spin_until_shutdown(*nodes: Node) -> str:
         for node in reversed(nodes):
             node.destroy_node()
         executor.shutdown()
+        if before_shutdown is not None:
+            before_shutdown()
         rclpy.try_shutdown()
         if watcher is not None:
             watcher.uninstall()

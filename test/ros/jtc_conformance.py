@@ -22,7 +22,12 @@ import yaml
 from trajectory_msgs.msg import JointTrajectory
 
 from moe_vla_ros.control.jtc_rules import JtcParams
-from moe_vla_ros.ros.conversions import duration_to_seconds, joint_trajectory_verdict, stamp_to_seconds
+from moe_vla_ros.ros.conversions import (
+    duration_to_seconds,
+    is_hold_trajectory,
+    joint_trajectory_verdict,
+    stamp_to_seconds,
+)
 
 CONTROLLER_YAML = Path(__file__).resolve().parents[2] / "config" / "controllers" / "joint_trajectory_controller.yaml"
 
@@ -56,20 +61,7 @@ def assert_jtc_accepts(msg: JointTrajectory, now_s: float, params: JtcParams | N
     assert not problem, f"joint_trajectory_controller would refuse {describe(msg)} at {now_s:.4f} s: {problem}"
 
 
-def is_hold(msg: JointTrajectory) -> bool:
-    """A hold of the policy node: a stop to rest (ActionChunkExecutor.brake / safety.braking_path:
-    every joint's speed falls monotonically, without reversing, to 0 at the last point; a single
-    point at rest when already still) - or, from a node that predates that, an empty trajectory."""
-    if not msg.points:
-        return True
-    if any(len(p.velocities) != len(msg.joint_names) for p in msg.points):
-        return False
-    v = np.array([list(p.velocities) for p in msg.points])  # [N, J]
-    if not np.all(v[-1] == 0.0):
-        return False
-    speed = np.abs(v)
-    reverses = np.any(v[:-1] * v[1:] < 0.0)
-    return bool(np.all(np.diff(speed, axis=0) <= 1e-9) and not reverses)
+is_hold = is_hold_trajectory  # the policy node's holds (a stop to rest) vs its commands
 
 
 class JtcConformance:
