@@ -21,6 +21,10 @@ for src in "$@"; do
     echo "[build_msgs] $src is not an interface package (no CMakeLists.txt / package.xml)" >&2; exit 1; }
   name="$(basename "$src")"
   build="$repo/build/$name"
+  # A build folder configured from another source folder (the package moved) is started afresh.
+  if [ -f "$build/CMakeCache.txt" ] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$src" "$build/CMakeCache.txt"; then
+    rm -rf "$build"
+  fi
   cmake -S "$src" -B "$build" \
     -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$venv" \
