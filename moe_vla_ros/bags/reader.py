@@ -1,7 +1,9 @@
 """Reading rosbag2 bags (mcap or sqlite3): a thin, typed layer over rosbags' Reader.
 
 `BagReader` opens a bag folder (or a single .mcap / .db3 file), turns every way a bag can be
-broken into a `BagError` that names the file and the problem, and iterates messages in
+broken into a `BagError` that names the file and the problem (a metadata.yaml whose topics,
+types or counts differ from the storage's included: rosbags would skip those messages
+silently; `check_integrity()` verifies the MCAP chunk CRCs), and iterates messages in
 recording order as `BagMessage` (topic, type, receive time, CDR bytes). Types the typestore
 lacks are registered from the definitions stored in the bag (or from installed .msg files);
 a topic whose type stays unknown, or whose stored hash differs from our definition, can still
@@ -32,9 +34,11 @@ from rosbags.typesys.base import TypesysError
 from rosbags.typesys.store import Typestore
 
 from moe_vla_ros.bags.errors import BagError
+from moe_vla_ros.bags.mcap_integrity import McapFormatError, check_chunk_crcs
 from moe_vla_ros.bags.typestore import deserialize_cdr, ensure_type, get_typestore, register_definition
 
 HEADER_TYPE = "std_msgs/msg/Header"
+REINDEX_COMMAND = "moe_vla_bag_reindex"
 _STAMP = {0x00: struct.Struct(">iI"), 0x01: struct.Struct("<iI")}  # CDR encapsulation byte 1: endianness
 _READ_ERRORS = (ReaderError, apsw.Error, OSError, EOFError, struct.error, ValueError, KeyError, IndexError)
 
@@ -106,12 +110,29 @@ class BagReader:
             raise BagError(f"bag {self.path} does not exist")
         if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
             found = sorted(p.name for p in self.path.iterdir())[:10]
-            raise BagError(f"bag folder {self.path} has no metadata.yaml (it holds: {found})")
+            hint = ""
+            if any(name.endswith(".mcap") for name in found):
+                hint = (f"; if its recorder was killed before it closed the bag, recover it with "
+                        f"`{REINDEX_COMMAND} {self.path}` (writes a new, complete bag next to it)")  # fmt: skip
+            raise BagError(f"bag folder {self.path} has no metadata.yaml (it holds: {found}){hint}")
         try:
             self._reader = Reader(self.path)
             self._reader.open()
         except (FileNotFoundError, *_READ_ERRORS) as e:
             raise BagError(_describe_read_error(self.path, e)) from None
+        mismatches = self._metadata_mismatches()
+        if mismatches:
+            self._reader.close()
+            fewer = any("the storage holds" in m and "messages" in m for m in mismatches)
+            truncated = f" ({self.storage} bag storage of {self.path} may be truncated or corrupt)" if fewer else ""
+            fix = (f"rebuild metadata.yaml from the storage with `{REINDEX_COMMAND} {self.path}`"
+                   if self.storage == "mcap" else "`ros2 bag reindex` rebuilds the metadata.yaml of a sqlite3 bag")  # fmt: skip
+            raise BagError(
+                f"metadata.yaml of bag {self.path} does not match its storage{truncated} ({len(mismatches)} "
+                f"problem(s): " + "; ".join(mismatches) + f"). Messages of such topics would be skipped silently; "
+                + fix,
+                mismatches,
+            )  # fmt: skip
         self._connections: dict[str, list[Connection]] = {}
         for conn in self._reader.connections:
             self._connections.setdefault(conn.topic, []).append(conn)
@@ -154,6 +175,26 @@ class BagReader:
         """metadata.yaml's custom_data (empty for a single storage file, which has none)."""
         metadata = getattr(self._reader.storage, "metadata", None)  # rosbags keeps it on the storage
         return dict(getattr(metadata, "custom", None) or {})
+
+    def check_integrity(self) -> list[str]:
+        """Verify the CRC of every MCAP chunk (reads the whole storage once); one line per problem.
+
+        Chunks without a CRC (bags written by other tools or before CRCs were written) cannot
+        be checked and are not problems; `unchecked_chunks` counts them afterwards.
+        sqlite3 bags have no chunk checksums (empty list).
+        """
+        files = [self.path] if self.path.is_file() else sorted(self.path.glob("*.mcap"))
+        problems: list[str] = []
+        self.unchecked_chunks = 0
+        for f in (f for f in files if f.suffix == ".mcap"):
+            try:
+                result = check_chunk_crcs(f)
+            except (McapFormatError, OSError) as e:
+                problems.append(f"{f} cannot be checked: {e}")
+                continue
+            problems += list(result.problems)
+            self.unchecked_chunks += result.unchecked
+        return problems
 
     def require_topics(self, topics: Iterable[str]) -> None:
         """BagError listing the requested topics that are missing, and the topics there are."""
@@ -233,6 +274,43 @@ class BagReader:
         self.close()
 
     # -- internals --------------------------------------------------------------------------
+
+    def _metadata_mismatches(self) -> list[str]:
+        """Differences between metadata.yaml's topics and what the storage files hold.
+
+        rosbags matches them by (topic, type, serialization/QoS, hash) and silently skips the
+        messages of a storage channel that metadata.yaml does not list the same way.
+        """
+        inner = self._reader.storage
+        storages = getattr(inner, "storages", None)
+        if not storages:  # a single storage file: its own index is all there is
+            return []
+        stored: dict[tuple[str, str], list[Connection]] = {}
+        for storage in storages:
+            for conn in storage.connections:
+                stored.setdefault((conn.topic, conn.msgtype), []).append(conn)
+        listed: dict[tuple[str, str], list[Connection]] = {}
+        for conn in inner.connections:
+            listed.setdefault((conn.topic, conn.msgtype), []).append(conn)
+        problems = []
+        for (topic, msgtype), conns in sorted(listed.items()):
+            count = sum(c.msgcount for c in conns)
+            matches = stored.get((topic, msgtype), [])
+            if not matches:
+                other = sorted(t for (name, t) in stored if name == topic)
+                where = f"the storage holds it as {other}" if other else "the storage has no such topic"
+                problems.append(f"metadata.yaml lists {topic} ({msgtype}, {count} msgs) but {where}")
+                continue
+            have = sum(c.msgcount for c in matches)
+            if have != count:
+                problems.append(f"{topic}: metadata.yaml says {count} messages, the storage holds {have}")
+            if not any(m.ext == c.ext for m in matches for c in conns):
+                problems.append(f"{topic}: serialization format or QoS in metadata.yaml differ from the storage's")
+        for (topic, msgtype), conns in sorted(stored.items()):
+            if (topic, msgtype) not in listed and not any(t == topic for t, _ in listed):
+                n = sum(c.msgcount for c in conns)
+                problems.append(f"the storage holds {topic} ({msgtype}, {n} msgs), which metadata.yaml does not list")
+        return problems
 
     def _topic_info(self, topic: str, conns: list[Connection]) -> TopicInfo:
         first = conns[0]

@@ -7,9 +7,11 @@ raises a `BagError` listing all of them. Problems found:
 - requested topics that are missing (the message lists the topics the bag does have) or empty,
 - topics whose message type is unknown or whose stored type hash differs from ours,
 - header stamps going backwards on a topic (topic, message index and both stamps),
-- JointState / JointTrajectory messages that lack joints of the given contract (by name).
+- JointState / JointTrajectory messages that lack joints of the given contract (by name),
+- MCAP chunks whose CRC does not match (corrupted bytes; messages are then not read).
 
-An unreadable bag (missing, truncated, corrupt metadata) raises BagError right away.
+An unreadable bag (missing, truncated, corrupt metadata, or a metadata.yaml that lists other
+topics, types or counts than the storage holds) raises BagError right away.
 The ``moe_vla_bag_info`` command prints the summary (exit status 1 when problems are found).
 
 Pure: rosbags + numpy, no rclpy.
@@ -149,7 +151,9 @@ def validate_bag(
         orders = {t: _StampOrder() for t in bag.topics}
         joint_checks: dict[str, dict[tuple[str, ...], str]] = {}
         joint_bad: dict[str, tuple[int, str, int]] = {}  # topic -> (first index, problem, count)
-        for msg in bag.messages():
+        integrity = bag.check_integrity()  # MCAP chunk CRCs; a corrupt chunk cannot be read
+        problems += integrity
+        for msg in () if integrity else bag.messages():
             first.setdefault(msg.topic, msg.log_time_ns)
             last[msg.topic] = msg.log_time_ns
             counts[msg.topic] += 1
@@ -181,7 +185,8 @@ def validate_bag(
             end_ns=bag.end_ns,
             message_count=bag.message_count,
             topics={
-                t: TopicSummary(t, info.msgtype, counts[t], first.get(t, 0), last.get(t, 0))
+                t: TopicSummary(t, info.msgtype, info.count if integrity else counts[t], first.get(t, 0),
+                                last.get(t, 0))
                 for t, info in bag.topics.items()
             },
             problems=tuple(problems),

@@ -3,7 +3,8 @@
 A `BagWriter` always creates a NEW bag folder (an existing path is refused, never touched),
 stores every topic's full message definition and RIHS01 type hash (so `ros2 bag`, Foxglove and
 rosbags can read our moe_vla_msgs types without our code) and accepts either serialized CDR
-(what the recorder receives from the middleware) or rosbags message objects.
+(what the recorder receives from the middleware) or rosbags message objects. On close, every
+MCAP chunk gets its CRC32 (bags/mcap_integrity.py), which readers check.
 
     with BagWriter("run_01", storage="mcap") as bag:
         bag.add_topic("/instruction", "std_msgs/msg/String")
@@ -24,6 +25,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys.store import Typestore
 
 from moe_vla_ros.bags.errors import BagError
+from moe_vla_ros.bags.mcap_integrity import McapFormatError, write_chunk_crcs
 from moe_vla_ros.bags.typestore import ensure_type, get_typestore
 
 STORAGES: dict[str, StoragePlugin] = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -128,6 +130,12 @@ class BagWriter:
             with suppress(Exception):
                 self._writer.abort()
             raise BagError(f"could not finish bag {self.path}: {e}") from None
+        if self.storage == "mcap":
+            try:
+                for mcap in sorted(self.path.glob("*.mcap")):
+                    write_chunk_crcs(mcap)  # rosbags writes 0 ("no CRC"); readers then check them
+            except (McapFormatError, OSError, ValueError) as e:
+                raise BagError(f"could not write chunk CRCs of bag {self.path}: {e}") from None
 
     def _connection(self, topic: str) -> Connection:
         self._check_open()

@@ -9,6 +9,9 @@ message per call instead (deterministic tests, stepping through an evaluation).
 Publisher QoS follows what the recorded publishers offered: reliable unless they were all
 best effort, transient local if they all were (a latched instruction stays latched).
 
+A bag whose metadata.yaml disagrees with its storage (BagReader) or whose MCAP chunk CRCs fail
+is refused before anything is published (exit status 2), never played in part.
+
 `replay_and_record()` plays a bag while recording what the nodes under test publish into a
 new bag on the same time axis (bag time), for replay evaluation.
 
@@ -128,6 +131,9 @@ class BagPlayer(Node):
     ) -> None:
         self._reader = BagReader(bag)
         try:
+            corrupt = self._reader.check_integrity()  # before anything is published
+            if corrupt:
+                raise BagError(f"bag {self._reader.path} is corrupt, nothing played: " + "; ".join(corrupt), corrupt)
             played = list(config.topics) or list(self._reader.topics)
             self._reader.require_topics(played)
             unknown = sorted(set(config.remap) - set(self._reader.topics))

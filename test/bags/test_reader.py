@@ -37,7 +37,8 @@ def test_truncated_storage_file(tmp_path, sample_messages, storage, fraction):
     data_file = _storage_file(bag)
     data_file.write_bytes(data_file.read_bytes()[: int(data_file.stat().st_size * fraction)])
     before = _fingerprint(bag)
-    with pytest.raises(BagError, match=f"{storage} bag storage of .*bag is truncated or corrupt"):
+    # A cut-off sqlite3 file may still open: then its counts differ from metadata.yaml's.
+    with pytest.raises(BagError, match=f"{storage} bag storage of .*bag (is|may be) truncated or corrupt"):
         with BagReader(bag) as reader:
             list(reader.messages())
     assert _fingerprint(bag) == before  # reading never modifies a bag

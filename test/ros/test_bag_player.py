@@ -191,3 +191,34 @@ def test_player_cli_plays_a_bag_and_reports(image_bag):
     bad = subprocess.run([*args[:3], str(image_bag.parent / "missing")], env=isolated_ros_env(),
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_player_refuses_a_renamed_topic_and_a_corrupt_chunk_before_publishing(ros_context, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from moe_vla_ros.ros.bag_player import BagPlayer
+    from moe_vla_ros.ros.testing import isolated_ros_env
+
+    renamed = tmp_path / "renamed"
+    write_image_bag(renamed, 310, 32, 32, rate_hz=20.0, storage="mcap")
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(renamed, corrupt)
+    meta = renamed / "metadata.yaml"
+    meta.write_text(meta.read_text().replace(f"name: {IMAGE}", "name: /camera/renamed"))
+    with pytest.raises(BagError, match="does not match its storage.*/camera/renamed"):
+        BagPlayer(renamed, context=ros_context)
+    mcap = next(corrupt.glob("*.mcap"))
+    data = bytearray(mcap.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):  # inside the first chunk's image data
+        data[i] ^= 0xFF
+    mcap.write_bytes(bytes(data))
+    with pytest.raises(BagError, match="corrupt, nothing played.*CRC"):
+        BagPlayer(corrupt, context=ros_context)
+    for bag, reason in ((renamed, "does not match its storage"), (corrupt, "fails its CRC check")):
+        done = subprocess.run([sys.executable, "-m", "moe_vla_ros.ros.bag_player", str(bag), "--rate", "0",
+                               "--wait-timeout", "0"], env=isolated_ros_env(), capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+        assert done.returncode == 2 and reason in done.stderr, done.stdout + done.stderr
+        assert "played" not in done.stdout

@@ -184,3 +184,45 @@ def test_recorder_cli_in_a_separate_process_closes_the_bag_on_sigint(ros_context
     assert got == sent[: len(got)]  # in order, identical, nothing received was lost
     source.destroy_node()
     executor.shutdown()
+
+
+def test_recorder_killed_with_sigkill_leaves_a_bag_that_reindex_recovers(ros_context, tmp_path):
+    import os
+    import signal
+
+    from rclpy.node import Node
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    from moe_vla_ros.bags.reindex import reindex_bag
+    from moe_vla_ros.ros.qos import sensor_qos
+    from moe_vla_ros.ros.testing import RosPeerProcess, spin_until, wait_for_match
+
+    bag_path = tmp_path / "bag"
+    source = Node("bag_kill_source", context=ros_context)
+    pub = source.create_publisher(Image, IMAGE, sensor_qos("reliable", depth=10))
+    executor = _executor(ros_context, source)
+    frame_bytes = 480 * 640 * 3
+    sent = [_image(i, 480, 640) for i in range(4)]
+    args = ["-m", "moe_vla_ros.ros.bag_recorder", "--output", str(bag_path), "--storage", "mcap", "--topics", IMAGE]
+    with RosPeerProcess(args) as recorder:
+        try:
+            wait_for_match(executor, pub)
+            for msg in sent:
+                pub.publish(msg)
+            data_file = bag_path / "bag.mcap"
+            spin_until(executor, lambda: data_file.exists() and data_file.stat().st_size > 2 * frame_bytes,
+                       what="the recorder process to write frames to its mcap file")
+        finally:
+            os.killpg(recorder.proc.pid, signal.SIGKILL)  # no chance to close the bag
+            recorder.stop()
+    assert not (bag_path / "metadata.yaml").exists()
+    with pytest.raises(BagError, match="moe_vla_bag_reindex"):
+        BagReader(bag_path)
+    report = reindex_bag(bag_path, tmp_path / "recovered")
+    with BagReader(tmp_path / "recovered") as bag:
+        got = [deserialize_message(bytes(m.data), Image) for m in bag.messages([IMAGE])]
+    assert 2 <= len(got) == report.messages[IMAGE] <= 4
+    assert got == sent[: len(got)]  # what reached the disk, in order, identical
+    source.destroy_node()
+    executor.shutdown()
