@@ -33,6 +33,7 @@ from moe_vla_ros.bags.resample import (
     sample_trajectories,
 )
 from moe_vla_ros.contract import SensorContract
+from moe_vla_ros.control.chunking import is_hold_profile
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
 
 NS = 1_000_000_000
@@ -247,11 +248,12 @@ def records_from_node_bag(
             else:
                 status = obj
         start, end = bag.start_ns / NS, bag.end_ns / NS
-    pairs = _pair_usage([(t, bool(traj.points)) for t, traj, _ in trajectories], [t for t, _ in usages])
+    holds = [is_hold_profile(traj.points, len(traj.joint_names)) for _, traj, _ in trajectories]
+    pairs = _pair_usage([(t, not hold) for (t, _, _), hold in zip(trajectories, holds)], [t for t, _ in usages])
     commands = []
-    for (t, traj, index), paired in zip(trajectories, pairs):
+    for (t, traj, index), paired, hold in zip(trajectories, pairs, holds):
         stamp = _stamp_s(traj.header.stamp) or t
-        if not traj.points:
+        if hold:
             commands.append(CommandRecord(t, stamp, np.zeros(0), np.zeros((0, len(contract.joint_names)))))
             continue
         try:

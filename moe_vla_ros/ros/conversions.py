@@ -26,7 +26,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from moe_vla_ros.control.chunking import PlannedTrajectory
+from moe_vla_ros.control.chunking import PlannedTrajectory, is_hold_profile
 from moe_vla_ros.control.images import (
     ImageConversionError,
     compressed_to_rgb,
@@ -305,16 +305,5 @@ def joint_trajectory_verdict(msg: JointTrajectory, params: JtcParams, now_s: flo
 
 
 def is_hold_trajectory(msg: JointTrajectory) -> bool:
-    """Whether `msg` is a hold of the policy node: a stop to rest (ActionChunkExecutor.brake:
-    every joint's speed falls without reversing to 0 at the last point; one point at rest when
-    already still), or an empty trajectory (what older nodes sent; the controller ignores it).
-    A policy chunk moves, so it never matches unless the policy itself commands only braking."""
-    if not msg.points:
-        return True
-    if any(len(p.velocities) != len(msg.joint_names) for p in msg.points):
-        return False
-    v = np.array([list(p.velocities) for p in msg.points])  # [N, J]
-    if not np.all(v[-1] == 0.0):
-        return False
-    reverses = np.any(v[:-1] * v[1:] < 0.0)
-    return bool(np.all(np.diff(np.abs(v), axis=0) <= 1e-9) and not reverses)
+    """Whether `msg` is a hold of the policy node (chunking.is_hold_profile), not a policy command."""
+    return is_hold_profile(msg.points, len(msg.joint_names))

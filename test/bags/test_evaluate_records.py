@@ -31,7 +31,7 @@ def write_node_bag(path, *, lose_usage: int | None = None, joint_names=("b", "a"
 
     def trajectory(stamp, values):
         points = [t["trajectory_msgs/msg/JointTrajectoryPoint"](
-            positions=np.array(v, dtype=np.float64), velocities=np.zeros(2), accelerations=np.zeros(0),
+            positions=np.array(v, dtype=np.float64), velocities=np.full(2, 0.5), accelerations=np.zeros(0),
             effort=np.zeros(0), time_from_start=duration(0.1 * (i + 1))) for i, v in enumerate(values)]  # fmt: skip
         return t["trajectory_msgs/msg/JointTrajectory"](
             header=header(stamp), joint_names=list(joint_names), points=points

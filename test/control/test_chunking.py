@@ -485,3 +485,27 @@ def test_seam_after_latency_keeps_the_approached_point_and_the_limits():
     assert np.abs(v).max() <= V_MAX + 1e-9 and np.abs(np.diff(v, axis=0)).max() <= A_MAX * DT + 1e-9
     assert (traj.positions[0, 0] - commanded_at_arrival) / (traj.times[0] - now - lead) <= V_MAX + 1e-9
     assert jtc_verdict(traj, now + lead).accepted
+
+
+def _points(trajectory):
+    """PlannedTrajectory -> point objects as a JointTrajectory message carries them."""
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(positions=q, velocities=v) for q, v in zip(trajectory.positions, trajectory.velocities)]
+
+
+def test_hold_profile_tells_holds_from_policy_chunks():
+    from types import SimpleNamespace
+
+    from moe_vla_ros.control.chunking import is_hold_profile
+
+    ex = executor(safety=True, execution_lead_s=0.02)
+    accept(ex, ramp(0.0, speed=1.0), obs_time=0.0, now=0.0, velocity=1.0)
+    chunk = ex.trajectory(0.05)
+    assert not is_hold_profile(_points(chunk), 1)  # moving, ends at rest after accelerating: a command
+    assert is_hold_profile(_points(ex.brake(0.5)), 1)  # braking to rest
+    assert is_hold_profile(_points(ex.brake(1.0, position=np.array([0.3]))), 1)  # one point at rest
+    assert is_hold_profile([], 3)  # empty (older nodes)
+    moving_at_zero_velocity = [SimpleNamespace(positions=[0.1 * k], velocities=[0.0]) for k in range(3)]
+    assert not is_hold_profile(moving_at_zero_velocity, 1)
+    assert not is_hold_profile([SimpleNamespace(positions=[0.0], velocities=[])], 1)  # no velocities

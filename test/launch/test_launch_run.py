@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from launch_helpers import REPO_ROOT, get_parameters, launch, robot_config
 
+from moe_vla_ros.control.chunking import is_hold_profile
 from moe_vla_ros.ros.testing import RosPeerProcess, spin_until, wait_for_match
+
+
+def _is_command(msg) -> bool:
+    """A policy command, not a hold (a stop to rest)."""
+    return not is_hold_profile(msg.points, len(msg.joint_names))
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -48,7 +54,7 @@ def test_sim_launch_closed_loop_with_the_bundled_model(probe):
     with launch("sim.launch.py", instruction="reach the red cube") as proc:
         try:
             wait_for_match(executor, traj_sub, timeout_s=60)
-            spin_until(executor, lambda: len([c for c in commands if c.points]) >= 3, timeout_s=90,
+            spin_until(executor, lambda: len([c for c in commands if _is_command(c)]) >= 3, timeout_s=90,
                        what="3 trajectories from the policy node")
             spin_until(executor, lambda: any(s.lifecycle_state.label == "active" for s in status), timeout_s=20,
                        what="policy status 'active'")
@@ -99,7 +105,7 @@ def test_two_namespaced_robots_each_get_their_own_parameters_and_topics(probe, t
         for ns in limits:
             wait_for_match(executor, subs[ns], timeout_s=60)
         for ns in limits:
-            spin_until(executor, lambda ns=ns: len([c for c in commands[ns] if c.points]) >= 2, timeout_s=90,
+            spin_until(executor, lambda ns=ns: len([c for c in commands[ns] if _is_command(c)]) >= 2, timeout_s=90,
                        what=f"2 trajectories on /{ns}/{TRAJECTORY}")
         for ns, lim in limits.items():
             values = get_parameters(node, executor, f"/{ns}/policy_node",
@@ -145,12 +151,13 @@ def test_bag_replay_launch_in_a_namespace(probe, tmp_path, sim_model_dir):
     with launch("bag_replay.launch.py", bag=bag.path, output=output, robot_config=config, namespace="robot1") as proc:
         try:
             wait_for_match(executor, sub, timeout_s=60)
-            spin_until(executor, lambda: len([c for c in commands if c.points]) >= 2, timeout_s=90,
+            spin_until(executor, lambda: len([c for c in commands if _is_command(c)]) >= 2, timeout_s=90,
                        what="2 trajectories on /robot1/" + TRAJECTORY)
         finally:
             _stop(proc)
     with BagReader(output) as recorded:
         assert f"/robot1/{TRAJECTORY}" in recorded.topics, list(recorded.topics)
         assert "/" + TRAJECTORY not in recorded.topics
-        commands_in_bag = [m for _, m in recorded.decoded([f"/robot1/{TRAJECTORY}"]) if m.points]
+        commands_in_bag = [m for _, m in recorded.decoded([f"/robot1/{TRAJECTORY}"])
+                           if _is_command(m)]
     assert len(commands_in_bag) >= 1

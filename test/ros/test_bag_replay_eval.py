@@ -8,6 +8,7 @@ from moe_vla_ros.bags.evaluate_config import default_params_files, read_node_par
 from moe_vla_ros.bags.from_sim import SimRecordingConfig, record_sim_bag
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.synthetic import SyntheticDemo, write_demo_bag
+from moe_vla_ros.control.chunking import is_hold_profile
 from moe_vla_ros.ros.bag_replay_eval import ReplayConfig, main, node_arguments, output_topics, replay_evaluate
 from moe_vla_ros.sim.config import JOINT_NAMES
 
@@ -34,7 +35,8 @@ def test_replay_through_the_node_records_and_scores_its_outputs(sim_model, exper
     assert files <= {p.name for p in out.iterdir()}
     with BagReader(out / "node_output") as bag:
         assert "/joint_trajectory_controller/joint_trajectory" not in bag.topics  # the recorded commands are not played
-        commands = [o for _, o in bag.decoded(["/bag_eval/joint_trajectory"]) if o.points]
+        commands = [o for _, o in bag.decoded(["/bag_eval/joint_trajectory"])
+                    if not is_hold_profile(o.points, len(o.joint_names))]
         traces = [o for _, o in bag.decoded(["/bag_eval/reasoning_trace"])]
         usage = [o for _, o in bag.decoded(["/bag_eval/expert_usage"])]
     assert len(commands) >= 2 and all(list(c.joint_names) == list(JOINT_NAMES) for c in commands)
