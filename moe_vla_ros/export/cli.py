@@ -66,6 +66,11 @@ def summary(manifest: Manifest, out: Path) -> str:
     lines = [f"exported {manifest.model_id} to {out}"]
     for g in manifest.graphs:
         lines.append(f"  {g.file:34s} {g.stage:12s} {g.formulation:7s} {g.precision}")
+    trt = {f: r.get("unsupported", []) for f, r in manifest.verification.get("tensorrt", {}).items()}
+    outside = {f: u for f, u in trt.items() if u}
+    if trt:
+        lines.append("  TensorRT 10 parses every graph whole" if not outside else
+                     "  TensorRT 10 cannot parse: " + "; ".join(f"{f}: {', '.join(u)}" for f, u in outside.items()))  # fmt: skip
     for formulation, r in manifest.verification.get("policy_parity", {}).items():
         lines.append(f"  parity {formulation}: max action error {r['max_action_error']:.2e} rad, "
                      f"reasoning identical {r['reasoning_identical']}/{r['observations']}")  # fmt: skip

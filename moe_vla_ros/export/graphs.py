@@ -16,8 +16,10 @@ time; token buffers are padded to the contract's lengths):
                                                                        ([Ma, H, E], [Ma, E], [Ma])
 
 The trunk and action head are exported once per MoE formulation: "sparse" (loop over experts;
-NonZero/ScatterND inside, data-dependent shapes) and "dense" (every expert on every token,
-only TENSORRT_STATIC_OPS; asserted by `check_graph_ops`).
+NonZero inside, data-dependent shapes, experts combined by Concat/CumSum/Gather without any
+ScatterND, so TensorRT 10 parses it whole) and "dense" (every expert on every token, only
+TENSORRT_STATIC_OPS; asserted by `check_graph_ops`). The export also records, per graph, the
+ops TensorRT 10 cannot parse (export/tensorrt_ops.py).
 
 The reasoning decoder (`ReasoningDecoder.forward(trunk_tokens, tokens)`) is split in two: its
 cross-attention keys/values depend on the trunk tokens only, so they are computed once per

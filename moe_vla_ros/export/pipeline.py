@@ -5,8 +5,9 @@
 Steps, all inside a temporary folder next to `out_dir` (nothing appears at `out_dir` unless
 every check passed):
 
-1. export every stage graph (trunk/action head once per formulation) and check the op
-   allowlist of the dense ones;
+1. export every stage graph (trunk/action head once per formulation), check the op
+   allowlist of the dense ones and record, per graph, the ops TensorRT 10 cannot parse
+   (verification.tensorrt[file].unsupported; export/tensorrt_ops.py);
 2. verify every graph against PyTorch (export/verify.py);
 3. copy tokenizer files and (optionally) the checkpoint, write a manifest;
 4. verify the whole ONNX Runtime policy against the torch policy;
@@ -40,6 +41,7 @@ from moe_vla_ros.export.config import ExportConfig
 from moe_vla_ros.export.errors import ExportError
 from moe_vla_ros.export.graphs import check_graph_ops, example_inputs, export_stage, graph_file
 from moe_vla_ros.export.quantize import INT8_SCHEMES, gate_variant, make_fp16, make_int8
+from moe_vla_ros.export.tensorrt_ops import tensorrt_op_report
 from moe_vla_ros.export.verify import verify_graphs, verify_policy_parity
 from moe_vla_ros.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint
 from moe_vla_ros.model.vla import MoEVLA
@@ -90,6 +92,7 @@ def _build(model: MoEVLA, checkpoint_dir: Path, staging: Path, cfg: ExportConfig
         for formulation in cfg.formulations if stage in MOE_STAGES else ("any",):
             entries.append(export_stage(model, stage, formulation, inputs[stage], staging, cfg.opset))
     ops = {e.file: check_graph_ops(staging / e.file, e) for e in entries}
+    tensorrt = {e.file: graph_tensorrt_report(staging / e.file) for e in entries}
     graph_report = verify_graphs(model, staging, entries, specs, cfg)
     for name in TOKENIZER_FILES:
         shutil.copy2(checkpoint_dir / name, staging / name)
@@ -102,7 +105,8 @@ def _build(model: MoEVLA, checkpoint_dir: Path, staging: Path, cfg: ExportConfig
         model_id=f"{name}-{weights_digest(checkpoint_dir / WEIGHTS_FILE)[:10]}", name=name, opset=cfg.opset,
         contract=model.cfg.contract, graphs=tuple(entries), moe_layers=specs, tokenizer_files=TOKENIZER_FILES,
         checkpoint_dir=CHECKPOINT_SUBDIR if cfg.keep_checkpoint else "", exporter=_exporter_info(),
-        verification={**graph_report, "ops": ops, "tolerance": cfg.tolerance, "tie_margin": cfg.tie_margin},
+        verification={**graph_report, "ops": ops, "tensorrt": tensorrt, "tolerance": cfg.tolerance,
+                      "tie_margin": cfg.tie_margin},
     )  # fmt: skip
     _finalise(manifest, staging)
     manifest.verification["policy_parity"] = verify_policy_parity(model, staging, cfg.formulations, cfg)
@@ -133,6 +137,7 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
             else:
                 make_fp16(staging / entry.file, staging / file)
             new_entries.append(dataclasses.replace(entry, file=file, precision=precision))
+            manifest.verification.setdefault("tensorrt", {})[file] = graph_tensorrt_report(staging / file)
             if precision == "fp16":  # int8 graphs (DynamicQuantizeLinear, MatMulInteger) are CPU graphs
                 manifest.verification["ops"][file] = check_graph_ops(staging / file, new_entries[-1])
         candidates += [(f, precision) for f in formulations]
@@ -161,6 +166,11 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
         if g not in used:
             (staging / g.file).unlink()
     manifest.graphs = tuple(used)
+
+
+def graph_tensorrt_report(path: Path) -> dict[str, Any]:
+    """tensorrt_op_report of one graph file (ops TensorRT 10 cannot parse; export/tensorrt_ops.py)."""
+    return tensorrt_op_report(onnx.load(str(path), load_external_data=False))
 
 
 def weights_digest(weights_file: Path) -> str:

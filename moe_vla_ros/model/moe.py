@@ -5,8 +5,9 @@ One weight layout serves both formulations: stacked expert weights
     w_in  [E, D, H] (or [E, D, 2H] = [gate | up] for GLU activations)   b_in  [E, H or 2H]
     w_out [E, H, D]                                                      b_out [E, D]
 
-* "sparse": loop over experts; each expert gathers its routed tokens (torch.where + index
-  select), runs, and index_adds its weighted output. Data-dependent shapes, least compute,
+* "sparse": loop over experts; each expert gathers its routed tokens (nonzero + index
+  select) and runs; the weighted outputs are concatenated and every token gathers and sums
+  its rows (no scatter: TensorRT 10 parses it whole). Data-dependent shapes, least compute,
   fastest on CPU; exports with torch.onnx.export(dynamo=True).
 * "dense": every expert runs on every token with batched MatMuls and the outputs are combined
   with the dense [N, E] weight matrix from routing. Static shapes, only MatMul/TopK/Gather/
@@ -201,15 +202,34 @@ class MoELayer(nn.Module):
         )
 
     def _combine_sparse(self, tokens: Tensor, routing: Routing) -> Tensor:
-        """Loop over experts; each runs only on its dispatched tokens. tokens [N, D] -> [N, D]."""
+        """Loop over experts; each runs only on its dispatched tokens. tokens [N, D] -> [N, D].
+
+        Scatter-free combine (no index_add / ScatterND with reduction, which TensorRT 10 rejects
+        and TensorRT 8.6/9 silently turn into an overwrite): the weighted outputs of every expert
+        are concatenated expert-major with one zero row at the end; a token's row of (token n,
+        expert e) is the running count of dispatched slots (CumSum over the expert-major mask),
+        and each token gathers and sums its K rows (token choice: its top-K experts, a slot
+        dropped by capacity reads the zero row; expert choice: all E experts, as a token may be
+        picked by any number of them). Ops: NonZero, Gather, MatMul, Concat, CumSum, ReduceSum.
+        """
+        num_tokens, d_model = tokens.shape
         combine = routing.combine_weights.to(tokens.dtype)  # [N, E]
-        out = torch.zeros_like(tokens)  # [N, D]
+        mask = routing.dispatch_mask.to(tokens.dtype)  # [N, E] 0/1 (float: TensorRT's NonZero takes float)
+        rows = []
         for expert in range(self.cfg.num_experts):
-            token_idx = torch.where(routing.dispatch_mask[:, expert])[0]  # [n_e]
+            token_idx = torch.nonzero(mask[:, expert]).squeeze(-1)  # [n_e]
             expert_out = self.experts.forward_one(expert, tokens[token_idx])  # [n_e, D]
-            weight = combine[token_idx, expert].unsqueeze(-1)  # [n_e, 1]
-            out = out.index_add(0, token_idx, expert_out * weight)  # [N, D]
-        return out
+            rows.append(expert_out * combine[:, expert][token_idx].unsqueeze(-1))  # [n_e, D]
+        rows.append(tokens.new_zeros(1, d_model))  # [1, D]: what an empty slot reads
+        stacked = torch.cat(rows)  # [M + 1, D], M = dispatched slots, expert-major
+        flat = routing.dispatch_mask.t().reshape(-1).long()  # [E*N] expert-major 0/1
+        position = flat.cumsum(0) - 1  # [E*N] row in `stacked` of each dispatched (e, n)
+        empty = flat.sum()  # [] = M, the zero row
+        position = torch.where(flat > 0, position, empty).reshape(-1, num_tokens).t()  # [N, E]
+        if self.cfg.router == "token_choice":
+            slots = routing.topk_indices  # [N, K] the experts a token can have been dispatched to
+            position = position.gather(1, slots)  # [N, K]
+        return stacked[position].sum(dim=1)  # [N, K or E, D] -> [N, D]
 
     def _combine_dense(self, tokens: Tensor, routing: Routing) -> Tensor:
         """Every expert on every token, combined by the [N, E] weights. tokens [N, D] -> [N, D]."""

@@ -41,7 +41,7 @@ __all__ = [
 TENSORRT_STATIC_OPS = frozenset(
     {
         "Abs", "Add", "And", "ArgMax", "ArgMin", "Cast", "CastLike", "Ceil", "Clip", "Concat",
-        "Constant", "ConstantOfShape", "CumSum", "Div", "Equal", "Erf", "Exp", "Expand",
+        "Constant", "ConstantOfShape", "Conv", "CumSum", "Div", "Equal", "Erf", "Exp", "Expand",
         "Flatten", "Floor", "Gather", "GatherElements", "Gelu", "Gemm", "Greater", "GreaterOrEqual",
         "Identity", "LayerNormalization", "Less", "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max",
         "Min", "Mul", "Neg", "Not", "Or", "Pow", "Range", "Reciprocal", "ReduceL2", "ReduceLogSumExp",

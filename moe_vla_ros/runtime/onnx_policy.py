@@ -6,8 +6,11 @@
 Loading validates the folder (manifest.read_manifest), checks the contract against the caller's,
 creates the vision session first to learn which providers really work, picks the MoE graphs
 ("auto": dense with a GPU provider in use, else sparse) and the precision variants, creates the
-remaining sessions and checks every session's inputs/outputs against the manifest. Any problem
-raises ModelLoadError (or ContractError) here, never later during inference.
+remaining sessions and checks every session's inputs/outputs against the manifest. Sparse MoE
+graphs that TensorRT 10 cannot parse (ScatterND with reduction, in folders exported before the
+scatter-free combine) are refused when the TensorRT provider is in use, and int8 variants that
+can saturate are refused on x86 CPUs without VNNI. Any problem raises ModelLoadError (or
+ContractError) here, never later during inference.
 numpy + onnxruntime + tokenizers only.
 """
 
@@ -21,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from moe_vla_ros.contract import SensorContract
-from moe_vla_ros.runtime.config import RuntimeConfig
-from moe_vla_ros.runtime.manifest import STAGES, GraphEntry, Manifest, ModelLoadError, read_manifest
+from moe_vla_ros.runtime.config import TENSORRT_PROVIDER, RuntimeConfig
+from moe_vla_ros.runtime.manifest import MOE_STAGES, STAGES, GraphEntry, Manifest, ModelLoadError, read_manifest
 from moe_vla_ros.runtime.providers import SessionFactory, check_session_io, int8_variant_problem
 from moe_vla_ros.runtime.staged_policy import StagedPolicy, StepFunction
 from moe_vla_ros.runtime.telemetry import StageTelemetry
@@ -57,6 +60,34 @@ def load_tokenizer(model_dir: Path, manifest: Manifest) -> RuntimeTokenizer:
     return tokenizer
 
 
+def check_tensorrt_graphs(manifest: Manifest, graphs: dict[str, GraphEntry], providers_in_use: tuple[str, ...],
+                          model_dir: str | os.PathLike) -> None:  # fmt: skip
+    """ModelLoadError when TensorRT is in use and a selected MoE graph has ops TensorRT 10 cannot parse.
+
+    The export records them per graph (manifest verification.tensorrt, export/tensorrt_ops.py).
+    Sparse graphs exported before that record existed combine experts with ScatterND
+    (reduction=add): TensorRT 10 rejects it (the graph splits into many pieces) and TensorRT
+    8.6/9.x overwrite instead of add (wrong actions), so they are refused too. Dense graphs
+    were always limited to TensorRT ops by the export.
+    """
+    if TENSORRT_PROVIDER not in providers_in_use:
+        return
+    report = manifest.verification.get("tensorrt")
+    for stage in MOE_STAGES:
+        entry = graphs[stage]
+        if entry.formulation != "sparse":
+            continue
+        known = isinstance(report, dict) and isinstance(report.get(entry.file), dict)
+        unsupported = report[entry.file].get("unsupported", []) if known else ["ScatterND(reduction=add) (assumed: "
+                                                                              "exported before the TensorRT op report)"]  # fmt: skip
+        if unsupported:
+            raise ModelLoadError(
+                f"{model_dir}/{entry.file}: the sparse MoE graphs cannot run under the TensorRT provider: TensorRT 10 "
+                f"does not parse {unsupported}; use formulation 'dense' (or 'auto') with TensorRT, or re-export the "
+                "model (current sparse graphs combine experts without ScatterND)"
+            )
+
+
 class OnnxRuntimePolicy(StagedPolicy):
     """Runs the four stage graphs with ONNX Runtime; build with `load`."""
 
@@ -85,6 +116,7 @@ class OnnxRuntimePolicy(StagedPolicy):
         preferred = "dense" if factory.gpu_in_use else "sparse"
         formulation = preferred if preferred in candidates else candidates[0]
         graphs = manifest.select_graphs(formulation, cfg.precision)
+        check_tensorrt_graphs(manifest, graphs, factory.providers_in_use, model_dir)
         for stage in STAGES:
             if stage not in sessions or graphs[stage] != vision_entry:
                 sessions[stage] = factory.create(model_dir / graphs[stage].file)

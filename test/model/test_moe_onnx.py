@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from moe_vla_ros.export.tensorrt_ops import tensorrt_op_report
 from moe_vla_ros.model.moe import MoEConfig, MoELayer
 from moe_vla_ros.model.onnx_check import (
     FORBIDDEN_DYNAMIC_OPS,
@@ -79,7 +80,28 @@ def test_export_matches_torch_at_two_token_counts_and_with_an_idle_expert(tmp_pa
     if formulation == "dense":
         assert ops <= TENSORRT_STATIC_OPS, sorted(ops - TENSORRT_STATIC_OPS)
     else:  # the loop form needs data-dependent ops: the allowlist check above is not vacuous
-        assert {"NonZero", "ScatterND"} <= ops & FORBIDDEN_DYNAMIC_OPS
+        assert ops & FORBIDDEN_DYNAMIC_OPS == {"NonZero"}, "no ScatterND: the combine gathers"
+    assert tensorrt_op_report(model)["unsupported"] == [], "TensorRT 10 parses both formulations whole"
+
+
+def test_sparse_export_with_capacity_drops_has_no_scatter(tmp_path):
+    model, report = export_and_compare(tmp_path, "sparse", capacity_factor=0.75)
+    assert report.ok and report.max_abs_error <= 1e-4, report
+    assert "ScatterND" not in graph_op_types(model) and tensorrt_op_report(model)["unsupported"] == []
+
+
+def test_sparse_expert_choice_export_matches_torch_without_scatter(tmp_path):
+    """Expert choice: a token may be picked by more experts than top_k; every pick is summed."""
+    module = ExportedMoE(build_layer(router="expert_choice", capacity_factor=1.5, top_k=1), "sparse")
+    path = tmp_path / "expert_choice.onnx"
+    model = export_onnx(module, (torch.randn(2, 8, D_MODEL),), path, input_names=["x"], output_names=OUTPUT_NAMES,
+                        dynamic_shapes=({1: torch.export.Dim("tokens", min=1, max=4096)},))  # fmt: skip
+    with torch.no_grad():
+        picks = module.layer.forward(input_sets()[1][0]).topk_indices
+    report = compare_with_onnxruntime(module, ort_session(path), input_sets())
+    assert report.ok and report.max_abs_error <= 1e-4, report
+    assert "ScatterND" not in graph_op_types(model) and tensorrt_op_report(model)["unsupported"] == []
+    assert picks.shape[-1] == 1  # only the best pick is listed, yet tokens with more picks sum them all
 
 
 def test_dense_export_with_capacity_drops(tmp_path):

@@ -121,3 +121,32 @@ def test_robot_side_never_imports_torch(demo_export):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_sparse_graphs_with_scatter_are_refused_under_tensorrt(demo_export, tmp_path):
+    import json
+    import shutil
+
+    from moe_vla_ros.runtime.manifest import read_manifest
+    from moe_vla_ros.runtime.onnx_policy import check_tensorrt_graphs
+
+    manifest = read_manifest(demo_export.model)
+    sparse, dense = manifest.select_graphs("sparse", "fp32"), manifest.select_graphs("dense", "fp32")
+    trt = ("TensorrtExecutionProvider", "CPUExecutionProvider")
+    check_tensorrt_graphs(manifest, sparse, trt, demo_export.model)  # current sparse graphs: no ScatterND
+    check_tensorrt_graphs(manifest, sparse, ("CPUExecutionProvider",), demo_export.model)
+    manifest.verification["tensorrt"]["trunk.sparse.onnx"]["unsupported"] = ["ScatterND(reduction=add)"]
+    with pytest.raises(ModelLoadError, match=r"cannot run under the TensorRT provider.*ScatterND\(reduction=add\)"):
+        check_tensorrt_graphs(manifest, sparse, trt, demo_export.model)
+    check_tensorrt_graphs(manifest, dense, trt, demo_export.model)
+    check_tensorrt_graphs(manifest, sparse, ("CUDAExecutionProvider", "CPUExecutionProvider"), demo_export.model)
+    # A folder exported before the report existed: its sparse graphs are assumed to scatter.
+    model = tmp_path / "old"
+    shutil.copytree(demo_export.model, model)
+    raw = json.loads((model / "manifest.json").read_text())
+    del raw["verification"]["tensorrt"]
+    (model / "manifest.json").write_text(json.dumps(raw))
+    old = read_manifest(model)
+    with pytest.raises(ModelLoadError, match="use formulation 'dense'"):
+        check_tensorrt_graphs(old, old.select_graphs("sparse", "fp32"), trt, model)
+    check_tensorrt_graphs(old, old.select_graphs("dense", "fp32"), trt, model)

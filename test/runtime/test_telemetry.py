@@ -19,7 +19,8 @@ def spec_of(cfg: MoEConfig, num_tokens: int) -> MoELayerSpec:
      ("expert_choice", 0.5, 1)],
 )
 def test_dropped_slots_and_dispatch_match_torch(router, capacity_factor, top_k):
-    cfg = MoEConfig(8, 16, num_experts=4, top_k=top_k, router=router, capacity_factor=capacity_factor)
+    cfg = MoEConfig(8, 16, num_experts=4, top_k=top_k, router=router, capacity_factor=capacity_factor,
+                    normalize_top_k=top_k > 1)  # renormalised top-1 is refused (no router gradient)
     logits = torch.randn(37, 4, generator=torch.Generator().manual_seed(3)) * 2.0  # [N, E]
     routing = route(logits, cfg)
     spec = spec_of(cfg, 37)
