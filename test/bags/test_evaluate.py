@@ -217,3 +217,23 @@ def test_config_decides_like_the_node_from_its_parameter_files(tmp_path):
     assert checks.max_stamp_age_s == 0.3 and checks.max_tracking_error_rad is None and checks.frozen_after_s is None
     with pytest.raises(BagError, match="safety_limits must give lower and upper together"):
         EvaluationConfig(safety_limits={"lower": [0.0, 0.0]})
+
+
+def test_a_renamed_topic_or_a_corrupt_chunk_stops_the_evaluation_with_exit_2(expert_bag, random_model, tmp_path, capsys):
+    import shutil
+
+    renamed, corrupt = tmp_path / "renamed", tmp_path / "corrupt"
+    shutil.copytree(expert_bag.path, renamed)
+    shutil.copytree(expert_bag.path, corrupt)
+    meta = renamed / "metadata.yaml"
+    meta.write_text(meta.read_text().replace("name: /joint_states", "name: /renamed_states"))
+    mcap = next(corrupt.glob("*.mcap"))
+    data = bytearray(mcap.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 64):  # inside a chunk of image data
+        data[i] ^= 0xFF
+    mcap.write_bytes(bytes(data))
+    for bag, reason in ((renamed, "does not match its storage"), (corrupt, "fails its CRC check")):
+        args = ["--bag", str(bag), "--model", str(random_model), "--out", str(tmp_path / f"out_{bag.name}"),
+                "--no-plots", "--no-progress"]  # fmt: skip
+        assert main(args) == 2
+        assert reason in capsys.readouterr().err
