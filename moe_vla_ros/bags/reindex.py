@@ -75,9 +75,9 @@ def _mcap_file(bag: Path) -> Path:
 def _custom_data(bag: Path) -> dict[str, str]:
     """custom_data of the damaged bag's metadata.yaml, when it still parses."""
     try:
-        from ruamel.yaml import YAML
+        import yaml
 
-        meta = YAML(typ="safe").load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
         return {str(k): str(v) for k, v in (meta.get("custom_data") or {}).items()}
     except Exception:  # missing or broken metadata.yaml: nothing to keep
         return {}
