@@ -125,7 +125,9 @@ class EpisodeRecord:
     `success`, `duration_s` (activation to the end: success confirmed or time limit) and
     `control_steps` (duration in control periods of the model's contract, as the expert's
     rollout counts them) are filled in when the episode ends. `frames` (front camera, for
-    the GIF) are kept in memory only.
+    the GIF) are kept in memory only. `holds` counts the node's holds; `commands_refused` the
+    trajectories the simulated joint_trajectory_controller refused (should be 0) and
+    `controller_holds` the times it stopped the arm itself (path/goal tolerance).
     """
 
     index: int
@@ -141,6 +143,8 @@ class EpisodeRecord:
     wall_time_s: float = 0.0
     model_id: str = ""
     holds: int = 0
+    commands_refused: int = 0
+    controller_holds: int = 0
     joint_times: list[float] = field(default_factory=list)
     joint_positions: list[list[float]] = field(default_factory=list)
     trajectories: list[TrajectoryRecord] = field(default_factory=list)

@@ -34,6 +34,7 @@ def episode_summary(record: EpisodeRecord, expert: ExpertResult | None) -> dict[
         "index": record.index, "seed": record.seed, "family": record.family, "instruction": record.instruction,
         "success": record.success, "duration_s": record.duration_s, "control_steps": record.control_steps,
         "wall_time_s": record.wall_time_s, "chunks": len(record.trajectories), "holds": record.holds,
+        "commands_refused": record.commands_refused, "controller_holds": record.controller_holds,
         "traces": len(record.traces), "first_trace": record.traces[0].text if record.traces else "",
         "expert_success": expert.success if expert else None,
     }  # fmt: skip

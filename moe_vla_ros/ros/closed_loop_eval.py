@@ -296,6 +296,7 @@ class ClosedLoopEvaluator:
         record = rec.EpisodeRecord.for_plan(plan)
         record.joint_names = list(self.contract.sensors.joint_names)
         self.sim.reset_episode(plan.seed, plan.task)
+        refused0, controller_holds0 = self.sim.commands_rejected, self.sim.controller_holds
         _wait(lambda: m.policy_instruction == plan.task.instruction, 15.0, "the instruction at the policy node", alive)
         running = m.begin(record, self.sim.sim_time, capture_frames)
         if not m.change_state(Transition.TRANSITION_ACTIVATE, 30.0, alive):
@@ -307,6 +308,9 @@ class ClosedLoopEvaluator:
             raise rec.EvaluationError(f"the policy node failed to deactivate; its log:\n{self.policy.log_tail()}")
         _wait(lambda: m.holds_total > holds, 10.0, "the hold command after deactivation", alive)
         record = m.stop_recording()
+        # what joint_trajectory_controller (the simulator follows its rules) refused or stopped
+        record.commands_refused = self.sim.commands_rejected - refused0
+        record.controller_holds = self.sim.controller_holds - controller_holds0
         record.control_steps = round(record.duration_s * self.contract.sensors.control_rate_hz)
         record.wall_time_s = time.monotonic() - wall0
         return record

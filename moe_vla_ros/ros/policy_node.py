@@ -98,7 +98,8 @@ class PolicyNode(LifecycleNode):
         self.config: PolicyNodeConfig = declare_config(self, PolicyNodeConfig, STARTUP_PARAMETERS)
         unknown = unknown_parameters(self._parameter_overrides, PolicyNodeConfig)
         if unknown:
-            self.get_logger().warning(f"ignoring unknown parameters (not declared by policy_node): {', '.join(unknown)}")
+            self.get_logger().warning(
+                f"ignoring unknown parameters (not declared by policy_node): {', '.join(unknown)}")
         self.add_on_set_parameters_callback(self._validate_parameter_change)
         # Status and start-up timers run on the steady clock: they must tick before /clock arrives.
         self._wall_clock = Clock(clock_type=ClockType.STEADY_TIME)
@@ -360,7 +361,8 @@ class PolicyNode(LifecycleNode):
             self._pubs["trajectory"].publish(planned_trajectory_to_msg(self.joint_names, command.trajectory))
         self._pubs["usage"].publish(expert_usage_msg(out.stamp, chunk_id, out.expert_usage))
         if out.reasoning is not None and out.reasoning_is_new:
-            self._pubs["trace"].publish(reasoning_trace_msg(out.reasoning, chunk_id, runner.instruction, out.expert_usage))
+            trace = reasoning_trace_msg(out.reasoning, chunk_id, runner.instruction, out.expert_usage)
+            self._pubs["trace"].publish(trace)
 
     def _on_inference_error(self, error: BaseException) -> None:
         """An unexpected error in the loop (the runner itself catches model errors): hold, report."""

@@ -75,4 +75,7 @@ def telemetry_qos(depth: int = 10) -> QoSProfile:
     )
 
 
-__all__ = ["sensor_qos", "command_qos", "enable_subscription_qos", "latched_qos", "instruction_subscription_qos", "telemetry_qos", "qos_profile_sensor_data"]
+__all__ = [
+    "sensor_qos", "command_qos", "enable_subscription_qos", "latched_qos", "instruction_subscription_qos",
+    "telemetry_qos", "qos_profile_sensor_data",
+]

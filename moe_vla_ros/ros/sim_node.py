@@ -5,7 +5,8 @@ Publishes (stamps are simulated time):
   topics.camera_topics    sensor_msgs/Image per camera at camera_rate_hz
   topics.joint_states     sensor_msgs/JointState (joint_1..joint_6, gripper) at joint_state_rate_hz
   /clock                  rosgraph_msgs/Clock at clock_rate_hz when publish_clock is true
-  topics.instruction      std_msgs/String, latched (transient local), when there is an instruction
+  topics.instruction      std_msgs/String, latched (transient local) and again whenever a subscriber
+                          joins (so volatile subscriptions get it too), when there is an instruction
 Subscribes:
   topics.trajectory       trajectory_msgs/JointTrajectory, refused or followed exactly as a
                           joint_trajectory_controller with the `controller.*` parameters would
@@ -53,7 +54,7 @@ from moe_vla_ros.ros.conversions import (
 from moe_vla_ros.ros.params import declare_config
 from moe_vla_ros.ros.qos import command_qos, latched_qos, sensor_qos
 from moe_vla_ros.ros.sim_node_config import SimNodeConfig, SimNodeConfigError
-from moe_vla_ros.ros.spin import spin_until_shutdown
+from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import JOINT_NAMES
 from moe_vla_ros.sim.tasks import Task
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Parameters: --ros-args --params-file config/sim.yaml -p seed:=3 -p instruction:='reach the red cube' "
                "(see moe_vla_ros/ros/sim_node_config.py).")
     parser.parse_args(remove_ros_args(args)[1:])
-    rclpy.init(args=args)
+    init_process(args)
     try:
         node = SimNode()
     except (SimNodeConfigError, InvalidParameterValueException) as e:

@@ -95,7 +95,8 @@ class SimTopicParams:
     joint_states: str = param("joint_states", "sensor_msgs/JointState output topic.")
     trajectory: str = param("joint_trajectory_controller/joint_trajectory",
                             "trajectory_msgs/JointTrajectory command topic (joint_trajectory_controller's).")
-    instruction: str = param("instruction", "std_msgs/String topic the instruction is published on (latched).")
+    instruction: str = param("instruction", "std_msgs/String topic the instruction is published on (latched, and "
+                                          "again to every new subscriber).")
 
     def __post_init__(self) -> None:
         topics = [*self.camera_topics, self.joint_states, self.trajectory, self.instruction]
@@ -192,7 +193,8 @@ class SimNodeConfig:
     """All parameters of sim_node (`ros2 param describe /sim_node <name>` shows the descriptions)."""
 
     seed: int = param(0, "Scene randomisation seed (cube poses) of the first episode.", min=0, max=2**31 - 1)
-    instruction: str = param("", "Language instruction published latched on topics.instruction; empty: the "
+    instruction: str = param("", "Language instruction published on topics.instruction (latched, and again to "
+                                 "every new subscriber); empty: the "
                                  "task's instruction when task.family is set, else nothing is published.")
     real_time_factor: float = param(1.0, "Simulated seconds per wall-clock second (1.0 = real time).",
                                     min=0.01, max=100.0)

@@ -50,6 +50,15 @@ def node_params(model_dir, **overrides) -> dict:
     return {k: v for k, v in params.items() if v is not None}
 
 
+def params_file(tmp_path, model_dir, **overrides) -> str:
+    """`node_params` as a ROS params file for a node process (any name, any namespace)."""
+    import yaml
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": node_params(model_dir, **overrides)}}))
+    return str(path)
+
+
 class PolicyNodeHarness:
     def __init__(self, context, model_dir, **overrides) -> None:
         params = [Parameter(k, value=v) for k, v in node_params(model_dir, **overrides).items()]

@@ -8,14 +8,15 @@ For every case it measures, and asserts:
   first-point limits  the first command after recovery, from the arm's position at receipt:
                       the speed and acceleration needed to reach its first point (<= the limits)
 and writes them all to build/fault_matrix.json (printed as a table at the end of the module).
-The signal case runs the node as its own process (test_policy_node_lifecycle.py) and is not
-repeated here.
+The signal cases run the node as its own process (its main handles SIGINT/SIGTERM): the hold
+latency is signal -> final hold, and nothing may follow the hold.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,10 +29,11 @@ from trajectory_msgs.msg import JointTrajectory
 
 from fake_robot import FakeRobot  # noqa: E402  (test/ros is on sys.path via its conftest)
 from jtc_conformance import is_hold
-from policy_node_harness import CAMERA_TOPICS, LIMITS, PolicyNodeHarness
+from policy_node_harness import CAMERA_TOPICS, LIMITS, PolicyNodeHarness, params_file
 
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros.conversions import joint_trajectory_to_arrays, stamp_to_seconds
+from moe_vla_ros.ros.testing import RosPeerProcess, spin_until
 
 pytestmark = pytest.mark.ros
 
@@ -249,3 +251,49 @@ def test_estop_holds_from_either_qos(rig, reliability):
     name = "e-stop " + ("best effort" if reliability == ReliabilityPolicy.BEST_EFFORT else "reliable")
     result = _finish(name, rec, onset, end)
     assert result.hold_latency_s <= 0.2, result
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_sends_the_final_hold_first_and_nothing_after(ros_context, tmp_path, tiny_model_dir, signum):
+    """The node as its own process (its main handles the signals), driving a fake robot here."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+
+    robot = FakeRobot(CAMERA_TOPICS, JOINTS, instruction="reach the red cube", context=ros_context)
+    probe = Node("stop_probe", context=ros_context)
+    received: list[tuple[float, JointTrajectory]] = []
+    probe.create_subscription(JointTrajectory, "/joint_trajectory_controller/joint_trajectory",
+                              lambda m: received.append((time.monotonic(), m)), qos.command_qos(depth=100))
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(robot)
+    executor.add_node(probe)
+    node = RosPeerProcess(["-m", "moe_vla_ros.ros.policy_node", "--ros-args", "--params-file",
+                           params_file(tmp_path, tiny_model_dir)])
+    try:
+        with node:
+            spin_until(executor, lambda: len(received) >= 3, timeout_s=60, what="commands from the node process")
+            sent = time.monotonic()
+            node.proc.send_signal(signum)
+            spin_until(executor, lambda: node.proc.poll() is not None, timeout_s=20, what="the node to exit")
+            spin_until(executor, lambda: is_hold(received[-1][1]), timeout_s=5, what="the final hold")
+            n = len(received)
+            executor.spin_once(timeout_sec=0.2)  # drain what may still be in flight: nothing comes
+            assert len(received) == n
+        out = node.output()
+        hold_at = next(t for t, msg in received if t >= sent and is_hold(msg))
+        after_signal = [msg for t, msg in received if t >= sent]
+        RESULTS.append(CaseResult(
+            case=signal.Signals(signum).name, hold_latency_s=hold_at - sent,
+            commands_from_bad_data=sum(not is_hold(msg) for t, msg in received if t > hold_at),
+            commands_during_fault=sum(not is_hold(msg) for msg in after_signal), recovery_s=None,
+            hold_resume_cycles=0, first_point_velocity_ratio=0.0, first_point_acceleration_ratio=0.0,
+            first_point_time_s=math.nan))
+        assert node.proc.returncode == 0, out
+        assert is_hold(after_signal[-1]) and sum(is_hold(msg) for msg in after_signal) == 1, out
+        assert "final hold" in out
+        for bad in ("Failed to publish", "context is invalid", "Traceback", "cannot use Destroyable"):
+            assert bad not in out, out
+    finally:
+        executor.shutdown()
+        robot.destroy_node()
+        probe.destroy_node()

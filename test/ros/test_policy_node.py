@@ -8,7 +8,7 @@ from lifecycle_msgs.msg import State, Transition
 from std_msgs.msg import String
 
 from fake_robot import FakeRobot  # noqa: E402  (test/ros is on sys.path via rootdir conftest)
-from policy_node_harness import CAMERA_TOPICS, PolicyNodeHarness
+from policy_node_harness import CAMERA_TOPICS
 
 from moe_vla_ros.ros.testing import RosPeerProcess
 
@@ -16,20 +16,6 @@ pytestmark = pytest.mark.ros
 
 JOINTS = ["joint_1", "joint_2", "gripper"]
 FAKE_ROBOT = Path(__file__).with_name("fake_robot.py")
-
-
-@pytest.fixture
-def harness_factory(ros_context, tiny_model_dir):
-    made = []
-
-    def make(**overrides):
-        h = PolicyNodeHarness(ros_context, tiny_model_dir, **overrides)
-        made.append(h)
-        return h
-
-    yield make
-    for h in made:
-        h.close()
 
 
 def test_cross_process_robot_drives_node_then_stale_input_holds(harness_factory):

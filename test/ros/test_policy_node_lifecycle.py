@@ -3,44 +3,26 @@
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 
 import pytest
-import yaml
 from diagnostic_msgs.msg import DiagnosticStatus
 from lifecycle_msgs.msg import State, Transition
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, String
-from trajectory_msgs.msg import JointTrajectory
 
 from fake_robot import FakeRobot  # noqa: E402  (test/ros is on sys.path via its conftest)
-from jtc_conformance import is_hold
-from policy_node_harness import CAMERA_TOPICS, PolicyNodeHarness, node_params
+from policy_node_harness import CAMERA_TOPICS, params_file
 
 from moe_vla_ros.ros import qos
-from moe_vla_ros.ros.testing import RosPeerProcess, isolated_ros_env
+from moe_vla_ros.ros.testing import isolated_ros_env
 
 pytestmark = pytest.mark.ros
 
 JOINTS = ["joint_1", "joint_2", "gripper"]
 NO_POSITION_LIMITS = {"robot.position_lower": None, "robot.position_upper": None}
-
-
-@pytest.fixture
-def harness_factory(ros_context, tiny_model_dir):
-    made = []
-
-    def make(model_dir=tiny_model_dir, **overrides):
-        h = PolicyNodeHarness(ros_context, model_dir, **overrides)
-        made.append(h)
-        return h
-
-    yield make
-    for h in made:
-        h.close()
 
 
 def _diagnostics(h) -> list[DiagnosticStatus]:
@@ -146,20 +128,13 @@ def test_without_position_limits_when_allowed_velocity_limits_still_apply(harnes
 # -- the policy_node process -------------------------------------------------------------------------
 
 
-def _params_file(tmp_path, model_dir, **overrides) -> str:
-    params = node_params(model_dir, **overrides)
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-    return str(path)
-
-
 def _run_node(*ros_args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "moe_vla_ros.ros.policy_node", "--ros-args", *ros_args],
                           env=isolated_ros_env(), capture_output=True, text=True, timeout=timeout_s)
 
 
 def test_invalid_parameters_are_one_line_on_stderr_with_exit_2(tmp_path, tiny_model_dir):
-    bad = _run_node("--params-file", _params_file(tmp_path, tiny_model_dir, **{"robot.max_velocity": [-1.0, 1.0, 1.0]}))
+    bad = _run_node("--params-file", params_file(tmp_path, tiny_model_dir, **{"robot.max_velocity": [-1.0, 1.0, 1.0]}))
     assert bad.returncode == 2, bad.stderr
     assert "Traceback" not in bad.stderr and "AttributeError" not in bad.stderr
     assert "robot.max_velocity must be positive" in bad.stderr
@@ -170,47 +145,9 @@ def test_invalid_parameters_are_one_line_on_stderr_with_exit_2(tmp_path, tiny_mo
 
 
 def test_typo_parameter_is_warned_and_a_failed_autostart_exits_1(tmp_path, tiny_model_dir):
-    params = _params_file(tmp_path, tiny_model_dir, **{"model.path": str(tmp_path / "gone")})
+    params = params_file(tmp_path, tiny_model_dir, **{"model.path": str(tmp_path / "gone")})
     result = _run_node("--params-file", params, "-p", "safety.input_timout_s:=1.0")
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     assert "safety.input_timout_s (did you mean safety.input_timeout_s?)" in out
     assert "configure failed" in out and "Traceback" not in out
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_stop_signal_sends_the_final_hold_first_and_nothing_after(ros_context, tmp_path, tiny_model_dir, signum):
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.node import Node
-
-    from moe_vla_ros.ros.testing import spin_until
-
-    robot = FakeRobot(CAMERA_TOPICS, JOINTS, instruction="reach the red cube", context=ros_context)
-    probe = Node("stop_probe", context=ros_context)
-    received: list[JointTrajectory] = []
-    probe.create_subscription(JointTrajectory, "/joint_trajectory_controller/joint_trajectory", received.append,
-                              qos.command_qos(depth=100))
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(robot)
-    executor.add_node(probe)
-    node = RosPeerProcess(["-m", "moe_vla_ros.ros.policy_node", "--ros-args", "--params-file",
-                           _params_file(tmp_path, tiny_model_dir)])
-    try:
-        with node:
-            spin_until(executor, lambda: len(received) >= 3, timeout_s=60, what="commands from the node process")
-            node.proc.send_signal(signum)
-            spin_until(executor, lambda: node.proc.poll() is not None, timeout_s=20, what="the node to exit")
-            spin_until(executor, lambda: received and is_hold(received[-1]), timeout_s=5, what="the final hold")
-            n = len(received)
-            # nothing after the final hold (the process is gone; drain what is in flight)
-            executor.spin_once(timeout_sec=0.2)
-            assert len(received) == n
-        out = node.output()
-        assert node.proc.returncode == 0, out
-        assert "final hold" in out
-        for bad in ("Failed to publish", "context is invalid", "Traceback", "cannot use Destroyable"):
-            assert bad not in out, out
-    finally:
-        executor.shutdown()
-        robot.destroy_node()
-        probe.destroy_node()
