@@ -60,8 +60,23 @@ class _Output(nn.Module):
         return self.module(x, formulation=self.formulation).output  # [1, T, D]
 
 
-def ort_ms(module: nn.Module, x: torch.Tensor, threads: int, warmup: int, repeats: int) -> float:
-    """Median ms of `module` exported to ONNX and run with ONNX Runtime CPU on x."""
+def interleaved_ms(fns: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, float]:
+    """Median ms of each fn, timed in turns (one call of each per round) so load drift on a shared
+    machine hits every variant alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def ort_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Callable[[], object]:
+    """`module` exported to ONNX and loaded in ONNX Runtime CPU: a callable running it on x."""
     import onnxruntime as ort
 
     from moe_vla_ros.model.onnx_check import export_onnx
@@ -77,7 +92,7 @@ def ort_ms(module: nn.Module, x: torch.Tensor, threads: int, warmup: int, repeat
     want = module(x).numpy()
     got = session.run(None, feed)[0]
     assert np.abs(got - want).max() <= 1e-3 * max(1.0, float(np.abs(want).max())), "ORT differs from torch"
-    return median_ms(lambda: session.run(None, feed), warmup, repeats)
+    return lambda: session.run(None, feed)
 
 
 def combine_index_add(layer: MoELayer, tokens: torch.Tensor, routing) -> torch.Tensor:
@@ -94,23 +109,26 @@ def combine_index_add(layer: MoELayer, tokens: torch.Tensor, routing) -> torch.T
 def time_moe(cfg: MoEConfig, tokens: int, warmup: int, repeats: int, ort_threads: int = 0,
              index_add: bool = False) -> dict[str, float]:  # fmt: skip
     """Median ms of the sparse and dense formulations of one layer on x [1, tokens, d_model]
-    (torch; and ONNX Runtime when ort_threads > 0; the former index_add sparse combine with `index_add`)."""
+    (torch; and ONNX Runtime when ort_threads > 0; the former index_add sparse combine with
+    `index_add`). Variants are timed in turns (interleaved_ms)."""
     torch.manual_seed(0)
     layer = MoELayer(cfg).eval()
     torch.nn.init.normal_(layer.router.weight, std=1.0)  # a trained-looking, uneven router
     x = torch.randn(1, tokens, cfg.d_model)
-    result = {}
+    fns: dict[str, Callable[[], object]] = {}
     with torch.no_grad():
         for formulation in ("sparse", "dense"):
-            result[f"{formulation}_ms"] = median_ms(lambda: layer(x, formulation=formulation), warmup, repeats)
+            fns[f"{formulation}_ms"] = lambda f=formulation: layer(x, formulation=f)
             if ort_threads:
-                result[f"ort_{formulation}_ms"] = ort_ms(_Output(layer, formulation), x, ort_threads, warmup, repeats)
+                fns[f"ort_{formulation}_ms"] = ort_runner(_Output(layer, formulation), x, ort_threads)
         if index_add:
-            layer._combine_sparse = lambda t, r: combine_index_add(layer, t, r)  # this instance only
-            result["index_add_ms"] = median_ms(lambda: layer(x, formulation="sparse"), warmup, repeats)
+            old = MoELayer(cfg).eval()
+            old.load_state_dict(layer.state_dict())
+            old._combine_sparse = lambda t, r: combine_index_add(old, t, r)  # this instance only
+            fns["index_add_ms"] = lambda: old(x, formulation="sparse")
             if ort_threads:
-                result["ort_index_add_ms"] = ort_ms(_Output(layer, "sparse"), x, ort_threads, warmup, repeats)
-    return result
+                fns["ort_index_add_ms"] = ort_runner(_Output(old, "sparse"), x, ort_threads)
+        return interleaved_ms(fns, warmup, repeats)
 
 
 def time_dense_ffn(cfg: MoEConfig, tokens: int, warmup: int, repeats: int, ort_threads: int = 0) -> dict[str, float]:
@@ -119,10 +137,10 @@ def time_dense_ffn(cfg: MoEConfig, tokens: int, warmup: int, repeats: int, ort_t
     ffn = DenseFFN(cfg.d_model, cfg.d_hidden * cfg.top_k, cfg.activation).eval()
     x = torch.randn(1, tokens, cfg.d_model)
     with torch.no_grad():
-        result = {"dense_ffn_ms": median_ms(lambda: ffn(x), warmup, repeats)}
+        fns: dict[str, Callable[[], object]] = {"dense_ffn_ms": lambda: ffn(x)}
         if ort_threads:
-            result["ort_dense_ffn_ms"] = ort_ms(_Output(ffn), x, ort_threads, warmup, repeats)
-    return result
+            fns["ort_dense_ffn_ms"] = ort_runner(_Output(ffn), x, ort_threads)
+        return interleaved_ms(fns, warmup, repeats)
 
 
 def main() -> None:

@@ -205,10 +205,10 @@ class MoELayer(nn.Module):
         """Loop over experts; each runs only on its dispatched tokens. tokens [N, D] -> [N, D].
 
         Scatter-free combine (no index_add / ScatterND with reduction, which TensorRT 10 rejects
-        and TensorRT 8.6/9 silently turn into an overwrite): the weighted outputs of every expert
-        are concatenated expert-major with one zero row at the end; a token's row of (token n,
+        and TensorRT 8.6/9 silently turn into an overwrite): the outputs of every expert are
+        concatenated expert-major with one zero row at the end; a token's row of (token n,
         expert e) is the running count of dispatched slots (CumSum over the expert-major mask),
-        and each token gathers and sums its K rows (token choice: its top-K experts, a slot
+        and each token gathers its K rows and sums them weighted by its routing weights (token choice: its top-K experts, a slot
         dropped by capacity reads the zero row; expert choice: all E experts, as a token may be
         picked by any number of them). Ops: NonZero, Gather, MatMul, Concat, CumSum, ReduceSum.
         """
@@ -218,18 +218,18 @@ class MoELayer(nn.Module):
         rows = []
         for expert in range(self.cfg.num_experts):
             token_idx = torch.nonzero(mask[:, expert]).squeeze(-1)  # [n_e]
-            expert_out = self.experts.forward_one(expert, tokens[token_idx])  # [n_e, D]
-            rows.append(expert_out * combine[:, expert][token_idx].unsqueeze(-1))  # [n_e, D]
+            rows.append(self.experts.forward_one(expert, tokens[token_idx]))  # [n_e, D]
         rows.append(tokens.new_zeros(1, d_model))  # [1, D]: what an empty slot reads
         stacked = torch.cat(rows)  # [M + 1, D], M = dispatched slots, expert-major
         flat = routing.dispatch_mask.t().reshape(-1).long()  # [E*N] expert-major 0/1
         position = flat.cumsum(0) - 1  # [E*N] row in `stacked` of each dispatched (e, n)
         empty = flat.sum()  # [] = M, the zero row
         position = torch.where(flat > 0, position, empty).reshape(-1, num_tokens).t()  # [N, E]
+        weight = combine  # [N, E]
         if self.cfg.router == "token_choice":
             slots = routing.topk_indices  # [N, K] the experts a token can have been dispatched to
-            position = position.gather(1, slots)  # [N, K]
-        return stacked[position].sum(dim=1)  # [N, K or E, D] -> [N, D]
+            position, weight = position.gather(1, slots), combine.gather(1, slots)  # [N, K], [N, K]
+        return (stacked[position] * weight.unsqueeze(-1)).sum(dim=1)  # [N, K or E, D] -> [N, D]
 
     def _combine_dense(self, tokens: Tensor, routing: Routing) -> Tensor:
         """Every expert on every token, combined by the [N, E] weights. tokens [N, D] -> [N, D]."""
