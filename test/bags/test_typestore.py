@@ -71,8 +71,8 @@ def _ours(store):
             backend="onnxruntime", execution_providers=["CPUExecutionProvider"], cpu_fallback=False,
             model_id="m-1234", inference_latency=latency, chunks_published=5, dropped_inputs=1, stale_inputs=0,
             rejected_commands=0, rejected_inputs=2, inference_errors=0, commanding=True, hold_reason="",
-            hold_causes=["stale_input"], hold_counts=[1], rejected_input_causes=["joint_states/jump"],
-            rejected_input_counts=[2], last_error="joint_states rejected: jump",
+            hold_causes=["stale_input"], hold_counts=np.array([1], np.uint64), rejected_input_causes=["joint_states/jump"],
+            rejected_input_counts=np.array([2], np.uint64), last_error="joint_states rejected: jump",
         ),
     }
 
