@@ -95,6 +95,14 @@ class Int8Scheme:
     weight_bits: int
     per_channel: bool
 
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if self.weight_bits not in (7, 8) or isinstance(self.weight_bits, bool):
+            raise ValueError(f"weight_bits must be 7 or 8, got {self.weight_bits!r}")
+        if not isinstance(self.per_channel, bool):
+            raise ValueError(f"per_channel must be a bool, got {self.per_channel!r}")
+
     @property
     def saturation_free(self) -> bool:
         return 2 * UINT8_MAX * self.max_abs_weight <= INT16_MAX
