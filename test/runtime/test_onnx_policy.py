@@ -93,7 +93,11 @@ def test_variants_load_and_stay_close(demo_export, policy, formulation, precisio
     obs = random_observation(policy.contract, seed=7)
     policy.reset()
     reference = policy.infer(obs).actions
-    assert np.max(np.abs(variant.infer(obs).actions - reference)) < 0.05
+    # A kept variant met its gate's action bound at export; the int8 scheme computes the same
+    # integers on every CPU (7-bit weights: no AVX2 saturation), so the bound holds here too.
+    gate = variant.manifest.variant(formulation, precision)
+    tolerance = gate["thresholds"]["max_action_error"] if gate else 0.05
+    assert np.max(np.abs(variant.infer(obs).actions - reference)) < tolerance
 
 
 def test_missing_variant_is_a_load_error(demo_export):
