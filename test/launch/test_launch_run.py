@@ -96,7 +96,7 @@ def test_two_namespaced_robots_each_get_their_own_parameters_and_topics(probe, t
             "execution.default_instruction": f"reach the red cube {ns}"})
         for ns, lim in limits.items()
     }
-    peers = [RosPeerProcess([str(REPO_ROOT / "test" / "launch" / "namespaced_fake_robot.py"), "--namespace", ns,
+    peers = [RosPeerProcess([str(REPO_ROOT / "test" / "ros" / "fake_robot.py"), "--namespace", ns,
                              "--camera-topics", *CAMERAS, "--joint-names", *JOINT_NAMES]) for ns in limits]
     launches = [launch("robot.launch.py", robot_config=configs[ns], namespace=ns) for ns in limits]
     for p in [*peers, *launches]:
