@@ -17,7 +17,6 @@ this file only converts messages, wires callbacks and publishes.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import sys
 import threading
@@ -36,12 +35,11 @@ from trajectory_msgs.msg import JointTrajectory
 
 from moe_vla_msgs.msg import ExpertUsage, PolicyStatus, ReasoningTrace
 from moe_vla_ros.contract import ContractError
-from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
 from moe_vla_ros.control.images import ImageConversionError
 from moe_vla_ros.control.inference_loop import InferenceLoop
-from moe_vla_ros.control.input_checks import MALFORMED, NON_FINITE, InputCheckConfig
+from moe_vla_ros.control.input_checks import MALFORMED, NON_FINITE
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
-from moe_vla_ros.control.policy_runner import JOINT_STATES, PolicyRunner, RunnerConfig, camera_input
+from moe_vla_ros.control.policy_runner import JOINT_STATES, PolicyRunner, camera_input
 from moe_vla_ros.control.safety import SafetyLimits
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros.conversions import (
@@ -163,7 +161,7 @@ class PolicyNode(LifecycleNode):
                 self.joint_names, cfg.robot.position_lower, cfg.robot.position_upper,
                 cfg.robot.max_velocity, cfg.robot.max_acceleration)
             warm_up(self.policy, cfg.model.warmup_runs, limits)
-            self.runner = PolicyRunner(self.policy, runner_config(cfg, self.policy.contract), limits)
+            self.runner = PolicyRunner(self.policy, cfg.runner_config(self.policy.contract), limits)
             if self._instruction:
                 self.runner.set_instruction(self._instruction)
             if self._enabled is not None:  # an e-stop stays engaged across reconfiguration
@@ -419,27 +417,6 @@ class PolicyNode(LifecycleNode):
         snapshot = self.status_snapshot()
         self._pubs["status"].publish(policy_status_msg(snapshot))
         self._pubs["diagnostics"].publish(diagnostics_msg(snapshot, self.get_name()))
-
-
-def runner_config(cfg: PolicyNodeConfig, contract) -> RunnerConfig:
-    """What the node's parameters ask of the PolicyRunner (the offline evaluator builds the same)."""
-    ex, safety = cfg.execution, cfg.safety
-    executor_cfg = ChunkExecutorConfig.from_contract(
-        contract,
-        refill_threshold_s=min(ex.refill_threshold_s, 0.999 * contract.chunk_duration_s),
-        blend=ex.blend, blend_steps=ex.blend_steps, exponential_rate=ex.exponential_rate,
-        max_observation_age_s=ex.max_observation_age_s, execution_lead_s=ex.execution_lead_s,
-        allow_nonzero_end_velocity=ex.allow_nonzero_velocity_at_trajectory_end,
-    )
-    return RunnerConfig(
-        executor=executor_cfg, sync_slop_s=ex.sync_slop_s,
-        input_timeout_s=safety.input_timeout_s, startup_grace_s=safety.startup_grace_s,
-        start_enabled=not safety.require_enable,
-        reasoning_period_s=1.0 / ex.reasoning_rate_hz if ex.reasoning_rate_hz > 0 else None,
-        default_instruction=ex.default_instruction,
-        recovery_s=safety.recovery_s,
-        input_checks=InputCheckConfig.from_params(dataclasses.asdict(cfg.input_checks)),
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

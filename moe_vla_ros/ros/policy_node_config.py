@@ -6,10 +6,15 @@ same `config/*.yaml`. Nested groups become dotted parameter names (`model.path`,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.control.blending import BLEND_MODES
+from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
+from moe_vla_ros.control.input_checks import InputCheckConfig
+from moe_vla_ros.control.policy_runner import RunnerConfig
 from moe_vla_ros.ros.params import param
 
 BACKENDS = ("onnxruntime", "torch")
@@ -207,3 +212,24 @@ class PolicyNodeConfig:
     safety: SafetyParams = field(default_factory=SafetyParams)
     input_checks: InputCheckParams = field(default_factory=InputCheckParams)
     autostart: bool = param(False, "Configure and activate on start-up (no lifecycle manager needed).")
+
+    def runner_config(self, contract: PolicyContract) -> RunnerConfig:
+        """What these parameters ask of the PolicyRunner for a model with `contract` (the node uses
+        it; test/bags/test_evaluate_config.py holds the offline evaluator to the same result)."""
+        ex, safety = self.execution, self.safety
+        executor_cfg = ChunkExecutorConfig.from_contract(
+            contract,
+            refill_threshold_s=min(ex.refill_threshold_s, 0.999 * contract.chunk_duration_s),
+            blend=ex.blend, blend_steps=ex.blend_steps, exponential_rate=ex.exponential_rate,
+            max_observation_age_s=ex.max_observation_age_s, execution_lead_s=ex.execution_lead_s,
+            allow_nonzero_end_velocity=ex.allow_nonzero_velocity_at_trajectory_end,
+        )
+        return RunnerConfig(
+            executor=executor_cfg, sync_slop_s=ex.sync_slop_s,
+            input_timeout_s=safety.input_timeout_s, startup_grace_s=safety.startup_grace_s,
+            start_enabled=not safety.require_enable,
+            reasoning_period_s=1.0 / ex.reasoning_rate_hz if ex.reasoning_rate_hz > 0 else None,
+            default_instruction=ex.default_instruction,
+            recovery_s=safety.recovery_s,
+            input_checks=InputCheckConfig.from_params(dataclasses.asdict(self.input_checks)),
+        )
