@@ -3,7 +3,9 @@ CPU use and memory growth, with 30 Hz camera input over real DDS (localhost only
 
 The node runs as its own process (the `policy_node` executable, CPU execution provider); this
 process publishes two 96x96 rgb8 cameras at --camera-rate and joint states at 100 Hz, stamped
-with the current time, and records every ExpertUsage (stamped with the observation it came from,
+with the current time; the joints follow the node's commands (mock hardware behind a
+joint_trajectory_controller stand-in, which counts what the controller would refuse), and it
+records every ExpertUsage (stamped with the observation it came from,
 published together with the trajectory) and JointTrajectory the node sends.
 
     python benchmarks/bench_policy_node.py --quick          # 30 s
@@ -47,6 +49,7 @@ def run(args) -> dict:
     from moe_vla_msgs.msg import ExpertUsage
     from moe_vla_ros.ros import qos
     from moe_vla_ros.ros.conversions import is_hold_trajectory
+    from moe_vla_ros.ros.mock_controller import MockJointTrajectoryController
     from moe_vla_ros.ros.testing import RosPeerProcess, apply_isolated_ros_env, isolated_ros_env
 
     apply_isolated_ros_env()
@@ -89,8 +92,15 @@ def run(args) -> dict:
             pub.publish(msg)
         count["frames"] += 1
 
+    # The joints follow the commands (mock hardware behind a joint_trajectory_controller stand-in):
+    # a robot that ignores them makes the node hold (tracking error), as it should.
+    clock = lambda: node.get_clock().now().nanoseconds * 1e-9  # noqa: E731
+    controller = MockJointTrajectoryController(names, np.array([0.0, -0.3, 0.6, 0.0, 0.8, 0.0, 0.0]), clock)
+    node.create_subscription(JointTrajectory, "/joint_trajectory_controller/joint_trajectory", controller.receive,
+                             qos.command_qos(10))
+
     def publish_joints():
-        msg = JointState(name=names, position=[0.0, -0.3, 0.6, 0.0, 0.8, 0.0, 0.0], velocity=[0.0] * 7)
+        msg = JointState(name=names, position=controller.positions().tolist(), velocity=[0.0] * 7)
         msg.header.stamp = node.get_clock().now().to_msg()
         joints.publish(msg)
 
@@ -135,6 +145,7 @@ def run(args) -> dict:
             "p99": float(np.percentile(lat, 99)), "max": float(lat.max())},
         "command_rate_hz": commands / elapsed, "cpu_percent_mean": float(cpu.mean()),
         "rss_mb_start": float(rss[0]), "rss_mb_end": float(rss[-1]), "rss_growth_mb_per_min": growth,
+        "commands_refused_by_controller": controller.refused,
     }
 
 
@@ -161,6 +172,7 @@ def main(argv=None) -> int:
         ("node CPU (% of one core)", f"{result['cpu_percent_mean']:.0f}"),
         ("node RSS start -> end (MB)", f"{result['rss_mb_start']:.0f} -> {result['rss_mb_end']:.0f}"),
         ("RSS growth, 2nd half (MB/min)", f"{result['rss_growth_mb_per_min']:+.2f}"),
+        ("trajectories the controller refused", f"{result['commands_refused_by_controller']}"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"policy node, {result['duration_s']:.0f} s, model {result['model']}")
