@@ -73,6 +73,8 @@ def generate_launch_description() -> LaunchDescription:
         launch_arguments={
             "policy_config": LaunchConfiguration("policy_config"),
             "robot_config": LaunchConfiguration("robot_config"),
+            # the bag's joint states follow the recorded commands: no tracking/frozen checks
+            "extra_config": PathJoinSubstitution([share, "config", "bag_replay.yaml"]),
             "model_path": LaunchConfiguration("model_path"),
             "use_sim_time": "true",
             "autostart": "true",

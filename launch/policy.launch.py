@@ -4,8 +4,8 @@
         model_path:=<model folder> use_sim_time:=false autostart:=true namespace:=robot1
 
 Robot-specific launch files (robot / sim / bag replay) include this one with arguments.
-Parameters: policy_config, then robot_config, then the arguments given here (model_path and
-backend only when not empty, so a robot file's model.path / model.backend stay otherwise).
+Parameters: policy_config, then robot_config, then extra_config (if any), then the arguments
+given here (model_path and backend only when not empty, so a robot file's model.path / model.backend stay otherwise).
 Topic names are relative: in namespace `robot1` the node reads /robot1/joint_states, etc.
 """
 
@@ -37,7 +37,7 @@ def _policy_node(context) -> list:
         name="policy_node",
         namespace=arg("namespace"),
         output="screen",
-        parameters=[arg("policy_config"), arg("robot_config"), overrides],
+        parameters=[arg("policy_config"), arg("robot_config"), *filter(None, [arg("extra_config")]), overrides],
     )]
 
 
@@ -49,6 +49,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("robot_config",
                               default_value=PathJoinSubstitution([share, "config", "robots", "sim_arm.yaml"]),
                               description="Per-robot parameters: joints, limits, topics."),
+        DeclareLaunchArgument("extra_config", default_value="",
+                              description="Another parameter file, applied after robot_config (empty: none)."),
         DeclareLaunchArgument("model_path", default_value="",
                               description="Model folder (empty: the config files' model.path, else the bundled model)."),
         DeclareLaunchArgument("backend", default_value="",

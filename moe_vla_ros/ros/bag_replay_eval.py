@@ -55,6 +55,7 @@ from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.validate import validate_bag
 from moe_vla_ros.bags.writer import check_storage
 from moe_vla_ros.contract import PolicyContract
+from moe_vla_ros.paths import find_share_file
 from moe_vla_ros.ros.bag_player import PlayerConfig, publisher_qos, replay_and_record
 from moe_vla_ros.runtime.manifest import read_manifest
 
@@ -127,9 +128,9 @@ def node_arguments(model: Path, inputs: BagInputs, outputs: Mapping[str, str], c
                    compressed: bool, latched_instruction: bool) -> list[str]:  # fmt: skip
     """ROS arguments of the node process (parameter files first, explicit values after). The
     instruction subscription's durability follows how the player offers the recorded instruction
-    (a transient-local subscription would not match a volatile publisher). The checks that compare
-    joint states with the node's own plan (tracking error, frozen joints) are off: a bag's joint
-    states follow the recorded commands, not the node's (open loop), as in the offline evaluator."""
+    (a transient-local subscription would not match a volatile publisher). config/bag_replay.yaml
+    turns the checks off that compare joint states with the node's own plan (tracking error, frozen
+    joints): a bag's joint states follow the recorded commands, as in the offline evaluator."""
     cameras = [t.removesuffix("/compressed") if compressed else t for t in inputs.cameras.values()]
     params = {
         "qos.instruction_durability": "transient_local" if latched_instruction else "volatile",
@@ -139,11 +140,10 @@ def node_arguments(model: Path, inputs: BagInputs, outputs: Mapping[str, str], c
         "topics.joint_states": inputs.joint_states, "topics.instruction": inputs.instruction,
         "topics.trajectory": outputs["trajectory"], "topics.reasoning_trace": outputs["reasoning_trace"],
         "topics.expert_usage": outputs["expert_usage"], "topics.status": outputs["status"],
-        "input_checks.max_tracking_error_rad": "0.0", "input_checks.frozen_after_s": "0.0",
         **dict(cfg.node_params),
     }  # fmt: skip
     args = ["--ros-args"]
-    for path in cfg.files():
+    for path in [*cfg.files(), find_share_file("config", "bag_replay.yaml")]:
         args += ["--params-file", str(path)]
     for name, value in params.items():
         args += ["-p", f"{name}:={value}"]

@@ -9,7 +9,9 @@ from moe_vla_ros.bags.from_sim import SimRecordingConfig, record_sim_bag
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.synthetic import SyntheticDemo, write_demo_bag
 from moe_vla_ros.control.chunking import is_hold_profile
+from moe_vla_ros.paths import find_share_file
 from moe_vla_ros.ros.bag_replay_eval import ReplayConfig, main, node_arguments, output_topics, replay_evaluate
+from moe_vla_ros.ros.params import load_params_file
 from moe_vla_ros.sim.config import JOINT_NAMES
 
 
@@ -58,7 +60,10 @@ def test_node_arguments_follow_the_node_parameter_files(sim_model, expert_bag):
     outputs = {"trajectory": "/e/t", "reasoning_trace": "/e/r", "expert_usage": "/e/u", "status": "/e/s"}
     args = node_arguments(sim_model, inputs, outputs, ReplayConfig(node_params={"model.warmup_runs": "0"}), True, False)
     files = [args[i + 1] for i, a in enumerate(args) if a == "--params-file"]
-    assert files == [str(p) for p in default_params_files()]
+    # the node's files, then the replay file that turns the closed-loop input checks off
+    assert files == [str(p) for p in default_params_files()] + [str(find_share_file("config", "bag_replay.yaml"))]
+    replay = load_params_file(files[-1], "policy_node")
+    assert replay == {"input_checks.max_tracking_error_rad": 0.0, "input_checks.frozen_after_s": 0.0}
     params = dict(args[i + 1].split(":=", 1) for i, a in enumerate(args) if a == "-p")
     assert params["topics.camera_topics"] == "[/f,/w]" and params["topics.camera_transport"] == "compressed"
     assert params["use_sim_time"] == "true" and params["model.providers"] == "[CPUExecutionProvider]"
