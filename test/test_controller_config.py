@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from moe_vla_ros.control.jtc_rules import JTC_PARAMETER_NAMES, JtcParams, flatten_parameters, unknown_parameter_names
+from moe_vla_ros.control.jtc_rules import JTC_PARAMETER_NAMES, JtcParams, unknown_parameter_names
+from moe_vla_ros.param_files import flatten_parameters
 from moe_vla_ros.ros.sim_node_config import SimNodeConfig
 from moe_vla_ros.sim.config import JOINT_NAMES
 

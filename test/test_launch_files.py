@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from moe_vla_ros.ros.params import flatten_yaml_params, iter_params
+from moe_vla_ros.param_files import flatten_parameters
+from moe_vla_ros.ros.params import iter_params
 from moe_vla_ros.ros.policy_node_config import PolicyNodeConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,7 +120,7 @@ def test_config_files_set_only_declared_parameters(path):
         assert key.startswith("/**/"), f"{path.name}: {key!r} matches the node in the root namespace only: use /**/<node>"
         node = key[len("/**/"):]
         assert node in node_params, f"{path.name}: unknown node {node!r}"
-        flat = flatten_yaml_params(block["ros__parameters"])
+        flat = flatten_parameters(block["ros__parameters"])
         unknown = set(flat) - node_params[node]
         assert not unknown, f"{path.name}: {node} has no parameters {sorted(unknown)}"
         for name, value in flat.items():

@@ -23,17 +23,17 @@ TORCH_SIDE = {"model", "training", "export"}
 
 # subpackage (or top-level module) -> what it may import from the package
 ALLOWED: dict[str, set[str]] = {
-    "contract": set(), "paths": set(), "cli": set(),
+    "contract": set(), "paths": set(), "cli": set(), "param_files": set(),
     "data": {"contract"},
     "model": {"contract"},
     "runtime": {"contract", "model"},  # model: tokenizer constants + greedy decoding, torch backend (lazy)
-    "control": {"contract", "runtime"},
+    "control": {"contract", "param_files", "runtime"},
     "sim": {"contract", "control", "data"},
     "training": {"contract", "data", "model"},
     "export": {"contract", "model", "runtime"},
-    "bags": {"cli", "contract", "control", "data", "paths", "runtime", "sim"},
+    "bags": {"cli", "contract", "control", "data", "param_files", "paths", "runtime", "sim"},
     "evaluation": {"contract", "control", "runtime", "sim"},
-    "ros": {"bags", "cli", "contract", "control", "evaluation", "paths", "runtime", "sim"},
+    "ros": {"bags", "cli", "contract", "control", "evaluation", "param_files", "paths", "runtime", "sim"},
 }  # fmt: skip
 RUNTIME_MODEL_MODULES = {"moe_vla_ros.model.tokenizer", "moe_vla_ros.model.decoding"}  # torch-free, top level
 

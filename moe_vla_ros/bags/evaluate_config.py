@@ -27,6 +27,7 @@ from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
 from moe_vla_ros.control.input_checks import InputCheckConfig
 from moe_vla_ros.control.policy_runner import RunnerConfig
 from moe_vla_ros.control.safety import LIMIT_FIELDS, SafetyLimits
+from moe_vla_ros.param_files import load_params_file
 from moe_vla_ros.paths import find_share_file
 
 NODE_NAME = "policy_node"
@@ -39,23 +40,6 @@ def default_params_files(robot: str = "sim_arm") -> list[Path]:
     return [find_share_file("config", "policy.yaml"), find_share_file("config", "robots", f"{robot}.yaml")]
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _is_node_key(key: Any) -> bool:
-    """Whether a params-file top-level key addresses the policy node: "/**", "policy_node",
-    "/policy_node", or a namespace pattern such as "/**/policy_node" or "/robot1/policy_node"."""
-    key = str(key)
-    return key in ("/**", NODE_NAME, f"/{NODE_NAME}") or key.endswith(f"/{NODE_NAME}")
-
-
 def global_topic(name: Any) -> Any:
     """A relative topic name as it resolves for a node in the root namespace ("joint_states" ->
     "/joint_states"); absolute names and non-strings unchanged."""
@@ -65,20 +49,15 @@ def global_topic(name: Any) -> Any:
 
 
 def read_node_params(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
-    """Flat {dotted name: value} of the policy node's block in ROS params YAML files (later
-    files override earlier ones, as repeated --params-file do; "/**" blocks, then the node's)."""
+    """Flat {dotted name: value} of the policy node (root namespace) in ROS params YAML files, with
+    the node's own key matching (param_files.load_params_file); later files override earlier ones,
+    as repeated --params-file do."""
     params: dict[str, Any] = {}
     for path in paths:
         try:
-            doc = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
+            params.update(load_params_file(path, NODE_NAME))
+        except (OSError, ValueError, yaml.YAMLError) as e:
             raise BagError(f"cannot read parameter file {path}: {e}") from None
-        if not isinstance(doc, dict):
-            continue
-        for key in sorted((k for k in doc if _is_node_key(k)), key=lambda k: str(k) != "/**"):
-            block = doc[key]
-            if isinstance(block, dict):
-                params.update(_flatten(block.get("ros__parameters") or {}))
     return params
 
 

@@ -74,6 +74,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from moe_vla_ros.param_files import flatten_parameters
+
 FLT_EPSILON = 1.1920928955078125e-07  # std::numeric_limits<float>::epsilon(), rule 5
 _NS = 1_000_000_000
 
@@ -269,17 +271,6 @@ class JtcParams:
         kwargs["trajectory_tolerances"] = tuple(flat.get(f"constraints.{j}.trajectory", 0.0) for j in joints)
         kwargs["goal_tolerances"] = tuple(flat.get(f"constraints.{j}.goal", 0.0) for j in joints)
         return cls(**kwargs)
-
-
-def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"constraints": {"goal_time": 1.0}} -> {"constraints.goal_time": 1.0}."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten_parameters(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def unknown_parameter_names(flat: Mapping[str, Any], joints: Sequence[str]) -> list[str]:

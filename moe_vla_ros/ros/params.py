@@ -15,6 +15,8 @@ import typing
 from dataclasses import MISSING, field, fields, is_dataclass
 from typing import Any, Iterator
 
+from moe_vla_ros.param_files import load_params_file  # noqa: F401  (the nodes' entry points use it from here)
+
 PARAM_META = "ros_param"
 
 
@@ -66,51 +68,6 @@ def build_config(cls, values: dict[str, Any], prefix: str = ""):
         elif name in values:
             kwargs[f.name] = values[name]
     return cls(**kwargs)
-
-
-def flatten_yaml_params(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"model": {"path": x}} -> {"model.path": x} (the layout of a ros__parameters block)."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten_yaml_params(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def load_params_file(path, node_name: str, namespace: str = "/") -> dict[str, Any]:
-    """Flat parameters of the node `namespace`/`node_name` (or a fully qualified `node_name`) from
-    a ROS params YAML, matched as rcl/rclpy match `--params-file` keys: a key without a leading
-    '/' gets one ("policy_node" is "/policy_node", root namespace only), "/**" matches any number
-    of namespace levels ("/**/policy_node" is the node in any namespace, "/**" every node), "/*"
-    one level; every matching block applies, in file order (a later one wins).
-
-    OSError when the file cannot be read, yaml.YAMLError when it is not YAML, ValueError when it
-    is not a params file (a mapping of node keys to {ros__parameters: {...}})."""
-    import re
-
-    import yaml
-
-    with open(path) as fh:
-        doc = yaml.safe_load(fh) or {}
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: not a ROS params file (expected node keys with ros__parameters)")
-    if node_name.startswith("/"):
-        fqn = node_name
-    else:
-        fqn = "/" + "/".join(p for p in (*namespace.strip("/").split("/"), node_name) if p)
-    flat: dict[str, Any] = {}
-    for key, block in doc.items():
-        key = str(key) if str(key).startswith("/") else f"/{key}"
-        pattern = re.escape(key).replace(r"/\*\*", r"(/\w+)*").replace(r"/\*", r"(/\w+)")
-        if not re.fullmatch(pattern, fqn):
-            continue
-        params = block.get("ros__parameters", {}) if isinstance(block, dict) else None
-        if not isinstance(params, dict):
-            raise ValueError(f"{path}: {key} has no ros__parameters mapping")
-        flat.update(flatten_yaml_params(params))
-    return flat
 
 
 def declare_config(node, cls, read_only_prefixes: tuple[str, ...] = ()):

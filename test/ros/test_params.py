@@ -2,7 +2,8 @@
 
 import pytest
 
-from moe_vla_ros.ros.params import flatten_yaml_params, iter_params, load_params_file
+from moe_vla_ros.param_files import flatten_parameters, load_params_file
+from moe_vla_ros.ros.params import iter_params
 from moe_vla_ros.ros.policy_node_config import NodeConfigError, PolicyNodeConfig, RobotParams
 
 pytestmark = pytest.mark.ros
@@ -70,4 +71,4 @@ def test_params_file_flattening(tmp_path):
     path.write_text("/**:\n  ros__parameters:\n    autostart: true\npolicy_node:\n  ros__parameters:\n"
                     "    model:\n      backend: torch\n")
     assert load_params_file(path, "policy_node") == {"autostart": True, "model.backend": "torch"}
-    assert flatten_yaml_params({"a": {"b": {"c": 1}}, "d": 2}) == {"a.b.c": 1, "d": 2}
+    assert flatten_parameters({"a": {"b": {"c": 1}}, "d": 2}) == {"a.b.c": 1, "d": 2}
