@@ -512,7 +512,8 @@ def is_hold_profile(points: Sequence, num_joints: int) -> bool:
     """Whether a trajectory with these points (objects with `positions` and `velocities`, e.g.
     trajectory_msgs/JointTrajectoryPoint) is a hold of the node, not a policy command: a stop to
     rest (`ActionChunkExecutor.brake`: each moving joint's speed falls strictly from point to
-    point, without reversing, to exactly 0 at the last point; a joint at rest stays at rest; when
+    point to exactly 0 at the last point (the landing may flip the sign of a small remainder); a
+    joint at rest stays at rest; when
     every velocity is 0 the positions do not change either), or no points at
     all (what older nodes sent). A point without one velocity per joint is no hold. A policy chunk
     moves, so it does not match unless the policy itself commands only braking."""
@@ -527,7 +528,6 @@ def is_hold_profile(points: Sequence, num_joints: int) -> bool:
     if not v.any():  # at rest throughout: a hold only if it stays in place
         q = np.array([list(p.positions) for p in points], dtype=np.float64)  # [N, J]
         return bool(np.abs(q - q[0]).max(initial=0.0) <= 1e-12)
-    speed = np.abs(v)
-    reverses = np.any(v[:-1] * v[1:] < 0.0)
+    speed = np.where(np.abs(v) < 1e-9, 0.0, np.abs(v))  # rad/s; below 1e-9: at rest (rounding)
     slowing = np.where(speed[:-1] > 0.0, np.diff(speed, axis=0) < -1e-12, speed[1:] == 0.0)  # [N-1, J]
-    return bool(slowing.all() and not reverses)
+    return bool(slowing.all())

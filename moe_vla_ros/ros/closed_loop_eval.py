@@ -87,7 +87,7 @@ class EpisodeManager(Node):
         self._record: rec.EpisodeRecord | None = None
         self._running: _Running | None = None
         self._capture, self._last_frame_s = False, -1.0
-        self.holds_total = 0
+        self.status_holds, self.status_label, self.status_count = 0, "", 0
         self.policy_instruction: str | None = None
         t = node_cfg.topics
         self._change_state = self.create_client(ChangeState, f"/{conf.POLICY_NODE_NAME}/change_state")
@@ -137,10 +137,7 @@ class EpisodeManager(Node):
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         with self._lock:
             if is_hold_trajectory(msg):
-                self.holds_total += 1
-                if self._record is not None:
-                    self._record.holds += 1
-                return
+                return  # holds are counted by the node itself (PolicyStatus.hold_counts)
             if self._record is None:
                 return
             self._record.trajectories.append(rec.TrajectoryRecord(
@@ -165,6 +162,9 @@ class EpisodeManager(Node):
     def _on_status(self, msg: PolicyStatus) -> None:
         s = msg.inference_latency
         with self._lock:
+            self.status_holds = int(sum(msg.hold_counts))  # the node's own count, since activation
+            self.status_label = msg.lifecycle_state.label
+            self.status_count += 1
             if self._record is not None:
                 self._record.model_id = msg.model_id
                 self._record.latency.append(rec.LatencyRecord(
@@ -297,17 +297,22 @@ class ClosedLoopEvaluator:
         record.joint_names = list(self.contract.sensors.joint_names)
         self.sim.reset_episode(plan.seed, plan.task)
         refused0, controller_holds0 = self.sim.commands_rejected, self.sim.controller_holds
+        holds0 = m.status_holds
         _wait(lambda: m.policy_instruction == plan.task.instruction, 15.0, "the instruction at the policy node", alive)
         running = m.begin(record, self.sim.sim_time, capture_frames)
         if not m.change_state(Transition.TRANSITION_ACTIVATE, 30.0, alive):
             raise rec.EvaluationError(f"the policy node failed to activate; its log:\n{self.policy.log_tail()}")
         # Wall-clock guard: the simulator may run slower than real time on a loaded machine.
         _wait(running.done.is_set, 60.0 + 5.0 * plan.task.max_duration_s, f"episode {plan.index} to end", alive)
-        holds = m.holds_total
         if not m.change_state(Transition.TRANSITION_DEACTIVATE, 30.0, alive):
             raise rec.EvaluationError(f"the policy node failed to deactivate; its log:\n{self.policy.log_tail()}")
-        _wait(lambda: m.holds_total > holds, 10.0, "the hold command after deactivation", alive)
+        # on_deactivate published the hold (when the node was commanding) before it returned; a
+        # status published after it counts that hold (PolicyStatus.hold_counts).
+        statuses = m.status_count
+        _wait(lambda: m.status_count > statuses + 1 and m.status_label == "inactive", 10.0,
+              "the node's status after deactivation", alive)
         record = m.stop_recording()
+        record.holds = m.status_holds - holds0
         # what joint_trajectory_controller (the simulator follows its rules) refused or stopped
         record.commands_refused = self.sim.commands_rejected - refused0
         record.controller_holds = self.sim.controller_holds - controller_holds0
