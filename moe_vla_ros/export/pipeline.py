@@ -10,10 +10,14 @@ every check passed):
    (verification.tensorrt[file].unsupported; export/tensorrt_ops.py);
 2. verify every graph against PyTorch (export/verify.py);
 3. copy tokenizer files and (optionally) the checkpoint, write a manifest;
-4. verify the whole ONNX Runtime policy against the torch policy;
+4. verify the whole ONNX Runtime policy against the torch policy, then record the golden
+   outputs (golden.npz, manifest `golden`: GOLDEN_OBSERVATIONS seeded observations and the fp32
+   ONNX graphs' outputs on the CPU; runtime/golden.py) the robot verifies its variant against;
 5. optional int8 / fp16 variants, each gated against fp32 on held-out observations; only
    variants that pass are kept and listed, the measured numbers are reported either way,
    with the int8 scheme and the hardware the gate ran on (CPU model, ISA flags, ORT version);
+   a kept variant must also pass its gate against the golden outputs here (`golden_check`),
+   so that on-target verification on the export machine never rejects what the export kept;
 6. write the final manifest (sha256 of every file) and move the folder into place (replacing
    an existing one only with `force`, by an atomic directory exchange where the OS has one).
 """
@@ -45,9 +49,13 @@ from moe_vla_ros.export.tensorrt_ops import tensorrt_op_report
 from moe_vla_ros.export.verify import verify_graphs, verify_policy_parity
 from moe_vla_ros.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint
 from moe_vla_ros.model.vla import MoEVLA
+from moe_vla_ros.runtime.config import CPU_PROVIDER, RuntimeConfig
+from moe_vla_ros.runtime.golden import GOLDEN_OBSERVATIONS, GOLDEN_SEED, load_golden, target_gate, verify_on_target, write_golden
 from moe_vla_ros.runtime.manifest import (
     CHECKPOINT_SUBDIR, MOE_STAGES, STAGES, GraphEntry, Manifest, hash_files,
 )  # fmt: skip
+from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy
+from moe_vla_ros.runtime.providers import cpu_description
 from moe_vla_ros.runtime.sample_observations import random_observations
 from moe_vla_ros.runtime.tokenization import TOKENIZER_FILES
 from moe_vla_ros.runtime.torch_policy import moe_layer_specs
@@ -111,6 +119,7 @@ def _build(model: MoEVLA, checkpoint_dir: Path, staging: Path, cfg: ExportConfig
     _finalise(manifest, staging)
     manifest.verification["policy_parity"] = verify_policy_parity(model, staging, cfg.formulations, cfg)
     manifest.verification["action_tolerance"] = cfg.action_tolerance
+    manifest.golden = _write_golden(manifest, staging, cfg)
     if cfg.int8 or cfg.fp16:
         _add_variants(manifest, staging, cfg)
     _finalise(manifest, staging)
@@ -157,6 +166,10 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
         logger.log(level, "%s/%s variant %s: %s", formulation, precision,
                    "kept" if result["passed"] else "DROPPED (gate failed)", result["metrics"])  # fmt: skip
     manifest.variants = results
+    _finalise(manifest, staging)
+    for record in results:
+        if record["kept"]:
+            _check_against_golden(manifest, staging, record, cfg)
     kept = {(r["formulation"], r["precision"]) for r in results if r["kept"]}
     used = [
         g for g in manifest.graphs
@@ -166,6 +179,43 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
         if g not in used:
             (staging / g.file).unlink()
     manifest.graphs = tuple(used)
+
+
+def _golden_cfg(formulation: str, precision: str = "fp32") -> RuntimeConfig:
+    return RuntimeConfig(providers=(CPU_PROVIDER,), formulation=formulation, precision=precision,
+                         verify_checksums=False, report_placement=False)  # fmt: skip
+
+
+def _write_golden(manifest: Manifest, staging: Path, cfg: ExportConfig) -> dict[str, Any]:
+    """golden.npz from the fp32 graphs of the first formulation on the CPU; returns the manifest entry."""
+    formulation = cfg.formulations[0]
+    policy = OnnxRuntimePolicy.load(staging, _golden_cfg(formulation))
+    try:
+        observations = random_observations(manifest.contract, GOLDEN_OBSERVATIONS, seed=cfg.seed + GOLDEN_SEED)
+        reference = (f"fp32 ONNX graphs ({formulation}) run by ONNX Runtime {ort.__version__} on the export "
+                     f"machine's CPU (not torch), at export")  # fmt: skip
+        entry = write_golden(staging, policy, observations, reference)
+    finally:
+        policy.close()
+    entry["made_on"] = {k: v for k, v in cpu_description().items() if k in ("machine", "cpu_model", "int8_kernel")}
+    return entry
+
+
+def _check_against_golden(manifest: Manifest, staging: Path, record: dict[str, Any], cfg: ExportConfig) -> None:
+    """Run a kept variant against the golden outputs with its own gate; drop it (kept=False) if it misses."""
+    formulation, precision = record["formulation"], record["precision"]
+    policy = OnnxRuntimePolicy.load(staging, _golden_cfg(formulation, precision))
+    try:
+        golden = load_golden(staging, manifest)
+        result = verify_on_target(policy, golden, target_gate(manifest, formulation, precision),
+                                  manifest.verification.get("tie_margin"))  # fmt: skip
+    finally:
+        policy.close()
+    record["golden_check"] = {"passed": result.passed, "metrics": dict(result.metrics), "reason": result.reason}
+    if not result.passed:
+        record["kept"] = False
+        logger.warning("%s/%s variant DROPPED: passed its gate but misses it against the golden outputs: %s",
+                       formulation, precision, result.reason)  # fmt: skip
 
 
 def graph_tensorrt_report(path: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from moe_vla_ros.contract import ContractError, PolicyContract
 from moe_vla_ros.control.safety import SafetyLimits
 from moe_vla_ros.paths import bundled_model_dir
 from moe_vla_ros.ros.policy_node_config import ModelParams, RobotParams
+from moe_vla_ros.ros.telemetry_msgs import placement_text
 from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.types import Observation, Policy
@@ -27,6 +28,7 @@ def runtime_config(model: ModelParams, reasoning_enabled: bool = True) -> Runtim
         precision=model.precision,
         torch_device=model.device,
         reasoning_enabled=reasoning_enabled,
+        verify_on_target=model.verify_on_target and model.backend == "onnxruntime",
     )
 
 
@@ -40,6 +42,14 @@ def load_configured_policy(model: ModelParams, logger, reasoning_enabled: bool =
         logger.warning(
             f"requested providers {list(model.providers)} unavailable: running on {list(meta.execution_providers)}"
         )
+    if meta.provider_placement:
+        logger.info(f"provider placement (nodes per graph): {placement_text(meta.provider_placement)}")
+    verification = meta.verification
+    if verification.get("status") in ("fallback", "unavailable"):
+        logger.warning(f"on-target verification: {verification['summary']}")
+    elif verification:
+        logger.info(f"on-target verification {verification['summary']} "
+                    f"({verification['seconds'] * 1e3:.0f} ms, load + verification {verification['load_seconds']:.2f} s)")
     return policy
 
 

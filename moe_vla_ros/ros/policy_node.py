@@ -176,7 +176,7 @@ class PolicyNode(LifecycleNode):
         self._state = ("inactive", 2)
         self.get_logger().info(
             f"configured: model {meta.model_id} on {meta.backend} {list(meta.execution_providers)}, "
-            f"joints {list(self.joint_names)}"
+            f"joints {list(self.joint_names)}, on-target verification {meta.verification.get('status', 'off')}"
         )
         return TransitionCallbackReturn.SUCCESS
 

@@ -60,6 +60,12 @@ class ModelParams:
     trt_workspace_mb: int = param(2048, "TensorRT builder workspace in MiB.", min=64, max=65536)
     intra_op_threads: int = param(1, "ONNX Runtime intra-op threads per session (0: library default).", min=0, max=64)
     warmup_runs: int = param(2, "Inferences run at configure to warm up (excluded from latency stats).", min=0, max=100)
+    verify_on_target: bool = param(
+        True, "At configure, run the selected variant on this machine's providers on the model's golden "
+              "observations and hold it to its export gate; a variant that misses it falls back to the next "
+              "(int8/fp16 -> fp32, then the other formulation when auto) with a WARN diagnostic naming why; "
+              "none passing or a corrupted golden file fails configure (onnxruntime backend; folders without "
+              "golden outputs load unverified).")
 
     def __post_init__(self) -> None:
         _choice("model.backend", self.backend, BACKENDS)

@@ -113,9 +113,18 @@ def policy_status_msg(s: StatusSnapshot) -> PolicyStatus:
     )
 
 
+def placement_text(placement: Mapping[str, Mapping[str, int]]) -> str:
+    """{stage: {provider: nodes}} -> "vision: CPUExecutionProvider=48; trunk: ..."."""
+    return "; ".join(
+        f"{stage}: " + ", ".join(f"{p}={n}" for p, n in counts.items()) for stage, counts in placement.items()
+    )
+
+
 def diagnostics_msg(s: StatusSnapshot, node_name: str) -> DiagnosticArray:
-    """One DiagnosticStatus: OK while commanding, WARN while holding or on CPU fallback, ERROR on
-    inference errors or when no model is loaded (with the configure failure, if any)."""
+    """One DiagnosticStatus: OK while commanding, WARN while holding, on CPU fallback or when on-target
+    verification fell back to another variant (the message names why), ERROR on inference errors or
+    when no model is loaded (with the configure failure, if any). Values include the verification
+    summary and the provider placement ({provider: nodes} per graph, from the profiled warm-up run)."""
     meta = s.metadata
     if meta is None or s.inference_errors:
         level, message = DiagnosticStatus.ERROR, s.last_error or s.hold_reason or "no model loaded"
@@ -125,12 +134,24 @@ def diagnostics_msg(s: StatusSnapshot, node_name: str) -> DiagnosticArray:
         level, message = DiagnosticStatus.WARN, "commanding on CPU fallback"
     else:
         level, message = DiagnosticStatus.OK, "commanding"
+    verification = dict(meta.verification) if meta else {}
+    if meta is not None and verification.get("status") == "fallback":
+        # The selected variant missed its gate on this machine: say so whatever else is going on.
+        note = f"variant fallback to {verification.get('variant')}: {'; '.join(verification.get('fallbacks', []))}"
+        if level == DiagnosticStatus.OK:
+            level, message = DiagnosticStatus.WARN, f"commanding on {note}"
+        else:
+            message = f"{message}; {note}"
     values = {
         "lifecycle_state": s.lifecycle_label,
         "model_id": meta.model_id if meta else "",
         "backend": meta.backend if meta else "",
         "execution_providers": ",".join(meta.execution_providers) if meta else "",
         "cpu_fallback": str(bool(meta and meta.cpu_fallback)).lower(),
+        "verification": verification.get("summary", "off") if meta else "",
+        "verification_status": verification.get("status", "off") if meta else "",
+        "verified_variant": verification.get("variant", "") if meta else "",
+        "provider_placement": placement_text(meta.provider_placement) if meta else "",
         "instruction": s.instruction,
         "latency_p50_ms": f"{s.latency.p50_s * 1e3:.1f}",
         "latency_p95_ms": f"{s.latency.p95_s * 1e3:.1f}",

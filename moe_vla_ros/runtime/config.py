@@ -63,6 +63,12 @@ class RuntimeConfig:
         reasoning_enabled: False = never generate reasoning; actions follow an empty trace.
         max_reasoning_tokens: cap on generated reasoning tokens (None: the contract's R - 1).
         verify_checksums: check every file's sha256 against the manifest when loading.
+        report_placement: profile one warm-up run at load and report, per graph, which provider
+            ran how many nodes (PolicyMetadata.provider_placement); the providers in use are
+            then those that ran nodes, not merely those registered with a session.
+        verify_on_target: run the loaded variant on the folder's golden observations and hold
+            it to its export gate; a variant that misses it falls back to the next one
+            (int8/fp16 -> fp32, then the other formulation when "auto"); see runtime/loader.py.
     """
 
     backend: str = "onnxruntime"
@@ -78,6 +84,8 @@ class RuntimeConfig:
     reasoning_enabled: bool = True
     max_reasoning_tokens: int | None = None
     verify_checksums: bool = True
+    report_placement: bool = True
+    verify_on_target: bool = False
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -109,7 +117,7 @@ class RuntimeConfig:
         m = self.max_reasoning_tokens
         if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
             raise RuntimeConfigError(f"max_reasoning_tokens must be None or an integer >= 0, got {m!r}")
-        for name in ("trt_fp16", "reasoning_enabled", "verify_checksums"):
+        for name in ("trt_fp16", "reasoning_enabled", "verify_checksums", "report_placement", "verify_on_target"):
             if not isinstance(getattr(self, name), bool):
                 raise RuntimeConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
 

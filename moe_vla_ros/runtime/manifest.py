@@ -193,6 +193,10 @@ class Manifest:
             version, providers) and for int8 "scheme" (weight bits, per channel, whether AVX2
             can saturate). Manifests written before "gated_on"/"scheme" existed still load;
             their int8 variants are refused on x86 CPUs without VNNI (runtime/providers.py).
+        golden: the golden outputs for on-target verification (runtime/golden.py): "file",
+            "sha256", "observations", "reference" (how they were made), "formulation",
+            "precision", "providers". Empty in manifests written before they existed (they still
+            load; on-target verification then reports itself unavailable).
     """
 
     model_id: str
@@ -207,6 +211,7 @@ class Manifest:
     exporter: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
     variants: list[dict[str, Any]] = field(default_factory=list)
+    golden: dict[str, Any] = field(default_factory=dict)
 
     # ----------------------------------------------------------------------------- queries
     def formulations(self) -> tuple[str, ...]:
@@ -275,6 +280,7 @@ class Manifest:
             "exporter": self.exporter,
             "verification": self.verification,
             "variants": self.variants,
+            "golden": self.golden,
         }
 
     @classmethod
@@ -302,7 +308,7 @@ class Manifest:
             graphs=graphs, moe_layers=layers, tokenizer_files=tuple(d["tokenizer_files"]),
             checkpoint_dir=str(d.get("checkpoint_dir", "")), files=dict(d["files"]),
             exporter=dict(d.get("exporter", {})), verification=dict(d.get("verification", {})),
-            variants=list(d.get("variants", [])),
+            variants=list(d.get("variants", [])), golden=dict(d.get("golden") or {}),
         )  # fmt: skip
 
     def write(self, model_dir: str | os.PathLike) -> Path:

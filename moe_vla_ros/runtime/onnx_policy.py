@@ -16,17 +16,21 @@ numpy + onnxruntime + tokenizers only.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from moe_vla_ros.contract import SensorContract
-from moe_vla_ros.runtime.config import TENSORRT_PROVIDER, RuntimeConfig
+from moe_vla_ros.runtime.config import CPU_PROVIDER, GPU_PROVIDERS, TENSORRT_PROVIDER, RuntimeConfig
 from moe_vla_ros.runtime.manifest import MOE_STAGES, STAGES, GraphEntry, Manifest, ModelLoadError, read_manifest
-from moe_vla_ros.runtime.providers import SessionFactory, check_session_io, int8_variant_problem
+from moe_vla_ros.runtime.providers import SessionFactory, check_session_io, int8_variant_problem, session_placement
+from moe_vla_ros.runtime.sample_observations import random_observation
 from moe_vla_ros.runtime.staged_policy import StagedPolicy, StepFunction
 from moe_vla_ros.runtime.telemetry import StageTelemetry
 from moe_vla_ros.runtime.tokenization import RuntimeTokenizer, TokenizerLoadError
@@ -109,7 +113,17 @@ class OnnxRuntimePolicy(StagedPolicy):
         check_contract(manifest, expected_contract, model_dir)
         tokenizer = load_tokenizer(model_dir, manifest)
         candidates = cls._candidate_formulations(manifest, cfg, model_dir)
-        factory = SessionFactory(cfg, cfg.engine_cache_dir(manifest.model_id) if cfg.wants_gpu else None)
+        profile_dir = Path(tempfile.mkdtemp(prefix="moe_vla_placement-")) if cfg.report_placement else None
+        try:
+            return cls._load(model_dir, manifest, tokenizer, candidates, cfg, profile_dir)
+        finally:
+            if profile_dir is not None:
+                shutil.rmtree(profile_dir, ignore_errors=True)
+
+    @classmethod
+    def _load(cls, model_dir: Path, manifest: Manifest, tokenizer: RuntimeTokenizer, candidates: list[str],
+              cfg: RuntimeConfig, profile_dir: Path | None) -> "OnnxRuntimePolicy":  # fmt: skip
+        factory = SessionFactory(cfg, cfg.engine_cache_dir(manifest.model_id) if cfg.wants_gpu else None, profile_dir)
         # The vision graph serves every formulation: its session shows which providers really work.
         vision_entry = manifest.select_graphs(candidates[0], cfg.precision)["vision"]
         sessions = {"vision": factory.create(model_dir / vision_entry.file, label="the vision graph")}
@@ -123,13 +137,45 @@ class OnnxRuntimePolicy(StagedPolicy):
         for stage in STAGES:
             check_session_io(sessions[stage], graphs[stage], model_dir)
         precisions = sorted({g.precision for g in graphs.values()})
-        logger.info("loaded %s: %s graphs, precision %s, providers %s", manifest.model_id, formulation,
-                    "/".join(precisions), list(factory.providers_in_use))  # fmt: skip
         metadata = PolicyMetadata(
             model_id=manifest.model_id, backend=BACKEND_NAME, execution_providers=factory.providers_in_use,
             cpu_fallback=factory.cpu_fallback, formulation=formulation,
         )  # fmt: skip
-        return cls(model_dir, manifest, graphs, sessions, tokenizer, cfg, metadata)
+        policy = cls(model_dir, manifest, graphs, sessions, tokenizer, cfg, metadata)
+        if profile_dir is not None:
+            policy._measure_placement(factory)
+        logger.info("loaded %s: %s graphs, precision %s, providers %s, placement %s", manifest.model_id, formulation,
+                    "/".join(precisions), list(policy.metadata.execution_providers),
+                    dict(policy.metadata.provider_placement))  # fmt: skip
+        return policy
+
+    def _measure_placement(self, factory: SessionFactory) -> None:
+        """One profiled warm-up inference; the profiles say which provider ran which nodes.
+
+        Sets metadata.provider_placement ({stage: {provider: nodes}}) and makes
+        execution_providers the providers that ran nodes (in preference order) and cpu_fallback
+        true when a GPU provider was requested but ran none.
+        """
+        try:
+            self.infer(random_observation(self.contract, seed=0), generate_reasoning=True)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; the model is unusable
+            raise ModelLoadError(f"{self.model_dir}: the warm-up inference failed: {e}") from None
+        finally:
+            self.reset()
+            placement = {stage: session_placement(session) for stage, session in self._sessions.items()}
+        ran = {p for counts in placement.values() for p, n in counts.items() if n > 0}
+        order = list(self.cfg.providers)
+        in_use = tuple(sorted(ran, key=lambda p: order.index(p) if p in order else len(order))) or factory.providers_in_use
+        gpu_ran = any(p in GPU_PROVIDERS for p in in_use)
+        for stage, counts in placement.items():
+            cpu_nodes, total = counts.get(CPU_PROVIDER, 0), sum(counts.values())
+            if gpu_ran and cpu_nodes:
+                logger.warning("%s graph: %d of %d nodes run on %s, not on the GPU provider (%s)", stage, cpu_nodes,
+                               total, CPU_PROVIDER, counts)  # fmt: skip
+        self._metadata = dataclasses.replace(
+            self._metadata, execution_providers=in_use, provider_placement=placement,
+            cpu_fallback=self.cfg.wants_gpu and not gpu_ran,
+        )  # fmt: skip
 
     @staticmethod
     def _candidate_formulations(manifest: Manifest, cfg: RuntimeConfig, model_dir: Path) -> list[str]:

@@ -17,6 +17,7 @@ process; spinning threads would steal the cores the next session needs).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import platform
@@ -95,13 +96,61 @@ ORT_TYPES = {
 }  # fmt: skip
 
 
-def session_options(intra_op_threads: int) -> ort.SessionOptions:
-    """Options shared by every session of a policy (see the module docstring)."""
+def session_options(intra_op_threads: int, profile_prefix: str | None = None) -> ort.SessionOptions:
+    """Options shared by every session of a policy (see the module docstring); with
+    `profile_prefix`, ONNX Runtime profiles the session until `end_profiling()` (placement)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = intra_op_threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     return options
+
+
+def placement_from_profile(events: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """{provider: number of distinct nodes it ran} from an ONNX Runtime profile's events.
+
+    Node events ("cat": "Node") carry the provider that executed the kernel in args.provider;
+    a TensorRT/CUDA-graph partition shows up as one fused node of that provider.
+    """
+    nodes: dict[str, str] = {}
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        args = event.get("args")
+        if event.get("cat") != "Node" or not isinstance(args, dict) or "provider" not in args:
+            continue
+        name = str(event.get("name", ""))
+        for suffix in ("_kernel_time", "_fence_before", "_fence_after"):
+            name = name.removesuffix(suffix)
+        nodes[name] = str(args["provider"])
+    counts: dict[str, int] = {}
+    for provider in nodes.values():
+        counts[provider] = counts.get(provider, 0) + 1
+    return counts
+
+
+def session_placement(session: ort.InferenceSession) -> dict[str, int]:
+    """End a profiled session's profiling (after at least one run) and return its placement.
+
+    The profile file is read and deleted; {} when the session was not profiled.
+    """
+    path = session.end_profiling()
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            events = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    return placement_from_profile(events if isinstance(events, list) else [])
 
 
 def provider_options(cfg: RuntimeConfig, engine_cache_dir: Path | None) -> list[tuple[str, dict[str, Any]]]:
@@ -137,10 +186,13 @@ class SessionFactory:
     Args:
         cfg: the runtime config (providers, threads, TensorRT options).
         engine_cache_dir: TensorRT cache folder of this model (created when TensorRT is requested).
+        profile_dir: when set, every session is created with ONNX Runtime profiling on (files
+            in this folder) so that `session_placement` can report which provider ran which nodes.
     """
 
-    def __init__(self, cfg: RuntimeConfig, engine_cache_dir: Path | None = None) -> None:
+    def __init__(self, cfg: RuntimeConfig, engine_cache_dir: Path | None = None, profile_dir: Path | None = None) -> None:
         self.cfg = cfg
+        self.profile_dir = profile_dir  # profile every session (placement report) with files here
         if TENSORRT_PROVIDER in cfg.providers and engine_cache_dir is not None:
             os.makedirs(engine_cache_dir, exist_ok=True)
         self._offered = provider_options(cfg, engine_cache_dir)
@@ -168,7 +220,7 @@ class SessionFactory:
         try:
             session = ort.InferenceSession(
                 str(path),
-                sess_options=session_options(self.cfg.intra_op_threads),
+                sess_options=session_options(self.cfg.intra_op_threads, self._profile_prefix(path)),
                 providers=names,
                 provider_options=[o for _, o in self._offered],
             )
@@ -185,6 +237,11 @@ class SessionFactory:
             self._offered = [(p, o) for p, o in self._offered if p in used or p == CPU_PROVIDER]
             self._report(used, label or str(path))
         return session
+
+    def _profile_prefix(self, path: str | os.PathLike) -> str | None:
+        if self.profile_dir is None:
+            return None
+        return str(Path(self.profile_dir) / Path(path).name.removesuffix(".onnx"))
 
     def _report(self, used: Sequence[str], label: str) -> None:
         missing = [p for p in self.cfg.providers if p in GPU_PROVIDERS and p not in used]

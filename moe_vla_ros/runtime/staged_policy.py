@@ -15,6 +15,7 @@ policy serves one inference at a time.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import time
 from typing import Any, Callable, Sequence
 
@@ -80,6 +81,10 @@ class StagedPolicy(Policy):
     @property
     def metadata(self) -> PolicyMetadata:
         return self._metadata
+
+    def update_metadata(self, **changes: Any) -> None:
+        """Replace fields of the metadata (the loader adds what it learns after loading, e.g. verification)."""
+        self._metadata = dataclasses.replace(self._metadata, **changes)
 
     def infer(self, observation: Observation, generate_reasoning: bool = True) -> PolicyOutput:
         return self.infer_with_router_logits(observation, generate_reasoning)[0]

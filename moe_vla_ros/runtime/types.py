@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -114,6 +114,12 @@ class PolicyMetadata:
     execution_providers: tuple[str, ...]  # actually in use, e.g. ("CPUExecutionProvider",)
     cpu_fallback: bool  # configured accelerators could not be used
     formulation: str = ""  # MoE formulation of the expert graph ("sparse" | "dense")
+    # graph stage -> {provider: nodes it ran} from one profiled run at load (ONNX Runtime backend)
+    provider_placement: Mapping[str, Mapping[str, int]] = field(default_factory=dict, hash=False, compare=False)
+    # on-target verification against the folder's golden outputs (runtime/golden.py, loader.py);
+    # empty when not asked for: "status" ("passed" | "fallback" | "unavailable"), "variant",
+    # "requested", "fallbacks" (reasons), "metrics", "thresholds", "seconds", "summary"
+    verification: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 class Policy(abc.ABC):

@@ -41,6 +41,60 @@ def test_status_and_diagnostics_report_from_construction_and_a_failed_configure_
     assert "configure failed" in h.status[-1].hold_reason and not h.status[-1].commanding
 
 
+def _values(d: DiagnosticStatus) -> dict[str, str]:
+    return {kv.key: kv.value for kv in d.values}
+
+
+def test_configure_verifies_on_target_and_reports_placement(harness_factory, ros_context):
+    h = harness_factory(**{"model.precision": "int8", "model.formulation": "sparse"})
+    robot = FakeRobot(CAMERA_TOPICS, JOINTS, instruction="reach the red cube", context=ros_context)
+    h.add_node(robot)
+    h.wait_for(lambda: any(s.commanding for s in h.status), what="status: commanding")
+    meta = h.node.policy.metadata
+    assert meta.verification["status"] == "passed" and meta.verification["variant"] == "sparse/int8"
+    h.wait_for(lambda: any(d.level == DiagnosticStatus.OK for d in _diagnostics(h)), what="an OK diagnostic")
+    values = _values(next(d for d in _diagnostics(h) if d.level == DiagnosticStatus.OK))
+    assert values["verification_status"] == "passed" and values["verified_variant"] == "sparse/int8"
+    assert values["verification"].startswith("passed: sparse/int8 on CPUExecutionProvider")
+    for stage in ("vision", "trunk", "reasoning_context", "reasoning_step", "action_head"):
+        assert f"{stage}: CPUExecutionProvider=" in values["provider_placement"]
+    assert h.status[-1].execution_providers == ["CPUExecutionProvider"]  # providers that ran nodes
+
+
+def test_variant_missing_its_gate_falls_back_with_a_warn_diagnostic(harness_factory, ros_context, tiny_model_dir, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    for v in manifest["variants"]:
+        if (v["formulation"], v["precision"]) == ("sparse", "int8"):
+            v["thresholds"]["max_action_error"] = 1e-9  # as if this CPU's int8 kernels were off
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    h = harness_factory(model_dir=model, **{"model.precision": "int8", "model.formulation": "sparse"})
+    robot = FakeRobot(CAMERA_TOPICS, JOINTS, instruction="reach the red cube", context=ros_context)
+    h.add_node(robot)
+    h.wait_for(lambda: any(s.commanding for s in h.status), what="commanding on the fp32 fallback")
+    assert h.node.policy.metadata.verification["variant"] == "sparse/fp32"
+    h.wait_for(lambda: any(s.commanding for s in h.status[-2:]) and any(
+        "variant fallback" in d.message for d in _diagnostics(h)[-2:]), what="a fallback diagnostic while commanding")
+    d = next(d for d in reversed(_diagnostics(h)) if "variant fallback" in d.message)
+    assert d.level == DiagnosticStatus.WARN
+    assert "sparse/int8" in d.message and "max action error" in d.message
+    assert _values(d)["verification_status"] == "fallback"
+
+
+def test_corrupted_golden_file_fails_configure_with_the_reason(harness_factory, tiny_model_dir, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    golden = bytearray((model / "golden.npz").read_bytes())
+    golden[100] ^= 0xFF
+    (model / "golden.npz").write_bytes(bytes(golden))
+    h = harness_factory(model_dir=model, autostart=False)
+    assert not h.transition(Transition.TRANSITION_CONFIGURE)
+    h.wait_for(lambda: any("configure failed" in d.message for d in _diagnostics(h)), what="configure failure")
+    failed = next(d for d in _diagnostics(h) if "configure failed" in d.message)
+    assert failed.level == DiagnosticStatus.ERROR and "golden.npz" in failed.message
+
+
 def test_parameter_set_refuses_bad_choices_and_read_only_topics_with_the_reason(harness_factory):
     h = harness_factory(autostart=False)
     result = h.node.set_parameters([Parameter("model.backend", value="tensorflow")])[0]

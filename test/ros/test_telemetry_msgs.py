@@ -55,3 +55,25 @@ def test_diagnostics_levels():
     err = diagnostics_msg(snapshot(inference_errors=1, last_error="inference: boom"), "n").status[0]
     assert err.level == DiagnosticStatus.ERROR and err.message == "inference: boom"
     assert diagnostics_msg(snapshot(metadata=None), "n").status[0].level == DiagnosticStatus.ERROR
+
+
+def test_diagnostics_report_verification_and_placement():
+    placement = {"vision": {"TensorrtExecutionProvider": 1, "CPUExecutionProvider": 2}, "trunk": {"CPUExecutionProvider": 9}}
+    passed = PolicyMetadata("m", "onnxruntime", ("CPUExecutionProvider",), False, "sparse", placement,
+                            {"status": "passed", "variant": "sparse/int8", "summary": "passed: sparse/int8 ..."})
+    d = diagnostics_msg(snapshot(metadata=passed), "n").status[0]
+    values = {kv.key: kv.value for kv in d.values}
+    assert d.level == DiagnosticStatus.OK
+    assert values["verification"] == "passed: sparse/int8 ..." and values["verified_variant"] == "sparse/int8"
+    assert values["provider_placement"] == ("vision: TensorrtExecutionProvider=1, CPUExecutionProvider=2; "
+                                            "trunk: CPUExecutionProvider=9")
+    fallback = PolicyMetadata("m", "onnxruntime", ("CPUExecutionProvider",), False, "sparse", placement, {
+        "status": "fallback", "variant": "sparse/fp32", "summary": "FALLBACK ...",
+        "fallbacks": ["sparse/int8 on CPUExecutionProvider missed its gate: max action error 0.2 rad > 0.05"]})
+    d = diagnostics_msg(snapshot(metadata=fallback), "n").status[0]
+    assert d.level == DiagnosticStatus.WARN
+    assert "variant fallback to sparse/fp32" in d.message and "max action error 0.2 rad" in d.message
+    held = diagnostics_msg(snapshot(metadata=fallback, commanding=False, hold_reason="e-stop"), "n").status[0]
+    assert held.level == DiagnosticStatus.WARN and "e-stop" in held.message and "sparse/int8" in held.message
+    unverified = diagnostics_msg(snapshot(metadata=PolicyMetadata("m", "onnxruntime", ("CPUExecutionProvider",), False)), "n")
+    assert {kv.key: kv.value for kv in unverified.status[0].values}["verification"] == "off"
