@@ -124,6 +124,7 @@ class _Plan:
     obs_time: float
     stop_rows: int = 0
     is_hold: bool = False
+    velocities: np.ndarray | None = None  # [N, J] point velocity of each row, as published
 
     @property
     def chunk_end_row(self) -> int:
@@ -222,6 +223,30 @@ class ActionChunkExecutor:
             return plan.positions[0].copy(), plan.velocity0.copy()
         return state
 
+    def _spline_state(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Commanded (position [J], velocity [J]) at `t` on the cubic spline through the plan's
+        points and point velocities (what joint_trajectory_controller executes); before the
+        plan's first row that row's state, after its last row the last point at rest; None
+        without a plan."""
+        plan, dt = self._plan, self.config.control_period_s
+        if plan is None:
+            return None
+        velocities = plan.velocities if plan.velocities is not None else np.zeros_like(plan.positions)
+        position = (t - plan.time_of_row(0, dt)) / dt
+        if position <= 0.0:
+            return plan.positions[0].copy(), velocities[0].copy()
+        last = len(plan.positions) - 1
+        if position >= last:
+            return plan.positions[last].copy(), np.zeros(self.config.num_joints)
+        k = int(math.floor(position))
+        u = position - k
+        p0, p1, v0, v1 = plan.positions[k], plan.positions[k + 1], velocities[k] * dt, velocities[k + 1] * dt
+        h00, h10, h01, h11 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u, -2 * u**3 + 3 * u**2, u**3 - u**2
+        d00, d10, d01, d11 = 6 * u**2 - 6 * u, 3 * u**2 - 4 * u + 1, -6 * u**2 + 6 * u, 3 * u**2 - 2 * u
+        q = h00 * p0 + h10 * v0 + h01 * p1 + h11 * v1
+        v = (d00 * p0 + d10 * v0 + d01 * p1 + d11 * v1) / dt
+        return q, v
+
     def reset(self) -> None:
         """Drop the plan (deactivation, activation); chunk ids keep increasing. The next chunk
         starts a fresh plan from the measured state."""
@@ -247,7 +272,7 @@ class ActionChunkExecutor:
         """
         cfg, dt = self.config, self.config.control_period_s
         arrival = now + cfg.execution_lead_s
-        state = self.state_for_start(arrival)
+        state = self._spline_state(arrival)
         if state is None:
             if position is None:
                 self._plan = None
@@ -265,9 +290,26 @@ class ActionChunkExecutor:
             a_max = limits.arrays["max_acceleration"]
             if limits.has_position_limits:
                 lower, upper = limits.arrays["lower"], limits.arrays["upper"]
-        tail, _ = braking_path(q0, v0, dt, a_max, lower, upper)  # [K, J]
+        tail, tail_v = braking_path(q0, v0, dt, a_max, lower, upper)  # [K, J] each
+        plan = self._plan
+        if state is not None and plan is not None and plan.velocities is not None and self.safety_filter is not None:
+            raw, _ = braking_path(q0, v0, dt, a_max)
+            if np.any(raw != tail):
+                # the uniform stop would run into a position limit: keep the point the controller
+                # is heading to and stop from there as the plan's own stops do (within the limits)
+                k = int(math.floor((arrival - plan.time_of_row(0, dt)) / dt + _EPS)) + 1
+                if 1 <= k < len(plan.positions):
+                    stop_q, stop_v = self.safety_filter.stop_path(plan.positions[k], plan.velocities[k], dt)
+                    positions = np.concatenate([plan.positions[: k + 1], stop_q], axis=0)
+                    velocities = np.concatenate([plan.velocities[: k + 1], stop_v], axis=0)
+                    velocities[-1] = 0.0
+                    self._plan = replace(plan, positions=positions, velocities=velocities, chunk_id=-1,
+                                         obs_time=-math.inf, stop_rows=len(stop_q), is_hold=True)
+                    self._takeover = False
+                    return self.trajectory(now)
         positions = np.concatenate([q0[None, :], tail], axis=0)  # [K + 1, J]
-        self._plan = _Plan(arrival, 0, positions, v0.copy(), -1, -math.inf, len(tail), True)
+        velocities = np.concatenate([v0[None, :], tail_v], axis=0)  # [K + 1, J]
+        self._plan = _Plan(arrival, 0, positions, v0.copy(), -1, -math.inf, len(tail), True, velocities)
         self._takeover = False
         return self.trajectory(now)
 
@@ -319,7 +361,12 @@ class ActionChunkExecutor:
             return self._rejected(chunk_id, reason)
 
         realigned = False
+        start_state = None
         if plan is not None and self._end_time(plan) < now:
+            if obs_time <= self._end_time(plan):
+                # observed while the plan still ran: the measured velocity is stale; the
+                # controller holds the plan's last point at rest
+                start_state = plan.positions[-1].copy(), np.zeros(cfg.num_joints)
             plan = None  # finished at rest: start again from the measurement
         if plan is not None and not plan.is_hold and cfg.max_tracking_error_rad is not None:
             commanded = self.state_at(obs_time)
@@ -327,7 +374,10 @@ class ActionChunkExecutor:
                 plan, realigned = None, True
 
         if plan is None:
-            fresh = self._fresh_plan(chunk, step_times, obs_time, commit, measured, current_velocity)
+            if start_state is not None and not realigned:
+                fresh = self._fresh_plan(chunk, step_times, commit, commit, *start_state)
+            else:
+                fresh = self._fresh_plan(chunk, step_times, obs_time, commit, measured, current_velocity)
             if fresh is None:
                 reason = (
                     f"no step is a control period after the arrival at {commit:.3f} s "
@@ -342,20 +392,39 @@ class ActionChunkExecutor:
             candidate, first, blended = merged
         positions = candidate.positions
 
+        velocities = candidate.velocities  # [N, J]; rows before `first` as published
+
         safety = None
         if self.safety_filter is not None:
-            start_velocity = self._velocity_into(candidate, first - 1)
             filtered = self.safety_filter.filter(
-                positions[first:], dt, positions[first - 1], start_velocity, point_velocity=plan is None
+                positions[first:], dt, positions[first - 1], velocities[first - 1], point_velocity=True,
+                stop=not cfg.allow_nonzero_end_velocity,
             )
             safety = filtered.report
             if not safety.accepted:
                 return self._rejected(chunk_id, "safety: " + safety.reason, safety)
             positions[first:] = filtered.positions
+            velocities[first:] = filtered.velocities
+            stop_q, stop_v = filtered.stop_positions, filtered.stop_velocities
+            candidate = replace(
+                candidate,
+                positions=np.concatenate([positions, stop_q], axis=0),
+                velocities=np.concatenate([velocities, stop_v], axis=0),
+                stop_rows=len(stop_q),
+            )
+        else:
+            candidate = self._with_stop(candidate)
+            rows = candidate.positions
+            velocities = np.concatenate([velocities, np.zeros((len(rows) - len(velocities), cfg.num_joints))])
+            velocities[first:] = point_velocities(rows[first - 1], rows[first:], dt)
+            if candidate.stop_rows > 0 or not np.any(rows[-1] != rows[-2] if len(rows) > 1 else False):
+                if not cfg.allow_nonzero_end_velocity:
+                    velocities[-1] = 0.0
+            candidate = replace(candidate, velocities=velocities)
 
         first_time = candidate.time_of_row(first, dt)
         skipped = int(np.count_nonzero(step_times < first_time - _EPS * dt))  # never used by the plan
-        candidate = self._with_stop(replace(candidate, chunk_id=chunk_id, obs_time=float(obs_time), is_hold=False))
+        candidate = replace(candidate, chunk_id=chunk_id, obs_time=float(obs_time), is_hold=False)
         self._plan = self._pruned(candidate, now)
         self._takeover = False
         self.accepted_count += 1
@@ -416,7 +485,9 @@ class ActionChunkExecutor:
         sampled = resample_chunk(chunk, step_times, grid_times)  # [M, J]
         start = measured + velocity0 * max(0.0, commit - obs_time)  # [J] at the arrival
         positions = np.concatenate([start[None, :], sampled], axis=0)  # [1 + M, J]
-        return _Plan(float(commit), 0, positions, velocity0, -1, math.nan), 1, 0
+        velocities = np.zeros_like(positions)  # [1 + M, J]: row 0 the measured point velocity
+        velocities[0] = velocity0
+        return _Plan(float(commit), 0, positions, velocity0, -1, math.nan, velocities=velocities), 1, 0
 
     def _with_stop(self, plan: _Plan) -> _Plan:
         """`plan` [N, J] with a braking tail after its last row (unless the config allows
@@ -460,16 +531,20 @@ class ActionChunkExecutor:
         new = resample_chunk(chunk, step_times, grid_times)  # [M, J]
         n_old = len(plan.positions)
         head = plan.positions[:first]  # [first, J]
+        old_velocities = plan.velocities if plan.velocities is not None else np.zeros_like(plan.positions)
+        head_velocities = old_velocities[:first]  # [first, J]
         if first > n_old:  # the plan ends (at rest) before the chunk starts: hold its last point meanwhile
             hold = np.repeat(plan.positions[-1:], first - n_old, axis=0)
             head = np.concatenate([head, hold], axis=0)
+            head_velocities = np.concatenate([head_velocities, np.zeros_like(hold)], axis=0)
         overlap = max(0, min(plan.chunk_end_row, last) - first + 1) if blend else 0
         weights = blend_weights(cfg.blend, min(cfg.blend_steps, overlap), cfg.exponential_rate)  # [m]
         m = len(weights)
         old = plan.positions[first : first + m]  # [m, J]
         new[:m] = old + weights[:, None] * (new[:m] - old)
         positions = np.concatenate([head, new], axis=0)  # [last + 1, J]
-        return replace(plan, positions=positions, stop_rows=0), first, m
+        velocities = np.concatenate([head_velocities, np.zeros_like(new)], axis=0)  # new rows set by the caller
+        return replace(plan, positions=positions, velocities=velocities, stop_rows=0), first, m
 
     def _pruned(self, plan: _Plan, now: float) -> _Plan:
         """Drop rows older than the history still needed (tracking check, seam velocity)."""
@@ -484,6 +559,7 @@ class ActionChunkExecutor:
             offset=plan.offset + drop,
             positions=plan.positions[drop:].copy(),
             velocity0=self._velocity_into(plan, drop),
+            velocities=None if plan.velocities is None else plan.velocities[drop:].copy(),
         )
 
     # -- output ----------------------------------------------------------------------------
@@ -500,9 +576,9 @@ class ActionChunkExecutor:
         if first >= len(plan.positions):
             return None
         positions = plan.positions[first:].copy()  # [n, J]
-        velocities = point_velocities(plan.positions[first - 1], positions, dt)  # [n, J]
+        velocities = plan.velocities[first:].copy()  # [n, J] as planned (the spline's point velocities)
         if plan.stop_rows > 0 or plan.is_hold:
-            velocities[-1] = 0.0  # the braking tail's end: at rest (its last interval is the half-step a*dt/2)
+            velocities[-1] = 0.0  # the stop's end: at rest
         return PlannedTrajectory(
             plan.time_of_row(first - 1, dt), dt, positions, velocities, plan.chunk_id, plan.is_hold
         )

@@ -253,6 +253,8 @@ class FilteredChunk:
     positions: np.ndarray | None
     velocities: np.ndarray | None
     report: SafetyReport
+    stop_positions: np.ndarray | None = None
+    stop_velocities: np.ndarray | None = None
 
 
 def point_velocities(previous: np.ndarray, positions: np.ndarray, dt: float) -> np.ndarray:
@@ -303,6 +305,7 @@ class SafetyFilter:
         current_velocity: np.ndarray | None = None,
         *,
         point_velocity: bool = False,
+        stop: bool = False,
     ) -> FilteredChunk:
         """Make `targets` [H, J] safe to command from the current state (see module docstring).
 
@@ -349,7 +352,9 @@ class SafetyFilter:
                 f"[{lower[k]}, {upper[k]}] by more than {self.start_tolerance_rad} rad"
             )
         clamped = np.clip(targets, lower, upper)  # [H, J]
-        out, vel_hit, acc_hit, overridden = self._limit_path(clamped, clamped_start, velocity, dt, point_velocity)
+        out, velocities, stop_q, stop_v, vel_hit, acc_hit, overridden = self._limit_path(
+            clamped, clamped_start, velocity, dt, point_velocity, stop
+        )
         report = SafetyReport(
             accepted=True,
             reason="",
@@ -361,18 +366,25 @@ class SafetyFilter:
             max_target_clip_rad=float(np.abs(clamped - targets).max()),
             max_deviation_rad=float(np.abs(out - targets).max()),
         )
-        return FilteredChunk(out, point_velocities(clamped_start, out, dt), report)
+        return FilteredChunk(out, velocities, report, stop_q, stop_v)
 
     def _limit_path(
-        self, clamped: np.ndarray, start: np.ndarray, velocity: np.ndarray, dt: float, point_velocity: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Step along `clamped` [H, J] from (start, velocity) [J] under the velocity, acceleration
-        and braking-room limits (the first step's acceleration budget halved for a point
-        velocity). Returns positions [H, J] and the velocity-limited, acceleration-limited and
-        acceleration-overridden flags [J]."""
+        self,
+        clamped: np.ndarray,
+        start: np.ndarray,
+        velocity: np.ndarray,
+        dt: float,
+        point_velocity: bool = False,
+        stop: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Step along `clamped` [H, J] from (start, velocity) [J] under the spline, velocity and
+        braking-room limits (module docstring), then, with `stop`, on to rest.
+
+        Returns positions [H, J], their point velocities [H, J], the stop's positions and
+        velocities [K, J] (K = 0 without `stop`), and the velocity-limited,
+        acceleration-limited and acceleration-overridden flags [J]."""
         a = self.limits.arrays
         lower, upper, v_max, a_max = a["lower"], a["upper"], a["max_velocity"], a["max_acceleration"]
-        dv_max = a_max * dt  # [J] largest velocity change per step
         # velocity of the target path after each step, for braking onto moving targets; the
         # path is assumed to continue at its last velocity after the chunk
         path = np.concatenate([start[None, :], clamped], axis=0)  # [H+1, J]
@@ -380,46 +392,307 @@ class SafetyFilter:
         target_velocity[:-1] = target_velocity[1:].copy()
 
         j = self.limits.num_joints
+        steps = clamped.shape[0]
+        planner = _SplineSteps(lower, upper, v_max, a_max, dt)
+        # the spline's first segment starts at the current position with this velocity (an
+        # interval velocity before it is only known as that velocity: treated alike)
+        planner.start_at_point(start, np.clip(velocity, -v_max, v_max))
         out = np.empty_like(clamped)  # [H, J]
-        q, v = start, np.clip(velocity, -v_max, v_max)
         vel_hit, acc_hit, overridden = (np.zeros(j, dtype=bool) for _ in range(3))
-        for i in range(clamped.shape[0]):
-            dv_step = 0.5 * dv_max if (point_velocity and i == 0) else dv_max  # [J]
-            desired = (clamped[i] - q) / dt  # [J] velocity that lands on the target
-            desired = _braking_onto_target(desired, target_velocity[i], dv_max)
-            acc_hit |= np.abs(desired - (clamped[i] - q) / dt) > 1e-12
-            # fastest velocity towards each limit that can still stop before it:
-            # dt*v + v^2/(2*a_max) <= distance  <=>  v <= -a_max*dt + sqrt((a_max*dt)^2 + 2*a_max*distance)
-            brake_up = _braking_room(np.maximum(upper - q, 0.0), a_max, dt)  # [J], inf when unlimited
-            brake_down = _braking_room(np.maximum(q - lower, 0.0), a_max, dt)
-            hard_hi = np.minimum(v_max, brake_up)
-            hard_lo = np.maximum(-v_max, -brake_down)
-            acc_tighter_hi = v + dv_step < hard_hi
-            acc_tighter_lo = v - dv_step > hard_lo
-            hi = np.where(acc_tighter_hi, v + dv_step, hard_hi)
-            lo = np.where(acc_tighter_lo, v - dv_step, hard_lo)
-            infeasible = lo > hi  # only from a start state that breaks the limits
+        for i in range(steps):
+            desired = (clamped[i] - planner.q) / dt  # [J] velocity that lands on the target
+            v_hit, a_hit, infeasible = planner.step(desired, clamped[i], target_velocity[i])
+            vel_hit |= v_hit
+            acc_hit |= a_hit
             overridden |= infeasible
-            hi = np.where(infeasible, hard_hi, hi)
-            lo = np.where(infeasible, hard_lo, lo)
-            above, below = desired > hi, desired < lo
-            binding_acc = (above & acc_tighter_hi | below & acc_tighter_lo) & ~infeasible
-            acc_hit |= binding_acc
-            vel_hit |= (above | below) & ~binding_acc
-            next_q = np.clip(q + np.clip(desired, lo, hi) * dt, lower, upper)  # clip only absorbs rounding
-            v = (next_q - q) / dt
-            q = next_q
-            out[i] = q
-        return out, vel_hit, acc_hit, overridden
+            out[i] = planner.q
+        stop_q: list[np.ndarray] = []
+        if stop:
+            for _ in range(_MAX_STOP_STEPS):
+                if planner.at_rest():
+                    break
+                v_hit, a_hit, infeasible = planner.step(planner.stop_velocity())
+                overridden |= infeasible
+                stop_q.append(planner.q)
+            if stop_q:
+                stop_q.pop()  # the last interval is at rest: its end repeats the point before it
+            velocities = planner.point_velocities(end_at_rest=True)  # [H + K, J]
+        else:
+            velocities = planner.point_velocities(end_at_rest=False)
+        stop_positions = np.array(stop_q, dtype=np.float64).reshape(-1, j)  # [K, J]
+        k = len(stop_positions)
+        stop_velocities = velocities[steps:steps + k]
+        return out, velocities[:steps], stop_positions, stop_velocities, vel_hit, acc_hit, overridden
+
+    def stop_path(self, position: np.ndarray, velocity: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """Bring the joints from `position` [J] moving at the point velocity `velocity` [J] to
+        rest under the same spline limits as :meth:`filter` (the stop after a chunk's last target
+        uses them too). Returns the positions and point velocities [K, J] after `position`, the
+        last velocity 0; K = 0 when already at rest."""
+        q0 = np.asarray(position, dtype=np.float64).reshape(-1)  # [J]
+        empty = np.empty((0, self.limits.num_joints))
+        *_, stop_q, stop_v, _, _, _ = self._limit_path(empty, q0, np.asarray(velocity, dtype=np.float64), dt,
+                                                       point_velocity=True, stop=True)
+        return stop_q, stop_v
 
 
-def _braking_room(distance: np.ndarray, a_max: np.ndarray, dt: float) -> np.ndarray:
-    """Fastest velocity [J] towards a limit `distance` [J] away that can still stop before it:
-    dt*v + v^2/(2*a_max) <= distance  <=>  v <= -a_max*dt + sqrt((a_max*dt)^2 + 2*a_max*distance).
+# Share of the acceleration limit one step's discrete acceleration (the change of the interval
+# velocity over dt) may use. joint_trajectory_controller interpolates the points with cubics
+# through central-difference velocities, whose acceleration at a segment's ends is
+# (2 d_i - d_(i+1)) / dt and (2 d_(i+1) - d_i) / dt (d: the interval velocity changes): the
+# filter bounds both by the limit, and keeps |d| <= 2/3 a dt so the acceleration can always be
+# turned around within three steps (at the full a dt it could never decrease again).
+SPLINE_ACCELERATION_SHARE = 2.0 / 3.0
+# The first step from a given point velocity c0: |w1 - c0| <= (1 + share) / 4 * a dt keeps the next
+# step feasible (a cubic from c0 to (w1 + w2) / 2 over dt, mean w1).
+_FIRST_STEP_SHARE = (1.0 + SPLINE_ACCELERATION_SHARE) / 4.0
+# Steps of travel before full braking (this step + the two that turn the acceleration around).
+_BRAKING_DELAY_STEPS = 3.0
+_CRUISE_MARGIN = 1.0 / 24.0  # of a_max * dt: room for a first braking step of a_max * dt / 4
+_MAX_STOP_STEPS = 100000
+_MAX_BRAKING_STEPS = 60
+_BISECTION_STEPS = 12
+# Fractions of a segment where its velocity (a quadratic) is checked against the limit.
+_U = np.linspace(0.0, 1.0, 25)[:, None]  # [U, 1]
+_ALPHA, _BETA, _GAMMA = 1 - 4 * _U + 3 * _U**2, 3 * _U**2 - 2 * _U, 6 * _U - 6 * _U**2  # [U, 1] each
+_NEG = (_BETA < -1e-9)[:, 0]  # where a lower end velocity raises the segment's velocity
+_ALPHA_NEG, _BETA_NEG, _GAMMA_NEG = (x[_NEG][:, :, None] for x in (_ALPHA, _BETA, _GAMMA))  # [U-, 1, 1]
+_POS = (_BETA > 1e-9)[:, 0]
+_ALPHA_POS, _BETA_POS, _GAMMA_POS = (x[_POS][:, :, None] for x in (_ALPHA, _BETA, _GAMMA))  # [U+, 1, 1]
+_GRID = np.linspace(0.0, 1.0, 17)[:, None]  # [K, 1] candidate fractions of a search
+
+
+class _SplineSteps:
+    """Chooses interval velocities one step at a time so that the cubic spline through the points
+    with central-difference point velocities keeps |acceleration| <= a_max and |velocity| <=
+    v_max everywhere (JTC's interpolation). State: position q, interval velocity w into q and
+    the point velocity c_prev of the point before q (or, at the start from a point velocity, the
+    fixed point velocity c0 at q and no interval yet)."""
+
+    def __init__(self, lower, upper, v_max, a_max, dt) -> None:
+        self.lower, self.upper, self.v_max, self.a_max, self.dt = lower, upper, v_max, a_max, dt
+        self.aT = a_max * dt  # [J] inf where unlimited
+        cruise = v_max - _CRUISE_MARGIN * self.aT
+        self.cruise = np.where(np.isfinite(cruise) & (cruise > 0.0), cruise, v_max)  # [J]
+        self.brake_a = SPLINE_ACCELERATION_SHARE * a_max  # [J]
+        self.brake_dv = 0.75 * SPLINE_ACCELERATION_SHARE * self.aT  # [J] for braking onto targets
+        self.c0: np.ndarray | None = None
+        self.intervals: list[np.ndarray] = []  # w_1, w_2, ... [J] each
+
+    def start_at_point(self, q: np.ndarray, c0: np.ndarray) -> None:
+        self.q, self.c0, self.first = q.copy(), c0.copy(), True
+        self.w = c0.copy()
+
+    def stop_velocity(self) -> np.ndarray:
+        """Next interval velocity [J] on the way to rest: from the velocity v at the current
+        point (the start's, or extrapolated from the last segment: 2 w - c_prev) equal velocity
+        steps x = v / (N - 1/2) of at most a_max * dt / 2, the intervals v - x/2, v - 3x/2, ...,
+        so the stop ends exactly at 0 without turning back."""
+        v = self.c0 if self.first else 2.0 * self.w - self.c_prev  # [J]
+        sign = np.sign(v)
+        speed = np.abs(v)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            steps = np.ceil(speed / (0.5 * self.aT) + 0.5 - 1e-9)  # N
+            x = speed / (steps - 0.5)
+            out = np.where(np.isfinite(x) & (steps >= 1.0), sign * np.minimum(speed - 0.5 * x, np.abs(self.w)), 0.0)
+        return np.where(sign * self.w <= 0.0, 0.0, out) if not self.first else out
+
+    def at_rest(self) -> bool:
+        return not self.first and bool(np.all(np.abs(self.w) <= 1e-12) and np.all(np.abs(self.c_prev) <= 1e-12))
+
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(lo, hi) from the spline's acceleration, (lo, hi) from velocity and braking room."""
+        aT, v_max, w = self.aT, self.v_max, self.w
+        with np.errstate(invalid="ignore"):
+            if self.first:
+                step = _FIRST_STEP_SHARE * aT
+                acc_lo, acc_hi = self.c0 - step, self.c0 + step
+                s, r = 1.0, self.c0  # delta of the next segment = s * w_new - r
+                vel_lo, vel_hi = np.full_like(w, -np.inf), np.full_like(w, np.inf)
+            else:
+                delta = w - self.c_prev
+                cap = SPLINE_ACCELERATION_SHARE * aT
+                acc_lo = np.maximum.reduce([w + 4 * delta - aT, w + delta - 0.5 * aT, w - cap])
+                acc_hi = np.minimum.reduce([w + 4 * delta + aT, w + delta + 0.5 * aT, w + cap])
+                s, r = 0.5, 0.5 * w
+                # the segment this step completes: v(u) = alpha c_prev + beta (w + w_new) / 2 + gamma w
+                const = _ALPHA * self.c_prev + (_GAMMA + 0.5 * _BETA) * w  # [U, J]
+                coef = np.broadcast_to(0.5 * _BETA, const.shape)  # [U, J]
+                safe = np.where(np.abs(coef) > 1e-9, coef, 1.0)
+                b1, b2 = (-v_max - const) / safe, (v_max - const) / safe
+                lo_u = np.where(coef > 1e-9, b1, np.where(coef < -1e-9, b2, -np.inf))
+                hi_u = np.where(coef > 1e-9, b2, np.where(coef < -1e-9, b1, np.inf))
+                vel_lo, vel_hi = lo_u.max(axis=0), hi_u.min(axis=0)
+            # the next segment's velocity at 2/3 of it: w_new + delta / 3
+            k = 1.0 + s / 3.0
+            vel_lo = np.maximum(vel_lo, (-v_max + r / 3.0) / k)
+            vel_hi = np.minimum(vel_hi, (v_max + r / 3.0) / k)
+            # room to level off: a further rise of (7/6) max(0, 4 delta - a dt) after this step
+            k3 = 1.0 + 14.0 * s / 3.0
+            vel_hi = np.minimum(vel_hi, np.maximum((0.25 * aT + r) / s, (v_max + (7.0 / 6.0) * (4 * r + aT)) / k3))
+            vel_lo = np.maximum(vel_lo, np.minimum((-0.25 * aT + r) / s, (-v_max + (7.0 / 6.0) * (4 * r - aT)) / k3))
+        # cruise a little below the limit: braking from it lowers a segment's end velocity,
+        # which lifts its middle above its mean (by a sixth of the change)
+        cruise = self.cruise
+        vel_lo = np.maximum(vel_lo, -cruise)
+        vel_hi = np.minimum(vel_hi, cruise)
+        hard_hi, hard_lo = vel_hi, vel_lo
+        acc_lo = np.where(np.isnan(acc_lo), -np.inf, acc_lo)
+        acc_hi = np.where(np.isnan(acc_hi), np.inf, acc_hi)
+        return acc_lo, acc_hi, hard_lo, hard_hi
+
+    def _reach(self, w_new: np.ndarray, reference: np.ndarray, sign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For candidate interval velocities `w_new` [K, J]: the farthest displacement [K, J] in direction `sign` [J] (+1/-1), in a frame moving at
+        `reference` [J], from this step on (this step's interval included) when every later step
+        pushes the velocity against `sign` as hard as the spline limits allow; and where [J]
+        that braking cannot keep the velocity limit [K, J]."""
+        c_cur = self.c0 if self.first else 0.5 * (self.w + w_new)
+        u, uc = sign * (w_new - reference), sign * (c_cur - reference)  # [J] relative velocities
+        aT = self.aT
+        cap = SPLINE_ACCELERATION_SHARE * aT
+        position = u * self.dt
+        peak = np.maximum(position, 0.0)
+        v_room = np.broadcast_to(self.cruise - sign * reference, u.shape)  # velocity limit in the moving frame
+        broken = np.zeros(u.shape, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            for _ in range(_MAX_BRAKING_STEPS):
+                delta = u - uc
+                nxt = np.maximum(np.maximum(u + 4 * delta - aT, u + delta - 0.5 * aT), u - cap)
+                upper = np.minimum(np.minimum(u + 4 * delta + aT, u + delta + 0.5 * aT), np.minimum(u + cap, v_room))
+                # the segment this braking step completes bulges above its mean: keep it <= v_max
+                const = _ALPHA_NEG * uc + (_GAMMA_NEG + 0.5 * _BETA_NEG) * u  # [U-, J]
+                nxt = np.maximum(nxt, ((v_room - const) / (0.5 * _BETA_NEG)).max(axis=0))
+                const = _ALPHA_POS * uc + (_GAMMA_POS + 0.5 * _BETA_POS) * u  # [U+, J]
+                upper = np.minimum(upper, ((v_room - const) / (0.5 * _BETA_POS)).min(axis=0))
+                nxt = np.where(np.isnan(nxt), -np.inf, nxt)
+                active = ((u > 0.0) | (nxt > u)) & ~broken  # moving on, or forced to speed up again
+                broken |= active & (u > 0.0) & (nxt > upper + 1e-9 * (1.0 + np.abs(upper)))
+                broken |= active & (nxt >= u) & (u >= v_room - 1e-9 * (1.0 + np.abs(v_room)))  # cannot slow down
+                active &= ~broken
+                if not active.any():
+                    break
+                nxt = np.where(active, np.maximum(nxt, -np.abs(u) - aT), u)  # finite
+                position = position + np.where(active, nxt, 0.0) * self.dt
+                peak = np.maximum(peak, position)
+                uc = np.where(active, 0.5 * (u + nxt), uc)
+                u = np.where(active, nxt, u)
+        return np.where(broken, np.inf, peak), broken
+
+    def _bisect(self, chosen: np.ndarray, floor: np.ndarray, bad_at) -> np.ndarray:
+        """`chosen` [J] moved towards `floor` [J] as little as needed where `bad_at(w)` ([K, J]
+        candidates -> [K, J]) holds; two grid searches (resolution 1/256 of the distance)."""
+        low, high = floor, chosen
+        for round_ in range(2):
+            candidates = low + _GRID * (high - low)  # [K, J]
+            bad = bad_at(candidates)  # [K, J]
+            if round_ == 0 and not bad[-1].any():
+                return chosen
+            good = ~bad
+            good[0] |= round_ == 0  # the floor is the fallback
+            last = len(_GRID) - 1 - np.argmax(good[::-1], axis=0)  # [J] last good candidate
+            columns = np.arange(len(chosen))
+            new_low = candidates[last, columns]
+            high = np.where(last < len(_GRID) - 1, candidates[np.minimum(last + 1, len(_GRID) - 1), columns], high)
+            low = new_low
+        return np.where(bad_at(chosen[None, :])[0], low, chosen)
+
+    def step(self, desired: np.ndarray, target: np.ndarray | None = None,
+             target_velocity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Move one step towards the interval velocity `desired` [J] (landing on `target` [J],
+        which moves on at `target_velocity`: braking onto it without overshooting where the
+        limits allow); returns the velocity-limited, acceleration-limited and
+        acceleration-overridden flags [J]."""
+        acc_lo, acc_hi, hard_lo, hard_hi = self._bounds()
+        v_max = self.cruise  # [J] the plain velocity limit, a little below max_velocity
+        hard_bad = hard_lo > hard_hi  # the spline's velocity shape cannot be kept: the plain limit
+        hard_lo, hard_hi = np.where(hard_bad, -v_max, hard_lo), np.where(hard_bad, v_max, hard_hi)
+        # rounding can leave a one-point range (e.g. right after the first step) crossed by 1 ulp
+        mid = 0.5 * (acc_lo + acc_hi)
+        crossed = (acc_lo > acc_hi) & (acc_lo - acc_hi <= 1e-9 * (1.0 + np.abs(mid)))
+        acc_lo, acc_hi = np.where(crossed, mid, acc_lo), np.where(crossed, mid, acc_hi)
+        lo, hi = np.maximum(acc_lo, hard_lo), np.minimum(acc_hi, hard_hi)
+        touching = (lo > hi) & (lo - hi <= 1e-9 * (1.0 + np.abs(hi)))  # equal up to rounding
+        lo = np.where(touching, hi, lo)
+        infeasible = lo > hi  # only from a start state that breaks the limits
+        # then the acceleration limits with the plain velocity limit, else that limit alone
+        plain_lo, plain_hi = np.maximum(acc_lo, -v_max), np.minimum(acc_hi, v_max)
+        plain_bad = plain_lo > plain_hi
+        plain_lo, plain_hi = np.where(plain_bad, -v_max, plain_lo), np.where(plain_bad, v_max, plain_hi)
+        lo = np.where(infeasible, plain_lo, lo)
+        hi = np.where(infeasible, plain_hi, hi)
+        infeasible &= plain_bad
+        chosen = np.clip(desired, lo, hi)
+        zero, plus = np.zeros_like(chosen), np.ones_like(chosen)
+        toward_lo = np.minimum(hi, np.maximum(lo, np.minimum(0.0, hi)))  # [J] slowest upwards
+        toward_hi = np.maximum(lo, np.minimum(hi, np.maximum(0.0, lo)))
+
+        def past(goal: np.ndarray, reference: np.ndarray, sign: np.ndarray):
+            room = sign * (goal - self.q)  # [J]
+            # only where the room is within a generous bound of what braking could need
+            speed = np.abs(chosen - reference) + np.abs(self.w - reference) + self.aT
+            with np.errstate(invalid="ignore"):
+                near = np.isfinite(room) & ~(room > speed * self.dt * 6.0 + speed**2 / self.brake_a)
+            if not near.any():
+                return lambda w: near
+            return lambda w: near & (self._reach(w, reference, sign)[0] > room + 1e-12)
+
+        if target is not None:
+            # brake onto the target: the largest step after which it can still be reached (a
+            # target path faster than the velocity limit is followed at most at the limit)
+            target_velocity = np.clip(target_velocity, -self.v_max, self.v_max)
+            # in the frame moving with the target path, the target sits at target - tv * dt now
+            target = target - target_velocity * self.dt
+            ahead = np.where(target >= self.q, 1.0, -1.0)
+            floor = np.where(ahead > 0, np.maximum(lo, np.minimum(target_velocity, hi)),
+                             np.minimum(hi, np.maximum(target_velocity, lo)))
+            # (not where the step lands on a target path it already moves with: nothing to shed)
+            c_cur = self.c0 if self.first else 0.5 * (self.w + chosen)
+            settled = np.abs(chosen - target_velocity) + np.abs(c_cur - target_velocity) < 0.05 * self.aT
+            check = past(target, target_velocity, ahead)
+            chosen = self._bisect(chosen, floor, lambda w: ~settled & check(w))
+        # braking room before the position limits (they come before the target)
+        chosen = self._bisect(chosen, lo, past(self.upper, zero, plus))
+        chosen = self._bisect(chosen, hi, past(self.lower, zero, -plus))
+        # room to level off within the velocity limit (the spline's bulges included)
+        fast = np.isfinite(self.v_max) & ~(np.abs(chosen) + np.abs(chosen - self.w) + 0.75 * self.aT < self.v_max)
+        if fast.any():
+            chosen = self._bisect(chosen, toward_hi, lambda w: fast & self._reach(w, zero, -plus)[1])
+            chosen = self._bisect(chosen, lo, lambda w: fast & self._reach(w, zero, plus)[1])
+        chosen = np.clip(chosen, -v_max, v_max)
+        acc_binding = (np.abs(chosen - desired) > 1e-12) & (
+            (desired > hi) & (acc_hi <= hard_hi) | (desired < lo) & (acc_lo >= hard_lo)
+        ) & ~infeasible
+        vel_binding = (np.abs(chosen - desired) > 1e-12) & ~acc_binding & ~infeasible
+        next_q = np.clip(self.q + chosen * self.dt, self.lower, self.upper)  # clip only absorbs rounding
+        w_new = (next_q - self.q) / self.dt
+        if self.first:
+            self.c_prev = self.c0
+            self.first = False
+        else:
+            self.c_prev = 0.5 * (self.w + w_new)
+        self.w = w_new
+        self.q = next_q
+        self.intervals.append(w_new)
+        return vel_binding, acc_binding, infeasible
+
+    def point_velocities(self, end_at_rest: bool) -> np.ndarray:
+        """Point velocities [N, J] of the N points stepped to: central differences; the last
+        point 0 (`end_at_rest`: its next interval is at rest) or its interval's velocity."""
+        w = np.array(self.intervals).reshape(-1, len(self.q))  # [N, J]
+        if len(w) == 0:
+            return w
+        nxt = np.concatenate([w[1:], np.zeros_like(w[:1]) if end_at_rest else w[-1:]], axis=0)
+        return 0.5 * (w + nxt)
+
+
+def _braking_room(distance: np.ndarray, a_max: np.ndarray, dt: float, delay_steps: float = 1.0) -> np.ndarray:
+    """Fastest velocity [J] towards a limit `distance` [J] away that can still stop before it
+    after `delay_steps` steps at that velocity, braking at `a_max`:
+    n*dt*v + v^2/(2*a_max) <= distance  <=>  v <= -a_max*n*dt + sqrt((a_max*n*dt)^2 + 2*a_max*distance).
     inf without an acceleration limit or without a position limit (distance inf)."""
     finite_a = np.isfinite(a_max)
     a = np.where(finite_a, a_max, 1.0)  # [J] placeholder where unlimited (result replaced by inf)
-    dv = a * dt
+    dv = a * dt * delay_steps
     with np.errstate(invalid="ignore"):
         room = -dv + np.sqrt(dv**2 + 2.0 * a * distance)
     return np.where(finite_a, room, np.inf)
