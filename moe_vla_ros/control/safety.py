@@ -443,9 +443,12 @@ class SafetyFilter:
 # filter bounds both by the limit, and keeps |d| <= 2/3 a dt so the acceleration can always be
 # turned around within three steps (at the full a dt it could never decrease again).
 SPLINE_ACCELERATION_SHARE = 2.0 / 3.0
-# The first step from a given point velocity c0: |w1 - c0| <= (1 + share) / 4 * a dt keeps the next
-# step feasible (a cubic from c0 to (w1 + w2) / 2 over dt, mean w1).
-_FIRST_STEP_SHARE = (1.0 + SPLINE_ACCELERATION_SHARE) / 4.0
+# The first step from a given point velocity c0 (a fresh start from the measured state, a seam at
+# the point the controller is heading to): |w1 - c0| <= a dt / 4. Any share up to (1 + 2/3) / 4
+# keeps the next step feasible; a quarter leaves the controller's first cubic from rest within the
+# limit when the trajectory reaches it up to ~25 % of a period later than planned (its first
+# segment is that much shorter: acceleration ~ 1 / duration^2).
+FIRST_STEP_SHARE = 0.25
 # Steps of travel before full braking (this step + the two that turn the acceleration around).
 _BRAKING_DELAY_STEPS = 3.0
 _CRUISE_MARGIN = 1.0 / 24.0  # of a_max * dt: room for a first braking step of a_max * dt / 4
@@ -505,7 +508,7 @@ class _SplineSteps:
         aT, v_max, w = self.aT, self.v_max, self.w
         with np.errstate(invalid="ignore"):
             if self.first:
-                step = _FIRST_STEP_SHARE * aT
+                step = FIRST_STEP_SHARE * aT
                 acc_lo, acc_hi = self.c0 - step, self.c0 + step
                 s, r = 1.0, self.c0  # delta of the next segment = s * w_new - r
                 vel_lo, vel_hi = np.full_like(w, -np.inf), np.full_like(w, np.inf)

@@ -8,7 +8,7 @@ import pytest
 from moe_vla_ros.control.blending import blend_weights
 from moe_vla_ros.control.chunking import ActionChunkExecutor, ChunkExecutorConfig
 from moe_vla_ros.control.latency import LatencyEstimator, LatencyEstimatorConfig
-from moe_vla_ros.control.safety import SafetyFilter, SafetyLimits
+from moe_vla_ros.control.safety import FIRST_STEP_SHARE, SafetyFilter, SafetyLimits
 
 DT, H = 0.1, 16
 V_MAX, A_MAX = 1.0, 4.0
@@ -470,9 +470,9 @@ def test_fresh_plan_after_latency_respects_the_limits_from_the_arrival_state(lat
     traj = ex.trajectory(now)
     arrival = now + lead
     assert traj.start_time == pytest.approx(arrival) and traj.times[0] == pytest.approx(arrival + DT)
-    # from rest the first interval velocity is (1 + 2/3) / 4 * A_MAX * DT (the previous first point
+    # from rest the first interval velocity is FIRST_STEP_SHARE * A_MAX * DT (the previous first point
     # was 0.08-0.12 rad away and due 15-30 ms after the arrival)
-    assert traj.positions[0, 0] == pytest.approx(5 / 12 * A_MAX * DT**2)
+    assert traj.positions[0, 0] == pytest.approx(FIRST_STEP_SHARE * A_MAX * DT**2)
     v = interval_velocities(np.array([0.0]), traj.positions)  # [n, 1]
     assert np.abs(v).max() <= V_MAX + 1e-9 and np.abs(traj.velocities).max() <= V_MAX + 1e-9
     accelerations = spline_accelerations(arrival, [0.0], [0.0], traj)

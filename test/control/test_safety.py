@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from moe_vla_ros.control.safety import (
+    FIRST_STEP_SHARE,
     SafetyConfigError,
     SafetyFilter,
     SafetyLimits,
@@ -198,8 +199,11 @@ def brake_feasible_state(rng, limits):
     position = rng.uniform(a["lower"], a["upper"])
     velocity = rng.uniform(-a["max_velocity"], a["max_velocity"])
     room = np.where(velocity > 0, a["upper"] - position, position - a["lower"])
-    dv = a["max_acceleration"] * DT
-    reachable = -dv + np.sqrt(dv**2 + 2 * a["max_acceleration"] * room)
+    # the spline-safe stop brakes at up to 2/3 of the limit, after a gentle first step and the
+    # turn-around of the acceleration (taken as three periods at full speed)
+    brake = 2 / 3 * a["max_acceleration"]
+    dv = 3 * brake * DT
+    reachable = -dv + np.sqrt(dv**2 + 2 * brake * room)
     return position, np.clip(velocity, -reachable, reachable)
 
 
@@ -274,10 +278,10 @@ def test_velocity_and_acceleration_limits_apply_without_position_limits():
     out = SafetyFilter(limits).filter(targets, DT, start)
     assert out.report.accepted and out.report.velocity_limited.any() and out.report.acceleration_limited.all()
     assert_within_limits(limits, start, np.zeros(3), out.positions)
-    # from rest the first interval velocity changes by (1 + 2/3) / 4 * A * dt (the spline's first segment)
+    # from rest the first interval velocity changes by FIRST_STEP_SHARE * A * dt (the spline's first segment)
     first = (out.positions[0] - start) * np.array([1.0, -1.0, 1.0])
-    assert np.all(first > 0.0) and np.all(first <= 5 / 12 * 4.0 * DT**2 + TOL)
-    np.testing.assert_allclose(first[[0, 2]], 5 / 12 * 4.0 * DT**2)
+    assert np.all(first > 0.0) and np.all(first <= FIRST_STEP_SHARE * 4.0 * DT**2 + TOL)
+    np.testing.assert_allclose(first[[0, 2]], FIRST_STEP_SHARE * 4.0 * DT**2)
 
 
 def test_acceleration_limit_alone_is_applied():
