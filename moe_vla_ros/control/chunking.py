@@ -52,7 +52,14 @@ import numpy as np
 
 from moe_vla_ros.control.blending import blend_weights, resample_chunk
 from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
-from moe_vla_ros.control.safety import SafetyFilter, SafetyReport, braking_path, point_velocities
+from moe_vla_ros.control.safety import (
+    FIRST_STEP_SHARE,
+    SEAM_FIRST_STEP_SHARE,
+    SafetyFilter,
+    SafetyReport,
+    braking_path,
+    point_velocities,
+)
 
 _EPS = 1e-9  # tolerance (in control steps) when placing times on the grid
 
@@ -399,6 +406,7 @@ class ActionChunkExecutor:
             filtered = self.safety_filter.filter(
                 positions[first:], dt, positions[first - 1], velocities[first - 1], point_velocity=True,
                 stop=not cfg.allow_nonzero_end_velocity,
+                first_step_share=FIRST_STEP_SHARE if plan is None else SEAM_FIRST_STEP_SHARE,
             )
             safety = filtered.report
             if not safety.accepted:

@@ -306,6 +306,7 @@ class SafetyFilter:
         *,
         point_velocity: bool = False,
         stop: bool = False,
+        first_step_share: float | None = None,
     ) -> FilteredChunk:
         """Make `targets` [H, J] safe to command from the current state (see module docstring).
 
@@ -315,12 +316,19 @@ class SafetyFilter:
             current_position: [J] rad, the state the first step starts from.
             current_velocity: [J] rad/s, or None for rest: the velocity of the interval that
                 ends at the current position (a seam inside a planned path).
-            point_velocity: `current_velocity` is instead the velocity AT the current position
-                (a measured state, e.g. rest): the first interval may differ from it by only
-                half the acceleration budget (a * dt / 2), so that a constant acceleration from
-                that state reaches the first target; a cubic spline through the points (as
-                joint_trajectory_controller interpolates) then keeps |acceleration| <= a from
-                rest instead of 3 a.
+            point_velocity: kept for callers; `current_velocity` is always taken as the velocity
+                AT the current position (a measured state, or the velocity already sent for the
+                point a seam starts at): the cubic spline joint_trajectory_controller builds
+                starts there with it.
+            stop: append a stop to rest after the last target (FilteredChunk.stop_positions /
+                stop_velocities) under the same limits.
+            first_step_share: the first interval velocity may differ from `current_velocity` by
+                this share of a * dt: FIRST_STEP_SHARE (None; fresh starts, room for a late
+                trajectory) up to SEAM_FIRST_STEP_SHARE (seams: at least as hard a brake as the
+                plan continued).
+
+        Returned velocities are the point velocities the spline must be given: central
+        differences (the last: 0 before a stop, else the last interval's velocity).
         """
         j = self.limits.num_joints
         targets = np.asarray(targets, dtype=np.float64)
@@ -353,7 +361,7 @@ class SafetyFilter:
             )
         clamped = np.clip(targets, lower, upper)  # [H, J]
         out, velocities, stop_q, stop_v, vel_hit, acc_hit, overridden = self._limit_path(
-            clamped, clamped_start, velocity, dt, point_velocity, stop
+            clamped, clamped_start, velocity, dt, point_velocity, stop, first_step_share
         )
         report = SafetyReport(
             accepted=True,
@@ -376,6 +384,7 @@ class SafetyFilter:
         dt: float,
         point_velocity: bool = False,
         stop: bool = False,
+        first_step_share: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step along `clamped` [H, J] from (start, velocity) [J] under the spline, velocity and
         braking-room limits (module docstring), then, with `stop`, on to rest.
@@ -393,7 +402,7 @@ class SafetyFilter:
 
         j = self.limits.num_joints
         steps = clamped.shape[0]
-        planner = _SplineSteps(lower, upper, v_max, a_max, dt)
+        planner = _SplineSteps(lower, upper, v_max, a_max, dt, first_step_share)
         # the spline's first segment starts at the current position with this velocity (an
         # interval velocity before it is only known as that velocity: treated alike)
         planner.start_at_point(start, np.clip(velocity, -v_max, v_max))
@@ -432,7 +441,8 @@ class SafetyFilter:
         q0 = np.asarray(position, dtype=np.float64).reshape(-1)  # [J]
         empty = np.empty((0, self.limits.num_joints))
         *_, stop_q, stop_v, _, _, _ = self._limit_path(empty, q0, np.asarray(velocity, dtype=np.float64), dt,
-                                                       point_velocity=True, stop=True)
+                                                       point_velocity=True, stop=True,
+                                                       first_step_share=SEAM_FIRST_STEP_SHARE)
         return stop_q, stop_v
 
 
@@ -449,6 +459,10 @@ SPLINE_ACCELERATION_SHARE = 2.0 / 3.0
 # limit when the trajectory reaches it up to ~25 % of a period later than planned (its first
 # segment is that much shorter: acceleration ~ 1 / duration^2).
 FIRST_STEP_SHARE = 0.25
+# At a seam (a point whose velocity was already sent, the plan before it continuing with a change
+# of at most 2/3 a dt, i.e. a first step within a dt / 3 of it) the largest feasible share: the new
+# plan can always brake at least as hard as the one it replaces.
+SEAM_FIRST_STEP_SHARE = (1.0 + SPLINE_ACCELERATION_SHARE) / 4.0
 # Steps of travel before full braking (this step + the two that turn the acceleration around).
 _BRAKING_DELAY_STEPS = 3.0
 _CRUISE_MARGIN = 1.0 / 24.0  # of a_max * dt: room for a first braking step of a_max * dt / 4
@@ -472,7 +486,9 @@ class _SplineSteps:
     the point velocity c_prev of the point before q (or, at the start from a point velocity, the
     fixed point velocity c0 at q and no interval yet)."""
 
-    def __init__(self, lower, upper, v_max, a_max, dt) -> None:
+    def __init__(self, lower, upper, v_max, a_max, dt, first_step_share: float | None = None) -> None:
+        share = FIRST_STEP_SHARE if first_step_share is None else float(first_step_share)
+        self.first_step_share = min(share, SEAM_FIRST_STEP_SHARE)
         self.lower, self.upper, self.v_max, self.a_max, self.dt = lower, upper, v_max, a_max, dt
         self.aT = a_max * dt  # [J] inf where unlimited
         cruise = v_max - _CRUISE_MARGIN * self.aT
@@ -508,7 +524,7 @@ class _SplineSteps:
         aT, v_max, w = self.aT, self.v_max, self.w
         with np.errstate(invalid="ignore"):
             if self.first:
-                step = FIRST_STEP_SHARE * aT
+                step = self.first_step_share * aT
                 acc_lo, acc_hi = self.c0 - step, self.c0 + step
                 s, r = 1.0, self.c0  # delta of the next segment = s * w_new - r
                 vel_lo, vel_hi = np.full_like(w, -np.inf), np.full_like(w, np.inf)

@@ -299,9 +299,10 @@ def test_seams_respect_the_limits_with_the_safety_filter(mode, seed):
     assert np.abs(np.diff(positions, axis=0)).max() <= V_MAX * DT + 1e-9  # position jump per step
     assert np.abs(np.diff(interval, axis=0)).max() <= dv_max  # velocity jump per step
     assert ex.accepted_count >= 12 and ex.rejected_count == 0
-    # still follows the policy (the spline-safe plan turns its acceleration around over ~3 steps,
-    # so moving over to a chunk with another offset lags more than a step-wise plan: 0.13 before)
-    assert np.abs(positions - reference(times)).max() < 0.08 + 0.12
+    # still follows the policy; the spline-safe plan turns its acceleration around over ~3 steps,
+    # so moving over to a chunk with another offset lags or overshoots more than the former
+    # step-wise plan (measured 0.12-0.23 over these cases, was < 0.13)
+    assert np.abs(positions - reference(times)).max() < 0.08 + 0.17
     # every published trajectory: velocities consistent with positions and smooth ...
     for traj in published:
         p, v = traj.positions, traj.velocities
