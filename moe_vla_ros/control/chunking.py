@@ -17,23 +17,26 @@ needs_refill`), and by the time it arrives its first steps are already in the pa
    plan: start, after a finished plan or a realignment) the plan's grid starts at the arrival:
    row 0 is the measured state extrapolated to the arrival (measured velocity, or rest), the
    first point is one control period after it, and the chunk is sampled on that grid, so the
-   latency never turns into a jump (the safety filter starts from that point velocity with half
-   its first-step acceleration budget: a constant acceleration, as a spline through the points
-   reproduces it);
+   latency never turns into a jump (the safety filter starts from that point velocity with a
+   gentle first step, so the controller's first cubic keeps the limit even when the trajectory
+   arrives somewhat late). A plan that finished before now while the observation was taken
+   starts from its end at rest (the measured velocity is stale then);
 3. blends the first overlapping steps with the plan being executed (:mod:`.blending`), so
    the path moves over from the old chunk to the new one gradually instead of jumping;
 4. runs the optional :class:`~moe_vla_ros.control.safety.SafetyFilter` over the new part of
-   the plan, starting from the plan's own position and velocity at the seam (or from the
-   measured joint state when nothing is executing), so the commanded positions, velocities and
-   accelerations stay within the limits across every seam;
-5. unless ``allow_nonzero_end_velocity``, appends a braking tail after the last chunk target
-   (:func:`~moe_vla_ros.control.safety.braking_path`): the plan ends at rest within the
-   acceleration limit, as joint_trajectory_controller requires. The tail is only executed when
-   no new chunk arrives in time; refill timing and blending use the chunk's own end.
+   the plan, starting from the position and the already published point velocity of the point
+   the controller is heading to (or from the measured joint state when nothing is executing),
+   so the spline joint_trajectory_controller executes keeps the velocity and acceleration limits
+   across every seam (every point keeps the velocity it was published with);
+5. unless ``allow_nonzero_end_velocity``, appends the filter's stop after the last chunk target
+   (without a filter: :func:`~moe_vla_ros.control.safety.braking_path`, one period): the plan
+   ends at rest, as joint_trajectory_controller requires. The tail is only executed when no new
+   chunk arrives in time; refill timing and blending use the chunk's own end.
 
-:meth:`ActionChunkExecutor.brake` replaces the plan by a stop: from the commanded state at the
-arrival time (or a given position at rest when nothing is planned) to rest within the
-acceleration limit; the runner publishes it as a hold.
+:meth:`ActionChunkExecutor.brake` replaces the plan by a stop: from the commanded spline state at
+the arrival time (or a given position at rest when nothing is planned) to rest with uniform
+deceleration within the limit (near a position limit: the filter's stop from the point the
+controller is heading to); the runner publishes it as a hold.
 
 :meth:`ActionChunkExecutor.trajectory` returns the points still to execute, time-stamped on the
 control grid with velocities consistent with the positions, ready for a JointTrajectory.
@@ -420,14 +423,13 @@ class ActionChunkExecutor:
                 velocities=np.concatenate([velocities, stop_v], axis=0),
                 stop_rows=len(stop_q),
             )
-        else:
+        else:  # no limits: central differences, the stop after the last target in one period
             candidate = self._with_stop(candidate)
             rows = candidate.positions
             velocities = np.concatenate([velocities, np.zeros((len(rows) - len(velocities), cfg.num_joints))])
             velocities[first:] = point_velocities(rows[first - 1], rows[first:], dt)
-            if candidate.stop_rows > 0 or not np.any(rows[-1] != rows[-2] if len(rows) > 1 else False):
-                if not cfg.allow_nonzero_end_velocity:
-                    velocities[-1] = 0.0
+            if candidate.stop_rows > 0:
+                velocities[-1] = 0.0
             candidate = replace(candidate, velocities=velocities)
 
         first_time = candidate.time_of_row(first, dt)
