@@ -81,6 +81,7 @@ class PolicyNodeHarness:
         p.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, qos.telemetry_qos(100))
         self.instruction_pub = p.create_publisher(String, "/instruction", qos.latched_qos())
         self._change_state = None
+        self._removed: list = []  # nodes taken out of the executor, destroyed at close()
         self.executor = SingleThreadedExecutor(context=context)  # as the node's own main()
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
@@ -92,10 +93,17 @@ class PolicyNodeHarness:
         manager or `ros2 lifecycle set` does); returns the service's success flag."""
         from lifecycle_msgs.srv import ChangeState
 
-        if self._change_state is None:
-            self._change_state = self.probe.create_client(ChangeState, f"/{self.node.get_name()}/change_state")
-        if not self._change_state.wait_for_service(timeout_sec=timeout_s):
-            raise TimeoutError("change_state service not available")
+        name = f"/{self.node.get_name()}/change_state"
+        for attempt in range(2):  # a client that missed the service's discovery is made anew once
+            if self._change_state is None:
+                self._change_state = self.probe.create_client(ChangeState, name)
+            if self._change_state.wait_for_service(timeout_sec=timeout_s / 2):
+                break
+            self.probe.destroy_client(self._change_state)
+            self._change_state = None
+        else:
+            seen = sorted(n for n, _ in self.probe.get_service_names_and_types() if "change_state" in n)
+            raise TimeoutError(f"{name} not available after {timeout_s} s; change_state services seen: {seen}")
         request = ChangeState.Request()
         request.transition.id = transition_id
         future = self._change_state.call_async(request)
@@ -106,9 +114,11 @@ class PolicyNodeHarness:
         self.executor.add_node(node)
 
     def destroy_node(self, node) -> None:
-        """Take a node out of the spinning executor first, then destroy it."""
+        """Take a node out of the spinning executor: its callbacks stop. It is destroyed in `close()`,
+        after the executor thread ended (a callback of it may still be running right now, and a
+        destroyed publisher raises in it)."""
         self.executor.remove_node(node)
-        node.destroy_node()
+        self._removed.append(node)
 
     def wait_for(self, condition, timeout_s: float = 20.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout_s
@@ -138,6 +148,8 @@ class PolicyNodeHarness:
         """Stop and destroy the nodes; then (with `check_jtc`) fail on controller violations."""
         self.executor.shutdown()
         self._thread.join(timeout=10)
+        for node in self._removed:
+            node.destroy_node()
         self.node.destroy_node()
         self.probe.destroy_node()
         if check_jtc:
