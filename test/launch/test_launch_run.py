@@ -58,6 +58,7 @@ def test_sim_launch_closed_loop_with_the_bundled_model(probe):
                        what="3 trajectories from the policy node")
             spin_until(executor, lambda: any(s.lifecycle_state.label == "active" for s in status), timeout_s=20,
                        what="policy status 'active'")
+            spin_until(executor, lambda: states and traces, timeout_s=20, what="joint states and a reasoning trace")
             start = np.asarray(states[0].position)
             spin_until(executor, lambda: np.abs(np.asarray(states[-1].position) - start).max() > 0.02, timeout_s=30,
                        what="the simulated arm moving")
