@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 
@@ -18,3 +19,9 @@ def parse_pairs(items: Iterable[str], separator: str, form: str, error: type[Exc
             raise error(f"{form.split()[0]} takes {form.split()[-1]}, got {item!r}")
         pairs[key] = value
     return pairs
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line for stderr, without rcl's source locations (", at /project/src/...")."""
+    text = re.sub(r",? at /\S+:\d+", "", " ".join(str(error).split()))
+    return text or type(error).__name__

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from moe_vla_ros.cli import one_line
 from moe_vla_ros.paths import find_share_file
 from moe_vla_ros.ros.params import load_params_file
 
@@ -144,7 +145,7 @@ def _check_files(paths) -> None:
         except OSError as e:
             raise BringupError(f"cannot read config file {path}: {e.strerror or e}") from None
         except (yaml.YAMLError, ValueError) as e:
-            raise BringupError(f"invalid config file {path}: {_one_line(e)}") from None
+            raise BringupError(f"invalid config file {path}: {one_line(e)}") from None
 
 
 def ros_arguments(args: argparse.Namespace, options_file: Path, user_argv: list[str]) -> list[str]:
@@ -161,11 +162,6 @@ def namespaced(topic: str, namespace: str) -> str:
     if not ns or topic in GLOBAL_TOPICS or topic.startswith(ns + "/"):
         return topic
     return ns + topic
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
 
 
 class SimThread(threading.Thread):
@@ -187,7 +183,7 @@ class SimThread(threading.Thread):
         try:
             node = SimNode()
         except Exception as e:  # noqa: BLE001 - any construction problem ends the bringup with one line
-            self.error = f"sim_node cannot start: {type(e).__name__}: {_one_line(e)}"
+            self.error = f"sim_node cannot start: {type(e).__name__}: {one_line(e)}"
             self.ready.set()
             return
         self.executor = SingleThreadedExecutor()
@@ -244,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             non_ros = remove_ros_args([PROG, *argv])[1:]
         except Exception as e:  # noqa: BLE001 - rcl's RCLInvalidROSArgsError, multi-line
-            raise BringupError(f"invalid ROS arguments: {_one_line(e)}") from None
+            raise BringupError(f"invalid ROS arguments: {one_line(e)}") from None
         args = build_parser().parse_args(non_ros)
         resolve_config_paths(args)
         check_config_files(args, argv)
@@ -258,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         init_process(ros_arguments(args, options_file, argv))
     except Exception as e:  # noqa: BLE001 - rcl rejects bad --ros-args / params files with an RCLError
-        print(f"{PROG}: error: cannot start ROS: {_one_line(e)}", file=sys.stderr)
+        print(f"{PROG}: error: cannot start ROS: {one_line(e)}", file=sys.stderr)
         return 2
     finally:
         options_file.unlink(missing_ok=True)  # parsed by rclpy.init
@@ -278,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             policy = PolicyNode()
         except Exception as e:  # noqa: BLE001 - invalid parameters (validation names the value)
-            raise BringupError(f"policy_node cannot start: {type(e).__name__}: {_one_line(e)}") from None
+            raise BringupError(f"policy_node cannot start: {type(e).__name__}: {one_line(e)}") from None
     except BringupError as e:
         if sim_thread is not None:
             sim_thread.stop()

@@ -2,7 +2,9 @@
 runs without a robot): it refuses exactly what the real controller refuses
 (moe_vla_ros.control.jtc_rules) and follows what it accepts with the simulator's follower
 (moe_vla_ros.sim.trajectory_follower), open loop, so the joints sit on the setpoint as with
-ros2_control's mock hardware (mock_components/GenericSystem). No graph: messages in, positions out."""
+ros2_control's mock hardware (mock_components/GenericSystem). No graph: messages in, positions out.
+
+`receive_trajectory` is the controller's topic callback over a follower, shared with sim_node."""
 
 from __future__ import annotations
 
@@ -12,9 +14,44 @@ import numpy as np
 from trajectory_msgs.msg import JointTrajectory
 
 from moe_vla_ros.control.jtc_rules import JtcParams
-from moe_vla_ros.ros.conversions import joint_trajectory_to_arrays, joint_trajectory_verdict, stamp_to_seconds
+from moe_vla_ros.ros.conversions import duration_to_seconds, joint_trajectory_verdict, stamp_to_seconds
 from moe_vla_ros.sim.trajectory_follower import JointTrajectory as FollowerTrajectory
-from moe_vla_ros.sim.trajectory_follower import TrajectoryError, TrajectoryFollower
+from moe_vla_ros.sim.trajectory_follower import TrajectoryError, TrajectoryFollower, TrajectoryPoint
+
+
+def trajectory_from_msg(msg: JointTrajectory) -> FollowerTrajectory:
+    """trajectory_msgs/JointTrajectory -> the follower's JointTrajectory (raises TrajectoryError
+    on what it cannot represent: no points, missing or ragged positions, ...)."""
+    points = []
+    for p in msg.points:
+        velocities = tuple(p.velocities) if len(p.velocities) else None
+        accelerations = tuple(p.accelerations) if len(p.accelerations) else None
+        points.append(TrajectoryPoint(tuple(p.positions), duration_to_seconds(p.time_from_start), velocities,
+                                      accelerations))
+    return FollowerTrajectory(tuple(msg.joint_names), tuple(points), stamp_to_seconds(msg.header.stamp))
+
+
+def receive_trajectory(
+    follower: TrajectoryFollower,
+    msg: JointTrajectory,
+    params: JtcParams,
+    now: float,
+    current_positions: Sequence[float] | None = None,
+    current_velocities: Sequence[float] | None = None,
+) -> FollowerTrajectory:
+    """joint_trajectory_controller's topic callback + next update: refuse `msg` (TrajectoryError,
+    with the controller's reason) when the controller would refuse it, or accept it but not
+    execute it as meant; otherwise hand it to `follower` at time `now` (from the given measured
+    state, else the follower's own). Returns the accepted trajectory."""
+    verdict = joint_trajectory_verdict(msg, params, now)
+    if not verdict.accepted:
+        raise TrajectoryError(verdict.reason, verdict.rule)
+    if verdict.warnings:  # accepted by the controller, but not executable as meant
+        raise TrajectoryError(f"joint_trajectory_controller would accept this but not execute it as meant: "
+                              f"{'; '.join(verdict.warnings)}", "warning")
+    trajectory = trajectory_from_msg(msg)
+    follower.set_trajectory(trajectory, now, current_positions, current_velocities)
+    return trajectory
 
 
 class MockJointTrajectoryController:
@@ -33,16 +70,8 @@ class MockJointTrajectoryController:
 
     def receive(self, msg: JointTrajectory) -> str:
         """Follow `msg` the way the controller would; returns why it was refused ("" if accepted)."""
-        now = self.clock()
-        verdict = joint_trajectory_verdict(msg, self.params, now)
-        if not verdict.conforming:
-            return self._refuse("; ".join(filter(None, [verdict.reason, *verdict.warnings])))
-        names, times, positions, velocities = joint_trajectory_to_arrays(msg)
-        with_velocities = not np.isnan(velocities).any()
         try:
-            trajectory = FollowerTrajectory.from_arrays(
-                names, positions, times, velocities if with_velocities else None, stamp_to_seconds(msg.header.stamp))
-            self.follower.set_trajectory(trajectory, now)
+            receive_trajectory(self.follower, msg, self.params, self.clock())
         except TrajectoryError as e:
             return self._refuse(str(e))
         self.accepted += 1

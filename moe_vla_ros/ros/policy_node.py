@@ -17,7 +17,6 @@ this file only converts messages, wires callbacks and publishes.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import threading
 import time
@@ -34,6 +33,7 @@ from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from moe_vla_msgs.msg import ExpertUsage, PolicyStatus, ReasoningTrace
+from moe_vla_ros.cli import one_line
 from moe_vla_ros.contract import ContractError
 from moe_vla_ros.control.images import ImageConversionError
 from moe_vla_ros.control.inference_loop import InferenceLoop
@@ -446,12 +446,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spin_until_shutdown(node)
     return node.exit_code
-
-
-def one_line(error: BaseException) -> str:
-    """An exception as one line, without rcl's source locations (", at /project/src/...")."""
-    text = re.sub(r",? at /\S+:\d+", "", " ".join(str(error).split()))
-    return text or type(error).__name__
 
 
 if __name__ == "__main__":

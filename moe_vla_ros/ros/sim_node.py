@@ -43,14 +43,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
-from moe_vla_ros.ros.conversions import (
-    duration_to_seconds,
-    joint_trajectory_verdict,
-    make_header,
-    rgb_to_image_msg,
-    seconds_to_stamp,
-    stamp_to_seconds,
-)
+from moe_vla_ros.ros.conversions import make_header, rgb_to_image_msg, seconds_to_stamp
+from moe_vla_ros.ros.mock_controller import receive_trajectory
 from moe_vla_ros.ros.params import declare_config
 from moe_vla_ros.ros.qos import command_qos, latched_qos, sensor_qos
 from moe_vla_ros.ros.sim_node_config import SimNodeConfig, SimNodeConfigError
@@ -58,7 +52,7 @@ from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import JOINT_NAMES
 from moe_vla_ros.sim.tasks import Task
-from moe_vla_ros.sim.trajectory_follower import JointTrajectory, TrajectoryError, TrajectoryFollower, TrajectoryPoint
+from moe_vla_ros.sim.trajectory_follower import TrajectoryError, TrajectoryFollower
 
 CLOCK_TOPIC = "/clock"
 MAX_LAG_S = 0.2  # wall seconds the simulation may fall behind before it gives the time up
@@ -123,18 +117,6 @@ class _Schedule:
 
 def _describe(task: Task | None) -> str:
     return f"{task.family} {task.instruction!r}" if task else "none (task_success() unavailable)"
-
-
-def trajectory_from_msg(msg: JointTrajectoryMsg) -> JointTrajectory:
-    """trajectory_msgs/JointTrajectory -> the follower's JointTrajectory (raises TrajectoryError
-    on what it cannot represent: no points, missing or ragged positions, ...)."""
-    points = []
-    for p in msg.points:
-        velocities = tuple(p.velocities) if len(p.velocities) else None
-        accelerations = tuple(p.accelerations) if len(p.accelerations) else None
-        points.append(TrajectoryPoint(tuple(p.positions), duration_to_seconds(p.time_from_start), velocities,
-                                      accelerations))
-    return JointTrajectory(tuple(msg.joint_names), tuple(points), stamp_to_seconds(msg.header.stamp))
 
 
 class SimNode(Node):
@@ -351,20 +333,14 @@ class SimNode(Node):
 
     def _follow(self, msg: JointTrajectoryMsg, now: float) -> None:
         """joint_trajectory_controller's topic_callback + the next update(), at sim time `now`."""
-        verdict = joint_trajectory_verdict(msg, self._jtc_params, now)
-        if not verdict.accepted:
-            raise TrajectoryError(verdict.reason, verdict.rule)
-        if verdict.warnings:  # accepted by the controller, but not executable as meant
-            raise TrajectoryError(f"joint_trajectory_controller would accept this but not execute it as meant: "
-                                  f"{'; '.join(verdict.warnings)}", "warning")
-        trajectory = trajectory_from_msg(msg)
+        # Measured state at receipt; with controller.open_loop_control the follower starts from
+        # its last command instead (interpolate_from_desired_state).
+        trajectory = receive_trajectory(self._follower, msg, self._jtc_params, now,
+                                        self._arm.joint_positions(), self._arm.joint_velocities())
         if trajectory.start_time - now > FAR_FUTURE_S:
             self.get_logger().warning(
                 f"trajectory starts {trajectory.start_time - now:.1f} s after the simulated time {now:.3f} s: "
                 "is the sender's clock the simulated time (/clock, use_sim_time)?", throttle_duration_sec=5.0)
-        # Measured state at receipt; with controller.open_loop_control the follower starts from
-        # its last command instead (interpolate_from_desired_state).
-        self._follower.set_trajectory(trajectory, now, self._arm.joint_positions(), self._arm.joint_velocities())
 
 
 def main(argv: list[str] | None = None) -> int:
