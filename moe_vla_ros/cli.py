@@ -1,9 +1,90 @@
-"""Small helpers shared by the command-line tools (pure Python, no ROS, no torch)."""
+"""The command-line convention every console script follows (pure Python, no ROS, no torch).
+
+- `prog` is the installed script name: build the parser with `tool_parser(PROG, __doc__)`.
+- The same things have the same names: a bag is the positional `bag` (`add_bag_argument`), the
+  place results go is `-o/--out` (`add_output_argument`), progress bars are switched off with
+  `--no-progress` (`add_progress_argument`).
+- `main(argv)` returns `run_tool(PROG, lambda: _run(argv))`: exit codes 0 ok, 1 failed, 2 bad
+  input (also argparse's usage errors), 130 interrupted; errors are one line on stderr,
+  `<prog>: error: <message>`. Errors of the package derive from `moe_vla_ros.errors.MoeVlaError`
+  and carry their exit code; an unexpected exception is a bug and keeps its traceback.
+  Validation that raises plain ValueError (config dataclasses) runs inside `with bad_input():`.
+- ROS node mains keep ros/spin.py's stop: SIGINT/SIGTERM end the spin normally (exit 0).
+"""
 
 from __future__ import annotations
 
+import argparse
 import re
-from typing import Iterable
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from moe_vla_ros.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInputError, MoeVlaError
+
+# A path the user gave that does not exist, is not a folder, or must not be overwritten: bad input.
+_BAD_PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
+
+
+def tool_parser(prog: str, doc: str | None, **kwargs) -> argparse.ArgumentParser:
+    """An ArgumentParser named after the script; its description is the first paragraph of `doc`."""
+    description = (doc or "").strip().split("\n\n")[0] or None
+    kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+    return argparse.ArgumentParser(prog=prog, description=description, **kwargs)
+
+
+def add_bag_argument(parser: argparse.ArgumentParser, help: str, many: bool = False) -> None:
+    """The input bag(s): positional `bag` (one folder, or one or more with `many`)."""
+    parser.add_argument("bag", type=Path, nargs="+" if many else None, help=help)
+
+
+def add_output_argument(parser: argparse.ArgumentParser, help: str, required: bool = True, default: Path | None = None) -> None:
+    """Where results go: `-o/--out PATH`."""
+    parser.add_argument("-o", "--out", type=Path, required=required and default is None, default=default, help=help)
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """`--no-progress` turns progress bars off (args.progress is True by default)."""
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def run_tool(prog: str, body: Callable[[], int | None]) -> int:
+    """Run a tool's body and turn how it ended into the convention's exit code and stderr line."""
+    try:
+        code = body()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MoeVlaError as error:
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+        return error.exit_code
+    except _BAD_PATH_ERRORS as error:
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if code is None else int(code)
+
+
+@contextmanager
+def bad_input(kinds: tuple[type[BaseException], ...] = (ValueError, TypeError)) -> Iterator[None]:
+    """Errors of `kinds` raised inside (validating the user's arguments) are bad input: re-raised as
+    BadInputError with the same message. Package errors pass unchanged (they carry their kind)."""
+    try:
+        yield
+    except MoeVlaError:
+        raise
+    except kinds as error:
+        raise BadInputError(one_line(error)) from error
+
+
+def split_ros_args(argv: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(the tool's own arguments, the ROS arguments from `--ros-args` on)."""
+    argv = list(argv)
+    cut = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
+    return argv[:cut], argv[cut:]
 
 
 def parse_pairs(items: Iterable[str], separator: str, form: str, error: type[Exception] = ValueError) -> dict[str, str]:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
+from moe_vla_ros.errors import BadInputError
 
 # "SI" = ROS REP 103 units: radians for revolute joints, metres for prismatic joints.
 POSITION_UNITS = ("SI",)
 
 
-class ContractError(ValueError):
+class ContractError(BadInputError):
     """A contract is invalid, or two contracts that must agree do not."""
 
 

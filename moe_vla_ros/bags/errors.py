@@ -9,9 +9,10 @@ wrong, so a command-line user can act on it without a traceback.
 from __future__ import annotations
 
 from typing import Sequence
+from moe_vla_ros.errors import BadInputError
 
 
-class BagError(RuntimeError):
+class BagError(BadInputError, RuntimeError):
     """A bag cannot be read, written or used as requested.
 
     Attributes:

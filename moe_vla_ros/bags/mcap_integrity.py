@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
+from moe_vla_ros.errors import BadInputError
 
 MAGIC = b"\x89MCAP0\r\n"
 OP_HEADER, OP_FOOTER, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_CHUNK, OP_DATA_END = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x0F
@@ -35,7 +36,7 @@ _CHUNK_FIXED = struct.Struct("<QQQI")  # message_start_time, message_end_time, u
 CRC_OFFSET = 1 + 8 + 8 + 8 + 8  # from the start of a Chunk record to its uncompressed_crc field
 
 
-class McapFormatError(ValueError):
+class McapFormatError(BadInputError):
     """The file is not MCAP or a record is malformed (not merely truncated)."""
 
 

@@ -29,9 +29,10 @@ from typing import Any
 
 import cv2
 import numpy as np
+from moe_vla_ros.errors import BadInputError
 
 
-class ImageConversionError(ValueError):
+class ImageConversionError(BadInputError):
     """An image buffer cannot be converted: unknown encoding, inconsistent size, bad data."""
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import threading
 import time
 from typing import Callable
+from moe_vla_ros.errors import FailedError
 
 
-class InferenceLoopError(RuntimeError):
+class InferenceLoopError(FailedError):
     """Bad loop configuration, or the loop did not stop in time."""
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from moe_vla_ros.errors import BadInputError
 
 
-class JointStateError(ValueError):
+class JointStateError(BadInputError):
     """A joint state cannot be mapped: joints missing, lengths inconsistent, values not finite.
 
     Attributes:

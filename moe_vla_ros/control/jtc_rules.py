@@ -75,6 +75,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from moe_vla_ros.param_files import flatten_parameters
+from moe_vla_ros.errors import BadInputError
 
 FLT_EPSILON = 1.1920928955078125e-07  # std::numeric_limits<float>::epsilon(), rule 5
 _NS = 1_000_000_000
@@ -123,7 +124,7 @@ JTC_PARAMETER_NAMES = frozenset({
 })
 
 
-class JtcParamsError(ValueError):
+class JtcParamsError(BadInputError):
     """A joint_trajectory_controller parameter has a value the controller refuses (or we do)."""
 
 

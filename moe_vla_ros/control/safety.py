@@ -45,11 +45,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from moe_vla_ros.errors import BadInputError
 
 LIMIT_FIELDS = ("lower", "upper", "max_velocity", "max_acceleration")
 
 
-class SafetyConfigError(ValueError):
+class SafetyConfigError(BadInputError):
     """Limits are missing, inconsistent or name unknown joints."""
 
 

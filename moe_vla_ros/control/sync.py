@@ -25,9 +25,10 @@ import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any
+from moe_vla_ros.errors import BadInputError
 
 
-class SyncError(ValueError):
+class SyncError(BadInputError):
     """Bad synchroniser configuration or input (unknown input name, non-finite stamp)."""
 
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Mapping
+from moe_vla_ros.errors import BadInputError
 
 
-class WatchdogError(ValueError):
+class WatchdogError(BadInputError):
     """Bad watchdog configuration or an unknown input name."""
 
 

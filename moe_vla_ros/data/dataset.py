@@ -34,12 +34,13 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from moe_vla_ros.contract import SensorContract
+from moe_vla_ros.errors import BadInputError
 
 FORMAT_NAME = "moe_vla_dataset"
 FORMAT_VERSION = 1
 
 
-class DatasetError(ValueError):
+class DatasetError(BadInputError):
     """A dataset (or an episode being written to it) is malformed or does not match its contract."""
 
 

@@ -23,11 +23,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from moe_vla_ros.sim.tasks import TASK_FAMILIES, Task, sample_task
+from moe_vla_ros.errors import FailedError
 
 DEFAULT_SEED_START = 10_000  # demonstrations use seeds drawn from a master seed; evaluation counts from here
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(FailedError):
     """The evaluation could not run (bad arguments, a node that failed, a timeout)."""
 
 

@@ -6,13 +6,14 @@ import math
 from dataclasses import dataclass, field
 
 from moe_vla_ros.runtime.manifest import FORMULATIONS
+from moe_vla_ros.errors import BadInputError
 
 EXPORT_OPSETS = range(18, 22)  # torch.onnx.export(dynamo=True) targets opset >= 18
 # int8 schemes that cannot saturate on any CPU (export/quantize.py INT8_SCHEMES; 8-bit U8S8 is not offered).
 INT8_SCHEME_CHOICES = ("u8s8_w7",)
 
 
-class ExportConfigError(ValueError):
+class ExportConfigError(BadInputError):
     """An ExportConfig field has an invalid value."""
 
 

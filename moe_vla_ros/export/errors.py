@@ -1,7 +1,9 @@
 """Errors of the export pipeline."""
 
+from moe_vla_ros.errors import FailedError
 
-class ExportError(RuntimeError):
+
+class ExportError(FailedError):
     """The export could not be carried out (bad checkpoint, occupied output folder, ...)."""
 
 

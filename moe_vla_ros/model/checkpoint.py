@@ -25,8 +25,9 @@ from safetensors.torch import load_model, save_model
 
 from moe_vla_ros.contract import ContractError, SensorContract
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.model.tokenizer import InstructionTokenizer
+from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 from moe_vla_ros.model.vla import MoEVLA
+from moe_vla_ros.errors import BadInputError
 
 FORMAT_NAME = "moe_vla_checkpoint"
 FORMAT_VERSION = 1
@@ -34,7 +35,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BadInputError):
     """A checkpoint folder is missing files or holds something this version cannot read."""
 
 

@@ -31,6 +31,7 @@ import yaml
 from moe_vla_ros.cli import one_line
 from moe_vla_ros.paths import find_share_file
 from moe_vla_ros.ros.params import load_params_file
+from moe_vla_ros.errors import BadInputError
 
 PROG = "moe_vla_bringup"
 POLICY_NODE = "policy_node"
@@ -38,7 +39,7 @@ SIM_NODE = "sim_node"
 GLOBAL_TOPICS = ("/clock", "/diagnostics", "/tf", "/tf_static", "/rosout", "/parameter_events")
 
 
-class BringupError(Exception):
+class BringupError(BadInputError):
     """A problem reported as one line on stderr (exit 2)."""
 
 

@@ -16,6 +16,7 @@ from moe_vla_ros.control.chunk_config import ChunkExecutorConfig
 from moe_vla_ros.control.input_checks import InputCheckConfig
 from moe_vla_ros.control.policy_runner import RunnerConfig
 from moe_vla_ros.ros.params import param
+from moe_vla_ros.errors import BadInputError
 
 BACKENDS = ("onnxruntime", "torch")
 PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -24,7 +25,7 @@ RELIABILITIES = ("best_effort", "reliable")
 DURABILITIES = ("volatile", "transient_local")
 
 
-class NodeConfigError(ValueError):
+class NodeConfigError(BadInputError):
     """A node parameter has an invalid value."""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from moe_vla_ros.errors import BadInputError
 
 BACKENDS = ("onnxruntime", "torch")
 TENSORRT_PROVIDER = "TensorrtExecutionProvider"
@@ -24,7 +25,7 @@ PRECISION_CHOICES = ("fp32", "int8", "fp16")
 DEFAULT_ENGINE_CACHE = "~/.cache/moe_vla_ros/trt"
 
 
-class RuntimeConfigError(ValueError):
+class RuntimeConfigError(BadInputError):
     """A RuntimeConfig field has an invalid value."""
 
 

@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 
 from moe_vla_ros.contract import ContractError, PolicyContract
 from moe_vla_ros.runtime.onnx_file import OnnxHeaderError, read_header
+from moe_vla_ros.errors import BadInputError
 
 FORMAT_NAME = "moe_vla_onnx_model"
 FORMAT_VERSION = 1
@@ -65,7 +66,7 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
 }
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(BadInputError, RuntimeError):
     """A model folder is missing, corrupt, or does not match its manifest or this runtime."""
 
 

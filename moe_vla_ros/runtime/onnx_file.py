@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Iterator
+from moe_vla_ros.errors import BadInputError
 
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 _IR_VERSION, _GRAPH, _OPSET_IMPORT = 1, 7, 8
 DEFAULT_DOMAIN = ""
 
 
-class OnnxHeaderError(ValueError):
+class OnnxHeaderError(BadInputError):
     """The bytes are not a readable ONNX model."""
 
 

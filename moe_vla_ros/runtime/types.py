@@ -13,9 +13,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from moe_vla_ros.contract import PolicyContract
+from moe_vla_ros.errors import BadInputError
 
 
-class ObservationError(ValueError):
+class ObservationError(BadInputError):
     """An observation does not fit the policy contract (shape, dtype, NaN, missing camera)."""
 
 

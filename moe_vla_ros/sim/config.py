@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from moe_vla_ros.errors import BadInputError
 
 # Commanded joints, in the order of every state/action vector (same names as a URDF would use).
 ARM_JOINT_NAMES = ("joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6")
@@ -31,7 +32,7 @@ def default_model_path() -> Path:
     return Path(str(resources.files("moe_vla_ros.sim") / "assets" / "arm_table.xml"))
 
 
-class SimConfigError(ValueError):
+class SimConfigError(BadInputError):
     """A SimConfig field has an invalid value."""
 
 

@@ -11,9 +11,10 @@ import os
 import numpy as np
 
 from moe_vla_ros.sim.mujoco_backend import mujoco
+from moe_vla_ros.errors import FailedError
 
 
-class RenderingError(RuntimeError):
+class RenderingError(FailedError):
     """No offscreen OpenGL context could be created, or a render request is invalid."""
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CUBE_COLORS, CUBE_HALF_SIZE
+from moe_vla_ros.errors import BadInputError
 
 TASK_FAMILIES = ("reach", "push", "lift")
 PUSH_DIRECTIONS = ("left", "right")  # robot's left (+y) / right (-y)
@@ -55,7 +56,7 @@ TABLE_HALF_EXTENT_X = (-0.15, 0.85)  # table top, x range (m)
 TABLE_HALF_EXTENT_Y = (-0.55, 0.55)  # table top, y range (m)
 
 
-class TaskError(ValueError):
+class TaskError(BadInputError):
     """A task was specified with an invalid family, color, direction or duration."""
 
 

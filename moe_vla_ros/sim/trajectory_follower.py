@@ -51,9 +51,10 @@ from typing import Sequence
 import numpy as np
 
 from moe_vla_ros.control.jtc_rules import JtcParams, JtcVerdict, check_trajectory
+from moe_vla_ros.errors import BadInputError
 
 
-class TrajectoryError(ValueError):
+class TrajectoryError(BadInputError):
     """A trajectory the controller refuses (or that is malformed); the follower is unchanged.
 
     `rule` names the refusing joint_trajectory_controller rule (control/jtc_rules.py), or
