@@ -29,7 +29,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -44,7 +44,7 @@ from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CAMERA_NAMES, JOINT_NAMES, SimConfig
 from moe_vla_ros.sim.expert import ScriptedExpert
 from moe_vla_ros.sim.tasks import TASK_FAMILIES, Task, sample_task
-from moe_vla_ros.sim.trajectory_follower import JointTrajectory, TrajectoryFollower, TrajectoryPoint
+from moe_vla_ros.sim.rollout import ControlStep, Observation, Setpoint, expert_controller, run_episode
 
 NS = 1_000_000_000
 CONTRACT_KEY = "moe_vla.sensor_contract"
@@ -252,7 +252,9 @@ def _record_episode(
     sim: ArmSim, expert: ScriptedExpert, task: Task, cfg: SimRecordingConfig, bag: BagWriter,
     msgs: _MessageFactory, offset_ns: int,
 ) -> tuple[float, bool, int]:  # fmt: skip
-    """Run one episode from the sim's current state; returns (duration s, success, steps)."""
+    """Run one episode from the sim's current state (sim/rollout.run_episode, the expert's
+    commands and the sensors at their own rates written to the bag); returns (duration s,
+    success, steps)."""
     topics, period = cfg.topics, 1.0 / cfg.control_rate_hz
     period_ns = int(round(period * NS))
     limit = task.max_duration_s if cfg.max_episode_s is None else min(task.max_duration_s, cfg.max_episode_s)
@@ -261,42 +263,42 @@ def _record_episode(
     camera_times = _sample_times(cfg.camera_rate_hz, max_steps * period)
     sensors = sorted([(t, "joints") for t in joint_times] + [(t, "cameras") for t in camera_times])
     half_step = 0.5 * sim.config.physics_timestep_s
+    next_sensor = 0
+    t0 = sim.time
 
     def at(t_s: float) -> int:
         return offset_ns + int(round(t_s * NS))
 
     def record(kind: str) -> None:
+        nonlocal next_sensor
         now = at(sim.time)
         if kind == "joints":
             bag.write(topics.joint_states, now, msgs.joint_state(now, sim.joint_positions(), sim.joint_velocities()))
         else:
             for camera, rgb in sim.render_all().items():
                 bag.write(topics.camera(camera), now, msgs.image(camera, now, rgb))
+        next_sensor += 1
+
+    expert_control = expert_controller(expert)
+
+    def control(obs: Observation) -> ControlStep:
+        while next_sensor < len(sensors) and sensors[next_sensor][0] <= obs.time + half_step:
+            record(sensors[next_sensor][1])  # sensors due now see the state the expert acts on
+        step = expert_control(obs)
+        bag.write(topics.command, at(sim.time), msgs.command(at(sim.time), step.joint_targets, period_ns))
+        return step
+
+    def advance(t_s: float, setpoint: Setpoint) -> None:
+        while next_sensor < len(sensors) and t0 + sensors[next_sensor][0] < t_s - half_step:
+            sim.step_to(t0 + sensors[next_sensor][0], setpoint=setpoint)
+            record(sensors[next_sensor][1])
+        sim.step_to(t_s, setpoint=setpoint)
 
     bag.write(topics.instruction, offset_ns, msgs.string(task.instruction))
-    monitor = task.start(sim)
     expert.reset(task)
-    follower = TrajectoryFollower(JOINT_NAMES, sim.joint_targets())
-    next_sensor, success_steps, steps = 0, 0, 0
-    for k in range(max_steps):
-        t_k = k * period
-        while next_sensor < len(sensors) and sensors[next_sensor][0] <= t_k + half_step:
-            record(sensors[next_sensor][1])  # sensors due now see the state the expert acts on
-            next_sensor += 1
-        action = expert.act()
-        bag.write(topics.command, at(sim.time), msgs.command(at(sim.time), action.joint_targets, period_ns))
-        point = TrajectoryPoint(tuple(action.joint_targets), period)
-        follower.set_trajectory(JointTrajectory(JOINT_NAMES, (point,)), sim.time)
-        steps += 1
-        while next_sensor < len(sensors) and sensors[next_sensor][0] < (k + 1) * period - half_step:
-            sim.step_to(sensors[next_sensor][0], setpoint=follower.positions_at)
-            record(sensors[next_sensor][1])
-            next_sensor += 1
-        sim.step_to((k + 1) * period, setpoint=follower.positions_at)
-        success_steps = success_steps + 1 if monitor.is_success(sim) else 0
-        if success_steps >= cfg.success_hold_steps and action.done:
-            break
-    return steps * period, success_steps > 0, steps
+    result = run_episode(sim, replace(task, max_duration_s=max_steps * period), control, cfg.success_hold_steps,
+                         record_images=False, advance=advance)  # fmt: skip
+    return result.steps * period, result.success, result.steps
 
 
 def record_sim_bag(path: str | Path, cfg: SimRecordingConfig = SimRecordingConfig()) -> SimRecording:

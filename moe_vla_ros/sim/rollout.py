@@ -9,7 +9,7 @@ At control step k (time t_k = k / control_rate_hz) the runner
   3. sends the trajectory to the follower (stamp 0 = start now; a single target becomes one
      point at time_from_start = one period; open loop: the setpoint continues from the previous
      setpoint), and steps the physics to t_{k+1}, the follower feeding the actuators at every
-     physics step,
+     physics step (`advance`: a recorder can stop on the way, e.g. for sensors at their own rates),
   4. checks the task's success.
 The recorded episode also holds the target cube's position at every observation
 (`Episode.target_position`, privileged simulator state for the auxiliary training loss).
@@ -67,6 +67,8 @@ class ControlStep:
 
 
 Controller = Callable[[Observation], ControlStep]
+Setpoint = Callable[[float], np.ndarray]  # sim time -> joint targets [7] (the follower's)
+Advance = Callable[[float, Setpoint], None]  # step the physics to an absolute sim time
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,13 @@ def run_episode(
     controller: Controller,
     success_hold_steps: int = 3,
     record_images: bool = True,
+    advance: Advance | None = None,
 ) -> EpisodeResult:
-    """Run `controller` on `task` from the sim's current state (reset it before)."""
+    """Run `controller` on `task` from the sim's current state (reset it before).
+
+    `advance(t, setpoint)` steps the physics to sim time t feeding `setpoint` (default
+    `sim.step_to`); it must end at t.
+    """
     if success_hold_steps < 1:
         raise ValueError(f"success_hold_steps must be >= 1, got {success_hold_steps!r}")
     period = sim.config.control_period_s
@@ -95,6 +102,7 @@ def run_episode(
     images: dict[str, list[np.ndarray]] = {cam: [] for cam in sim.config.camera_names}
     positions, actions, stamps, traces, targets_xyz = [], [], [], [], []
     success_steps = 0
+    step_to = advance or (lambda t, setpoint: sim.step_to(t, setpoint=setpoint))
     for k in range(max_steps):
         now = sim.time
         frames = sim.render_all() if record_images else {}
@@ -112,7 +120,7 @@ def run_episode(
         traces.append(step.reasoning)
         trajectory = step.trajectory or JointTrajectory(JOINT_NAMES, (TrajectoryPoint(tuple(targets), period),))
         follower.set_trajectory(trajectory, now)
-        sim.step_to(t0 + (k + 1) * period, setpoint=follower.positions_at)
+        step_to(t0 + (k + 1) * period, follower.positions_at)
         success_steps = success_steps + 1 if monitor.is_success(sim) else 0
         if success_steps >= success_hold_steps and step.done is not False:
             break
