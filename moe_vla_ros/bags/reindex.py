@@ -5,7 +5,7 @@ metadata.yaml from what the .mcap holds, but it writes a NEW bag (the damaged on
 modified):
 
     moe_vla_bag_reindex run_01                 # -> run_01_reindexed/ (metadata.yaml, chunk CRCs)
-    moe_vla_bag_reindex run_01 --output fixed
+    moe_vla_bag_reindex run_01 --out fixed
 
 `reindex_bag()` walks the data section record by record (bags/mcap_integrity.py scan_records):
 schemas and channels give the topics, types, QoS and message definitions, messages are copied
@@ -20,7 +20,6 @@ Pure: rosbags only, no rclpy.
 
 from __future__ import annotations
 
-import argparse
 import os
 import struct
 import sys
@@ -34,6 +33,7 @@ from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.mcap_integrity import OP_CHANNEL, OP_MESSAGE, OP_SCHEMA, McapFormatError, scan_records
 from moe_vla_ros.bags.typestore import get_typestore, register_definition
 from moe_vla_ros.bags.writer import BagWriter
+from moe_vla_ros.cli import add_bag_argument, add_output_argument, run_tool, tool_parser
 
 
 @dataclass(frozen=True)
@@ -143,17 +143,20 @@ def reindex_bag(bag: str | os.PathLike, output: str | os.PathLike | None = None)
     return ReindexReport(out, counts, tuple(skipped))
 
 
+PROG = "moe_vla_bag_reindex"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``moe_vla_bag_reindex BAG [--output DIR]``."""
-    parser = argparse.ArgumentParser(prog="moe_vla_bag_reindex", description=__doc__.split("\n\n")[0])
-    parser.add_argument("bag", help="bag folder (or .mcap file) to recover; it is not modified")
-    parser.add_argument("--output", "-o", help="new bag folder to write (default: <bag>_reindexed)")
+    """``moe_vla_bag_reindex BAG [-o/--out DIR]``."""
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    parser = tool_parser(PROG, __doc__)
+    add_bag_argument(parser, "bag folder (or .mcap file) to recover; it is not modified")
+    add_output_argument(parser, "new bag folder to write (default: <bag>_reindexed)", required=False)
     args = parser.parse_args(argv)
-    try:
-        report = reindex_bag(args.bag, args.output)
-    except BagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    report = reindex_bag(args.bag, args.out)
     print(report.format())
     return 0
 

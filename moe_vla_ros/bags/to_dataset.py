@@ -29,7 +29,6 @@ Pure: rosbags + numpy + OpenCV (control/images.py), no rclpy.
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import sys
@@ -46,6 +45,7 @@ from moe_vla_ros.bags.episode_plan import PlannedEpisode, plan_episodes
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.validate import load_sensor_contract
+from moe_vla_ros.cli import add_bag_argument, add_output_argument, add_progress_argument, run_tool, tool_parser
 from moe_vla_ros.contract import SensorContract
 from moe_vla_ros.control.images import ImageConversionError, compressed_to_rgb, raw_to_rgb, resize_image
 from moe_vla_ros.data.dataset import DatasetWriter, Episode
@@ -287,12 +287,19 @@ def _finish(ep: PlannedEpisode, contract: SensorContract, config: BagToDatasetCo
     )
 
 
+PROG = "moe_vla_bag_to_dataset"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``moe_vla_bag_to_dataset BAG OUTPUT --contract FILE [options]``."""
+    """``moe_vla_bag_to_dataset BAG -o DATASET --contract FILE [options]``."""
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
     d = BagToDatasetConfig()
-    p = argparse.ArgumentParser(prog="moe_vla_bag_to_dataset", description=__doc__.split("\n\n")[0])
-    p.add_argument("bag", help="bag folder, .mcap or .db3 file")
-    p.add_argument("output", help="new dataset folder (must not exist, or be empty)")
+    p = tool_parser(PROG, __doc__)
+    add_bag_argument(p, "bag folder, .mcap or .db3 file")
+    add_output_argument(p, "new dataset folder (must not exist, or be empty)")
     p.add_argument("--contract", required=True, help="JSON sensor/policy contract, a dataset's meta.json or a model's manifest.json")
     p.add_argument("--camera", action="append", default=[], metavar="NAME=TOPIC",
                    help="image topic of a contract camera (default /camera/NAME/image_raw)")
@@ -306,20 +313,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--min-rate-fraction", type=float, default=d.min_input_rate_fraction)
     p.add_argument("--min-episode-steps", type=int, default=d.min_episode_steps)
     p.add_argument("--task", default="", help="task family stored with each episode")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(p)
     args = p.parse_args(argv)
-    try:
-        config = BagToDatasetConfig(
-            camera_topics=ds.parse_camera_topics(args.camera), joint_state_topic=args.joint_states,
-            instruction_topic=args.instruction, command_topic=args.command, reasoning_topic=args.reasoning,
-            image_slop_s=args.image_slop, max_gap_s=args.max_gap, time_reference=args.time_reference,
-            min_input_rate_fraction=args.min_rate_fraction, min_episode_steps=args.min_episode_steps,
-            task=args.task, progress=not args.no_progress,
-        )
-        report = convert_bag_to_dataset(args.bag, args.output, load_sensor_contract(args.contract), config)
-    except BagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    config = BagToDatasetConfig(
+        camera_topics=ds.parse_camera_topics(args.camera), joint_state_topic=args.joint_states,
+        instruction_topic=args.instruction, command_topic=args.command, reasoning_topic=args.reasoning,
+        image_slop_s=args.image_slop, max_gap_s=args.max_gap, time_reference=args.time_reference,
+        min_input_rate_fraction=args.min_rate_fraction, min_episode_steps=args.min_episode_steps,
+        task=args.task, progress=args.progress,
+    )
+    report = convert_bag_to_dataset(args.bag, args.out, load_sensor_contract(args.contract), config)
     print(f"wrote {len(report.episode_lengths)} episode(s), {report.num_steps} steps to {report.output}")
     print(f"actions from: {report.action_source}; source image sizes: {report.source_image_sizes}")
     print(f"input rates (Hz): { {t: round(r, 2) for t, r in report.rates_hz.items()} }")

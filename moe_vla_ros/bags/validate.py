@@ -19,7 +19,6 @@ Pure: rosbags + numpy, no rclpy.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,7 +28,9 @@ from typing import Iterable, Sequence
 
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagReader
+from moe_vla_ros.cli import add_bag_argument, run_tool, tool_parser
 from moe_vla_ros.contract import ContractError, SensorContract
+from moe_vla_ros.errors import EXIT_FAILED
 
 JOINT_TYPES = {"sensor_msgs/msg/JointState": "name", "trajectory_msgs/msg/JointTrajectory": "joint_names"}
 
@@ -211,21 +212,25 @@ def load_sensor_contract(path: str | os.PathLike) -> SensorContract:
         raise BagError(f"cannot load a sensor contract from {path}: {e}") from None
 
 
+PROG = "moe_vla_bag_info"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``moe_vla_bag_info BAG [--require TOPIC ...] [--contract FILE]``."""
-    parser = argparse.ArgumentParser(prog="moe_vla_bag_info", description=__doc__.split("\n\n")[0])
-    parser.add_argument("bag", help="bag folder, .mcap or .db3 file")
+    """``moe_vla_bag_info BAG [--require TOPIC ...] [--contract FILE]``: exit 0 no problem found,
+    1 problems found (listed), 2 bad arguments or an unreadable bag or contract."""
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    parser = tool_parser(PROG, __doc__)
+    add_bag_argument(parser, "bag folder, .mcap or .db3 file")
     parser.add_argument("--require", nargs="*", default=[], metavar="TOPIC", help="topics that must be present")
     parser.add_argument("--contract", help="JSON sensor contract to check joint names against")
     args = parser.parse_args(argv)
-    try:
-        contract = load_sensor_contract(args.contract) if args.contract else None
-        summary = validate_bag(args.bag, args.require, contract, strict=False)
-    except BagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    contract = load_sensor_contract(args.contract) if args.contract else None
+    summary = validate_bag(args.bag, args.require, contract, strict=False)
     print(summary.format())
-    return 0 if summary.ok else 1
+    return 0 if summary.ok else EXIT_FAILED
 
 
 if __name__ == "__main__":

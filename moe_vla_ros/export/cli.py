@@ -4,7 +4,8 @@
                    [--opset 18] [--int8] [--fp16] [--tolerance 1e-4] [--name demo] [--force]
 
 Exit status 0 on success, 1 when the export or its verification failed (the reason is printed;
-nothing is written to --out), 2 on bad arguments.
+nothing is written to --out), 2 on bad arguments (also a missing checkpoint folder or a non-empty
+--out without --force).
 """
 
 from __future__ import annotations
@@ -15,20 +16,22 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from moe_vla_ros.export.config import INT8_SCHEME_CHOICES, ExportConfig, ExportConfigError, QuantizationGate
-from moe_vla_ros.export.errors import ExportError
+from moe_vla_ros.cli import add_output_argument, bad_input, run_tool, tool_parser
+from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.export.config import INT8_SCHEME_CHOICES, ExportConfig, QuantizationGate
 from moe_vla_ros.runtime.manifest import Manifest
+
+
+PROG = "moe_vla_export"
 
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = ExportConfig()
-    p = argparse.ArgumentParser(
-        prog="moe_vla_export",
-        description="Export a MoE-VLA checkpoint to ONNX graphs (sparse CPU and dense TensorRT-ready expert "
-        "layers), verify them against PyTorch and write a model folder with manifest.json.",
-    )
+    p = tool_parser(PROG, "Export a MoE-VLA checkpoint to ONNX graphs (sparse CPU and dense TensorRT-ready expert "
+                    "layers), verify them against PyTorch and write a model folder with manifest.json.",
+                    formatter_class=argparse.HelpFormatter)
     p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint folder (config.json, model.safetensors, tokenizer)")
-    p.add_argument("--out", type=Path, required=True, help="model folder to write (must be empty unless --force)")
+    add_output_argument(p, "model folder to write (must be empty unless --force)")
     p.add_argument("--formulations", default=",".join(defaults.formulations),
                    help="MoE formulations to export, comma-separated: sparse (CPU), dense (TensorRT)")
     p.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset (18..21)")
@@ -86,22 +89,29 @@ def summary(manifest: Manifest, out: Path) -> str:
     return "\n".join(lines)
 
 
+def check_paths(checkpoint: Path, out: Path, force: bool) -> None:
+    """The input checks that need no torch: BadInputError for a missing checkpoint folder or a
+    non-empty `out` without `force` (export_policy checks the same, as an ExportError)."""
+    if not checkpoint.is_dir():
+        raise BadInputError(f"checkpoint folder {checkpoint} does not exist")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise BadInputError(f"output folder {out} is not empty; pass --force to replace it")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("moe_vla_ros").setLevel(logging.INFO)
-    try:
+    with bad_input():
         cfg = config_from_args(args)
-    except (ExportConfigError, ValueError) as e:
-        parser.error(str(e))
+    check_paths(args.checkpoint, args.out, cfg.force)
     from moe_vla_ros.export.pipeline import export_policy  # torch: only after --help / argument errors
 
-    try:
-        manifest = export_policy(args.checkpoint, args.out, cfg)
-    except ExportError as e:
-        print(f"export failed: {e}", file=sys.stderr)
-        return 1
+    manifest = export_policy(args.checkpoint, args.out, cfg)  # ExportError: failed (exit 1)
     print(summary(manifest, args.out))
     return 0
 

@@ -12,7 +12,6 @@ other files and the model id are unchanged. numpy + onnxruntime only.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import onnxruntime as ort
 
+from moe_vla_ros.cli import run_tool, tool_parser
+from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.runtime.config import CPU_PROVIDER, RuntimeConfig
 from moe_vla_ros.runtime.golden import GOLDEN_FILE, GOLDEN_OBSERVATIONS, GOLDEN_SEED, write_golden
 from moe_vla_ros.runtime.manifest import read_manifest, sha256_file
@@ -51,12 +52,22 @@ def add_golden(model_dir: str | os.PathLike, count: int = GOLDEN_OBSERVATIONS, s
     return entry
 
 
+PROG = "python -m moe_vla_ros.export.golden"  # a module, not an installed script
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m moe_vla_ros.export.golden", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model_dir")
-    parser.add_argument("--observations", type=int, default=GOLDEN_OBSERVATIONS)
-    parser.add_argument("--seed", type=int, default=GOLDEN_SEED)
+    """Exit 0 written, 2 bad arguments or model folder, 1 failed; errors on stderr."""
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: list[str] | None) -> int:
+    parser = tool_parser(PROG, __doc__)
+    parser.add_argument("model_dir", help="exported model folder to add golden.npz to")
+    parser.add_argument("--observations", type=int, default=GOLDEN_OBSERVATIONS, help="seeded observations (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=GOLDEN_SEED, help="seed of the observations (default %(default)s)")
     args = parser.parse_args(argv)
+    if args.observations < 1:
+        raise BadInputError(f"--observations must be at least 1, got {args.observations}")
     entry = add_golden(args.model_dir, args.observations, args.seed)
     print(f"{args.model_dir}/{entry['file']}: {entry['observations']} observations, sha256 {entry['sha256'][:16]}...")
     return 0

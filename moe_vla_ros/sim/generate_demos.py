@@ -2,7 +2,7 @@
 
 Command line (also `python -m moe_vla_ros.sim.generate_demos`)::
 
-    generate_demos --out data/demos --episodes 100 --seed 0 --tasks reach,push \\
+    moe_vla_generate_demos --out data/demos --episodes 100 --seed 0 --tasks reach,push \\
         --image-size 96 --cameras front,wrist --control-rate 10
 
 Episodes cycle through the task families (reach, push, reach, push, ...); cube layout, target
@@ -26,7 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
-from moe_vla_ros.data.dataset import DatasetError, DatasetWriter
+from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_input, run_tool, tool_parser
+from moe_vla_ros.data.dataset import DatasetWriter
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CAMERA_NAMES, SimConfig
 from moe_vla_ros.sim.expert import ScriptedExpert
@@ -146,9 +147,12 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+PROG = "moe_vla_generate_demos"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="generate_demos", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, type=Path, help="new dataset folder (must not hold a dataset)")
+    p = tool_parser(PROG, __doc__)
+    add_output_argument(p, "new dataset folder (must not hold a dataset)")
     p.add_argument("--episodes", type=int, default=100, help="episodes to run (default 100)")
     p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     p.add_argument("--tasks", type=_names, default=("reach", "push"),
@@ -161,13 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--execution-noise", type=float, default=0.0, metavar="RAD",
                    help="std of a smooth offset on the executed arm targets; recorded actions stay "
                         "the expert's (noise-injected demonstrations; default 0: none)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 written, 2 bad arguments or an output folder that holds a dataset, 1 failed."""
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+    with bad_input():  # DemoConfig / SimConfig validation
         cfg = DemoConfig(
             episodes=args.episodes,
             seed=args.seed,
@@ -177,17 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             control_rate_hz=args.control_rate,
             keep_failures=args.keep_failures,
             execution_noise_rad=args.execution_noise,
-            progress=not args.no_progress,
+            progress=args.progress,
         )
         cfg.sim_config()
-    except ValueError as e:  # invalid arguments (DemoConfig / SimConfig validation)
-        print(f"generate_demos: error: {e}", file=sys.stderr)
-        return 2
-    try:
-        summary = generate_demos(args.out, cfg)
-    except DatasetError as e:  # e.g. the output folder already holds a dataset
-        print(f"generate_demos: error: {e}", file=sys.stderr)
-        return 2
+    summary = generate_demos(args.out, cfg)  # DatasetError (bad input) when --out holds a dataset
     rates = ", ".join(
         f"{family} {rate:.0%} ({summary['episodes_per_task'][family]})" for family, rate in summary["success_rate"].items()
     )

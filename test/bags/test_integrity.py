@@ -156,7 +156,7 @@ def test_killed_recorder_bag_names_the_recovery_and_reindex_recovers_it(bag, tmp
     kill_mid_write(bag)
     with pytest.raises(BagError, match="no metadata.yaml.*recover it with `moe_vla_bag_reindex"):
         BagReader(bag)
-    assert reindex_main([str(bag), "--output", str(tmp_path / "recovered")]) == 0
+    assert reindex_main([str(bag), "--out", str(tmp_path / "recovered")]) == 0
     out = capsys.readouterr().out
     assert "recovered" in out and "ends without a footer" in out
     got = all_messages(tmp_path / "recovered")
@@ -172,5 +172,5 @@ def test_reindex_refuses_what_it_cannot_recover(tmp_path, capsys):
     assert reindex_main([str(empty)]) == 2
     assert "expected one .mcap file" in capsys.readouterr().err
     (empty / "x.mcap").write_bytes(b"not an mcap file at all")
-    assert reindex_main([str(empty), "--output", str(tmp_path / "out")]) == 2
+    assert reindex_main([str(empty), "-o", str(tmp_path / "out")]) == 2
     assert "not an MCAP file" in capsys.readouterr().err

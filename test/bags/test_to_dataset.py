@@ -174,13 +174,13 @@ def test_cli(demo_bag, tmp_path, capsys):
     path, demo = demo_bag
     contract_file = tmp_path / "contract.json"
     contract_file.write_text(json.dumps({"sensors": demo.contract().to_dict()}))
-    args = [str(path), str(tmp_path / "ds"), "--contract", str(contract_file), "--no-progress",
+    args = [str(path), "--out", str(tmp_path / "ds"), "--contract", str(contract_file), "--no-progress",
             "--camera", "wrist=/camera/wrist/image_raw/compressed", "--task", "pick"]
     assert main(args) == 0
     assert "wrote 2 episode(s), 60 steps" in capsys.readouterr().out
     assert DemoDataset(tmp_path / "ds").episode(0).task == "pick"
     assert main(args) == 2
-    assert "refusing to overwrite" in capsys.readouterr().err
-    bad_camera = [str(path), str(tmp_path / "ds2"), "--contract", str(contract_file), "--camera", "wrist"]
+    assert "moe_vla_bag_to_dataset: error: " in (err := capsys.readouterr().err) and "refusing to overwrite" in err
+    bad_camera = [str(path), "-o", str(tmp_path / "ds2"), "--contract", str(contract_file), "--camera", "wrist"]
     assert main(bad_camera) == 2
     assert "--camera takes NAME=TOPIC, got 'wrist'" in capsys.readouterr().err

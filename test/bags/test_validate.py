@@ -100,4 +100,5 @@ def test_cli_exit_codes(tmp_path, demo_bag, capsys):
     assert main([str(demo_bag[0]), "--require", "/nope"]) == 1
     assert "required topic(s) missing" in capsys.readouterr().out
     assert main([str(tmp_path / "missing")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("moe_vla_bag_info: error: ") and "does not exist" in err

@@ -21,16 +21,21 @@ def test_arguments_map_to_config():
 
 
 def test_bad_arguments_exit_2(tmp_path, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "o"), "--formulations", "sparse,moe"])
-    assert info.value.code == 2 and "'moe'" in capsys.readouterr().err
+    assert main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "o"), "--formulations", "sparse,moe"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("moe_vla_export: error: ") and "'moe'" in err
+    assert main(["--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "checkpoint folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # argparse's usage errors: exit 2 as well
+        main(["--checkpoint", str(tmp_path)])
+    assert info.value.code == 2 and "moe_vla_export: error: the following arguments are required: -o/--out" in capsys.readouterr().err
 
 
-def test_occupied_output_without_force_fails(demo_export, tmp_path, capsys):
+def test_occupied_output_without_force_is_bad_input(tmp_path, capsys):
     out = tmp_path / "model"
     out.mkdir()
     (out / "old.onnx").write_text("old")
-    assert main(["--checkpoint", str(demo_export.checkpoint), "--out", str(out)]) == 1
+    assert main(["--checkpoint", str(tmp_path), "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err and (out / "old.onnx").exists()
 
 
