@@ -60,7 +60,7 @@ def _player_and_recorder(context) -> list:
     return [
         Node(package="moe_vla_ros", executable="moe_vla_bag_record", name="bag_recorder", namespace=namespace,
              output="screen",
-             arguments=["--output", arg("output"), "--storage", arg("storage"), "--topics", *outputs]),
+             arguments=["--out", arg("output"), "--storage", arg("storage"), "--topics", *outputs]),
         Node(package="moe_vla_ros", executable="moe_vla_bag_play", name="bag_player", namespace=namespace,
              output="screen", arguments=player_args),
     ]

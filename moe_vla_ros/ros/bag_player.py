@@ -38,7 +38,7 @@ from rosgraph_msgs.msg import Clock
 
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagMessage, BagReader, TopicInfo
-from moe_vla_ros.cli import parse_pairs
+from moe_vla_ros.cli import add_bag_argument, parse_pairs, run_tool, split_ros_args, tool_parser
 from moe_vla_ros.ros.bag_recorder import BagRecorder, RecorderConfig, message_class
 
 CLOCK_TOPIC = "/clock"
@@ -338,10 +338,13 @@ def replay_and_record(
             rclpy.try_shutdown(context=context)
 
 
+PROG = "moe_vla_bag_play"
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = PlayerConfig()
-    p = argparse.ArgumentParser(prog="moe_vla_bag_play", description=__doc__.split("\n\n")[0])
-    p.add_argument("bag", help="bag folder, .mcap or .db3 file")
+    p = tool_parser(PROG, __doc__)
+    add_bag_argument(p, "bag folder, .mcap or .db3 file")
     p.add_argument("--rate", "-r", type=float, default=d.rate, help="1 real time, >1 faster, 0 as fast as possible")
     p.add_argument("--start-offset", type=float, default=0.0, help="skip the first seconds of the bag")
     p.add_argument("--topics", nargs="+", default=[], help="bag topics to play (default: all)")
@@ -357,32 +360,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Play a bag once; SIGINT stops early. ROS arguments (--ros-args ...) go to rclpy."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ros_args = argv[argv.index("--ros-args"):] if "--ros-args" in argv else []
-    args = build_parser().parse_args(argv[: len(argv) - len(ros_args)])
-    try:
-        config = PlayerConfig(
-            rate=args.rate, start_offset_s=args.start_offset, topics=tuple(args.topics),
-            remap=parse_pairs(args.remap, ":=", "--remap FROM:=TO", BagError),
-            publish_clock=not args.no_clock, clock_rate_hz=args.clock_rate,
-            wait_for_subscribers_s=args.wait_timeout,
-            wait_topics=tuple(args.wait_for) if args.wait_for else None, queue_depth=args.queue_depth,
-        )
-    except BagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    rclpy.init(args=["moe_vla_bag_play", *ros_args])
+    """Play a bag once; SIGINT stops early (a normal stop, exit 0). ROS arguments (--ros-args ...)
+    go to rclpy. Exit 2 for bad arguments or a bag that cannot be played, 1 when playing failed."""
+    return run_tool(PROG, lambda: _run(sys.argv[1:] if argv is None else argv))
+
+
+def _run(argv: Sequence[str]) -> int:
+    own, ros_args = split_ros_args(argv)
+    args = build_parser().parse_args(own)
+    config = PlayerConfig(
+        rate=args.rate, start_offset_s=args.start_offset, topics=tuple(args.topics),
+        remap=parse_pairs(args.remap, ":=", "--remap FROM:=TO", BagError),
+        publish_clock=not args.no_clock, clock_rate_hz=args.clock_rate,
+        wait_for_subscribers_s=args.wait_timeout,
+        wait_topics=tuple(args.wait_for) if args.wait_for else None, queue_depth=args.queue_depth,
+    )  # fmt: skip
+    rclpy.init(args=[PROG, *ros_args])
     player = None
     try:
         player = BagPlayer(args.bag, config)
         stats = player.play()
         print(f"played {stats.messages} messages in {stats.wall_s:.2f} s ({stats.messages_per_s:.0f} msg/s)")
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except BagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        pass  # Ctrl-C stops playing: a normal stop
     finally:
         if player is not None:
             player.close()

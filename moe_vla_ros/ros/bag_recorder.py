@@ -13,7 +13,7 @@ published before recording started is still recorded. Best effort on a reliable 
 lose frames over shared memory (30-40 % for 640x480 measured here); matching avoids that.
 The publishers' QoS is stored in the bag for playback.
 
-``moe_vla_bag_record --output DIR [--storage mcap|sqlite3] [--topics ... | --all]``;
+``moe_vla_bag_record --out DIR [--storage mcap|sqlite3] [--topics ... | --all]``;
 SIGINT / SIGTERM stop it cleanly: the bag is closed with everything received so far.
 """
 
@@ -22,23 +22,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.writer import BagWriter, check_storage
+from moe_vla_ros.cli import add_output_argument, run_tool, split_ros_args, tool_parser
+from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 
 # The policy node's inputs and outputs.
 DEFAULT_TOPICS: tuple[str, ...] = (
@@ -236,9 +234,12 @@ class BagRecorder(Node):
         super().destroy_node()
 
 
+PROG = "moe_vla_bag_record"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="moe_vla_bag_record", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", "-o", required=True, help="bag folder to create (must not exist)")
+    parser = tool_parser(PROG, __doc__)
+    add_output_argument(parser, "bag folder to create (must not exist)")
     parser.add_argument("--storage", "-s", default="mcap", choices=("mcap", "sqlite3"))
     parser.add_argument("--topics", nargs="+", default=list(DEFAULT_TOPICS), help="topics to record")
     parser.add_argument("--all", action="store_true", help="record every topic that appears")
@@ -247,51 +248,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stop_requested_by_signals() -> threading.Event:
-    """SIGINT / SIGTERM set the returned event (and do nothing else).
-
-    rclpy's own handlers would raise KeyboardInterrupt at an arbitrary point, possibly between
-    writing a message and counting it; a flag checked between callbacks cannot cut a write.
-    """
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    return stop
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Record until SIGINT / SIGTERM; ROS arguments (--ros-args ...) are passed to rclpy."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ros_args = argv[argv.index("--ros-args"):] if "--ros-args" in argv else []
-    args = build_parser().parse_args(argv[: len(argv) - len(ros_args)])
+    """Record until SIGINT / SIGTERM (a normal stop, exit 0); ROS arguments (--ros-args ...) are
+    passed to rclpy. Exit 2 for bad arguments or an existing output folder, 1 when recording failed."""
+    return run_tool(PROG, lambda: _run(sys.argv[1:] if argv is None else argv))
+
+
+def _run(argv: Sequence[str]) -> int:
+    own, ros_args = split_ros_args(argv)
+    args = build_parser().parse_args(own)
+    config = RecorderConfig(
+        output=args.out, storage=args.storage, topics=tuple(args.topics), all_topics=args.all,
+        discovery_period_s=args.discovery_period, queue_depth=args.queue_depth,
+    )  # fmt: skip
+    init_process([PROG, *ros_args])
     try:
-        config = RecorderConfig(
-            output=Path(args.output), storage=args.storage, topics=tuple(args.topics), all_topics=args.all,
-            discovery_period_s=args.discovery_period, queue_depth=args.queue_depth,
-        )
-    except BagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    rclpy.init(args=["moe_vla_bag_record", *ros_args], signal_handler_options=SignalHandlerOptions.NO)
-    stop = _stop_requested_by_signals()
-    executor = SingleThreadedExecutor()
-    recorder = None
-    try:
-        recorder = BagRecorder(config)
-        executor.add_node(recorder)
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    except BagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    finally:
-        if recorder is not None:
-            counts = recorder.close()
-            executor.remove_node(recorder)
-            recorder.destroy_node()
-            print(f"closed {config.output}: {sum(counts.values())} messages {counts}", flush=True)
-        executor.shutdown()
+        recorder = BagRecorder(config)  # BagError when the output exists
+    except BaseException:
         rclpy.try_shutdown()
+        raise
+    # SIGINT/SIGTERM end the spin between callbacks (a write is never cut); destroying the
+    # recorder closes the bag with everything received so far.
+    spin_until_shutdown(recorder)
+    counts = recorder.counts
+    print(f"closed {config.output}: {sum(counts.values())} messages {counts}", flush=True)
     return 0
 
 

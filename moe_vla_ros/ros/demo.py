@@ -11,9 +11,10 @@ the figures and the camera GIF were written.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from moe_vla_ros.cli import add_output_argument, run_tool, tool_parser
+from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.evaluation.records import EvaluationError
 from moe_vla_ros.ros.closed_loop_eval import run_and_print
 from moe_vla_ros.ros.closed_loop_eval_config import EvalConfig
@@ -21,20 +22,25 @@ from moe_vla_ros.ros.closed_loop_eval_config import EvalConfig
 DEMO_EPISODES = 6  # alternating reach / push: 3 of each
 
 
+PROG = "moe_vla_demo"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="moe_vla_demo", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])  # fmt: skip
+    """Exit 0 done, 2 bad arguments, 1 the evaluation failed, 130 interrupted."""
+    return run_tool(PROG, lambda: _run(sys.argv[1:] if argv is None else argv))
+
+
+def _run(argv: list[str]) -> int:
+    parser = tool_parser(PROG, __doc__, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--model", default="", help="exported model folder (default: the bundled model)")
     parser.add_argument("--episodes", type=int, default=DEMO_EPISODES, help=f"episodes (default {DEMO_EPISODES})")
-    parser.add_argument("--out", default="", help="output folder (default build/eval/<timestamp>)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    add_output_argument(parser, "output folder (default build/eval/<timestamp>)", required=False)
+    args = parser.parse_args(argv)
     try:
-        cfg = EvalConfig(model=args.model, episodes=args.episodes, tasks=("reach", "push"), out_dir=args.out)
-    except EvaluationError as e:
-        print(f"moe_vla_demo: {e}", file=sys.stderr)
-        return 2
-    print(f"moe_vla_demo: {cfg.episodes} episodes (reach, push) in the simulator through the policy node ...",
+        cfg = EvalConfig(model=args.model, episodes=args.episodes, tasks=("reach", "push"), out_dir=str(args.out or ""))
+    except EvaluationError as e:  # the configuration names the bad value
+        raise BadInputError(str(e)) from e
+    print(f"{PROG}: {cfg.episodes} episodes (reach, push) in the simulator through the policy node ...",
           file=sys.stderr)
     return run_and_print(cfg)
 

@@ -355,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         node = SimNode()
     except (SimNodeConfigError, InvalidParameterValueException) as e:
-        print(f"sim_node: invalid parameters: {e}", file=sys.stderr)
+        from moe_vla_ros.cli import one_line
+
+        print(f"sim_node: error: invalid parameters: {one_line(e)}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
     spin_until_shutdown(node)

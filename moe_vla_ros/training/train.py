@@ -1,6 +1,6 @@
-"""The `train` command: dense warm-up -> upcycle -> MoE tuning on a demonstration dataset.
+"""The `moe_vla_train` command: dense warm-up -> upcycle -> MoE tuning on a demonstration dataset.
 
-    python -m moe_vla_ros.training.train --dataset DATA --out CKPT --preset small
+    moe_vla_train --dataset DATA --out CKPT --preset small
 
 Writes into --out: the checkpoint (model.safetensors, config.json, tokenizer files),
 train_config.json, train_log.jsonl (one record per log step, kind "train", and per
@@ -24,12 +24,13 @@ from typing import Any, Iterator, Sequence
 import torch
 from tqdm import tqdm
 
-from moe_vla_ros.contract import ContractError, PolicyContract
-from moe_vla_ros.data.dataset import DatasetError, DemoDataset
-from moe_vla_ros.model.checkpoint import CONFIG_FILE, CheckpointError, load_checkpoint, load_tokenizer, save_checkpoint
+from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_input, run_tool, tool_parser
+from moe_vla_ros.contract import PolicyContract
+from moe_vla_ros.data.dataset import DemoDataset
+from moe_vla_ros.model.checkpoint import CONFIG_FILE, load_checkpoint, load_tokenizer, save_checkpoint
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.model.tokenizer import UNK_ID, InstructionTokenizer
 from moe_vla_ros.model.vla import MoEVLA
+from moe_vla_ros.runtime.tokenization import UNK_ID, InstructionTokenizer
 from moe_vla_ros.training import plots
 from moe_vla_ros.training.augment import drop_state, random_shift
 from moe_vla_ros.training.data import (
@@ -259,15 +260,15 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     return TrainResult(out, loss, metrics, log.records, model)
 
 
+PROG = "moe_vla_train"
+
+
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, TrainConfig]:
     defaults = TrainConfig()
-    p = argparse.ArgumentParser(
-        prog="train",
-        description="Train the MoE-VLA policy: dense warm-up -> upcycle -> MoE tuning.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = tool_parser(PROG, "Train the MoE-VLA policy: dense warm-up -> upcycle -> MoE tuning.",
+                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", required=True, help="dataset folder (meta.json + episodes/)")
-    p.add_argument("--out", required=True, help="output folder for checkpoint, logs and plots")
+    add_output_argument(p, "output folder for checkpoint, logs and plots")
     p.add_argument("--preset", choices=("small", "tiny"), default=defaults.preset, help="model size preset")
     p.add_argument("--config", help="model overrides: a JSON file or an inline JSON object")
     p.add_argument("--init-checkpoint", default=None,
@@ -291,7 +292,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
     p.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device, help="torch device")
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(p)
     args = p.parse_args(argv)
     overrides: dict[str, Any] = {}
     if args.config:
@@ -303,22 +304,21 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
         moe_lr=args.moe_lr, eval_every=args.eval_every, image_shift_pixels=args.image_shift,
         state_dropout=args.state_dropout, start_oversampling=args.start_oversampling,
         start_steps=args.start_steps, val_fraction=args.val_fraction, device=args.device,
-        num_threads=args.num_threads, overwrite=args.overwrite, progress=not args.no_progress,
+        num_threads=args.num_threads, overwrite=args.overwrite, progress=args.progress,
     )  # fmt: skip
     return args, cfg
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
+    """`moe_vla_train`: exit 0 trained, 2 bad arguments or inputs (config, dataset, checkpoint, an
+    occupied --out), 1 failed; errors on stderr."""
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    with bad_input((ValueError, OSError)):  # bad values / unreadable --config
         args, cfg = parse_args(argv)
-    except (ValueError, OSError) as e:  # bad values / unreadable --config: argparse-style exit
-        print(f"train: error: {e}")
-        return 2
-    try:
-        result = train_policy(args.dataset, args.out, cfg)
-    except (ContractError, CheckpointError, DatasetError, FileExistsError) as e:  # bad inputs or --out
-        print(f"train: error: {e}")
-        return 2
+    result = train_policy(args.dataset, args.out, cfg)
     ev = result.final_eval
     print(
         f"saved {result.out_dir}: final train loss {result.final_train_loss:.4f}, "

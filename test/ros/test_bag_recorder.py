@@ -162,7 +162,7 @@ def test_recorder_cli_in_a_separate_process_closes_the_bag_on_sigint(ros_context
     executor = _executor(ros_context, source)
     frame_bytes = 480 * 640 * 3
     sent = [_image(i, 480, 640) for i in range(4)]
-    args = ["-m", "moe_vla_ros.ros.bag_recorder", "--output", str(bag_path), "--storage", "mcap", "--topics", IMAGE]
+    args = ["-m", "moe_vla_ros.ros.bag_recorder", "--out", str(bag_path), "--storage", "mcap", "--topics", IMAGE]
     with RosPeerProcess(args) as recorder:
         try:
             wait_for_match(executor, pub)
@@ -204,7 +204,7 @@ def test_recorder_killed_with_sigkill_leaves_a_bag_that_reindex_recovers(ros_con
     executor = _executor(ros_context, source)
     frame_bytes = 480 * 640 * 3
     sent = [_image(i, 480, 640) for i in range(4)]
-    args = ["-m", "moe_vla_ros.ros.bag_recorder", "--output", str(bag_path), "--storage", "mcap", "--topics", IMAGE]
+    args = ["-m", "moe_vla_ros.ros.bag_recorder", "--out", str(bag_path), "--storage", "mcap", "--topics", IMAGE]
     with RosPeerProcess(args) as recorder:
         try:
             wait_for_match(executor, pub)

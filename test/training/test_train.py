@@ -102,9 +102,12 @@ def test_cli(dataset_dir, tmp_path, capsys):
     cfg, _ = read_checkpoint_config(out)
     assert cfg.loss.action_loss == "mse" and cfg.contract.sensors == tiny_contract().sensors
     assert main(args) == 2  # refuses to overwrite
-    assert "overwrite" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("moe_vla_train: error: ") and "overwrite" in err
     assert main(args[:-2] + ["--config", '{"trunk": {"num_layer": 2}}', "--overwrite"]) == 2
-    assert "num_layer" in capsys.readouterr().out
+    assert "num_layer" in capsys.readouterr().err
+    assert main(args[:-2] + ["--config", "{not json"]) == 2
+    assert capsys.readouterr().err.startswith("moe_vla_train: error: ")
 
 
 def test_fine_tuning_starts_from_the_checkpoint_and_keeps_its_inputs(long_run, dataset_dir, tmp_path):
@@ -137,7 +140,7 @@ def test_fine_tuning_refuses_another_robots_data_and_warns_about_new_words(long_
         train_policy(other, tmp_path / "x", cfg)
     args = ["--dataset", str(other), "--out", str(tmp_path / "y"), "--init-checkpoint", str(long_run.out_dir),
             "--dense-steps", "0", "--moe-steps", "2", "--no-progress"]  # fmt: skip
-    assert main(args) == 2 and "image_height" in capsys.readouterr().out
+    assert main(args) == 2 and "image_height" in capsys.readouterr().err
 
     renamed = tmp_path / "renamed"
     source = DemoDataset(dataset_dir)
