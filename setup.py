@@ -22,6 +22,7 @@ CONSOLE_SCRIPTS = [
     "moe_vla_bag_record = moe_vla_ros.ros.bag_recorder:main",
     "moe_vla_bag_play = moe_vla_ros.ros.bag_player:main",
     "moe_vla_bag_to_dataset = moe_vla_ros.bags.to_dataset:main",
+    "moe_vla_to_lerobot = moe_vla_ros.bags.to_lerobot:main",
     "moe_vla_bag_info = moe_vla_ros.bags.validate:main",
     "moe_vla_bag_reindex = moe_vla_ros.bags.reindex:main",
 ]
