@@ -79,7 +79,7 @@ def ort_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Callable[[],
     """`module` exported to ONNX and loaded in ONNX Runtime CPU: a callable running it on x."""
     import onnxruntime as ort
 
-    from moe_vla_ros.model.onnx_check import export_onnx
+    from moe_vla_ros.export.onnx_check import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "layer.onnx"

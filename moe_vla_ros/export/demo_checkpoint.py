@@ -27,10 +27,10 @@ from moe_vla_ros.export.pipeline import export_policy
 from moe_vla_ros.model.checkpoint import save_checkpoint
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.moe import MoELayer
-from moe_vla_ros.model.tokenizer import EOS_ID, InstructionTokenizer
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.runtime.manifest import MANIFEST_FILE
 from moe_vla_ros.runtime.sample_observations import INSTRUCTIONS
+from moe_vla_ros.runtime.tokenization import EOS_ID, InstructionTokenizer
 
 PRESETS = ("tiny", "small")
 EOS_LOGIT_BIAS = -10.0

@@ -43,9 +43,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from moe_vla_ros.export.errors import ExportVerificationError
-from moe_vla_ros.model.examples import example_batch
+from moe_vla_ros.export.examples import example_batch
+from moe_vla_ros.export.onnx_check import FORBIDDEN_DYNAMIC_OPS, TENSORRT_STATIC_OPS, export_onnx, graph_op_types
 from moe_vla_ros.model.moe import MoELayer
-from moe_vla_ros.model.onnx_check import FORBIDDEN_DYNAMIC_OPS, TENSORRT_STATIC_OPS, export_onnx, graph_op_types
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.runtime.manifest import ANY_FORMULATION, MOE_STAGES, STAGE_INPUTS, STAGE_OUTPUTS, GraphEntry, TensorSpec
 

@@ -45,7 +45,7 @@ import onnx
 
 from moe_vla_ros.export.config import QuantizationGate
 from moe_vla_ros.export.errors import ExportError
-from moe_vla_ros.model.onnx_check import graph_op_types
+from moe_vla_ros.export.onnx_check import graph_op_types
 from moe_vla_ros.runtime.config import CPU_PROVIDER, RuntimeConfig
 from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy
 from moe_vla_ros.runtime.providers import INT16_MAX, UINT8_MAX, cpu_description

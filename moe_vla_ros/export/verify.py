@@ -32,16 +32,16 @@ from torch import Tensor
 
 from moe_vla_ros.export.config import ExportConfig
 from moe_vla_ros.export.errors import ExportVerificationError
+from moe_vla_ros.export.examples import example_batch
 from moe_vla_ros.export.graphs import GRAPH_MODULES, ReasoningContextGraph, check_reasoning_split, moe_formulation
-from moe_vla_ros.model.examples import example_batch
-from moe_vla_ros.model.onnx_check import ort_session
-from moe_vla_ros.model.tokenizer import BOS_ID, PAD_ID
+from moe_vla_ros.export.onnx_check import ort_session
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.runtime.config import CPU_PROVIDER, RuntimeConfig
 from moe_vla_ros.runtime.manifest import ANY_FORMULATION, STAGE_OUTPUTS, GraphEntry, MoELayerSpec
 from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy
 from moe_vla_ros.runtime.sample_observations import random_observations
 from moe_vla_ros.runtime.telemetry import routing_agreement
+from moe_vla_ros.runtime.tokenization import BOS_ID, PAD_ID
 from moe_vla_ros.runtime.torch_policy import TorchPolicy
 from moe_vla_ros.runtime.types import PolicyMetadata
 

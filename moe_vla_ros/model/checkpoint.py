@@ -25,8 +25,8 @@ from safetensors.torch import load_model, save_model
 
 from moe_vla_ros.contract import ContractError, SensorContract
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 from moe_vla_ros.model.vla import MoEVLA
+from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 from moe_vla_ros.errors import BadInputError
 
 FORMAT_NAME = "moe_vla_checkpoint"

@@ -6,7 +6,7 @@ Export unit: the pure step function (static lengths, no KV cache, no Python cont
     forward(trunk_tokens [B, S, D], tokens [B, R] int64) -> ReasoningStepOutput(logits [B, R, V])
 
 `tokens[:, 0]` is BOS, the rest generated tokens right-padded with PAD; logits at position i
-predict token i + 1. The greedy loop (`moe_vla_ros.model.decoding.greedy_decode`) calls it at
+predict token i + 1. The greedy loop (`moe_vla_ros.runtime.decoding.greedy_decode`) calls it at
 most R - 1 times and stops once every row produced EOS. Generation is optional: the action
 head takes whatever reasoning tokens it is given (the latest trace, or none at all), so the
 runtime can produce reasoning at a lower rate than actions.
@@ -24,9 +24,9 @@ from torch import Tensor, nn
 
 from moe_vla_ros.model.blocks import TransformerBlock
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.model.decoding import GreedyResult, greedy_decode
 from moe_vla_ros.model.moe import DenseFFN
-from moe_vla_ros.model.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from moe_vla_ros.runtime.decoding import GreedyResult, greedy_decode
+from moe_vla_ros.runtime.tokenization import BOS_ID, EOS_ID, PAD_ID
 
 IGNORE_INDEX = -100
 

@@ -8,6 +8,8 @@
 Modules: types (the Policy interface), config (RuntimeConfig), loader (load_policy),
 manifest (model folder format + validation), providers (ONNX Runtime sessions), onnx_policy /
 torch_policy (the backends), staged_policy (the pipeline they share), preprocessing,
-tokenization, telemetry (expert usage), sample_observations (seeded observations for tests).
+tokenization (the instruction tokenizers: training's and the robot's), decoding (the greedy
+reasoning loop both backends and the torch model share), telemetry (expert usage),
+sample_observations (seeded observations for tests).
 Nothing is imported here, so importing the package stays cheap.
 """

@@ -1,7 +1,7 @@
 """The inference pipeline both backends share: everything except running the four stages.
 
     validate -> stack images, z-score state, tokenise (cached per instruction)
-      -> vision -> trunk -> [reasoning: greedy loop over the step function (model/decoding.py),
+      -> vision -> trunk -> [reasoning: greedy loop over the step function (runtime/decoding.py),
          only when asked / first call / instruction changed; else the cached trace]
       -> action head -> de-normalise to absolute targets [H, J] float64 + expert usage
 
@@ -22,8 +22,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from moe_vla_ros.contract import PolicyContract
-from moe_vla_ros.model.decoding import greedy_decode
 from moe_vla_ros.runtime.config import RuntimeConfig
+from moe_vla_ros.runtime.decoding import greedy_decode
 from moe_vla_ros.runtime.manifest import MoELayerSpec
 from moe_vla_ros.runtime.preprocessing import denormalize_actions, normalize_state, stack_images
 from moe_vla_ros.runtime.telemetry import StageTelemetry, layer_usages

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from moe_vla_ros.contract import NormalizationStats, PolicyContract
 from moe_vla_ros.data.dataset import DemoDataset
-from moe_vla_ros.model.tokenizer import InstructionTokenizer
+from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 
 
 def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -5,7 +5,7 @@ import pytest
 
 from moe_vla_ros.export.errors import ExportVerificationError
 from moe_vla_ros.export.graphs import check_graph_ops, graph_file
-from moe_vla_ros.model.onnx_check import FORBIDDEN_DYNAMIC_OPS, TENSORRT_STATIC_OPS, graph_op_types
+from moe_vla_ros.export.onnx_check import FORBIDDEN_DYNAMIC_OPS, TENSORRT_STATIC_OPS, graph_op_types
 from moe_vla_ros.runtime.manifest import read_manifest
 
 

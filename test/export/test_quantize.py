@@ -12,7 +12,7 @@ from moe_vla_ros.export.pipeline import export_policy
 from moe_vla_ros.export.quantize import (
     avx2_pair_bound, emulate_u8s8_avx2, gate_variant, int8_weight_bound, make_fp16, make_int8, unshare_gemm_weights,
 )  # fmt: skip
-from moe_vla_ros.model.onnx_check import graph_op_types
+from moe_vla_ros.export.onnx_check import graph_op_types
 from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.manifest import ModelLoadError, read_manifest

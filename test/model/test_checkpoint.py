@@ -15,8 +15,8 @@ from moe_vla_ros.model.checkpoint import (
     save_checkpoint,
 )
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.model.examples import example_batch
-from moe_vla_ros.model.tokenizer import InstructionTokenizer
+from moe_vla_ros.export.examples import example_batch
+from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 from moe_vla_ros.model.vla import MoEVLA
 
 torch.set_num_threads(1)

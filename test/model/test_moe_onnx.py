@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from moe_vla_ros.export.tensorrt_ops import tensorrt_op_report
 from moe_vla_ros.model.moe import MoEConfig, MoELayer
-from moe_vla_ros.model.onnx_check import (
+from moe_vla_ros.export.onnx_check import (
     FORBIDDEN_DYNAMIC_OPS,
     TENSORRT_STATIC_OPS,
     compare_with_onnxruntime,

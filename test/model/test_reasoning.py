@@ -5,7 +5,7 @@ import torch
 
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.reasoning import IGNORE_INDEX, ReasoningDecoder, teacher_forcing
-from moe_vla_ros.model.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from moe_vla_ros.runtime.tokenization import BOS_ID, EOS_ID, PAD_ID
 
 torch.set_num_threads(1)
 

@@ -3,7 +3,7 @@
 import torch
 
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.model.examples import example_batch
+from moe_vla_ros.export.examples import example_batch
 from moe_vla_ros.model.moe import MoELayer
 from moe_vla_ros.model.trunk import Trunk
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.model.examples import example_batch
+from moe_vla_ros.export.examples import example_batch
 from moe_vla_ros.model.vla import MoEVLA
 
 torch.set_num_threads(1)
@@ -90,7 +90,7 @@ def test_parameter_counts():
 
 def test_export_units_run_in_onnxruntime(tmp_path):
     """Each exported submodule takes/returns tensors only and matches ONNX Runtime (dense MoE)."""
-    from moe_vla_ros.model.onnx_check import (
+    from moe_vla_ros.export.onnx_check import (
         FORBIDDEN_DYNAMIC_OPS, compare_with_onnxruntime, export_onnx, graph_op_types, ort_session,
     )  # fmt: skip
 

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from moe_vla_ros.model.tokenizer import InstructionTokenizer
+from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 from moe_vla_ros.runtime.tokenization import RuntimeTokenizer, TokenizerLoadError
 
 CORPUS = ["reach the red square", "the red square is top left . moving there", "don't stop , it's fine !"]

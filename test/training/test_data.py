@@ -9,7 +9,7 @@ import torch
 from moe_vla_ros.contract import ContractError
 from moe_vla_ros.data.dataset import DatasetWriter, DemoDataset
 from moe_vla_ros.model.config import tiny_contract
-from moe_vla_ros.model.tokenizer import InstructionTokenizer
+from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 from moe_vla_ros.training.data import (
     VLADataset,
     iterate_batches,

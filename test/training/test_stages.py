@@ -3,7 +3,7 @@
 import torch
 
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.model.examples import example_batch
+from moe_vla_ros.export.examples import example_batch
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.training.stages import cosine_lr, freeze_for_moe_tuning, trainable_names, upcycle_model
 

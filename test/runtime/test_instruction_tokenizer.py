@@ -1,4 +1,4 @@
-"""Tests of moe_vla_ros/model/tokenizer.py: offline build, save/load, fixed-length encodings."""
+"""Tests of moe_vla_ros/runtime/tokenization.py InstructionTokenizer: offline build, save/load, fixed-length encodings."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from moe_vla_ros.model.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, InstructionTokenizer
+from moe_vla_ros.runtime.tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, InstructionTokenizer
 from moe_vla_ros.training.synthetic import generate_synthetic_dataset
 from moe_vla_ros.model.config import tiny_contract
 
@@ -50,7 +50,7 @@ def test_decode_stops_at_eos_and_skips_padding(tokenizer):
 def test_save_load_round_trip_offline(tokenizer, tmp_path):
     tokenizer.save(tmp_path)
     code = (
-        "import sys; import moe_vla_ros.model.decoding; from moe_vla_ros.model.tokenizer import InstructionTokenizer as T; "
+        "import sys; import moe_vla_ros.runtime.decoding; from moe_vla_ros.runtime.tokenization import InstructionTokenizer as T; "
         f"t = T.load({str(tmp_path)!r}); print(t.encode('reach the red square')[0].tolist(), "
         "t.max_instruction_tokens, t.max_reasoning_tokens, 'torch' in sys.modules)"
     )

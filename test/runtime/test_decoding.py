@@ -1,10 +1,10 @@
-"""Tests of moe_vla_ros/model/decoding.py: the backend-independent greedy loop."""
+"""Tests of moe_vla_ros/runtime/decoding.py: the backend-independent greedy loop."""
 
 import numpy as np
 import pytest
 
-from moe_vla_ros.model.decoding import greedy_decode
-from moe_vla_ros.model.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from moe_vla_ros.runtime.decoding import greedy_decode
+from moe_vla_ros.runtime.tokenization import BOS_ID, EOS_ID, PAD_ID
 
 VOCAB = 12
 

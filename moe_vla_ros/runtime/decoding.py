@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from moe_vla_ros.model.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from moe_vla_ros.runtime.tokenization import BOS_ID, EOS_ID, PAD_ID
 
 
 class GreedyResult(NamedTuple):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from moe_vla_ros.model.config import ModelConfig
-from moe_vla_ros.model.tokenizer import PAD_ID, UNK_ID
+from moe_vla_ros.runtime.tokenization import PAD_ID, UNK_ID
 
 
 def example_batch(cfg: ModelConfig, batch_size: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
