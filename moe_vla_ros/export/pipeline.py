@@ -155,12 +155,13 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
     observations = random_observations(manifest.contract, cfg.gate_observations, seed=cfg.seed + 1000)
     results = []
     for formulation, precision in candidates:
-        manifest.variants = [{"formulation": formulation, "precision": precision, "kept": True}]
-        _finalise(manifest, staging)  # provisional: lists the candidate so the runtime can load it
+        scheme = {"scheme": {**INT8_SCHEMES[cfg.int8_scheme].to_dict(), "avx2_pair_bound": int8_bound}}
+        scheme = scheme if precision == "int8" else {}
+        # provisional: lists the candidate (with its int8 scheme, which the runtime checks) so the runtime can load it
+        manifest.variants = [{"formulation": formulation, "precision": precision, "kept": True, **scheme}]
+        _finalise(manifest, staging)
         result = gate_variant(staging, formulation, precision, gates[precision], observations, cfg.tie_margin)
-        record = {"formulation": formulation, "precision": precision, "kept": result["passed"], **result}
-        if precision == "int8":
-            record["scheme"] = {**INT8_SCHEMES[cfg.int8_scheme].to_dict(), "avx2_pair_bound": int8_bound}
+        record = {"formulation": formulation, "precision": precision, "kept": result["passed"], **result, **scheme}
         results.append(record)
         level = logging.INFO if result["passed"] else logging.WARNING
         logger.log(level, "%s/%s variant %s: %s", formulation, precision,
