@@ -48,7 +48,9 @@ class LeRobotMapping:
         target_key: float [3] feature with the target position ("" = none; absent = none).
         check_actions: refuse actions that are not joint-position targets of the observed joints.
         action_tolerance: the check's bound on mean |action[t] - state[t+1]| over each joint's
-            spread (std of its observed positions); deltas or velocities exceed it.
+            spread (std of its observed positions). The check also wants the actions' spread
+            within 0.5-2x the positions' (median over moving joints): deltas or velocities
+            spread far less than the positions they integrate to.
     """
 
     state_key: str = STATE_KEY

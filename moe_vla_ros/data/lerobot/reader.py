@@ -16,7 +16,6 @@ Refused, with the reason (LeRobotFormatError and its subclasses, all bad input):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -241,7 +240,7 @@ class LeRobotDemoDataset:
         err = np.concatenate(errors).mean(axis=0)[moving] / spread[moving]
         scale = np.concatenate(actions).std(axis=0)[moving] / spread[moving]
         tol = self.mapping.action_tolerance
-        if np.median(err) > tol or np.median(scale) < 0.2 or np.median(scale) > 5.0:
+        if np.median(err) > tol or not 0.5 <= np.median(scale) <= 2.0:  # targets spread like the positions they reach
             raise LeRobotActionError(
                 f"actions are not joint-position targets of the observed joints: mean |action[t] - state[t+1]| is "
                 f"{np.median(err):.2f} x the joints' spread (allowed {tol}), action spread {np.median(scale):.2f} x the "
@@ -362,3 +361,20 @@ def open_demonstrations(root: str | Path, mapping: LeRobotMapping | None = None,
     if mapping is not None and mapping != LeRobotMapping():
         raise LeRobotMappingError(f"{root} is not a LeRobot dataset (no meta/info.json); a LeRobot mapping does not apply")
     return DemoDataset(root)
+
+
+def import_lerobot(root: str | Path, output: str | Path, mapping: LeRobotMapping | None = None,
+                   image_size: tuple[int, int] | None = None, progress: bool = False):  # fmt: skip
+    """A LeRobot v3.0 folder -> a new dataset folder of ours (returns it opened as DemoDataset)."""
+    from tqdm import tqdm
+
+    from moe_vla_ros.data.dataset import DatasetWriter, DemoDataset
+
+    source = LeRobotDemoDataset(root, mapping, image_size)
+    try:
+        with DatasetWriter(output, source.contract, source=f"lerobot:{Path(root).resolve()}") as writer:
+            for episode in tqdm(source, total=len(source), disable=not progress, desc="import", unit="episode"):
+                writer.add_episode(episode)
+    finally:
+        source.close()
+    return DemoDataset(output)

@@ -1,0 +1,316 @@
+"""Tests of moe_vla_ros/data/lerobot: export to LeRobotDataset v3.0, the layout, import, the round
+trip and every refusal. Small generated data (4 episodes of 12 steps, 32x32 images)."""
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from moe_vla_ros.data.dataset import DatasetError, DatasetWriter, DemoDataset, Episode
+from moe_vla_ros.data.lerobot import (
+    ExportOptions,
+    LeRobotActionError,
+    LeRobotDemoDataset,
+    LeRobotFormatError,
+    LeRobotMapping,
+    LeRobotMappingError,
+    LeRobotVersionError,
+    check_dataset,
+    export_lerobot,
+    import_lerobot,
+)
+from moe_vla_ros.data.lerobot.schema import QUANTILE_KEYS, STAT_KEYS
+from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.model.config import tiny_contract
+from moe_vla_ros.training.synthetic import generate_synthetic_dataset
+
+# Codec loss of LeRobot's default encoding (libsvtav1, yuv420p, crf 30) on these 32x32 synthetic
+# frames (sharp coloured squares: the worst case for 4:2:0 chroma): measured mean |error| 5-9 grey
+# levels per channel; the bound leaves room across encoder builds.
+MEAN_CODEC_ERROR_BOUND = 12.0
+FAST = dict(progress=False)
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory):
+    return generate_synthetic_dataset(tmp_path_factory.mktemp("ours") / "data", tiny_contract().sensors, 4, 12, seed=0)
+
+
+@pytest.fixture(scope="module")
+def exported(ours, tmp_path_factory):
+    out = tmp_path_factory.mktemp("le") / "video"
+    export_lerobot(ours, out, ExportOptions(**FAST))
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported_images(ours, tmp_path_factory):
+    out = tmp_path_factory.mktemp("le") / "images"
+    export_lerobot(ours, out, ExportOptions(video=False, **FAST))
+    return out
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _edit_info(root, edit):
+    path = root / "meta" / "info.json"
+    info = json.loads(path.read_text())
+    edit(info)
+    path.write_text(json.dumps(info))
+
+
+def _assert_same(a: Episode, b: Episode, exact_images: bool):
+    for name in ("joint_position", "action", "timestamp", "target_position"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+        assert getattr(a, name).dtype == getattr(b, name).dtype, name
+    assert (a.instruction, a.reasoning, a.task, a.success) == (b.instruction, b.reasoning, b.task, b.success)
+    for cam in a.images:
+        if exact_images:
+            assert np.array_equal(a.images[cam], b.images[cam]), cam
+        else:
+            err = np.abs(a.images[cam].astype(int) - b.images[cam].astype(int))
+            assert err.mean() < MEAN_CODEC_ERROR_BOUND, (cam, err.mean())
+
+
+# -- export: the v3.0 layout -------------------------------------------------------------------
+
+
+def test_export_follows_the_v3_layout(exported, ours):
+    assert check_dataset(exported) == []
+    info = json.loads((exported / "meta" / "info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["fps"] == 10 and isinstance(info["fps"], int)
+    assert (info["total_episodes"], info["total_frames"], info["total_tasks"]) == (4, 48, len({e.instruction for e in ours}))
+    assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    assert info["splits"] == {"train": "0:4"} and info["chunks_size"] == 1000
+    f = info["features"]
+    joints = ["joint_1", "joint_2", "gripper"]
+    assert f["observation.state"] == {"dtype": "float32", "shape": [3], "names": joints}
+    assert f["action"] == {"dtype": "float32", "shape": [3], "names": joints}
+    for cam in ("front", "wrist"):
+        video = f[f"observation.images.{cam}"]
+        assert video["dtype"] == "video" and video["shape"] == [32, 32, 3]
+        assert video["names"] == ["height", "width", "channels"]
+        assert video["info"]["video.codec"] == "av1" and video["info"]["video.pix_fmt"] == "yuv420p"
+        assert video["info"]["video.fps"] == 10 and video["info"]["has_audio"] is False
+        assert (exported / "videos" / f"observation.images.{cam}" / "chunk-000" / "file-000.mp4").is_file()
+    assert f["reasoning"] == {"dtype": "string", "shape": [1], "names": None}
+    assert f["observation.target_position"]["shape"] == [3]
+    for key, dtype in (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"),
+                       ("index", "int64"), ("task_index", "int64")):  # fmt: skip
+        assert f[key] == {"dtype": dtype, "shape": [1], "names": None}
+
+    data = pq.read_table(exported / "data" / "chunk-000" / "file-000.parquet")
+    assert data.schema.field("observation.state").type == pa.list_(pa.float32(), 3)
+    assert data.schema.field("timestamp").type == pa.float32() and data.schema.field("index").type == pa.int64()
+    assert "observation.images.front" not in data.column_names  # videos live in the mp4 files
+    assert data["index"].to_pylist() == list(range(48))
+    assert np.allclose(data["timestamp"].to_numpy()[:12], np.arange(12) / 10)
+
+    episodes = pq.read_table(exported / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
+    first, second = episodes[0], episodes[1]
+    assert first["tasks"] == [ours.episode(0).instruction] and first["length"] == 12
+    assert (first["dataset_from_index"], first["dataset_to_index"], second["dataset_from_index"]) == (0, 12, 12)
+    assert (first["data/chunk_index"], first["data/file_index"]) == (0, 0)
+    assert first["videos/observation.images.front/from_timestamp"] == 0.0
+    assert second["videos/observation.images.front/from_timestamp"] == pytest.approx(1.2)
+    assert second["videos/observation.images.front/to_timestamp"] == pytest.approx(2.4)
+    assert len(first["stats/action/q01"]) == 3 and first["stats/action/count"] == [12]
+    assert np.array(first["stats/observation.images.front/mean"]).shape == (3, 1, 1)
+
+    tasks = pq.read_table(exported / "meta" / "tasks.parquet")
+    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["task"]
+    assert sorted(tasks["task_index"].to_pylist()) == list(range(info["total_tasks"]))
+
+
+def test_stats_are_lerobot_stats_of_the_data(exported, ours):
+    stats = json.loads((exported / "meta" / "stats.json").read_text())
+    states = np.concatenate([e.joint_position for e in ours]).astype(np.float64)
+    s = stats["observation.state"]
+    assert set(s) == set(STAT_KEYS) and set(QUANTILE_KEYS) == {"q01", "q10", "q50", "q90", "q99"}
+    assert s["count"] == [48]
+    np.testing.assert_allclose(s["mean"], states.mean(0), atol=1e-6)
+    np.testing.assert_allclose(s["std"], states.std(0), atol=1e-6)
+    np.testing.assert_allclose(s["min"], states.min(0), atol=1e-6)
+    np.testing.assert_allclose(s["max"], states.max(0), atol=1e-6)
+    assert np.all(np.array(s["q01"]) <= np.array(s["q50"])) and np.all(np.array(s["q50"]) <= np.array(s["q99"]))
+    front = np.concatenate([e.images["front"] for e in ours]).reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(np.array(stats["observation.images.front"]["mean"]).reshape(3), front.mean(0), atol=1e-6)
+    assert stats["index"]["max"] == [47] and stats["episode_index"]["count"] == [48]
+    assert "reasoning" not in stats  # strings have no stats
+
+
+def test_checker_finds_broken_layouts(exported, tmp_path):
+    broken = _copy(exported, tmp_path / "broken")
+    _edit_info(broken, lambda info: (info.pop("splits"), info["features"]["action"].update(names=["a"])))
+    (broken / "meta" / "stats.json").write_text(json.dumps({"action": {"min": [0.0]}}))
+    problems = check_dataset(broken)
+    assert any("splits" in p for p in problems)
+    _edit_info(broken, lambda info: info.update(splits={}))
+    problems = check_dataset(broken)
+    assert any("'action' has 1 names" in p for p in problems)
+    assert any("stats.json 'action' lacks" in p for p in problems)
+    assert any("no stats for 'observation.state'" in p for p in problems)
+
+
+def test_export_never_overwrites(ours, exported):
+    with pytest.raises(LeRobotFormatError, match="refusing to overwrite"):
+        export_lerobot(ours, exported, ExportOptions(**FAST))
+    assert check_dataset(exported) == []
+
+
+def test_export_refuses_timestamps_off_the_fps_grid(tmp_path):
+    contract = tiny_contract().sensors
+    rng = np.random.default_rng(0)
+    ep = Episode(
+        images={c: rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8) for c in contract.camera_names},
+        joint_position=np.zeros((5, 3), np.float32), action=np.zeros((5, 3), np.float32),
+        timestamp=np.arange(5) * 0.13, instruction="reach",
+    )  # fmt: skip
+    with DatasetWriter(tmp_path / "ours", contract) as w:
+        w.add_episode(ep)
+    with pytest.raises(DatasetError, match="not frame_index / fps"):
+        export_lerobot(tmp_path / "ours", tmp_path / "le", ExportOptions(**FAST))
+    assert not (tmp_path / "le").exists() and not list(tmp_path.glob(".le.*"))  # nothing left behind
+
+
+# -- import and the round trip -----------------------------------------------------------------
+
+
+def test_round_trip_video_same_arrays_images_within_codec_loss(exported, ours):
+    back = LeRobotDemoDataset(exported)
+    assert back.contract == ours.contract and len(back) == len(ours) and back.num_steps == ours.num_steps
+    for i in range(len(ours)):
+        _assert_same(ours.episode(i), back.episode(i), exact_images=False)
+    assert [e["instruction"] for e in back.episode_index] == [e["instruction"] for e in ours.episode_index]
+    back.close()
+
+
+def test_round_trip_embedded_images_is_exact(exported_images, ours, tmp_path):
+    assert check_dataset(exported_images) == []
+    info = json.loads((exported_images / "meta" / "info.json").read_text())
+    assert info["features"]["observation.images.front"]["dtype"] == "image" and info["video_path"] is None
+    schema = pq.read_schema(exported_images / "data" / "chunk-000" / "file-000.parquet")
+    assert schema.field("observation.images.front").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    again = import_lerobot(exported_images, tmp_path / "ours_again")  # ours -> LeRobot -> ours
+    assert isinstance(again, DemoDataset) and again.contract == ours.contract
+    assert again.meta["num_steps"] == ours.meta["num_steps"]
+    assert [(e["length"], e["instruction"], e["task"]) for e in again.episode_index] == [
+        (e["length"], e["instruction"], e["task"]) for e in ours.episode_index
+    ]
+    for a, b in zip(ours, again):
+        _assert_same(a, b, exact_images=True)
+
+
+def test_many_files_round_trip(ours, tmp_path):
+    """Tiny file-size limits: episodes spread over parquet and mp4 files (rollover + seeking)."""
+    out = tmp_path / "le"
+    export_lerobot(ours, out, ExportOptions(data_file_size_mb=1e-4, video_file_size_mb=1e-4, chunks_size=2, **FAST))
+    assert check_dataset(out) == []
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "data").glob("*/*.parquet")) == [
+        "data/chunk-000/file-000.parquet", "data/chunk-000/file-001.parquet",
+        "data/chunk-001/file-000.parquet", "data/chunk-001/file-001.parquet",
+    ]  # fmt: skip
+    # an mp4 rolls over once its muxed bytes pass the limit; the encoder's look-ahead delays them
+    assert len(list((out / "videos" / "observation.images.wrist").glob("*/*.mp4"))) >= 2
+    back = LeRobotDemoDataset(out)
+    for i in (3, 0, 2):  # out of order: the reader seeks
+        _assert_same(ours.episode(i), back.episode(i), exact_images=False)
+
+
+def test_mapping_renames_picks_joints_and_resizes(exported):
+    mapping = LeRobotMapping.from_pairs(
+        {"joint.elbow": "joint_2", "joint.shoulder": "joint_1", "camera.main": "front", "image_size": "16x24"}
+    )
+    data = LeRobotDemoDataset(exported, mapping)
+    assert data.contract.joint_names == ("elbow", "shoulder") and data.contract.camera_names == ("main",)
+    ep = data.episode(1)
+    full = LeRobotDemoDataset(exported).episode(1)
+    assert np.array_equal(ep.joint_position, full.joint_position[:, [1, 0]])
+    assert np.array_equal(ep.action, full.action[:, [1, 0]])
+    assert ep.images["main"].shape == (12, 16, 24, 3)
+    no_target = LeRobotDemoDataset(exported, LeRobotMapping(target_key="", reasoning_key=""))
+    ep = no_target.episode(0)
+    assert ep.target_position is None and ep.reasoning == []
+    assert "joints" in data.describe()
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+
+def test_refuses_unsupported_codebase_version(exported, tmp_path):
+    old = _copy(exported, tmp_path / "old")
+    _edit_info(old, lambda info: info.update(codebase_version="v2.1"))
+    with pytest.raises(LeRobotVersionError, match="codebase_version 'v2.1' is not supported.*convert_dataset_v21_to_v30"):
+        LeRobotDemoDataset(old)
+    with pytest.raises(LeRobotVersionError):
+        check_dataset(old)
+    assert issubclass(LeRobotVersionError, BadInputError)
+
+
+def test_refuses_actions_of_other_joints_or_space(exported, tmp_path):
+    renamed = _copy(exported, tmp_path / "renamed")
+    _edit_info(renamed, lambda info: info["features"]["action"].update(names=["x", "y", "gripper"]))
+    with pytest.raises(LeRobotActionError, match="not joint-position targets of the observed joints.*names"):
+        LeRobotDemoDataset(renamed)
+
+
+def test_refuses_delta_actions_unless_told(tmp_path, ours):
+    contract = ours.contract
+    with DatasetWriter(tmp_path / "deltas", contract) as w:
+        for ep in ours:
+            deltas = np.diff(ep.joint_position, axis=0, append=ep.joint_position[-1:])  # velocities * dt
+            w.add_episode(Episode(ep.images, ep.joint_position, deltas.astype(np.float32), ep.timestamp, ep.instruction))
+    export_lerobot(tmp_path / "deltas", tmp_path / "le", ExportOptions(video=False, **FAST))
+    with pytest.raises(LeRobotActionError, match="deltas, velocities"):
+        LeRobotDemoDataset(tmp_path / "le")
+    assert len(LeRobotDemoDataset(tmp_path / "le", LeRobotMapping(check_actions=False))) == 4
+
+
+def test_refuses_missing_cameras(exported, tmp_path):
+    with pytest.raises(LeRobotMappingError, match=r"cameras \{'top': 'observation.images.top'\} are missing"):
+        LeRobotDemoDataset(exported, LeRobotMapping(cameras={"top": "top"}))
+    blind = _copy(exported, tmp_path / "blind")
+    _edit_info(blind, lambda info: [info["features"].pop(f"observation.images.{c}") for c in ("front", "wrist")])
+    with pytest.raises(LeRobotMappingError, match="no image or video features"):
+        LeRobotDemoDataset(blind)
+    with pytest.raises(LeRobotMappingError, match="no feature 'observation.joints'"):
+        LeRobotDemoDataset(exported, LeRobotMapping(state_key="observation.joints"))
+
+
+def test_refuses_size_mismatches(exported, tmp_path):
+    longer = _copy(exported, tmp_path / "longer")
+    _edit_info(longer, lambda info: info["features"]["action"].update(shape=[4], names=None))
+    with pytest.raises(LeRobotMappingError, match="4 values per frame.*3: sizes do not match"):
+        LeRobotDemoDataset(longer)
+    frames = _copy(exported, tmp_path / "frames")
+    _edit_info(frames, lambda info: info["features"]["observation.images.front"].update(shape=[48, 48, 3]))
+    data = LeRobotDemoDataset(frames)
+    with pytest.raises(LeRobotMappingError, match="frames are 32x32, info.json says 48x48: sizes do not match"):
+        data.episode(0)
+    with pytest.raises(LeRobotMappingError, match=r"joints \{'a': 'nope'\} are not names"):
+        LeRobotDemoDataset(exported, LeRobotMapping(joints={"a": "nope"}))
+
+
+def test_mapping_validation_names_the_bad_value():
+    with pytest.raises(LeRobotMappingError, match="unknown mapping key 'camera'"):
+        LeRobotMapping.from_pairs({"camera": "front"})
+    with pytest.raises(LeRobotMappingError, match="image_size takes HEIGHTxWIDTH, got '32'"):
+        LeRobotMapping.from_pairs({"image_size": "32"})
+    with pytest.raises(LeRobotMappingError, match="image_height must be 0"):
+        LeRobotMapping(image_height=4, image_width=4)
+    with pytest.raises(LeRobotMappingError, match="maps several names"):
+        LeRobotMapping(cameras={"a": "front", "b": "front"})
+    with pytest.raises(LeRobotFormatError, match="codec must be one of"):
+        ExportOptions(codec="mpeg4")
+
+
+def test_not_a_lerobot_dataset(tmp_path):
+    with pytest.raises(LeRobotFormatError, match="meta/info.json is missing"):
+        LeRobotDemoDataset(tmp_path)
