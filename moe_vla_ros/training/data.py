@@ -16,11 +16,18 @@ A sample (keys = `moe_vla_ros.model.vla.BATCH_KEYS`):
 Chunk step k is action[t + k], the target commanded at step t + k, i.e. the target for time
 t + k + 1: the first chunk entry is one control period after the observation, as the contract
 says. Episodes are decoded once and kept in memory (uint8 images): C*3*H*W bytes per step.
+
+The demonstrations come from our dataset format (data/dataset.py) or a LeRobotDataset v3.0
+folder (data/lerobot/): `open_training_dataset` picks the reader. LeRobot data has no
+`target_position` unless a feature carries it; without it the target probe is not trained
+(target_valid = 0 everywhere) and VLADataset warns.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import warnings
+from pathlib import Path
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -28,7 +35,23 @@ from torch.utils.data import Dataset
 
 from moe_vla_ros.contract import NormalizationStats, PolicyContract
 from moe_vla_ros.data.dataset import DemoDataset
+from moe_vla_ros.data.lerobot import LeRobotDemoDataset, LeRobotMapping, open_demonstrations
 from moe_vla_ros.runtime.tokenization import InstructionTokenizer
+
+
+Demonstrations = Union[DemoDataset, LeRobotDemoDataset]
+NO_TARGET_WARNING = (
+    "the training data records no target_position (LeRobot datasets do not, unless a feature carries it): "
+    "the target probe is not trained (off) and the model learns without its target estimate"
+)
+
+
+def open_training_dataset(
+    root: str | Path, lerobot_map: LeRobotMapping | None = None, image_size: tuple[int, int] | None = None
+) -> Demonstrations:
+    """Our dataset (meta.json) or a LeRobot v3.0 folder (meta/info.json, read through `lerobot_map`,
+    images resized to `image_size` when given, e.g. the fine-tuned model's)."""
+    return open_demonstrations(root, lerobot_map, image_size)
 
 
 def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -44,13 +67,17 @@ def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[l
     return sorted(order[num_val:]), sorted(order[:num_val])
 
 
-def normalization_from_episodes(dataset: DemoDataset, indices: Sequence[int]) -> NormalizationStats:
+def normalization_from_episodes(dataset: Demonstrations, indices: Sequence[int]) -> NormalizationStats:
     """State/action mean and std over every step of the given episodes."""
     states, actions = [], []
     for i in indices:
-        episode = dataset.episode(i)
-        states.append(episode.joint_position)
-        actions.append(episode.action)
+        if hasattr(dataset, "state_action"):  # LeRobot: no image decoding
+            state, action = dataset.state_action(i)
+        else:
+            episode = dataset.episode(i)
+            state, action = episode.joint_position, episode.action
+        states.append(state)
+        actions.append(action)
     return NormalizationStats.from_arrays(np.concatenate(states), np.concatenate(actions))
 
 
@@ -66,7 +93,7 @@ class VLADataset(Dataset):
 
     def __init__(
         self,
-        dataset: DemoDataset,
+        dataset: Demonstrations,
         contract: PolicyContract,
         tokenizer: InstructionTokenizer,
         episode_indices: Sequence[int] | None = None,
@@ -117,6 +144,9 @@ class VLADataset(Dataset):
         self.target_position = torch.from_numpy(np.concatenate(targets).astype(np.float32))  # [N, 3]
         self.target_valid = torch.from_numpy(np.concatenate(target_valid))  # [N]
         self.step_in_episode = torch.from_numpy(np.concatenate(step_index))  # [N] step t of each sample
+        self.has_target = bool(self.target_valid.any())
+        if not self.has_target:
+            warnings.warn(NO_TARGET_WARNING, stacklevel=2)
         self.episode_indices = indices
 
     def __len__(self) -> int:

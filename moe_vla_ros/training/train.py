@@ -24,9 +24,10 @@ from typing import Any, Iterator, Sequence
 import torch
 from tqdm import tqdm
 
-from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_input, run_tool, tool_parser
+from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_input, parse_pairs, run_tool, tool_parser
 from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.data.dataset import DemoDataset
+from moe_vla_ros.data.lerobot import LeRobotDemoDataset, LeRobotMapping, LeRobotMappingError
 from moe_vla_ros.model.checkpoint import CONFIG_FILE, load_checkpoint, load_tokenizer, save_checkpoint
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA
@@ -37,6 +38,7 @@ from moe_vla_ros.training.data import (
     VLADataset,
     iterate_batches,
     normalization_from_episodes,
+    open_training_dataset,
     split_episodes,
     start_weights,
 )
@@ -194,8 +196,10 @@ def _run_stage(
     return first_step + steps, last_loss, metrics
 
 
-def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: TrainConfig | None = None) -> TrainResult:
-    """Train a policy on the dataset at `dataset_dir`; write checkpoint, logs and plots to `out_dir`."""
+def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: TrainConfig | None = None,
+                 lerobot_map: LeRobotMapping | None = None) -> TrainResult:  # fmt: skip
+    """Train a policy on the dataset at `dataset_dir` (ours, or a LeRobot v3.0 folder read through
+    `lerobot_map`); write checkpoint, logs and plots to `out_dir`."""
     cfg = cfg or TrainConfig()
     out = Path(out_dir)
     if (out / CONFIG_FILE).exists() and not cfg.overwrite:
@@ -206,7 +210,15 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     torch.manual_seed(cfg.seed)
     (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
 
-    dataset = DemoDataset(dataset_dir)
+    image_size = None
+    if cfg.init_checkpoint:  # LeRobot frames are resized to the fine-tuned model's cameras
+        from moe_vla_ros.model.checkpoint import read_checkpoint_config
+
+        sensors = read_checkpoint_config(cfg.init_checkpoint)[0].contract.sensors
+        image_size = (sensors.image_height, sensors.image_width)
+    dataset = open_training_dataset(dataset_dir, lerobot_map, image_size)
+    if isinstance(dataset, LeRobotDemoDataset) and cfg.progress:
+        print(dataset.describe())
     train_eps, val_eps = split_episodes(len(dataset), cfg.val_fraction, cfg.seed)
     if cfg.init_checkpoint:
         model, tokenizer = load_initial_checkpoint(cfg.init_checkpoint, dataset)
@@ -267,7 +279,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
     defaults = TrainConfig()
     p = tool_parser(PROG, "Train the MoE-VLA policy: dense warm-up -> upcycle -> MoE tuning.",
                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", required=True, help="dataset folder (meta.json + episodes/)")
+    p.add_argument("--dataset", required=True,
+                   help="dataset folder: ours (meta.json + episodes/) or a LeRobotDataset v3.0 (meta/info.json)")
+    p.add_argument("--lerobot-map", action="append", default=[], metavar="KEY=VALUE",
+                   help="LeRobot features -> our contract, repeated: state=KEY, action=KEY, joint.OURS=THEIRS, "
+                        "camera.OURS=IMAGE_KEY, image_size=HxW, reasoning=KEY, target=KEY, check_actions=false")
     add_output_argument(p, "output folder for checkpoint, logs and plots")
     p.add_argument("--preset", choices=("small", "tiny"), default=defaults.preset, help="model size preset")
     p.add_argument("--config", help="model overrides: a JSON file or an inline JSON object")
@@ -318,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     with bad_input((ValueError, OSError)):  # bad values / unreadable --config
         args, cfg = parse_args(argv)
-    result = train_policy(args.dataset, args.out, cfg)
+    pairs = parse_pairs(args.lerobot_map, "=", "--lerobot-map KEY=VALUE", LeRobotMappingError)
+    result = train_policy(args.dataset, args.out, cfg, LeRobotMapping.from_pairs(pairs) if pairs else None)
     ev = result.final_eval
     print(
         f"saved {result.out_dir}: final train loss {result.final_train_loss:.4f}, "

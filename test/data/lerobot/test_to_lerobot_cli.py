@@ -1,0 +1,58 @@
+"""Tests of `moe_vla_to_lerobot` (moe_vla_ros/bags/to_lerobot.py): our dataset and a bag -> LeRobot."""
+
+import json
+
+import numpy as np
+import pytest
+
+from moe_vla_ros.bags.synthetic import SyntheticDemo, write_demo_bag
+from moe_vla_ros.bags.to_lerobot import main
+from moe_vla_ros.data.lerobot import LeRobotDemoDataset, check_dataset
+from moe_vla_ros.model.config import tiny_contract
+from moe_vla_ros.training.synthetic import generate_synthetic_dataset
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ours") / "data"
+    generate_synthetic_dataset(root, tiny_contract().sensors, 2, 8, seed=1)
+    return root
+
+
+def test_dataset_to_lerobot(ours, tmp_path, capsys):
+    out = tmp_path / "le"
+    assert main([str(ours), "-o", str(out), "--no-progress", "--vcodec", "h264", "--crf", "18", "--robot-type", "sim_arm"]) == 0
+    assert "wrote" in capsys.readouterr().out and check_dataset(out) == []
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert info["robot_type"] == "sim_arm" and info["features"]["observation.images.front"]["info"]["video.codec"] == "h264"
+    assert main([str(ours), "-o", str(out), "--no-progress"]) == 2
+    assert "moe_vla_to_lerobot: error: " in (err := capsys.readouterr().err) and "refusing to overwrite" in err
+    assert main([str(tmp_path), "-o", str(tmp_path / "x")]) == 2
+    assert "neither a dataset folder" in capsys.readouterr().err
+    assert main([str(ours), "-o", str(tmp_path / "y"), "--crf", "99"]) == 2
+    assert "crf must be in [0, 63]" in capsys.readouterr().err
+
+
+def test_images_flag_embeds_pngs(ours, tmp_path):
+    assert main([str(ours), "-o", str(tmp_path / "le"), "--images", "--no-progress"]) == 0
+    info = json.loads((tmp_path / "le" / "meta" / "info.json").read_text())
+    assert info["features"]["observation.images.wrist"]["dtype"] == "image" and not (tmp_path / "le" / "videos").exists()
+
+
+def test_bag_to_lerobot(tmp_path, capsys):
+    demo = SyntheticDemo()
+    bag = tmp_path / "bag"
+    write_demo_bag(bag, demo, "mcap")
+    contract_file = tmp_path / "contract.json"
+    contract_file.write_text(json.dumps({"sensors": demo.contract().to_dict()}))
+    assert main([str(bag), "-o", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "--contract is needed" in capsys.readouterr().err
+    args = [str(bag), "-o", str(tmp_path / "le"), "--contract", str(contract_file), "--no-progress", "--task", "pick",
+            "--camera", "wrist=/camera/wrist/image_raw/compressed"]  # fmt: skip
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out and check_dataset(tmp_path / "le") == []
+    data = LeRobotDemoDataset(tmp_path / "le")  # commanded targets pass the action check
+    assert len(data) == 2 and data.contract.joint_names == demo.contract().joint_names
+    ep = data.episode(0)
+    assert ep.task == "pick" and ep.instruction == demo.instructions[0][1] and np.isfinite(ep.action).all()
+    assert not list(tmp_path.glob("moe_vla_bag_*"))
