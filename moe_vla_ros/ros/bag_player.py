@@ -40,8 +40,8 @@ from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagMessage, BagReader, TopicInfo
 from moe_vla_ros.cli import add_bag_argument, parse_pairs, run_tool, split_ros_args, tool_parser
 from moe_vla_ros.ros.bag_recorder import BagRecorder, RecorderConfig, message_class
+from moe_vla_ros.ros.qos import CLOCK_TOPIC
 
-CLOCK_TOPIC = "/clock"
 _POLL_S = 0.02  # granularity of waits for subscribers and of /clock between messages
 
 

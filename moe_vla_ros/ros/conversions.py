@@ -10,7 +10,9 @@
   joint_trajectory_controller. ``header.stamp`` is the trajectory's start time and point i is
   due ``start_offset + (i+1) * dt`` after it; every point carries positions AND velocities, so
   the controller interpolates with cubic splines and velocity stays continuous.
-  `joint_trajectory_verdict`: that controller's verdict on a message (control/jtc_rules.py).
+  `joint_trajectory_verdict`: that controller's verdict on a message (control/jtc_rules.py);
+  decoding: `joint_trajectory_to_arrays` (numpy), `joint_trajectory_to_follower` (the simulator's
+  follower, as the mock controller and sim_node execute it).
 
 Messages are plain Python objects: nothing here needs rclpy.init or a ROS graph.
 """
@@ -37,6 +39,8 @@ from moe_vla_ros.control.images import (
 )
 from moe_vla_ros.control.joint_state import JointStateMapper, JointVector
 from moe_vla_ros.control.jtc_rules import JtcParams, JtcVerdict, check_trajectory
+from moe_vla_ros.sim.trajectory_follower import JointTrajectory as FollowerTrajectory
+from moe_vla_ros.sim.trajectory_follower import TrajectoryPoint
 
 _NS_PER_S = 1_000_000_000
 
@@ -287,6 +291,19 @@ def joint_trajectory_to_arrays(msg: JointTrajectory) -> tuple[list[str], np.ndar
         if len(point.velocities):
             velocities[i] = point.velocities
     return names, times, positions, velocities
+
+
+def joint_trajectory_to_follower(msg: JointTrajectory) -> FollowerTrajectory:
+    """JointTrajectory -> the simulator's follower trajectory (sim/trajectory_follower.py), fields as
+    sent: points without velocities or accelerations get None (raises TrajectoryError on what the
+    follower cannot represent: no points, missing or ragged positions, ...)."""
+    points = []
+    for p in msg.points:
+        velocities = tuple(p.velocities) if len(p.velocities) else None
+        accelerations = tuple(p.accelerations) if len(p.accelerations) else None
+        points.append(TrajectoryPoint(tuple(p.positions), duration_to_seconds(p.time_from_start), velocities,
+                                      accelerations))
+    return FollowerTrajectory(tuple(msg.joint_names), tuple(points), stamp_to_seconds(msg.header.stamp))
 
 
 def joint_trajectory_verdict(msg: JointTrajectory, params: JtcParams, now_s: float) -> JtcVerdict:

@@ -14,21 +14,9 @@ import numpy as np
 from trajectory_msgs.msg import JointTrajectory
 
 from moe_vla_ros.control.jtc_rules import JtcParams
-from moe_vla_ros.ros.conversions import duration_to_seconds, joint_trajectory_verdict, stamp_to_seconds
+from moe_vla_ros.ros.conversions import joint_trajectory_to_follower, joint_trajectory_verdict
 from moe_vla_ros.sim.trajectory_follower import JointTrajectory as FollowerTrajectory
-from moe_vla_ros.sim.trajectory_follower import TrajectoryError, TrajectoryFollower, TrajectoryPoint
-
-
-def trajectory_from_msg(msg: JointTrajectory) -> FollowerTrajectory:
-    """trajectory_msgs/JointTrajectory -> the follower's JointTrajectory (raises TrajectoryError
-    on what it cannot represent: no points, missing or ragged positions, ...)."""
-    points = []
-    for p in msg.points:
-        velocities = tuple(p.velocities) if len(p.velocities) else None
-        accelerations = tuple(p.accelerations) if len(p.accelerations) else None
-        points.append(TrajectoryPoint(tuple(p.positions), duration_to_seconds(p.time_from_start), velocities,
-                                      accelerations))
-    return FollowerTrajectory(tuple(msg.joint_names), tuple(points), stamp_to_seconds(msg.header.stamp))
+from moe_vla_ros.sim.trajectory_follower import TrajectoryError, TrajectoryFollower
 
 
 def receive_trajectory(
@@ -49,7 +37,7 @@ def receive_trajectory(
     if verdict.warnings:  # accepted by the controller, but not executable as meant
         raise TrajectoryError(f"joint_trajectory_controller would accept this but not execute it as meant: "
                               f"{'; '.join(verdict.warnings)}", "warning")
-    trajectory = trajectory_from_msg(msg)
+    trajectory = joint_trajectory_to_follower(msg)
     follower.set_trajectory(trajectory, now, current_positions, current_velocities)
     return trajectory
 

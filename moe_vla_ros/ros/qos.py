@@ -1,4 +1,5 @@
-"""QoS profiles chosen outside the nodes and passed in (one place to change them)."""
+"""Topic names fixed by ROS and the QoS profiles chosen outside the nodes and passed in (one place
+to change them)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rclpy.qos import (
 )
 
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+CLOCK_TOPIC = "/clock"  # absolute: the simulated time of every namespace (use_sim_time)
 
 
 def sensor_qos(reliability: str = "best_effort", depth: int = 5) -> QoSProfile:
@@ -67,6 +69,12 @@ def instruction_subscription_qos(durability: str = "volatile") -> QoSProfile:
     )
 
 
+def clock_qos() -> QoSProfile:
+    """/clock publisher: reliable (matches rclpy/rclcpp's best-effort time sources and recorders), newest only."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                      reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+
+
 def telemetry_qos(depth: int = 10) -> QoSProfile:
     """Reasoning traces, expert usage, status: reliable, a short history."""
     return QoSProfile(
@@ -76,6 +84,6 @@ def telemetry_qos(depth: int = 10) -> QoSProfile:
 
 
 __all__ = [
-    "sensor_qos", "command_qos", "enable_subscription_qos", "latched_qos", "instruction_subscription_qos",
-    "telemetry_qos", "qos_profile_sensor_data",
+    "CLOCK_TOPIC", "clock_qos", "sensor_qos", "command_qos", "enable_subscription_qos", "latched_qos",
+    "instruction_subscription_qos", "telemetry_qos", "qos_profile_sensor_data",
 ]

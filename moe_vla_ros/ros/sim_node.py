@@ -36,7 +36,6 @@ import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
@@ -46,7 +45,7 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from moe_vla_ros.ros.conversions import make_header, rgb_to_image_msg, seconds_to_stamp
 from moe_vla_ros.ros.mock_controller import receive_trajectory
 from moe_vla_ros.ros.params import declare_config
-from moe_vla_ros.ros.qos import command_qos, latched_qos, sensor_qos
+from moe_vla_ros.ros.qos import CLOCK_TOPIC, clock_qos, command_qos, latched_qos, sensor_qos
 from moe_vla_ros.ros.sim_node_config import SimNodeConfig, SimNodeConfigError
 from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 from moe_vla_ros.sim.arm_sim import ArmSim
@@ -54,16 +53,9 @@ from moe_vla_ros.sim.config import JOINT_NAMES
 from moe_vla_ros.sim.tasks import Task
 from moe_vla_ros.sim.trajectory_follower import TrajectoryError, TrajectoryFollower
 
-CLOCK_TOPIC = "/clock"
 MAX_LAG_S = 0.2  # wall seconds the simulation may fall behind before it gives the time up
 MAX_TICK_SIM_S = 0.1  # simulated seconds one timer callback advances at most
 FAR_FUTURE_S = 10.0  # trajectories starting later than this are suspicious (wall-clock stamps?)
-
-
-def clock_qos() -> QoSProfile:
-    """/clock publisher: reliable (matches rclpy/rclcpp's best-effort time sources and recorders), newest only."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                      reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 
 
 class RealTimePacer:
