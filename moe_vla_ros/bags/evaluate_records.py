@@ -35,6 +35,7 @@ from moe_vla_ros.bags.resample import (
 from moe_vla_ros.contract import SensorContract
 from moe_vla_ros.control.chunking import is_hold_profile
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
+from moe_vla_ros.evaluation.records import CommandRecord
 
 NS = 1_000_000_000
 USAGE_TYPE = "moe_vla_msgs/msg/ExpertUsage"
@@ -43,31 +44,6 @@ STATUS_TYPE = "moe_vla_msgs/msg/PolicyStatus"
 
 def to_ns(times_s: np.ndarray | float) -> np.ndarray:
     return np.round(np.asarray(times_s, dtype=np.float64) * NS).astype(np.int64)
-
-
-@dataclass(frozen=True)
-class CommandRecord:
-    """One published JointTrajectory (an empty one is a hold).
-
-    Attributes:
-        received_s: when it reached the controller (publish / record time).
-        start_s: its header stamp (received_s where the stamp is 0: "start now").
-        times_s: float64 [n] absolute due time of each point.
-        positions: float64 [n, J] targets, model joint order.
-        obs_stamp_s: stamp of the observation it was computed from (NaN: unknown).
-        chunk_id: the executor's chunk id (-1: unknown).
-    """
-
-    received_s: float
-    start_s: float
-    times_s: np.ndarray
-    positions: np.ndarray
-    obs_stamp_s: float = math.nan
-    chunk_id: int = -1
-
-    @property
-    def is_hold(self) -> bool:
-        return len(self.times_s) == 0
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from moe_vla_ros.bags.evaluate_metrics import (
     executed_points,
     per_step_mae,
     reasoning_metrics,
-    seam_metrics,
     staleness,
-    summary_stats,
     usage_drift,
 )
 from moe_vla_ros.bags.evaluate_records import Reference, RunRecords
 from moe_vla_ros.contract import PolicyContract
+from moe_vla_ros.evaluation.seams import seam_metrics
+from moe_vla_ros.evaluation.stats import summary_stats
 
 REPORT_FILE = "report.json"
 FORMAT = "moe_vla_bag_evaluation"

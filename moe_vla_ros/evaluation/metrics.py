@@ -1,4 +1,4 @@
-"""Metrics of closed-loop episodes: success, time, latency, expert usage, chunk-seam smoothness.
+"""Metrics of closed-loop episodes: success, time, latency, expert usage, chunk seams.
 
 Pure numpy on the records of records.py (no rclpy, no matplotlib).
 
@@ -7,24 +7,20 @@ every MoE layer over a task family's chunks, and how much two families differ pe
 total variation distance TV = 1/2 sum |p - q| (0 = same loads, 1 = disjoint experts) and
 Jensen-Shannon divergence in bits (0..1).
 
-Chunk seams: when trajectory B replaces A, B's first point should continue A. At B's first
-point time t, the position jump |p_B(t) - p_A(t)| and velocity jump |v_B(t) - v_A(t)| (A
-sampled like joint_trajectory_controller: cubic Hermite through its points) are compared with
-what the arm can do in one control period: max_velocity * dt and max_acceleration * dt. A
-ratio above 1 is a jerk the limits do not allow. B starting after A's last point is a gap
-(the arm stopped between chunks).
+Chunk seams: the one seam metric of evaluation/seams.py, over every episode's trajectories
+(pooled), with the robot's limits when known.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from itertools import combinations
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from moe_vla_ros.evaluation.records import EpisodeRecord, LatencyRecord, TrajectoryRecord
+from moe_vla_ros.evaluation.seams import DEFAULT_WINDOW_STEPS, SeamJumps, SeamLimits, seam_jumps, summarize_seams
 from moe_vla_ros.runtime.usage_distance import jensen_shannon, total_variation
 
 OVERALL = "overall"
@@ -109,30 +105,6 @@ def usage_divergence(loads: Mapping[str, Mapping[str, Sequence[float]]]) -> dict
 
 
 # -- chunk seams --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SeamLimits:
-    """Per-joint limits [J] and the control period dt: one period's worth of motion bounds a seam."""
-
-    max_velocity: tuple[float, ...]
-    max_acceleration: tuple[float, ...]
-    dt: float
-
-    def __post_init__(self) -> None:
-        v, a = np.asarray(self.max_velocity, float), np.asarray(self.max_acceleration, float)
-        if v.shape != a.shape or v.ndim != 1 or v.size == 0 or not (np.all(v > 0) and np.all(a > 0)):
-            raise ValueError(f"limits must be positive vectors of one length, got {list(v)} and {list(a)}")
-        if not (math.isfinite(self.dt) and self.dt > 0):
-            raise ValueError(f"dt must be > 0, got {self.dt!r}")
-
-    @property
-    def position_bound(self) -> np.ndarray:
-        return np.asarray(self.max_velocity, float) * self.dt
-
-    @property
-    def velocity_bound(self) -> np.ndarray:
-        return np.asarray(self.max_acceleration, float) * self.dt
-
-
 def sample_trajectory(traj: TrajectoryRecord, t: float) -> tuple[np.ndarray, np.ndarray] | None:
     """(position [J], velocity [J]) of `traj` at absolute time t between its first and last
     point (cubic Hermite with velocities, linear without); None outside that span."""
@@ -155,41 +127,29 @@ def sample_trajectory(traj: TrajectoryRecord, t: float) -> tuple[np.ndarray, np.
     return position, velocity
 
 
-def seam_jumps(trajectories: Sequence[TrajectoryRecord]) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
-    """([(position jump [J], velocity jump [J]) per seam], number of gaps) for consecutive trajectories."""
-    jumps, gaps = [], 0
-    for a, b in zip(trajectories, trajectories[1:]):
-        t = float(b.point_times()[0])
-        if t > a.point_times()[-1] + 1e-9:
-            gaps += 1
-            continue
-        sampled = sample_trajectory(a, t)
-        if sampled is None:  # b begins before a's first point: nothing of a was executed yet
-            continue
-        pb = np.asarray(b.positions[0], dtype=np.float64)
-        vb = np.asarray(b.velocities[0], dtype=np.float64) if b.velocities and b.velocities[0] else sampled[1]
-        jumps.append((np.abs(pb - sampled[0]), np.abs(vb - sampled[1])))
-    return jumps, gaps
+def _initial_position(record: EpisodeRecord) -> np.ndarray | None:
+    """Measured joint positions [J] when the first trajectory took over (None: nothing measured)."""
+    if not record.trajectories or not record.joint_times:
+        return None
+    t = record.trajectories[0].command()
+    when = max(t.start_s, t.received_s)
+    q = np.asarray(record.joint_positions, dtype=np.float64).reshape(len(record.joint_times), -1)  # [T, J]
+    return np.array([np.interp(when, record.joint_times, q[:, j]) for j in range(q.shape[1])])
 
 
-def seam_summary(records: Sequence[EpisodeRecord], limits: SeamLimits | None) -> dict[str, object]:
-    """Seam counts, the largest position/velocity jumps and, with limits, jump / bound ratios."""
-    jumps, gaps = [], 0
-    for rec in records:
-        j, g = seam_jumps(rec.trajectories)
-        jumps += j
-        gaps += g
-    out: dict[str, object] = {"seams": len(jumps), "gaps": gaps}
-    if not jumps:
-        return out | {"max_position_jump": math.nan, "max_velocity_jump": math.nan}
-    pos, vel = np.stack([p for p, _ in jumps]), np.stack([v for _, v in jumps])  # [S, J] each
-    out |= {"max_position_jump": float(pos.max()), "max_velocity_jump": float(vel.max()),
-            "mean_position_jump": float(pos.max(axis=1).mean()), "mean_velocity_jump": float(vel.max(axis=1).mean())}
-    if limits is not None:
-        if pos.shape[1] != len(limits.max_velocity):
-            raise ValueError(f"trajectories have {pos.shape[1]} joints, limits {len(limits.max_velocity)}")
-        pr, vr = pos / limits.position_bound, vel / limits.velocity_bound  # [S, J]
-        out |= {"position_bound": limits.position_bound.tolist(), "velocity_bound": limits.velocity_bound.tolist(),
-                "max_position_ratio": float(pr.max()), "max_velocity_ratio": float(vr.max()),
-                "within_bounds": float(np.mean((pr.max(axis=1) <= 1.0) & (vr.max(axis=1) <= 1.0)))}  # fmt: skip
-    return out
+def control_period(records: Sequence[EpisodeRecord]) -> float | None:
+    """The spacing of the trajectories' points (one control period; None without two points)."""
+    steps = [d for rec in records for t in rec.trajectories for d in np.diff(t.time_from_start)]
+    return float(np.median(steps)) if steps else None
+
+
+def seam_summary(records: Sequence[EpisodeRecord], period_s: float | None, limits: SeamLimits | None = None,
+                 window: int = DEFAULT_WINDOW_STEPS) -> dict[str, object]:  # fmt: skip
+    """The chunk-seam metric (evaluation/seams.py) over every episode's trajectories, pooled;
+    `period_s` None: `control_period(records)`."""
+    period_s = period_s or control_period(records)
+    if period_s is None:
+        return summarize_seams(SeamJumps.pooled([]), limits)
+    runs = [seam_jumps([t.command() for t in rec.trajectories], period_s, window, _initial_position(rec))
+            for rec in records]  # fmt: skip
+    return summarize_seams(SeamJumps.pooled(runs), limits)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -65,6 +66,32 @@ def plan_episodes(
     return plans
 
 
+@dataclass(frozen=True)
+class CommandRecord:
+    """One published JointTrajectory as the seam metric and the bag metrics score it (an empty
+    one is a hold).
+
+    Attributes:
+        received_s: when it reached the controller (publish / record time).
+        start_s: its header stamp (received_s where the stamp is 0: "start now").
+        times_s: float64 [n] absolute due time of each point.
+        positions: float64 [n, J] targets, model joint order.
+        obs_stamp_s: stamp of the observation it was computed from (NaN: unknown).
+        chunk_id: the executor's chunk id (-1: unknown).
+    """
+
+    received_s: float
+    start_s: float
+    times_s: np.ndarray
+    positions: np.ndarray
+    obs_stamp_s: float = math.nan
+    chunk_id: int = -1
+
+    @property
+    def is_hold(self) -> bool:
+        return len(self.times_s) == 0
+
+
 @dataclass
 class TrajectoryRecord:
     """One trajectory_msgs/JointTrajectory with points, as received.
@@ -86,6 +113,11 @@ class TrajectoryRecord:
         """Absolute time [P] of every point (a zero stamp counts from receipt)."""
         start = self.start_s if self.start_s > 0 else self.received_s
         return start + np.asarray(self.time_from_start, dtype=np.float64)
+
+    def command(self) -> CommandRecord:
+        """As the seam metric scores it (absolute point times, positions [P, J])."""
+        start = self.start_s if self.start_s > 0 else self.received_s
+        return CommandRecord(self.received_s, start, self.point_times(), np.asarray(self.positions, dtype=np.float64))
 
 
 @dataclass

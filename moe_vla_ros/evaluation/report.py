@@ -11,7 +11,7 @@ Layout of report.json:
   control_steps    same, in control periods
   latency          inference (PolicyStatus, ms) and observation_to_command (ms)
   expert_usage     per_task {family: {layer: mean expert_load}}, divergence {"a vs b": {layer: {tv, js_bits}}}
-  chunk_seams      see metrics.seam_summary
+  chunk_seams      the seam metric of seams.py (with the robot's limits when known)
   episodes         one summary row per episode (the full records are in episodes/)
 """
 
@@ -53,8 +53,10 @@ def build_report(
     expert: Sequence[ExpertResult] = (),
     limits: metrics.SeamLimits | None = None,
     run_info: Mapping[str, Any] | None = None,
+    period_s: float | None = None,
 ) -> dict[str, Any]:
-    """The report dict (see the module docstring)."""
+    """The report dict (see the module docstring); `period_s`: the control period (default
+    limits.dt, else the spacing of the trajectories' points)."""
     by_index = {e.index: e for e in expert}
     success = {"policy": metrics.success_summary((r.family, r.success) for r in records)}
     time_s = {"policy": metrics.mean_by_family((r.family, r.duration_s) for r in records)}
@@ -72,7 +74,7 @@ def build_report(
         "latency": {"inference": metrics.inference_latency(records),
                     "observation_to_command": metrics.observation_to_command(records)},  # fmt: skip
         "expert_usage": {"per_task": loads, "divergence": metrics.usage_divergence(loads)},
-        "chunk_seams": metrics.seam_summary(records, limits),
+        "chunk_seams": metrics.seam_summary(records, period_s or (limits.dt if limits else None), limits),
         "episodes": [episode_summary(r, by_index.get(r.index)) for r in records],
     }
 
@@ -112,12 +114,13 @@ def format_table(report: Mapping[str, Any]) -> str:
                  f"p95 {_num(inf['p95_ms'], '.1f')} ms over {inf['count']} inferences")
     lines.append(f"observation -> command: p50 {_num(age['p50_ms'], '.1f')} ms, p95 {_num(age['p95_ms'], '.1f')} ms")
     seams = report["chunk_seams"]
-    seam_line = (f"chunk seams: {seams['seams']} (+{seams['gaps']} gaps), max jump "
-                 f"{_num(seams['max_position_jump'], '.4f')} rad, {_num(seams['max_velocity_jump'], '.3f')} rad/s")
-    if "within_bounds" in seams:
-        seam_line += (f"; x bound: {_num(seams['max_position_ratio'], '.2f')} / "
-                      f"{_num(seams['max_velocity_ratio'], '.2f')}, "
-                      f"{100 * seams['within_bounds']:.0f}% within")
+    seam_line = (f"chunk seams: {seams['count']} ({seams['starved']['count']} starved), max jump "
+                 f"{_num(seams['position_jump']['max'], '.4f')} rad, {_num(seams['velocity_jump']['max'], '.3f')} rad/s")
+    if seams.get("limits", {}).get("within_bounds") is not None:
+        bounds = seams["limits"]
+        seam_line += (f"; x bound: {_num(bounds['max_position_ratio'], '.2f')} / "
+                      f"{_num(bounds['max_velocity_ratio'], '.2f')}, "
+                      f"{100 * bounds['within_bounds']:.0f}% within")
     lines.append(seam_line)
     for pair, layers in report["expert_usage"]["divergence"].items():
         values = ", ".join(f"{name} TV {d['tv']:.3f} JS {d['js_bits']:.3f}" for name, d in layers.items())

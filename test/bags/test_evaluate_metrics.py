@@ -7,16 +7,14 @@ import pytest
 
 from moe_vla_ros.bags.evaluate_config import EvaluationConfig
 from moe_vla_ros.bags.evaluate_metrics import (
-    command_path,
     error_stats,
     executed_points,
     reasoning_metrics,
-    seam_metrics,
     staleness,
-    summary_stats,
     usage_drift,
 )
-from moe_vla_ros.bags.evaluate_records import CommandRecord, Reference, RunRecords, TraceRecord, UsageRecord
+from moe_vla_ros.bags.evaluate_records import Reference, RunRecords, TraceRecord, UsageRecord
+from moe_vla_ros.evaluation.records import CommandRecord
 from moe_vla_ros.runtime.usage_distance import jensen_shannon
 from moe_vla_ros.bags.evaluate_report import score
 from moe_vla_ros.bags.resample import TrajectoryCommand
@@ -77,33 +75,6 @@ def test_only_points_not_replaced_by_the_next_trajectory_count():
     assert ex.command.tolist() == [0] * 4 + [1] * 8
 
 
-def test_command_path_has_controller_semantics():
-    first = trajectory(1.0, 1.0, lambda t: np.array([1.0, 1.0]), n=2)  # points at 1.1, 1.2
-    path, valid = command_path([first, hold(1.5)], np.array([0.9, 1.0, 1.05, 1.1, 1.6]), initial=np.zeros(2))
-    assert valid.tolist() == [False, True, True, True, True]
-    np.testing.assert_allclose(path[1:, 0], [0.0, 0.5, 1.0, 1.0])  # from the start state, then held
-
-
-def test_known_seam_jump():
-    old = trajectory(0.0, 0.0, lambda t: np.zeros(2), n=20)
-    new = trajectory(0.5, 0.5, lambda t: np.array([0.1, 0.0]), n=10)  # a 0.1 step on joint a
-    m = seam_metrics([old, new], DT, window=2, initial=np.zeros(2))
-    assert m["count"] == 1 and m["starved"]["count"] == 0
-    assert m["position_jump"]["max"] == pytest.approx(0.1)
-    assert m["velocity_jump"]["max"] == pytest.approx(0.1 / DT)
-    assert m["acceleration_jump"]["max"] == pytest.approx(2 * 0.1 / DT**2)
-    assert m["baseline_velocity_change"]["max"] == pytest.approx(0.0, abs=1e-9)
-
-
-def test_continuing_trajectory_has_no_seam_jump_and_late_one_is_starved():
-    line = lambda t: np.array([t, 2 * t])  # noqa: E731
-    smooth = seam_metrics([trajectory(0.0, 0.0, line), trajectory(0.4, 0.4, line)], DT, 2, initial=np.zeros(2))
-    assert smooth["position_jump"]["max"] == pytest.approx(0.0, abs=1e-9)
-    assert smooth["velocity_jump"]["max"] == pytest.approx(0.0, abs=1e-6)
-    late = seam_metrics([trajectory(0.0, 0.0, line, n=4), trajectory(0.7, 0.7, line)], DT, 2, initial=np.zeros(2))
-    assert late["starved"] == {"count": 1, "total_s": pytest.approx(0.3)}
-
-
 def test_known_expert_usage_drift():
     usage = [UsageRecord(t, {"moe": np.array([1.0, 0.0]) if t < 10 else np.array([0.0, 1.0]),
                              "steady": np.array([0.25, 0.75])}) for t in np.arange(0.0, 20.0, 0.5)]  # fmt: skip
@@ -125,7 +96,6 @@ def test_reasoning_changes_and_staleness():
 
 
 def test_empty_inputs_give_empty_statistics():
-    assert summary_stats([]) == {"count": 0, "mean": None, "p50": None, "p95": None, "max": None}
     assert error_stats(np.full((3, 2), np.nan), NAMES)["samples"] == 0
     m = score(RunRecords(NAMES, DT, 0.0, 1.0), ramp_reference(), CONTRACT, EvaluationConfig()).metrics
     assert m["action_error"]["mae"] is None and m["seams"]["count"] == 0 and m["expert_usage"] == {}

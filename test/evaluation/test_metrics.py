@@ -9,6 +9,7 @@ import pytest
 from eval_records import chunk, make_record
 
 from moe_vla_ros.evaluation import metrics
+from moe_vla_ros.evaluation.seams import SeamLimits
 from moe_vla_ros.evaluation.records import TrajectoryRecord
 
 
@@ -61,40 +62,18 @@ def test_sample_trajectory_follows_the_points():
     assert TrajectoryRecord(3.0, 0.0, [0.1], [[0.0]], [[]]).point_times()[0] == pytest.approx(3.1)
 
 
-def test_seams_measure_jumps_against_limits_and_count_gaps():
-    smooth = [chunk(0.0, 0.0, 0.5), chunk(0.2, 0.1, 0.5)]  # B's first point (t=0.3) continues A
-    jumped = [chunk(0.0, 0.0, 0.5), chunk(0.2, 0.3, 1.5)]  # +0.2 rad and +1.0 rad/s at t=0.3
-    gap = [chunk(0.0, 0.0, 0.5), chunk(1.0, 0.0, 0.5)]  # B begins after A's last point (0.4)
-    jumps, gaps = metrics.seam_jumps(smooth)
-    assert gaps == 0 and len(jumps) == 1
-    np.testing.assert_allclose(jumps[0][0], 0.0, atol=1e-12)
-    np.testing.assert_allclose(jumps[0][1], 0.0, atol=1e-12)
-    (pos, vel), = metrics.seam_jumps(jumped)[0]
-    np.testing.assert_allclose(pos, [0.2, 0.2])
-    np.testing.assert_allclose(vel, [1.0, 1.0])
-    assert metrics.seam_jumps(gap) == ([], 1)
-
-    limits = metrics.SeamLimits((1.0, 4.0), (5.0, 20.0), 0.1)  # bounds: 0.1/0.4 rad, 0.5/2.0 rad/s
-    rec = make_record(0, "reach", False, {"l": [[1.0]]})
-    rec.trajectories = smooth + jumped[1:]  # seams: smooth, then A2 -> jumped B
-    summary = metrics.seam_summary([rec], limits)
-    assert summary["seams"] == 2 and summary["gaps"] == 0
-    assert summary["position_bound"] == pytest.approx([0.1, 0.4])
-    assert summary["within_bounds"] == 0.5  # the second seam jumps by 2x the bounds
-    rec.trajectories = jumped
-    summary = metrics.seam_summary([rec], limits)
-    assert summary["max_position_jump"] == pytest.approx(0.2) and summary["max_velocity_jump"] == pytest.approx(1.0)
-    assert summary["max_position_ratio"] == pytest.approx(2.0) and summary["max_velocity_ratio"] == pytest.approx(2.0)
-    assert summary["within_bounds"] == 0.0
-    rec.trajectories = smooth
-    assert metrics.seam_summary([rec], limits)["within_bounds"] == 1.0
-    rec.trajectories = gap
-    summary = metrics.seam_summary([rec], limits)
-    assert (summary["seams"], summary["gaps"]) == (0, 1) and math.isnan(summary["max_position_jump"])
-
-
-def test_seam_limits_are_validated():
-    with pytest.raises(ValueError, match="positive vectors"):
-        metrics.SeamLimits((1.0,), (1.0, 2.0), 0.1)
-    with pytest.raises(ValueError, match="dt"):
-        metrics.SeamLimits((1.0,), (1.0,), 0.0)
+def test_seams_of_every_episode_are_pooled_against_limits():
+    limits = SeamLimits((1.0, 4.0), (5.0, 20.0), 0.1)  # bounds: 0.1/0.4 rad, 0.5/2.0 rad/s
+    smooth = make_record(0, "reach", False, {"l": [[1.0]]})  # two chunks, the second continues the first
+    jumped = make_record(1, "reach", False, {"l": [[1.0]]})
+    jumped.trajectories = [chunk(100.0, 0.0, 0.5), chunk(100.2, 0.3, 0.5)]  # +0.2 rad at the seam
+    late = make_record(2, "reach", False, {"l": [[1.0]]})
+    late.trajectories = [chunk(100.0, 0.0, 0.5), chunk(101.0, 0.15, 0.3)]  # starts from where the first one stopped
+    assert metrics.control_period([smooth]) == pytest.approx(0.1)
+    summary = metrics.seam_summary([smooth, jumped, late], 0.1, limits)
+    assert summary["count"] == 3 and summary["starved"]["count"] == 1
+    assert summary["position_jump"]["max"] == pytest.approx(0.2)
+    assert summary["limits"]["max_position_ratio"] == pytest.approx(2.0)
+    assert summary["limits"]["within_bounds"] == pytest.approx(2 / 3)
+    assert metrics.seam_summary([smooth], None, limits)["limits"]["within_bounds"] == 1.0  # period from the points
+    assert metrics.seam_summary([smooth], 0.1)["position_jump"]["max"] == pytest.approx(0.0, abs=1e-9)

@@ -27,7 +27,7 @@ def test_report_aggregates_policy_and_expert(records):
     assert report["episode_time_s"]["policy"]["reach"] == pytest.approx(3.75)
     assert report["control_steps"]["expert"]["overall"] == pytest.approx(115 / 3)
     assert report["expert_usage"]["divergence"]["reach vs push"]["head.0"]["tv"] == pytest.approx(1.0)
-    assert report["chunk_seams"]["seams"] == 3 and report["chunk_seams"]["within_bounds"] == 1.0
+    assert report["chunk_seams"]["count"] == 3 and report["chunk_seams"]["limits"]["within_bounds"] == 1.0
     rows = report["episodes"]
     assert [r["expert_success"] for r in rows] == [True, True, False]
     assert rows[1]["first_trace"] == "the red cube is ahead (push)" and rows[0]["chunks"] == 2
@@ -37,13 +37,13 @@ def test_report_aggregates_policy_and_expert(records):
     assert lines["push"] == ["push", "0/1", "0%", "1/1", "100%", "6.00", "60.0"]
     assert lines["overall"][1:5] == ["1/3", "33%", "2/3", "67%"]
     table = format_table(report)
-    assert "over 6 inferences" in table and "chunk seams: 3 (+0 gaps)" in table and "100% within" in table
+    assert "over 6 inferences" in table and "chunk seams: 3 (0 starved)" in table and "100% within" in table
     assert "expert usage reach vs push: trunk.1 TV 1.000 JS 1.000" in table
 
 
 def test_report_without_expert_or_limits(records):
     report = build_report(records[:1])
-    assert "expert" not in report["success"] and "within_bounds" not in report["chunk_seams"]
+    assert "expert" not in report["success"] and "limits" not in report["chunk_seams"]
     reach_row = format_table(report).splitlines()[2].split()
     assert reach_row[:4] == ["reach", "1/1", "100%", "-"]  # no expert column values
 

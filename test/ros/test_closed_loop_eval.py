@@ -100,7 +100,7 @@ def test_closed_loop_episodes_through_the_policy_node_process(sim_model_dir, tmp
     assert report["success"]["policy"]["overall"]["episodes"] == 2
     assert set(report["success"]["expert"]) == {"reach", "push", "overall"}
     assert report["latency"]["inference"]["count"] >= 1 and report["latency"]["inference"]["p50_ms"] > 0
-    assert report["chunk_seams"]["seams"] >= 2 and "within_bounds" in report["chunk_seams"]
+    assert report["chunk_seams"]["count"] >= 2 and "within_bounds" in report["chunk_seams"]["limits"]
     loads = report["expert_usage"]["per_task"]
     assert set(loads) == {"reach", "push"} and "reach vs push" in report["expert_usage"]["divergence"]
     assert all(abs(sum(v) - 1.0) < 1e-3 for layers in loads.values() for v in layers.values())
