@@ -35,7 +35,8 @@ from torch.utils.data import Dataset
 
 from moe_vla_ros.contract import NormalizationStats, PolicyContract
 from moe_vla_ros.data.dataset import DemoDataset
-from moe_vla_ros.data.lerobot import LeRobotDemoDataset, LeRobotMapping, open_demonstrations
+from moe_vla_ros.data.lerobot.mapping import LeRobotMapping
+from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset, open_demonstrations
 from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 
 

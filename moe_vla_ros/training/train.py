@@ -27,7 +27,8 @@ from tqdm import tqdm
 from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_input, parse_pairs, run_tool, tool_parser
 from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.data.dataset import DemoDataset
-from moe_vla_ros.data.lerobot import LeRobotDemoDataset, LeRobotMapping, LeRobotMappingError
+from moe_vla_ros.data.lerobot.mapping import LeRobotMapping, LeRobotMappingError
+from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset
 from moe_vla_ros.model.checkpoint import CONFIG_FILE, load_checkpoint, load_tokenizer, save_checkpoint
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA

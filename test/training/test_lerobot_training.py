@@ -7,7 +7,8 @@ import warnings
 import pytest
 import torch
 
-from moe_vla_ros.data.lerobot import ExportOptions, LeRobotMapping, export_lerobot
+from moe_vla_ros.data.lerobot.mapping import LeRobotMapping
+from moe_vla_ros.data.lerobot.writer import ExportOptions, export_lerobot
 from moe_vla_ros.model.checkpoint import read_checkpoint_config
 from moe_vla_ros.model.config import tiny_contract
 from moe_vla_ros.training.data import NO_TARGET_WARNING, open_training_dataset

@@ -1,20 +1,11 @@
-"""LeRobotDataset v3.0 in and out: writer (ours -> LeRobot), reader (LeRobot -> our episodes),
-the layout checker and the feature mapping. pyarrow for parquet, PyAV for mp4; no `lerobot`."""
+"""LeRobotDataset v3.0 in and out, with pyarrow (parquet) and PyAV (mp4); no `lerobot` package.
 
-from moe_vla_ros.data.lerobot.mapping import LeRobotMapping, LeRobotMappingError
-from moe_vla_ros.data.lerobot.reader import LeRobotActionError, LeRobotDemoDataset, import_lerobot, open_demonstrations
-from moe_vla_ros.data.lerobot.schema import (
-    CODEBASE_VERSION,
-    LeRobotFormatError,
-    LeRobotVersionError,
-    assert_valid,
-    check_dataset,
-    is_lerobot_dataset,
-)
-from moe_vla_ros.data.lerobot.writer import ExportOptions, ExportReport, export_lerobot
+- schema.py: the layout (paths, features, stats keys) and `check_dataset`, the checker;
+- writer.py: `export_lerobot`, our dataset -> LeRobot folder (`ExportOptions`);
+- reader.py: `LeRobotDemoDataset` (LeRobot folder -> our episodes), `import_lerobot`,
+  `open_demonstrations` (either format);
+- mapping.py: `LeRobotMapping`, LeRobot feature names -> our sensor contract;
+- stats.py, video.py: LeRobot's statistics, mp4 encoding/decoding.
 
-__all__ = [
-    "CODEBASE_VERSION", "ExportOptions", "ExportReport", "LeRobotActionError", "LeRobotDemoDataset",
-    "LeRobotFormatError", "LeRobotMapping", "LeRobotMappingError", "LeRobotVersionError", "assert_valid",
-    "check_dataset", "export_lerobot", "import_lerobot", "is_lerobot_dataset", "open_demonstrations",
-]  # fmt: skip
+Import from the modules (this package file imports nothing, so no module cycles through it).
+"""

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from moe_vla_ros.data.dataset import DatasetError, DemoDataset, Episode
-from moe_vla_ros.data.lerobot import stats as st
+from moe_vla_ros.data.lerobot.stats import aggregate, feature_stats, image_stats, to_json
 from moe_vla_ros.data.lerobot.schema import (
     ACTION_KEY,
     CODEBASE_VERSION,
@@ -320,13 +320,13 @@ def export_lerobot(
                 ACTION_KEY: _vector_array(episode.action),
             }
             ep_stats = {
-                STATE_KEY: st.feature_stats(episode.joint_position),
-                ACTION_KEY: st.feature_stats(episode.action),
+                STATE_KEY: feature_stats(episode.joint_position),
+                ACTION_KEY: feature_stats(episode.action),
             }
             meta: dict[str, Any] = {}
             for cam in contract.camera_names:
                 key, frames = IMAGE_PREFIX + cam, episode.images[cam]
-                ep_stats[key] = st.image_stats(frames)
+                ep_stats[key] = image_stats(frames)
                 if options.video:
                     meta.update(videos[cam].add(frames))
                 else:
@@ -336,7 +336,7 @@ def export_lerobot(
                     )
             if with_target:
                 columns[TARGET_KEY] = _vector_array(episode.target_position)
-                ep_stats[TARGET_KEY] = st.feature_stats(episode.target_position)
+                ep_stats[TARGET_KEY] = feature_stats(episode.target_position)
             columns[REASONING_KEY] = pa.array(list(episode.reasoning or [""] * t), pa.string())
             defaults = {
                 "timestamp": timestamps,
@@ -347,7 +347,7 @@ def export_lerobot(
             }
             for key, values in defaults.items():
                 columns[key] = pa.array(values)
-                ep_stats[key] = st.feature_stats(values)
+                ep_stats[key] = feature_stats(values)
             chunk, file = data.write(pa.table({k: columns[k] for k in features if k in columns}))
             row = {
                 "episode_index": e, "tasks": [episode.instruction], "length": t,
@@ -358,7 +358,7 @@ def export_lerobot(
                 "task_family": episode.task, "success": bool(episode.success),
             }  # fmt: skip
             for key, s in ep_stats.items():
-                for name, value in st.to_json(s).items():
+                for name, value in to_json(s).items():
                     row[f"stats/{key}/{name}"] = value
             rows.append(row)
             episode_stats.append(ep_stats)
@@ -392,7 +392,7 @@ def export_lerobot(
             "features": features,
         }
         (staging / INFO_PATH).write_text(json.dumps(info, indent=4))
-        total = {key: st.to_json(st.aggregate([s[key] for s in episode_stats])) for key in episode_stats[0]}
+        total = {key: to_json(aggregate([s[key] for s in episode_stats])) for key in episode_stats[0]}
         (staging / STATS_PATH).write_text(json.dumps(total, indent=4))
         if output.exists():
             output.rmdir()  # an empty folder the caller made

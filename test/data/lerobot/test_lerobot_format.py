@@ -10,19 +10,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from moe_vla_ros.data.dataset import DatasetError, DatasetWriter, DemoDataset, Episode
-from moe_vla_ros.data.lerobot import (
-    ExportOptions,
-    LeRobotActionError,
-    LeRobotDemoDataset,
+from moe_vla_ros.data.lerobot.mapping import LeRobotMapping, LeRobotMappingError
+from moe_vla_ros.data.lerobot.reader import LeRobotActionError, LeRobotDemoDataset, import_lerobot
+from moe_vla_ros.data.lerobot.schema import (
+    QUANTILE_KEYS,
+    STAT_KEYS,
     LeRobotFormatError,
-    LeRobotMapping,
-    LeRobotMappingError,
     LeRobotVersionError,
     check_dataset,
-    export_lerobot,
-    import_lerobot,
 )
-from moe_vla_ros.data.lerobot.schema import QUANTILE_KEYS, STAT_KEYS
+from moe_vla_ros.data.lerobot.writer import ExportOptions, export_lerobot
 from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.model.config import tiny_contract
 from moe_vla_ros.training.synthetic import generate_synthetic_dataset

@@ -7,7 +7,8 @@ import pytest
 
 from moe_vla_ros.bags.synthetic import SyntheticDemo, write_demo_bag
 from moe_vla_ros.bags.to_lerobot import main
-from moe_vla_ros.data.lerobot import LeRobotDemoDataset, check_dataset
+from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset
+from moe_vla_ros.data.lerobot.schema import check_dataset
 from moe_vla_ros.model.config import tiny_contract
 from moe_vla_ros.training.synthetic import generate_synthetic_dataset
 
