@@ -30,8 +30,8 @@ def in_namespace(topic: str, namespace: str) -> str:
 
 def _node_outputs(policy_config: str, robot_config: str, namespace: str) -> list[str]:
     """Fully qualified output topics of the policy node in `namespace`."""
-    from moe_vla_ros.ros.params import load_params_file
-    from moe_vla_ros.ros.policy_node_config import TopicParams
+    from moe_vla_ros.param_files import load_params_file
+    from moe_vla_ros.spec.policy_node import TopicParams
 
     params = {**load_params_file(policy_config, "policy_node", namespace or "/"),
               **load_params_file(robot_config, "policy_node", namespace or "/")}

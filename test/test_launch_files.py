@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from moe_vla_ros.param_files import flatten_parameters
-from moe_vla_ros.ros.params import iter_params
-from moe_vla_ros.ros.policy_node_config import PolicyNodeConfig
+from moe_vla_ros.spec.described import iter_params
+from moe_vla_ros.spec.policy_node import PolicyNodeConfig
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -131,7 +131,7 @@ def test_config_files_set_only_declared_parameters(path):
 
 
 def test_topic_defaults_are_relative():
-    from moe_vla_ros.ros.params import default_value
+    from moe_vla_ros.spec.described import default_value
     from moe_vla_ros.ros.sim_node_config import SimNodeConfig
 
     for cls in (PolicyNodeConfig, SimNodeConfig):

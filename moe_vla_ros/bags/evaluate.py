@@ -256,7 +256,7 @@ def evaluate_bag(
         return _evaluate(bag, model, out_dir, cfg, policy)
     if model is None:
         raise BagError("give a model folder or a policy to evaluate")
-    loaded = load_policy(model, replace(runtime or CPU_RUNTIME, reasoning_enabled=cfg.reasoning_rate_hz > 0))
+    loaded = load_policy(model, replace(runtime or CPU_RUNTIME, reasoning_enabled=cfg.node.execution.reasoning_enabled))
     try:
         return _evaluate(bag, model, out_dir, cfg, loaded)
     finally:
@@ -270,7 +270,7 @@ def _evaluate(bag: str | os.PathLike, model: str | os.PathLike | None, out_dir: 
     with BagReader(bag) as reader:
         inputs = resolve_inputs(reader, contract.sensors, cfg)
     validate_bag(bag, inputs.topics, contract.sensors)
-    warm_up(policy, cfg.warmup_runs)
+    warm_up(policy, cfg.node.model.warmup_runs)
     with BagReader(bag) as reader:
         reference = load_reference(reader, contract.sensors, inputs.joint_states, inputs.instruction,
                                    cfg.command_topic, cfg.reference_max_gap_s)  # fmt: skip

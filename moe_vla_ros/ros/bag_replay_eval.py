@@ -48,7 +48,7 @@ from moe_vla_ros.bags.evaluate import (
     config_from_args,
     resolve_inputs,
 )
-from moe_vla_ros.bags.evaluate_config import EvaluationConfig, default_params_files, read_node_params
+from moe_vla_ros.bags.evaluate_config import EvaluationConfig, default_params_files
 from moe_vla_ros.bags.evaluate_records import load_reference, records_from_node_bag
 from moe_vla_ros.bags.evaluate_report import EvaluationReport, check_output_dir, write_report
 from moe_vla_ros.bags.reader import BagReader
@@ -58,6 +58,7 @@ from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.paths import find_share_file
 from moe_vla_ros.ros.bag_player import PlayerConfig, publisher_qos, replay_and_record
 from moe_vla_ros.runtime.manifest import read_manifest
+from moe_vla_ros.spec.policy_node import NodeInvocation, PolicyNodeConfig
 
 OUTPUT_BAG = "node_output"
 NODE_LOG = "node.log"
@@ -118,10 +119,8 @@ def output_topics(cfg: ReplayConfig) -> dict[str, str]:
     parameter files name them."""
     if cfg.output_namespace:
         return {role: f"{cfg.output_namespace}/{name}" for role, name in OUTPUTS.items()}
-    p = read_node_params(cfg.files())
-    defaults = {"trajectory": "/joint_trajectory_controller/joint_trajectory", "reasoning_trace": "/reasoning_trace",
-                "expert_usage": "/expert_usage", "status": "/policy_status"}  # fmt: skip
-    return {role: str(p.get(f"topics.{role}", topic)) for role, topic in defaults.items()}
+    topics = PolicyNodeConfig.from_params_files(cfg.files()).topics
+    return {role: getattr(topics, role) for role in OUTPUTS}
 
 
 def node_arguments(model: Path, inputs: BagInputs, outputs: Mapping[str, str], cfg: ReplayConfig,
@@ -134,20 +133,15 @@ def node_arguments(model: Path, inputs: BagInputs, outputs: Mapping[str, str], c
     cameras = [t.removesuffix("/compressed") if compressed else t for t in inputs.cameras.values()]
     params = {
         "qos.instruction_durability": "transient_local" if latched_instruction else "volatile",
-        "use_sim_time": "true", "autostart": "true", "model.path": str(model),
-        "model.providers": "[CPUExecutionProvider]", "topics.camera_topics": f"[{','.join(cameras)}]",
+        "use_sim_time": True, "autostart": True, "model.path": str(model),
+        "model.providers": ["CPUExecutionProvider"], "topics.camera_topics": cameras,
         "topics.camera_transport": "compressed" if compressed else "raw",
         "topics.joint_states": inputs.joint_states, "topics.instruction": inputs.instruction,
-        "topics.trajectory": outputs["trajectory"], "topics.reasoning_trace": outputs["reasoning_trace"],
-        "topics.expert_usage": outputs["expert_usage"], "topics.status": outputs["status"],
-        **dict(cfg.node_params),
+        **{f"topics.{role}": topic for role, topic in outputs.items()},
     }  # fmt: skip
-    args = ["--ros-args"]
-    for path in [*cfg.files(), find_share_file("config", "bag_replay.yaml")]:
-        args += ["--params-file", str(path)]
-    for name, value in params.items():
-        args += ["-p", f"{name}:={value}"]
-    return args
+    files = (*cfg.files(), find_share_file("config", "bag_replay.yaml"))
+    overrides = tuple(f"{name}:={value}" for name, value in cfg.node_params.items())
+    return NodeInvocation(files, params, overrides).arguments()
 
 
 class NodeProcess:

@@ -30,7 +30,7 @@ import yaml
 
 from moe_vla_ros.cli import one_line
 from moe_vla_ros.paths import find_share_file
-from moe_vla_ros.ros.params import load_params_file
+from moe_vla_ros.param_files import load_params_file
 from moe_vla_ros.errors import BadInputError
 
 PROG = "moe_vla_bringup"

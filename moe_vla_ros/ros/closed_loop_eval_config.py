@@ -16,18 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.evaluation.metrics import SeamLimits
 from moe_vla_ros.evaluation.records import DEFAULT_SEED_START, EvaluationError
 from moe_vla_ros.paths import bundled_model_dir, find_share_file
-from moe_vla_ros.ros.params import build_config, load_params_file
-from moe_vla_ros.ros.policy_node_config import PolicyNodeConfig
 from moe_vla_ros.sim.config import CAMERA_NAMES, JOINT_NAMES
 from moe_vla_ros.sim.tasks import TASK_FAMILIES
+from moe_vla_ros.spec.policy_node import NODE_NAME, NodeConfigError, NodeInvocation, PolicyNodeConfig
 
-POLICY_NODE_NAME = "policy_node"
+POLICY_NODE_NAME = NODE_NAME
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ class EvalConfig:
         overrides = tuple(self.policy_overrides)
         bad = [o for o in overrides if ":=" not in o or not o.split(":=", 1)[0].strip()]
         if bad:
-            raise EvaluationError(f"policy_overrides must be 'name:=value', got {bad}")
+            raise EvaluationError(f"policy_overrides must be 'name:=value', got {bad}")  # before the spec's own check
         object.__setattr__(self, "policy_overrides", overrides)
 
     def model_dir(self) -> Path:
@@ -148,33 +145,17 @@ def _fixed_policy_parameters(model_dir: Path, contract: PolicyContract) -> dict[
     }
 
 
-def _parse_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for item in overrides:
-        name, value = item.split(":=", 1)
-        out[name.strip()] = yaml.safe_load(value)
-    return out
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ",".join(_format_value(v) for v in value) + "]"
-    return str(value)
+def policy_node_invocation(cfg: EvalConfig, model_dir: Path, contract: PolicyContract) -> NodeInvocation:
+    """The policy node's parameters: the config files, the values the evaluation fixes, then the
+    user's overrides (later wins)."""
+    return NodeInvocation(cfg.parameter_files(), _fixed_policy_parameters(model_dir, contract), cfg.policy_overrides)
 
 
 def policy_node_config(cfg: EvalConfig, model_dir: Path, contract: PolicyContract) -> PolicyNodeConfig:
     """The policy node's configuration as the process will see it (files, fixed values, overrides)."""
-    policy_file, robot_file = cfg.parameter_files()
-    values = load_params_file(policy_file, POLICY_NODE_NAME)
-    values.update(load_params_file(robot_file, POLICY_NODE_NAME))
-    values.update(_fixed_policy_parameters(model_dir, contract))
-    values.update(_parse_overrides(cfg.policy_overrides))
-    values.pop("use_sim_time", None)
     try:
-        return build_config(PolicyNodeConfig, values)
-    except (ValueError, TypeError) as e:
+        return policy_node_invocation(cfg, model_dir, contract).config()
+    except NodeConfigError as e:
         raise EvaluationError(f"invalid policy node parameters: {e}") from None
 
 
@@ -183,13 +164,7 @@ def policy_node_command(cfg: EvalConfig, model_dir: Path, contract: PolicyContra
     executable = Path(sys.executable).with_name("policy_node")
     if not executable.is_file():
         raise EvaluationError(f"policy_node executable not found next to {sys.executable} (install the package)")
-    policy_file, robot_file = cfg.parameter_files()
-    argv = [str(executable), "--ros-args", "--params-file", str(policy_file), "--params-file", str(robot_file)]
-    for name, value in _fixed_policy_parameters(model_dir, contract).items():
-        argv += ["-p", f"{name}:={_format_value(value)}"]
-    for item in cfg.policy_overrides:
-        argv += ["-p", item]
-    return argv
+    return policy_node_invocation(cfg, model_dir, contract).command(executable)
 
 
 def sim_parameters(contract: PolicyContract, node: PolicyNodeConfig, seed: int) -> dict[str, Any]:

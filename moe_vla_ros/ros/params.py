@@ -1,73 +1,18 @@
-"""ROS parameters from documented config dataclasses: one source of truth per node.
+"""ROS parameters from the described config dataclasses of `moe_vla_ros/spec/`: the rclpy half.
 
-A node's configuration is a (nested) dataclass whose fields are declared with `param(...)`:
-default, description and an optional range/choices. `declare_config()` declares every field
-as a ROS parameter with a ParameterDescriptor (description, range, read-only), reads the values
-(from `--params-file` YAML, launch, or defaults) back into the dataclass, and lets the
-dataclass's own validation name a bad value. Nested dataclasses become dotted names
-("model.path"), as in `config/*.yaml`.
+A node's configuration is a (nested) dataclass whose fields are declared with `spec.described.param`
+(default, description, range/choices). `declare_config()` declares every field as a ROS parameter
+with a ParameterDescriptor (description, range, read-only), reads the values (from `--params-file`
+YAML, launch, or defaults) back into the dataclass, and lets the dataclass's own validation name a
+bad value. Nested dataclasses become dotted names ("model.path"), as in `config/*.yaml`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import typing
-from dataclasses import MISSING, field, fields, is_dataclass
-from typing import Any, Iterator
+from typing import Any
 
-from moe_vla_ros.param_files import load_params_file  # noqa: F401  (the nodes' entry points use it from here)
-
-PARAM_META = "ros_param"
-
-
-def param(
-    default: Any,
-    description: str,
-    *,
-    min: float | None = None,
-    max: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    read_only: bool = False,
-) -> Any:
-    """A dataclass field that is also a ROS parameter (lists use default_factory automatically)."""
-    meta = {PARAM_META: dict(description=description, min=min, max=max, choices=choices, read_only=read_only)}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def iter_params(cls, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
-    """(dotted name, field, resolved type) for every parameter field, nested dataclasses flattened."""
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        typ = hints[f.name]
-        name = f"{prefix}{f.name}"
-        if is_dataclass(typ):
-            yield from iter_params(typ, name + ".")
-        elif PARAM_META in f.metadata:
-            yield name, f, typ
-
-
-def default_value(f: dataclasses.Field) -> Any:
-    if f.default is not MISSING:
-        return f.default
-    if f.default_factory is not MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    raise TypeError(f"parameter field {f.name} has no default")
-
-
-def build_config(cls, values: dict[str, Any], prefix: str = ""):
-    """Instantiate (nested) dataclass `cls` from a flat {dotted name: value} dict."""
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for f in fields(cls):
-        typ = hints[f.name]
-        name = f"{prefix}{f.name}"
-        if is_dataclass(typ):
-            kwargs[f.name] = build_config(typ, values, name + ".")
-        elif name in values:
-            kwargs[f.name] = values[name]
-    return cls(**kwargs)
+from moe_vla_ros.spec.described import PARAM_META, build_config, default_value, iter_params
 
 
 def declare_config(node, cls, read_only_prefixes: tuple[str, ...] = ()):
@@ -136,23 +81,3 @@ def read_config(node, cls, changes: dict[str, Any] | None = None):
     values = current_values(node, cls)
     values.update({k: _plain(v) for k, v in (changes or {}).items()})
     return build_config(cls, values)
-
-
-# Parameters every rclpy node has or that ROS tools set; never reported as unknown.
-BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
-BUILTIN_PARAMETER_PREFIXES = ("qos_overrides.",)
-
-
-def unknown_parameters(overrides, cls) -> list[str]:
-    """Names in `overrides` (a node's parameter overrides: params files, -p, launch) that `cls`
-    does not declare, each with the closest declared name when there is one."""
-    import difflib
-
-    declared = [name for name, _, _ in iter_params(cls)]
-    messages = []
-    for name in sorted(overrides):
-        if name in declared or name in BUILTIN_PARAMETERS or name.startswith(BUILTIN_PARAMETER_PREFIXES):
-            continue
-        close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
-        messages.append(f"{name} (did you mean {close[0]}?)" if close else name)
-    return messages

@@ -1,42 +1,23 @@
-"""Model loading for the policy node: parameters -> RuntimeConfig -> Policy, contract checks
-against the robot parameters, and warm-up. No subscriptions or publishers here."""
+"""Model loading for the policy node: the spec's RuntimeConfig -> Policy, logged, and warm-up.
+No subscriptions or publishers here; what the parameters ask for is spec/policy_node.py's."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from moe_vla_ros.contract import ContractError, PolicyContract
 from moe_vla_ros.control.safety import SafetyLimits
-from moe_vla_ros.paths import bundled_model_dir
-from moe_vla_ros.ros.policy_node_config import ModelParams, RobotParams
 from moe_vla_ros.ros.telemetry_msgs import placement_text
-from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.types import Observation, Policy
+from moe_vla_ros.spec.policy_node import PolicyNodeConfig
 
 
-def runtime_config(model: ModelParams, reasoning_enabled: bool = True) -> RuntimeConfig:
-    return RuntimeConfig(
-        backend=model.backend,
-        providers=tuple(model.providers),
-        device_id=model.device_id,
-        trt_fp16=model.trt_fp16,
-        trt_engine_cache_dir=model.trt_engine_cache_dir,
-        trt_workspace_mb=model.trt_workspace_mb,
-        intra_op_threads=model.intra_op_threads,
-        formulation=model.formulation,
-        precision=model.precision,
-        torch_device=model.device,
-        reasoning_enabled=reasoning_enabled,
-        verify_on_target=model.verify_on_target and model.backend == "onnxruntime",
-    )
-
-
-def load_configured_policy(model: ModelParams, logger, reasoning_enabled: bool = True) -> Policy:
-    """Load the model named by the parameters (empty path: the bundled default model)."""
-    path = model.path or str(bundled_model_dir())
+def load_configured_policy(cfg: PolicyNodeConfig, logger) -> Policy:
+    """Load the model named by the parameters (empty model.path: the bundled default model)."""
+    model = cfg.model
+    path = model.model_path()
     logger.info(f"loading model {path} (backend {model.backend}, providers {list(model.providers)})")
-    policy = load_policy(path, runtime_config(model, reasoning_enabled))
+    policy = load_policy(path, cfg.runtime_config())
     meta = policy.metadata
     if meta.cpu_fallback:
         logger.warning(
@@ -51,21 +32,6 @@ def load_configured_policy(model: ModelParams, logger, reasoning_enabled: bool =
         logger.info(f"on-target verification {verification['summary']} "
                     f"({verification['seconds'] * 1e3:.0f} ms, load + verification {verification['load_seconds']:.2f} s)")
     return policy
-
-
-def check_robot_against_contract(robot: RobotParams, contract: PolicyContract) -> None:
-    """The robot parameters (when set) must name the model's joints and cameras, in order."""
-    sensors = contract.sensors
-    if robot.joint_names and tuple(robot.joint_names) != sensors.joint_names:
-        raise ContractError(
-            f"model contract does not match parameters: joint_names: model has {list(sensors.joint_names)}, "
-            f"robot.joint_names has {list(robot.joint_names)}"
-        )
-    if robot.camera_names and tuple(robot.camera_names) != sensors.camera_names:
-        raise ContractError(
-            f"model contract does not match parameters: camera_names: model has {list(sensors.camera_names)}, "
-            f"robot.camera_names has {list(robot.camera_names)}"
-        )
 
 
 def warm_up(policy: Policy, runs: int, limits: SafetyLimits | None = None) -> None:

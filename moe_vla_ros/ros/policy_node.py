@@ -11,12 +11,17 @@ A lifecycle node (rclpy.lifecycle):
 `autostart: true` configures and activates on start-up.
 
 Everything between decoded messages and commands lives in moe_vla_ros.control.policy_runner;
-this file only converts messages, wires callbacks and publishes.
+what the parameters mean (runtime config, contract check, limits, runner config) is the spec's,
+moe_vla_ros/spec/policy_node.py; this file only converts messages, wires callbacks and publishes.
+
+`policy_node [--ros-args ...]`: exit status 0 when stopped (SIGINT/SIGTERM, as launch stops it),
+1 when autostart could not configure or activate, 2 for bad arguments or parameters (one line
+on stderr, `policy_node: error: ...`), 130 when interrupted before it runs.
 """
 
 from __future__ import annotations
 
-import argparse
+import enum
 import sys
 import threading
 import time
@@ -33,8 +38,7 @@ from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from moe_vla_msgs.msg import ExpertUsage, PolicyStatus, ReasoningTrace
-from moe_vla_ros.cli import one_line
-from moe_vla_ros.contract import ContractError
+from moe_vla_ros.cli import one_line, run_tool, tool_parser
 from moe_vla_ros.control.images import ImageConversionError
 from moe_vla_ros.control.inference_loop import InferenceLoop
 from moe_vla_ros.control.input_checks import MALFORMED, NON_FINITE
@@ -50,9 +54,9 @@ from moe_vla_ros.ros.conversions import (
     planned_trajectory_to_msg,
     stamp_to_seconds,
 )
-from moe_vla_ros.ros.params import declare_config, read_config, unknown_parameters
-from moe_vla_ros.ros.policy_model import check_robot_against_contract, load_configured_policy, warm_up
-from moe_vla_ros.ros.policy_node_config import NodeConfigError, PolicyNodeConfig
+from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.ros.params import declare_config, read_config
+from moe_vla_ros.ros.policy_model import load_configured_policy, warm_up
 from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 from moe_vla_ros.ros.telemetry_msgs import (
     StatusSnapshot,
@@ -61,9 +65,24 @@ from moe_vla_ros.ros.telemetry_msgs import (
     policy_status_msg,
     reasoning_trace_msg,
 )
+from moe_vla_ros.spec.described import unknown_parameters
+from moe_vla_ros.spec.policy_node import INFERENCE_POLL_S, NodeConfigError, PolicyNodeConfig
 
-INFERENCE_POLL_S = 0.005  # how often the inference loop asks the runner for work (wall clock)
+PROG = "policy_node"
 STARTUP_PARAMETERS = ("topics.", "qos.", "execution.status_rate_hz", "autostart")  # read once, read-only
+
+
+class Lifecycle(enum.IntEnum):
+    """The primary lifecycle states the node reports (lifecycle_msgs/State ids)."""
+
+    UNCONFIGURED = 1
+    INACTIVE = 2
+    ACTIVE = 3
+    FINALIZED = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
 
 
 class PolicyNode(LifecycleNode):
@@ -83,7 +102,7 @@ class PolicyNode(LifecycleNode):
         self._pubs: dict = {}
         self._subs: list = []
         self._active = False  # inputs are only used while active
-        self._state = ("unconfigured", 1)
+        self._state = Lifecycle.UNCONFIGURED
         self._configure_error = ""  # why the last configure/activate failed ("" when it did not)
         self._instruction = ""  # kept across cleanup/configure: activation resumes the task
         self._enabled: bool | None = None  # last operator enable/disable, for logging changes
@@ -147,21 +166,14 @@ class PolicyNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config = cfg = read_config(self, PolicyNodeConfig)
-            self.policy = load_configured_policy(cfg.model, self.get_logger(), cfg.execution.reasoning_rate_hz > 0)
-            check_robot_against_contract(cfg.robot, self.policy.contract)
-            sensors = self.policy.contract.sensors
-            if len(cfg.topics.camera_topics) != len(sensors.camera_names):
-                raise ContractError(
-                    f"topics.camera_topics has {len(cfg.topics.camera_topics)} topics for the model's cameras "
-                    f"{list(sensors.camera_names)}"
-                )
-            self.joint_names = sensors.joint_names
+            self.policy = load_configured_policy(cfg, self.get_logger())
+            contract = self.policy.contract
+            cfg.check_contract(contract)
+            self.joint_names = contract.sensors.joint_names
             self._mapper = JointStateMapper(self.joint_names)
-            self.limits = limits = SafetyLimits.from_optional(
-                self.joint_names, cfg.robot.position_lower, cfg.robot.position_upper,
-                cfg.robot.max_velocity, cfg.robot.max_acceleration)
+            self.limits = limits = cfg.safety_limits(contract)
             warm_up(self.policy, cfg.model.warmup_runs, limits)
-            self.runner = PolicyRunner(self.policy, cfg.runner_config(self.policy.contract), limits)
+            self.runner = PolicyRunner(self.policy, cfg.runner_config(contract), limits)
             if self._instruction:
                 self.runner.set_instruction(self._instruction)
             if self._enabled is not None:  # an e-stop stays engaged across reconfiguration
@@ -173,7 +185,7 @@ class PolicyNode(LifecycleNode):
             self._create_io()
         self._configure_error = ""
         meta = self.policy.metadata
-        self._state = ("inactive", 2)
+        self._state = Lifecycle.INACTIVE
         self.get_logger().info(
             f"configured: model {meta.model_id} on {meta.backend} {list(meta.execution_providers)}, "
             f"joints {list(self.joint_names)}, on-target verification {meta.verification.get('status', 'off')}"
@@ -194,7 +206,7 @@ class PolicyNode(LifecycleNode):
         self._active = True
         self._stopping = False
         self._inference.start()
-        self._state = ("active", 3)
+        self._state = Lifecycle.ACTIVE
         self.get_logger().info("activated: commanding once inputs are fresh and an instruction is set")
         return super().on_activate(state)
 
@@ -238,19 +250,19 @@ class PolicyNode(LifecycleNode):
         self._stop_io()
         self._publish_hold("deactivated", self.runner.hold(self._now(), "deactivated"))
         self.runner.deactivate()
-        self._state = ("inactive", 2)
+        self._state = Lifecycle.INACTIVE
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_io()
         self._free_model()
-        self._state = ("unconfigured", 1)
+        self._state = Lifecycle.UNCONFIGURED
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop_commanding("shutting down")
         self._free_model()
-        self._state = ("finalized", 4)
+        self._state = Lifecycle.FINALIZED
         return TransitionCallbackReturn.SUCCESS
 
     def stop_commanding(self, reason: str) -> None:
@@ -392,23 +404,24 @@ class PolicyNode(LifecycleNode):
 
     # -- status -----------------------------------------------------------------------------------
     def status_snapshot(self) -> StatusSnapshot:
-        runner, now = self.runner, self._now()
-        label, state_id = self._state
+        runner, now, state = self.runner, self._now(), self._state
         if runner is None:
-            reason = self._configure_error or f"node {label}"
-            return StatusSnapshot.empty(now, state_id, label, hold_reason=reason, last_error=self._configure_error,
-                                        instruction=self._instruction)
+            reason = self._configure_error or f"node {state.label}"
+            return StatusSnapshot.empty(stamp=now, lifecycle_id=int(state), lifecycle_label=state.label,
+                                        hold_reason=reason, last_error=self._configure_error,
+                                        instruction=self._instruction)  # fmt: skip
         c = runner.counters
-        hold = runner.hold_reason(now) if label == "active" else f"node {label}"
+        active = state is Lifecycle.ACTIVE
+        hold = runner.hold_reason(now) if active else f"node {state.label}"
         if self._configure_error:
             hold = self._configure_error
         return StatusSnapshot(
-            stamp=now, lifecycle_id=state_id, lifecycle_label=label, metadata=self.policy.metadata,
+            stamp=now, lifecycle_id=int(state), lifecycle_label=state.label, metadata=self.policy.metadata,
             latency=runner.latency_summary(), chunks_published=c.chunks_published,
             dropped_inputs=runner.input_drop_count() + c.rejected_inputs, stale_inputs=runner.stale_event_count(),
             rejected_commands=c.rejected_chunks, rejected_inputs=c.rejected_inputs,
-            inference_errors=c.inference_errors, commanding=runner.commanding and label == "active",
-            hold_reason="" if runner.commanding and label == "active" else hold,
+            inference_errors=c.inference_errors, commanding=runner.commanding and active,
+            hold_reason="" if runner.commanding and active else hold,
             last_error=self._configure_error or c.last_error, instruction=runner.instruction,
             holds_by_reason=dict(c.holds_by_reason), rejected_inputs_by_reason=dict(c.rejected_by_reason),
         )
@@ -420,31 +433,29 @@ class PolicyNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: list[str]) -> int:
     try:
-        non_ros = rclpy.utilities.remove_ros_args(["policy_node", *argv])[1:]
-    except Exception as e:  # noqa: BLE001 - e.g. a missing or malformed --params-file
-        print(f"policy_node: invalid ROS arguments: {one_line(e)}", file=sys.stderr)
-        return 2
-    parser = argparse.ArgumentParser(
-        prog="policy_node",
-        description="MoE-VLA policy lifecycle node. Parameters: config/policy.yaml + config/robots/*.yaml "
-                    "(pass with --ros-args --params-file FILE); set autostart:=true to run without a "
-                    "lifecycle manager.",
-    )
+        non_ros = rclpy.utilities.remove_ros_args([PROG, *argv])[1:]
+    except Exception as e:  # noqa: BLE001 - rcl's RCLInvalidROSArgsError, e.g. a malformed -p
+        raise BadInputError(f"invalid ROS arguments: {one_line(e)}") from None
+    parser = tool_parser(PROG, __doc__, epilog=(
+        "Parameters: config/policy.yaml + config/robots/*.yaml (pass with --ros-args --params-file FILE); "
+        "set autostart:=true to run without a lifecycle manager."))
     parser.parse_args(non_ros)
     try:
-        init_process(["policy_node", *argv])
+        init_process([PROG, *argv])
     except Exception as e:  # noqa: BLE001 - e.g. a missing or malformed --params-file
-        print(f"policy_node: cannot start ROS: {one_line(e)}", file=sys.stderr)
-        return 2
+        raise BadInputError(f"cannot start ROS: {one_line(e)}") from None
     try:
         node = PolicyNode()
     except (NodeConfigError, ParameterException, ValueError, TypeError) as e:
-        print(f"policy_node: invalid parameters: {one_line(e)}", file=sys.stderr)
         rclpy.try_shutdown()
-        return 2
-    spin_until_shutdown(node)
+        raise BadInputError(f"invalid parameters: {one_line(e)}") from None
+    spin_until_shutdown(node)  # SIGINT/SIGTERM: the final hold, then a normal stop (exit 0)
     return node.exit_code
 
 

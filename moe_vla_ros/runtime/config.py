@@ -3,7 +3,9 @@
     cfg = RuntimeConfig(providers=("CUDAExecutionProvider", "CPUExecutionProvider"), precision="int8")
     policy = load_policy("models/demo", cfg)
 
-Field names follow the policy node's `model.*` parameters (moe_vla_ros/ros/policy_node_config.py).
+The policy node's `model.*` parameters (moe_vla_ros/spec/policy_node.py `ModelParams`) take their
+choices and ranges from the constants here and build their RuntimeConfig with
+`ModelParams.runtime_config()`: one definition, the two cannot disagree.
 No torch, no onnxruntime import here.
 """
 
@@ -23,6 +25,8 @@ GPU_PROVIDERS = (TENSORRT_PROVIDER, CUDA_PROVIDER)
 FORMULATION_CHOICES = ("auto", "sparse", "dense")
 PRECISION_CHOICES = ("fp32", "int8", "fp16")
 DEFAULT_ENGINE_CACHE = "~/.cache/moe_vla_ros/trt"
+# Inclusive ranges of the integer fields (also the ranges of the node's model.* parameters).
+INT_RANGES = {"device_id": (0, 64), "intra_op_threads": (0, 64), "trt_workspace_mb": (64, 65536)}
 
 
 class RuntimeConfigError(BadInputError):
@@ -102,13 +106,10 @@ class RuntimeConfig:
         if CPU_PROVIDER not in providers:
             providers = providers + (CPU_PROVIDER,)
         object.__setattr__(self, "providers", providers)
-        for name in ("device_id", "intra_op_threads"):
+        for name, (lo, hi) in INT_RANGES.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 256:
-                raise RuntimeConfigError(f"{name} must be an integer in [0, 256], got {value!r}")
-        ws = self.trt_workspace_mb
-        if isinstance(ws, bool) or not isinstance(ws, int) or not 64 <= ws <= 1 << 20:
-            raise RuntimeConfigError(f"trt_workspace_mb must be an integer in [64, 1048576], got {ws!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise RuntimeConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
         if self.formulation not in FORMULATION_CHOICES:
             raise RuntimeConfigError(f"formulation must be one of {FORMULATION_CHOICES}, got {self.formulation!r}")
         if self.precision not in PRECISION_CHOICES:

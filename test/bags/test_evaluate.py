@@ -89,7 +89,7 @@ def test_bundled_model_has_a_small_error_and_a_random_model_a_large_one(random_m
                                                              camera_rate_hz=15.0, seed=5, progress=False))
     # The two episodes are separated by a silence; after it the node waits safety.recovery_s (1 s of
     # a 3 s episode) before commanding again. Score the model on both episode starts.
-    config = dataclasses.replace(config, recovery_s=0.0)
+    config = dataclasses.replace(config, node=config.node.with_params({"safety.recovery_s": 0.0}))
     trained = evaluate_bag(bag.path, bundled_model_dir(), tmp_path / "bundled", config, runtime=ORT_CPU)
     random = evaluate_bag(bag.path, random_model, tmp_path / "random", config, runtime=ORT_CPU)
     print(f"action MAE: bundled {trained.action_mae:.4f} rad, random {random.action_mae:.4f} rad")
@@ -104,7 +104,7 @@ def test_report_files(random_report):
     assert {p.name for p in out.iterdir()} == files
     data = json.loads(random_report.path.read_text())
     assert data["mode"] == "offline" and data["contract"]["chunk_length"] == 16
-    assert data["config"]["safety_limits"]["max_velocity"][0] == 2.0  # from config/robots/sim_arm.yaml
+    assert data["config"]["node"]["robot.max_velocity"][0] == 2.0  # from config/robots/sim_arm.yaml
     assert len(data["error_over_time"]["t_s"]) == data["action_error"]["samples"]
     assert "MAE" in random_report.format()
 
@@ -206,8 +206,8 @@ def test_config_decides_like_the_node_from_its_parameter_files(tmp_path):
     )
     cfg = EvaluationConfig.from_params_files([params], progress=False)
     assert cfg.joint_state_topic == "/joint_states" and cfg.camera_topics == {"front": "/cam/front"}
-    assert cfg.safety_limits == {"max_velocity": (1.0, 2.0)}
-    assert cfg.input_checks == {"max_tracking_error_rad": None, "max_stamp_age_s": 0.3}
+    assert cfg.node.robot.limit_values() == {"max_velocity": (1.0, 2.0)}
+    assert cfg.node.input_checks.max_tracking_error_rad == 0.0 and cfg.node.input_checks.max_stamp_age_s == 0.3
     contract = PolicyContract(SensorContract(("front",), 8, 8, ("a", "b"), control_rate_hz=10.0), chunk_length=8)
     limits = cfg.safety(contract)
     assert not limits.has_position_limits and limits.max_velocity == (1.0, 2.0) and limits.max_acceleration is None
@@ -215,8 +215,9 @@ def test_config_decides_like_the_node_from_its_parameter_files(tmp_path):
     assert runner.recovery_s == 0.25 and runner.executor.allow_nonzero_end_velocity
     checks = runner.input_checks
     assert checks.max_stamp_age_s == 0.3 and checks.max_tracking_error_rad is None and checks.frozen_after_s is None
-    with pytest.raises(BagError, match="safety_limits must give lower and upper together"):
-        EvaluationConfig(safety_limits={"lower": [0.0, 0.0]})
+    lower_only = dataclasses.replace(cfg.node.robot, position_lower=[0.0, 0.0])
+    with pytest.raises(BagError, match="need both lower and upper"):
+        dataclasses.replace(cfg, node=dataclasses.replace(cfg.node, robot=lower_only)).safety(contract)
 
 
 def test_a_renamed_topic_or_a_corrupt_chunk_stops_the_evaluation_with_exit_2(expert_bag, random_model, tmp_path, capsys):

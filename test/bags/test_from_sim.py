@@ -8,7 +8,7 @@ from rosbags.interfaces import QosDurability, QosReliability
 
 from moe_vla_ros.bags.demo_streams import median_rate_hz
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.bags.evaluate_config import default_params_files, global_topic, read_node_params
+from moe_vla_ros.spec.policy_node import default_params_files, global_topic, read_node_params
 from moe_vla_ros.bags.from_sim import CONTRACT_KEY, EPISODES_KEY, SimBagTopics, SimRecordingConfig, main, record_sim_bag
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.validate import validate_bag

@@ -3,8 +3,8 @@
 import pytest
 
 from moe_vla_ros.param_files import flatten_parameters, load_params_file
-from moe_vla_ros.ros.params import iter_params
-from moe_vla_ros.ros.policy_node_config import NodeConfigError, PolicyNodeConfig, RobotParams
+from moe_vla_ros.spec.described import iter_params
+from moe_vla_ros.spec.policy_node import NodeConfigError, PolicyNodeConfig, RobotParams
 
 pytestmark = pytest.mark.ros
 

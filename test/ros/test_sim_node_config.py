@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from moe_vla_ros.ros.params import build_config, default_value, iter_params, load_params_file
+from moe_vla_ros.param_files import load_params_file
+from moe_vla_ros.spec.described import build_config, default_value, iter_params
 from moe_vla_ros.ros.sim_node_config import (
     CameraParams,
     ControllerParams,
