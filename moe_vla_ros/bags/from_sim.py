@@ -18,14 +18,13 @@ by `episode_gap_s` of silence; message header stamps and receive times are the s
 episode's offset on the bag's time axis (which starts at `start_time_s`, > 0: a zero stamp means
 "unset" in ROS). metadata.yaml's custom_data holds the sensor contract and the planned episodes.
 
-``moe_vla_bag_from_sim --out BAG [--episodes N] [--seed S] [--tasks reach,push] ...``
+``moe_vla_bag_from_sim -o BAG [--episodes N] [--seed S] [--tasks reach,push] ...``
 
 Pure: rosbags + numpy + MuJoCo, no rclpy.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -40,6 +39,7 @@ from tqdm import tqdm
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.typestore import get_typestore
 from moe_vla_ros.bags.writer import BagWriter, check_storage
+from moe_vla_ros.cli import add_output_argument, add_progress_argument, run_tool, tool_parser
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CAMERA_NAMES, JOINT_NAMES, SimConfig
 from moe_vla_ros.sim.expert import ScriptedExpert
@@ -49,6 +49,7 @@ from moe_vla_ros.sim.rollout import ControlStep, Observation, Setpoint, expert_c
 NS = 1_000_000_000
 CONTRACT_KEY = "moe_vla.sensor_contract"
 EPISODES_KEY = "moe_vla.episodes"
+PROG = "moe_vla_bag_from_sim"
 
 
 @dataclass(frozen=True)
@@ -345,10 +346,15 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``moe_vla_bag_from_sim --out BAG [options]``: record expert episodes into a new bag."""
+    """``moe_vla_bag_from_sim -o BAG [options]``: record expert episodes into a new bag; exit 0
+    written, 2 bad arguments (or an existing bag), 1 failed; errors on stderr."""
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
     d = SimRecordingConfig()
-    p = argparse.ArgumentParser(prog="moe_vla_bag_from_sim", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, type=Path, help="new bag folder (must not exist)")
+    p = tool_parser(PROG, __doc__)
+    add_output_argument(p, "new bag folder (must not exist)")
     p.add_argument("--episodes", type=int, default=d.episodes, help="episodes to record (default %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="master seed (default %(default)s)")
     p.add_argument("--tasks", type=_names, default=d.tasks, help="comma-separated task families (default reach,push)")
@@ -360,19 +366,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-episode-seconds", type=float, default=None, help="cut episodes after this long")
     p.add_argument("--episode-gap", type=float, default=d.episode_gap_s, help="seconds between episodes")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default=d.storage)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(p)
     args = p.parse_args(argv)
-    try:
-        cfg = SimRecordingConfig(
-            episodes=args.episodes, seed=args.seed, tasks=args.tasks, cameras=args.cameras,
-            image_size=args.image_size, camera_rate_hz=args.camera_rate, joint_state_rate_hz=args.joint_state_rate,
-            control_rate_hz=args.control_rate, max_episode_s=args.max_episode_seconds,
-            episode_gap_s=args.episode_gap, storage=args.storage, progress=not args.no_progress,
-        )  # fmt: skip
-        recording = record_sim_bag(args.out, cfg)
-    except BagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = SimRecordingConfig(
+        episodes=args.episodes, seed=args.seed, tasks=args.tasks, cameras=args.cameras,
+        image_size=args.image_size, camera_rate_hz=args.camera_rate, joint_state_rate_hz=args.joint_state_rate,
+        control_rate_hz=args.control_rate, max_episode_s=args.max_episode_seconds,
+        episode_gap_s=args.episode_gap, storage=args.storage, progress=args.progress,
+    )  # fmt: skip
+    recording = record_sim_bag(args.out, cfg)
     solved = sum(e.success for e in recording.episodes)
     print(f"wrote {len(recording.episodes)} episode(s) ({solved} solved), {recording.duration_s:.1f} s, "
           f"{sum(recording.counts.values())} messages to {recording.path}")  # fmt: skip

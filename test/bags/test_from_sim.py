@@ -130,4 +130,7 @@ def test_command_line(tmp_path, capsys):
     assert "wrote 1 episode(s)" in capsys.readouterr().out
     assert validate_bag(tmp_path / "bag", TOPICS).storage == "sqlite3"
     assert main(args) == 2
-    assert "already exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "moe_vla_bag_from_sim: error:" in err and "already exists" in err
+    assert main(["-o", str(tmp_path / "other"), "--episodes", "0"]) == 2
+    assert "moe_vla_bag_from_sim: error: episodes" in capsys.readouterr().err
