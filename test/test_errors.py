@@ -62,3 +62,40 @@ def test_run_tool_lets_bugs_keep_their_traceback():
     with pytest.raises(ZeroDivisionError):
         run_tool("tool", lambda: 1 / 0)
     assert run_tool("tool", lambda: None) == 0 and run_tool("tool", lambda: 3) == 3
+
+
+def test_bad_input_turns_validation_errors_into_bad_input_and_keeps_package_errors():
+    from moe_vla_ros.cli import bad_input
+
+    with pytest.raises(errors.BadInputError, match="episodes must be >= 1"):
+        with bad_input():
+            raise ValueError("episodes must be >= 1,\n got 0")
+    with pytest.raises(errors.FailedError):  # a package error keeps its kind
+        with bad_input():
+            raise errors.FailedError("broke")
+    with pytest.raises(OSError):  # only the kinds asked for
+        with bad_input():
+            raise OSError("disk")
+    with pytest.raises(errors.BadInputError):
+        with bad_input((ValueError, OSError)):
+            raise OSError("cannot read --config")
+
+
+def test_split_ros_args():
+    from moe_vla_ros.cli import split_ros_args
+
+    assert split_ros_args(["--out", "x", "--ros-args", "-p", "a:=1"]) == (["--out", "x"], ["--ros-args", "-p", "a:=1"])
+    assert split_ros_args(["bag"]) == (["bag"], [])
+
+
+def test_shared_arguments_have_the_convention_names():
+    from moe_vla_ros.cli import add_bag_argument, add_output_argument, add_progress_argument, tool_parser
+
+    parser = tool_parser("tool", "What it does.\n\nDetails.")
+    add_bag_argument(parser, "input bag")
+    add_output_argument(parser, "where results go", required=False)
+    add_progress_argument(parser)
+    args = parser.parse_args(["b", "-o", "out", "--no-progress"])
+    assert (str(args.bag), str(args.out), args.progress) == ("b", "out", False)
+    assert parser.parse_args(["b"]).progress is True and parser.parse_args(["b"]).out is None
+    assert parser.format_help().startswith("usage: tool ") and "What it does." in parser.format_help()
