@@ -40,18 +40,31 @@ def feature_stats(values: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-channel stats of uint8 RGB `frames` [T, H, W, 3] (sampled), scaled to [0, 1]: [3, 1, 1] each."""
+    """Per-channel stats of uint8 RGB `frames` [T, H, W, 3] (sampled), scaled to [0, 1]: [3, 1, 1] each.
+
+    Computed from each channel's 256-bin histogram: exact (the quantiles as np.quantile's linear
+    interpolation) and ~10x faster than sorting the pixels."""
     sampled = frames[sample_indices(len(frames))]  # [S, H, W, 3]
-    pixels = sampled.reshape(-1, 3).astype(np.float32) / 255.0  # [S*H*W, 3]
-    stats = {
-        "min": pixels.min(axis=0), "max": pixels.max(axis=0),
-        "mean": pixels.mean(axis=0, dtype=np.float64), "std": pixels.std(axis=0, dtype=np.float64),
-    }  # fmt: skip
-    for key, q in zip(QUANTILE_KEYS, np.quantile(pixels, QUANTILES, axis=0)):
-        stats[key] = q
-    out = {k: np.asarray(v, dtype=np.float64).reshape(3, 1, 1) for k, v in stats.items()}
-    out["count"] = np.array([len(sampled)], dtype=np.int64)
-    return out
+    pixels = sampled.reshape(-1, 3)  # [P, 3] uint8
+    n = pixels.shape[0]
+    levels = np.arange(256, dtype=np.float64)
+    out: dict[str, list[float]] = {k: [] for k in ("min", "max", "mean", "std", *QUANTILE_KEYS)}
+    for c in range(3):
+        counts = np.bincount(pixels[:, c], minlength=256)  # [256]
+        cum = np.cumsum(counts)  # [256]
+        present = np.flatnonzero(counts)
+        mean = float(counts @ levels) / n
+        out["min"].append(float(present[0]))
+        out["max"].append(float(present[-1]))
+        out["mean"].append(mean)
+        out["std"].append(float(np.sqrt(counts @ np.square(levels - mean) / n)))
+        for key, q in zip(QUANTILE_KEYS, QUANTILES):
+            pos = q * (n - 1)
+            lo, hi = np.searchsorted(cum, [np.floor(pos), np.ceil(pos)], side="right")  # value of sorted[k]
+            out[key].append(float(lo + (pos - np.floor(pos)) * (hi - lo)))
+    stats = {k: (np.asarray(v, dtype=np.float64) / 255.0).reshape(3, 1, 1) for k, v in out.items()}
+    stats["count"] = np.array([len(sampled)], dtype=np.int64)
+    return stats
 
 
 def aggregate(stats_list: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -311,3 +311,16 @@ def test_mapping_validation_names_the_bad_value():
 def test_not_a_lerobot_dataset(tmp_path):
     with pytest.raises(LeRobotFormatError, match="meta/info.json is missing"):
         LeRobotDemoDataset(tmp_path)
+
+
+def test_image_stats_are_exact_per_channel():
+    from moe_vla_ros.data.lerobot.stats import image_stats
+
+    frames = np.random.default_rng(0).integers(0, 256, (30, 17, 9, 3), dtype=np.uint8)
+    stats, pixels = image_stats(frames), frames.reshape(-1, 3) / 255.0
+    for key, want in (("mean", pixels.mean(0)), ("std", pixels.std(0)), ("min", pixels.min(0)), ("max", pixels.max(0)),
+                      ("q01", np.quantile(pixels, 0.01, axis=0)), ("q50", np.quantile(pixels, 0.5, axis=0)),
+                      ("q99", np.quantile(pixels, 0.99, axis=0))):  # fmt: skip
+        assert stats[key].shape == (3, 1, 1)
+        np.testing.assert_allclose(stats[key].reshape(3), want, atol=1e-12, err_msg=key)
+    assert stats["count"].tolist() == [30]
