@@ -34,6 +34,17 @@ def tool_parser(prog: str, doc: str | None, **kwargs) -> argparse.ArgumentParser
     return argparse.ArgumentParser(prog=prog, description=description, **kwargs)
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default, except where it says nothing: flags (`--no-progress`
+    would read "default: True"), required options and options without a default (None, [])."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        empty = isinstance(action.default, (list, tuple)) and not action.default
+        if action.default is None or empty or action.required or action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_bag_argument(parser: argparse.ArgumentParser, help: str, many: bool = False) -> None:
     """The input bag(s): positional `bag` (one folder, or one or more with `many`)."""
     parser.add_argument("bag", type=Path, nargs="+" if many else None, help=help)

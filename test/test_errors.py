@@ -99,3 +99,18 @@ def test_shared_arguments_have_the_convention_names():
     assert (str(args.bag), str(args.out), args.progress) == ("b", "out", False)
     assert parser.parse_args(["b"]).progress is True and parser.parse_args(["b"]).out is None
     assert parser.format_help().startswith("usage: tool ") and "What it does." in parser.format_help()
+
+
+def test_defaults_help_formatter_shows_only_defaults_that_say_something():
+    import argparse
+
+    from moe_vla_ros.cli import DefaultsHelpFormatter, add_output_argument, add_progress_argument, tool_parser
+
+    parser = tool_parser("tool", None, formatter_class=DefaultsHelpFormatter)
+    add_output_argument(parser, "where results go")
+    add_progress_argument(parser)
+    parser.add_argument("--rate", type=float, default=2.0, help="rate")
+    parser.add_argument("--topic", action="append", default=[], help="topics")
+    text = " ".join(parser.format_help().split())
+    assert "rate (default: 2.0)" in text and text.count("(default:") == 1
+    assert isinstance(parser, argparse.ArgumentParser)

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from tqdm import tqdm
 
-from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_input, parse_pairs, run_tool, tool_parser
+from moe_vla_ros.cli import DefaultsHelpFormatter, add_output_argument, add_progress_argument, bad_input, parse_pairs, run_tool, tool_parser
 from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.data.dataset import DemoDataset
 from moe_vla_ros.data.lerobot.mapping import LeRobotMapping, LeRobotMappingError
@@ -279,7 +279,7 @@ PROG = "moe_vla_train"
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, TrainConfig]:
     defaults = TrainConfig()
     p = tool_parser(PROG, "Train the MoE-VLA policy: dense warm-up -> upcycle -> MoE tuning.",
-                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    formatter_class=DefaultsHelpFormatter)
     p.add_argument("--dataset", required=True,
                    help="dataset folder: ours (meta.json + episodes/) or a LeRobotDataset v3.0 (meta/info.json)")
     p.add_argument("--lerobot-map", action="append", default=[], metavar="KEY=VALUE",
