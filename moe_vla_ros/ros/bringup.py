@@ -11,9 +11,13 @@ Runs what launch/*.launch.py start, from the same parameter files, without `laun
 Parameters, later wins (as ROS 2 applies repeated --params-file / -p): config/policy.yaml, the
 robot file (and config/sim.yaml with --sim), then this command's options (--model, --backend,
 --instruction, --seed, autostart on, use_sim_time with --sim / --use-sim-time), then your own
-`--ros-args --params-file FILE -p name:=value`. The policy node auto-activates as in the launch
-files; if it cannot configure or activate, or a config file cannot be read, the command exits
-non-zero (a missing or unreadable config file: one line on stderr, exit 2).
+`--ros-args --params-file FILE -p name:=value`. The policy node's parameters are those of its
+spec (moe_vla_ros/spec/policy_node.py). The policy node auto-activates as in the launch files.
+
+Exit status: 0 when stopped (Ctrl-C / SIGTERM: the policy node's final hold first), 1 when a node
+cannot start or the policy node cannot configure or activate, 2 for bad arguments, config files
+or parameters (one line on stderr, `moe_vla_bringup: error: ...`), 130 when interrupted before
+the nodes run.
 """
 
 from __future__ import annotations
@@ -28,19 +32,29 @@ from typing import Any
 
 import yaml
 
-from moe_vla_ros.cli import one_line
-from moe_vla_ros.paths import find_share_file
+from moe_vla_ros.cli import one_line, run_tool, tool_parser
+from moe_vla_ros.errors import BadInputError, FailedError
 from moe_vla_ros.param_files import load_params_file
-from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.paths import find_share_file
+from moe_vla_ros.spec.policy_node import BACKENDS, NODE_NAME, PolicyNodeConfig
 
 PROG = "moe_vla_bringup"
-POLICY_NODE = "policy_node"
+POLICY_NODE = NODE_NAME
 SIM_NODE = "sim_node"
 GLOBAL_TOPICS = ("/clock", "/diagnostics", "/tf", "/tf_static", "/rosout", "/parameter_events")
 
 
 class BringupError(BadInputError):
-    """A problem reported as one line on stderr (exit 2)."""
+    """Bad arguments, config files or parameters (one line on stderr, exit 2)."""
+
+
+class BringupFailed(FailedError):
+    """A node could not start, or the policy node could not configure or activate (exit 1)."""
+
+
+# What node constructors raise for parameters they refuse (bad input, exit 2); anything else a
+# constructor raises means the node could not start (exit 1).
+PARAMETER_ERRORS = (BadInputError, ValueError, TypeError)
 
 
 def policy_parameters(args: argparse.Namespace) -> dict:
@@ -63,6 +77,11 @@ def sim_parameters(args: argparse.Namespace) -> dict:
     if args.instruction:
         params["instruction"] = args.instruction
     return params
+
+
+def policy_config(args: argparse.Namespace, ros_args: list[str] = (), namespace: str = "/") -> PolicyNodeConfig:
+    """The policy node's settings as the process will build them (the spec's validation)."""
+    return PolicyNodeConfig.from_params(effective_parameters(args, POLICY_NODE, ros_args, namespace))
 
 
 def config_files(args: argparse.Namespace) -> list[Path]:
@@ -166,52 +185,49 @@ def namespaced(topic: str, namespace: str) -> str:
 
 
 class SimThread(threading.Thread):
-    """Creates and spins the simulator node in one thread of its own: its OpenGL context works only
-    in the thread that created it, so it cannot share the policy node's executor. `error` is set
-    when the node cannot be created (bad parameters)."""
+    """Creates the simulator node in a thread of its own and spins it there with
+    `spin.spin_until_shutdown` (its OpenGL context works only in the thread that created it, so it
+    cannot share the policy node's executor; outside the main thread no signal handling is
+    installed). `error` is set when the node cannot be created."""
 
     def __init__(self) -> None:
         super().__init__(name=SIM_NODE, daemon=True)
-        self.executor = None
-        self.error = ""
+        self.node = None
+        self.error: BaseException | None = None
         self.ready = threading.Event()
 
     def run(self) -> None:
-        from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
         from moe_vla_ros.ros.sim_node import SimNode
+        from moe_vla_ros.ros.spin import spin_until_shutdown
 
         try:
-            node = SimNode()
+            self.node = SimNode()
         except Exception as e:  # noqa: BLE001 - any construction problem ends the bringup with one line
-            self.error = f"sim_node cannot start: {type(e).__name__}: {one_line(e)}"
-            self.ready.set()
+            self.error = e
             return
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(node)
-        self.ready.set()
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
         finally:
-            node.destroy_node()
+            self.ready.set()
+        spin_until_shutdown(self.node)  # ends on stop() (exit_requested) or an rclpy shutdown; destroys the node
 
     def stop(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown()
+        if self.node is not None:
+            self.node.exit_requested = True
         self.join(timeout=10)
 
 
+def _start_error(node: str, error: BaseException) -> Exception:
+    """The error that ends the bringup when `node` cannot be created."""
+    text = f"{node} cannot start: {type(error).__name__}: {one_line(error)}"
+    return BringupError(text) if isinstance(error, PARAMETER_ERRORS) else BringupFailed(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p = tool_parser(PROG, __doc__, epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("--policy-config", type=Path, default=None, help="generic policy parameters (config/policy.yaml)")
     p.add_argument("--robot-config", type=Path, default=None,
                    help="per-robot parameters (default config/robots/sim_arm.yaml)")
     p.add_argument("--model", type=Path, default=None, help="model folder (default: the config's, else bundled)")
-    p.add_argument("--backend", choices=("onnxruntime", "torch"), default=None)
+    p.add_argument("--backend", choices=BACKENDS, default=None)
     p.add_argument("--sim", action="store_true", help="also run the MuJoCo simulator node (config/sim.yaml)")
     p.add_argument("--sim-config", type=Path, default=None, help="simulator parameters (config/sim.yaml)")
     p.add_argument("--seed", type=int, default=None, help="simulator scene seed (default: the sim config's)")
@@ -234,20 +250,20 @@ def resolve_config_paths(args: argparse.Namespace) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: list[str]) -> int:
     from rclpy.utilities import remove_ros_args
 
+    check_user_params_files(argv)  # before rcl parses them (remove_ros_args does)
     try:
-        check_user_params_files(argv)  # before rcl parses them (remove_ros_args does)
-        try:
-            non_ros = remove_ros_args([PROG, *argv])[1:]
-        except Exception as e:  # noqa: BLE001 - rcl's RCLInvalidROSArgsError, multi-line
-            raise BringupError(f"invalid ROS arguments: {one_line(e)}") from None
-        args = build_parser().parse_args(non_ros)
-        resolve_config_paths(args)
-        check_config_files(args, argv)
-    except BringupError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        non_ros = remove_ros_args([PROG, *argv])[1:]
+    except Exception as e:  # noqa: BLE001 - rcl's RCLInvalidROSArgsError, multi-line
+        raise BringupError(f"invalid ROS arguments: {one_line(e)}") from None
+    args = build_parser().parse_args(non_ros)
+    resolve_config_paths(args)
+    check_config_files(args, argv)
 
     from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 
@@ -255,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         init_process(ros_arguments(args, options_file, argv))
     except Exception as e:  # noqa: BLE001 - rcl rejects bad --ros-args / params files with an RCLError
-        print(f"{PROG}: error: cannot start ROS: {one_line(e)}", file=sys.stderr)
-        return 2
+        raise BringupError(f"cannot start ROS: {one_line(e)}") from None
     finally:
         options_file.unlink(missing_ok=True)  # parsed by rclpy.init
 
@@ -270,18 +285,17 @@ def main(argv: list[str] | None = None) -> int:
             sim_thread = SimThread()
             sim_thread.start()
             sim_thread.ready.wait()
-            if sim_thread.error:
-                raise BringupError(sim_thread.error)
+            if sim_thread.error is not None:
+                raise _start_error(SIM_NODE, sim_thread.error)
         try:
             policy = PolicyNode()
-        except Exception as e:  # noqa: BLE001 - invalid parameters (validation names the value)
-            raise BringupError(f"policy_node cannot start: {type(e).__name__}: {one_line(e)}") from None
-    except BringupError as e:
+        except Exception as e:  # noqa: BLE001 - invalid parameters (validation names the value) or worse
+            raise _start_error(POLICY_NODE, e) from None
+    except (BringupError, BringupFailed):
         if sim_thread is not None:
             sim_thread.stop()
         rclpy.try_shutdown()
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
+        raise
     nodes = [policy]
     if args.record:
         from moe_vla_ros.ros.bag_recorder import DEFAULT_TOPICS, BagRecorder, RecorderConfig
@@ -292,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     # destroyed; the simulator stops last, before rclpy shuts down.
     spin_until_shutdown(*nodes, before_shutdown=sim_thread.stop if sim_thread is not None else None)
     if policy.exit_code:
-        print(f"{PROG}: error: policy_node could not start: {policy.configure_error}", file=sys.stderr)
-    return policy.exit_code
+        raise BringupFailed(f"policy_node could not start: {policy.configure_error}")
+    return 0
 
 
 if __name__ == "__main__":

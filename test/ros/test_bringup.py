@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from moe_vla_ros.ros.bringup import build_parser, effective_parameters, resolve_config_paths, ros_arguments
+from moe_vla_ros.ros.bringup import (
+    build_parser,
+    effective_parameters,
+    policy_config,
+    policy_parameters,
+    resolve_config_paths,
+    ros_arguments,
+)
 from moe_vla_ros.ros.testing import REPO_ROOT, RosPeerProcess, isolated_ros_env, spin_until, wait_for_match
 
 pytestmark = pytest.mark.ros
@@ -39,6 +46,18 @@ def test_parameters_files_then_options_then_the_users_ros_args(tmp_path):
     sim = effective_parameters(args, "sim_node", ros)
     assert sim["seed"] == 4 and sim["instruction"] == "reach the red cube"
     assert effective_parameters(_args("--sim"), "sim_node")["seed"] == 0  # config/sim.yaml's when not given
+
+
+def test_the_commands_policy_values_are_spec_parameters():
+    from moe_vla_ros.spec.described import BUILTIN_PARAMETERS, param_names
+    from moe_vla_ros.spec.policy_node import PolicyNodeConfig
+
+    args = _args("--model", "m", "--backend", "torch", "--instruction", "reach the red cube")
+    assert set(policy_parameters(args)) <= set(param_names(PolicyNodeConfig)) | set(BUILTIN_PARAMETERS)
+    cfg = policy_config(args, ["--ros-args", "-p", "execution.blend_steps:=2"])
+    assert cfg.model.backend == "torch" and cfg.model.path == "m" and cfg.autostart
+    assert cfg.execution.default_instruction == "reach the red cube" and cfg.execution.blend_steps == 2
+    assert cfg.robot.joint_names[-1] == "gripper"
 
 
 def test_rcl_gets_the_config_files_before_the_users_arguments(tmp_path):
