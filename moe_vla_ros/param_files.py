@@ -1,7 +1,7 @@
 """ROS 2 parameter files (YAML) without ROS: flatten a `ros__parameters` tree and pick the block(s)
-that apply to a node, with the rules rcl uses for `--params-file`. Pure Python: the node's config
-(ros/params.py), the offline evaluator (bags/) and the controller checker (control/jtc_rules.py)
-read parameter files the same way."""
+that apply to a node, with the rules rcl uses for `--params-file`. Pure Python: the node specs
+(spec/policy_node.py: the node's launchers and the evaluators), the sim node's config and the
+controller checker (control/jtc_rules.py) read parameter files the same way."""
 
 from __future__ import annotations
 
