@@ -324,3 +324,31 @@ def test_image_stats_are_exact_per_channel():
         assert stats[key].shape == (3, 1, 1)
         np.testing.assert_allclose(stats[key].reshape(3), want, atol=1e-12, err_msg=key)
     assert stats["count"].tolist() == [30]
+
+
+def test_reads_variants_other_writers_produce(exported, ours, tmp_path):
+    """Variable-length list columns (older `datasets`), names as {"motors": [...]} (v2-era ports),
+    h264 with B-frames (ffmpeg's default), and data split over files in another order."""
+    variant = _copy(exported, tmp_path / "variant")
+    path = variant / "data" / "chunk-000" / "file-000.parquet"
+    table = pq.read_table(path)
+    for key in ("observation.state", "action"):
+        i = table.column_names.index(key)
+        table = table.set_column(i, key, table[key].cast(pa.list_(pa.float32())))
+    pq.write_table(table.slice(24), variant / "data" / "chunk-000" / "file-000.parquet")
+    pq.write_table(table.slice(0, 24), variant / "data" / "chunk-000" / "file-001.parquet")
+
+    def names_as_motors(info):
+        for key in ("observation.state", "action"):
+            info["features"][key]["names"] = {"motors": info["features"][key]["names"]}
+
+    _edit_info(variant, names_as_motors)
+    back = LeRobotDemoDataset(variant)
+    assert back.contract.joint_names == ours.contract.joint_names
+    _assert_same(ours.episode(2), back.episode(2), exact_images=False)
+
+    h264 = tmp_path / "h264"
+    export_lerobot(ours, h264, ExportOptions(codec="h264", crf=23, gop=12, **FAST))
+    back = LeRobotDemoDataset(h264)
+    for i in (1, 3):
+        _assert_same(ours.episode(i), back.episode(i), exact_images=False)
