@@ -44,4 +44,9 @@ echo "[setup] installing the ROS 2 launch stack and the ament index entry of moe
 bash scripts/install_launch_stack.sh "$venv"
 
 "$venv/bin/python" -c "import rclpy, torch, onnxruntime, mujoco; from moe_vla_msgs.msg import ReasoningTrace; import moe_vla_ros, launch_ros.actions; print('[setup] ok: rclpy, launch_ros, torch', torch.__version__, 'onnxruntime', onnxruntime.__version__, 'mujoco', mujoco.__version__)"
+# The Triton server venv (.venv-triton: its own pins, numpy<2) for the serving tests/benchmark;
+# a failure leaves the robot-side setup usable (the Triton tests are skipped with the reason).
+if ! bash scripts/setup_triton_server.sh; then
+  echo "[setup] WARNING: could not build the Triton server venv (reason above); the Triton tests will be skipped" >&2
+fi
 echo "[setup] done in $(( $(date +%s) - start )) s. Activate with: . $venv/bin/activate"
