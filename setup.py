@@ -9,7 +9,7 @@ PACKAGE = "moe_vla_ros"
 # Executables: ROS nodes (`ros2 run moe_vla_ros <name>`) and command-line tools.
 CONSOLE_SCRIPTS = [
     "moe_vla_bag_from_sim = moe_vla_ros.bags.from_sim:main",
-    "moe_vla_eval_bag = moe_vla_ros.bags.evaluate:main",
+    "moe_vla_eval_bag = moe_vla_ros.evaluation.bag.offline:main",
     "moe_vla_bag_replay_eval = moe_vla_ros.ros.bag_replay_eval:main",
     "moe_vla_demo = moe_vla_ros.ros.demo:main",
     "moe_vla_eval_sim = moe_vla_ros.ros.closed_loop_eval:main",

@@ -1,4 +1,4 @@
-"""Offline bag evaluation speed: how fast bags/evaluate.py scores a policy on a recording.
+"""Offline bag evaluation speed: how fast evaluation/bag/offline.py scores a policy on a recording.
 
 A bag of scripted-expert episodes is recorded from the simulator (96x96 rgb8 cameras at 30 Hz,
 joint states at 50 Hz; or --bag), then evaluated offline in four cases:
@@ -51,9 +51,10 @@ def record_bag(folder: Path, episodes: int) -> Path:
 
 
 def run_case(name: str, bag: Path, model: Path | None, simulate: bool, out: Path) -> dict:
-    from moe_vla_ros.bags.evaluate import evaluate_bag
-    from moe_vla_ros.bags.evaluate_config import EvaluationConfig, default_params_files
-    from moe_vla_ros.bags.evaluate_oracle import RecordedActionsPolicy
+    from moe_vla_ros.evaluation.bag.offline import evaluate_bag
+    from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+    from moe_vla_ros.spec.policy_node import default_params_files
+    from moe_vla_ros.evaluation.bag.oracle import RecordedActionsPolicy
 
     cfg = EvaluationConfig.from_params_files(default_params_files(), simulate_latency=simulate, plots=False,
                                              progress=False)  # fmt: skip

@@ -1,21 +1,17 @@
-"""Closed-loop evaluation of a policy in the simulator: episode plans and records, metrics,
-the report and its figures. Pure (no rclpy): the ROS side that runs the episodes is
-moe_vla_ros/ros/closed_loop_eval.py.
+"""Evaluation of a policy, in one home. Pure (no rclpy): the ROS halves that run the real node
+are moe_vla_ros/ros/closed_loop_eval.py and moe_vla_ros/ros/bag_replay_eval.py.
 
-  records.py          EpisodePlan / plan_episodes, EpisodeRecord (what one episode measured), ExpertResult
-  metrics.py          success, time, latency, expert-usage divergence, chunk-seam smoothness
-  expert_baseline.py  the scripted expert on the same seeds and tasks
-  report.py           report.json, per-episode JSON, the printed table
-  plots.py            success / expert-usage / joint-trajectory PNGs and the camera GIF
+  records.py   what both evaluators record: CommandRecord (a published trajectory), TraceRecord,
+               UsageRecord; EvaluationError, write_json
+  seams.py     the one chunk-seam metric (executed path, jumps, baseline, limits) both score
+  stats.py     summary statistics
+  process.py   NodeProcess: the policy node as a child process of an evaluator
+  sim/         closed loop in the simulator (`moe_vla_eval_sim`): episode plans and records,
+               metrics, the scripted-expert baseline, report.json and figures
+  bag/         a policy on a recorded bag: offline through the node's PolicyRunner
+               (`moe_vla_eval_bag`, offline.py) or replayed through the node
+               (`moe_vla_bag_replay_eval`, replay.py); settings, records, metrics, the oracle
+               baseline, report.json and plots
+
+Bag I/O, validation and conversion stay in moe_vla_ros/bags/ (below this package).
 """
-
-from moe_vla_ros.evaluation.records import (
-    DEFAULT_SEED_START,
-    EpisodePlan,
-    EpisodeRecord,
-    EvaluationError,
-    ExpertResult,
-    plan_episodes,
-)
-
-__all__ = ["DEFAULT_SEED_START", "EpisodePlan", "EpisodeRecord", "EvaluationError", "ExpertResult", "plan_episodes"]

@@ -2,8 +2,8 @@
 
 `replay_evaluate()`:
 
-1. checks the bag against the model's contract (topics, joints; bags/evaluate.resolve_inputs and
-   validate_bag) before starting anything;
+1. checks the bag against the model's contract (topics, joints; evaluation/bag/offline.resolve_inputs
+   and validate_bag) before starting anything;
 2. starts the policy node as its own process (the installed ``policy_node`` executable beside
    this interpreter) with the node's parameter files (config/policy.yaml +
    config/robots/sim_arm.yaml by default), ``use_sim_time``, ``autostart``, the model on the CPU
@@ -14,25 +14,22 @@
    /clock at `rate` (ros/bag_player.replay_and_record) while recording the node's trajectory,
    reasoning_trace, expert_usage and policy_status outputs into a new bag (node_output/);
 5. stops the node and scores its outputs against the bag's recorded actions with the metrics of
-   the offline evaluator (bags/evaluate_report.py): report.json + plots, node.log beside them.
+   the offline evaluator (evaluation/bag/replay.score_node_outputs): report.json + plots, node.log
+   beside them.
 
-Run it on an isolated ROS_DOMAIN_ID (the player publishes /clock).
+Run it on an isolated ROS_DOMAIN_ID (the player publishes /clock). This module is the rclpy half;
+the node's command line, its outputs and the scoring are evaluation/bag/replay.py.
 
-``moe_vla_bag_replay_eval --bag BAG --model DIR --out DIR [--rate 1.0] [--storage mcap]``
+``moe_vla_bag_replay_eval BAG --model DIR -o DIR [--rate 1.0] [--storage mcap]``
 """
 
 from __future__ import annotations
 
-import argparse
-import math
 import os
-import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import rclpy
 from rclpy.context import Context
@@ -41,137 +38,26 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.bags.evaluate import (
-    EVALUATION_ERRORS,
-    BagInputs,
-    add_common_arguments,
-    config_from_args,
-    resolve_inputs,
-)
-from moe_vla_ros.bags.evaluate_config import EvaluationConfig, default_params_files
-from moe_vla_ros.bags.evaluate_records import load_reference, records_from_node_bag
-from moe_vla_ros.bags.evaluate_report import EvaluationReport, check_output_dir, write_report
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.validate import validate_bag
-from moe_vla_ros.bags.writer import check_storage
+from moe_vla_ros.cli import run_tool, tool_parser
 from moe_vla_ros.contract import PolicyContract
-from moe_vla_ros.paths import find_share_file
+from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+from moe_vla_ros.evaluation.bag.offline import add_common_arguments, config_from_args, resolve_inputs
+from moe_vla_ros.evaluation.bag.replay import (
+    NODE_LOG,
+    OUTPUT_BAG,
+    ReplayConfig,
+    node_arguments,
+    output_topics,
+    score_node_outputs,
+)
+from moe_vla_ros.evaluation.bag.report import EvaluationReport, check_output_dir
+from moe_vla_ros.evaluation.process import NodeProcess
 from moe_vla_ros.ros.bag_player import PlayerConfig, publisher_qos, replay_and_record
 from moe_vla_ros.runtime.manifest import read_manifest
-from moe_vla_ros.spec.policy_node import NodeInvocation, PolicyNodeConfig
 
-OUTPUT_BAG = "node_output"
-NODE_LOG = "node.log"
-OUTPUTS = {"trajectory": "joint_trajectory", "reasoning_trace": "reasoning_trace",
-           "expert_usage": "expert_usage", "status": "policy_status"}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ReplayConfig:
-    """How the node is run and the bag replayed.
-
-    Attributes:
-        params_files: the node's parameter files (None: config/policy.yaml + config/robots/sim_arm.yaml).
-        rate: playback speed (1.0 real time: the node infers at its real latency).
-        storage: storage of the recorded node outputs ("mcap" or "sqlite3").
-        output_namespace: the node's outputs are published as <namespace>/joint_trajectory,
-            .../reasoning_trace, .../expert_usage, .../policy_status ("" keeps the topics of the
-            parameter files).
-        node_executable: the policy node (None: ``policy_node`` beside this interpreter).
-        node_params: extra ``-p name:=value`` node parameters (override everything else).
-        ready_timeout_s: how long the node may take to load the model and subscribe.
-        idle_timeout_s: after playback, wait until the node published nothing for this long.
-        stop_timeout_s: SIGINT, then SIGKILL after this long.
-    """
-
-    params_files: tuple[Path, ...] | None = None
-    rate: float = 1.0
-    storage: str = "mcap"
-    output_namespace: str = "/bag_eval"
-    node_executable: Path | None = None
-    node_params: Mapping[str, str] = field(default_factory=dict)
-    ready_timeout_s: float = 60.0
-    idle_timeout_s: float = 1.5
-    stop_timeout_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.rate) and 0.0 < self.rate <= 100.0):
-            raise BagError(f"rate must be in (0, 100], got {self.rate!r}")
-        check_storage(self.storage)
-        if self.output_namespace and (not self.output_namespace.startswith("/") or self.output_namespace.endswith("/")):
-            raise BagError(f"output_namespace must be '' or like '/name', got {self.output_namespace!r}")
-        for name in ("ready_timeout_s", "idle_timeout_s", "stop_timeout_s"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise BagError(f"{name} must be > 0, got {getattr(self, name)!r}")
-
-    def files(self) -> list[Path]:
-        return list(self.params_files) if self.params_files else default_params_files()
-
-    def executable(self) -> Path:
-        exe = self.node_executable or Path(sys.executable).with_name("policy_node")
-        if not Path(exe).is_file():
-            raise BagError(f"policy node executable {exe} not found (install the package: pip install -e .)")
-        return Path(exe)
-
-
-def output_topics(cfg: ReplayConfig) -> dict[str, str]:
-    """{role: topic} of the node's outputs during the replay: under `output_namespace`, or as the
-    parameter files name them."""
-    if cfg.output_namespace:
-        return {role: f"{cfg.output_namespace}/{name}" for role, name in OUTPUTS.items()}
-    topics = PolicyNodeConfig.from_params_files(cfg.files()).topics
-    return {role: getattr(topics, role) for role in OUTPUTS}
-
-
-def node_arguments(model: Path, inputs: BagInputs, outputs: Mapping[str, str], cfg: ReplayConfig,
-                   compressed: bool, latched_instruction: bool) -> list[str]:  # fmt: skip
-    """ROS arguments of the node process (parameter files first, explicit values after). The
-    instruction subscription's durability follows how the player offers the recorded instruction
-    (a transient-local subscription would not match a volatile publisher). config/bag_replay.yaml
-    turns the checks off that compare joint states with the node's own plan (tracking error, frozen
-    joints): a bag's joint states follow the recorded commands, as in the offline evaluator."""
-    cameras = [t.removesuffix("/compressed") if compressed else t for t in inputs.cameras.values()]
-    params = {
-        "qos.instruction_durability": "transient_local" if latched_instruction else "volatile",
-        "use_sim_time": True, "autostart": True, "model.path": str(model),
-        "model.providers": ["CPUExecutionProvider"], "topics.camera_topics": cameras,
-        "topics.camera_transport": "compressed" if compressed else "raw",
-        "topics.joint_states": inputs.joint_states, "topics.instruction": inputs.instruction,
-        **{f"topics.{role}": topic for role, topic in outputs.items()},
-    }  # fmt: skip
-    files = (*cfg.files(), find_share_file("config", "bag_replay.yaml"))
-    overrides = tuple(f"{name}:={value}" for name, value in cfg.node_params.items())
-    return NodeInvocation(files, params, overrides).arguments()
-
-
-class NodeProcess:
-    """The policy node in its own process group, output to a log file; a context manager."""
-
-    def __init__(self, argv: Sequence[str], log_path: Path, stop_timeout_s: float) -> None:
-        self.argv, self.log_path, self.stop_timeout_s = list(argv), log_path, stop_timeout_s
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> "NodeProcess":
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, chars: int = 2000) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(timeout=self.stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
+PROG = "moe_vla_bag_replay_eval"
 
 
 def wait_for_node(node: NodeProcess, inputs: Sequence[str], output: str, timeout_s: float) -> float:
@@ -235,42 +121,34 @@ def replay_evaluate(
             player_config=PlayerConfig(topics=tuple(inputs.topics)), storage=config.storage,
             idle_timeout_s=config.idle_timeout_s,
         )  # fmt: skip
-    with BagReader(bag) as reader:
-        reference = load_reference(reader, contract.sensors, inputs.joint_states, inputs.instruction,
-                                   eval_cfg.command_topic, eval_cfg.reference_max_gap_s)  # fmt: skip
-        span = (reader.start_ns / 1e9, reader.end_ns / 1e9)
-    records = records_from_node_bag(
-        out / OUTPUT_BAG, contract.sensors, trajectory_topic=outputs["trajectory"],
-        usage_topic=outputs["expert_usage"], trace_topic=outputs["reasoning_trace"], status_topic=outputs["status"],
-    )  # fmt: skip
-    records.start_s, records.end_s = span
     info = {
         "mode": "replay", "bag": str(Path(bag)), "model": str(model), "model_id": manifest.model_id,
         "backend": "onnxruntime", "execution_providers": ["CPUExecutionProvider"], "rate": config.rate,
         "inputs": {"cameras": inputs.cameras, "joint_states": inputs.joint_states, "instruction": inputs.instruction},
         "node_outputs": outputs, "output_bag": OUTPUT_BAG, "node_log": NODE_LOG, "node_ready_s": ready_s,
-        "recorded": result.recorded, "played": result.playback.per_topic, "wall_s": time.monotonic() - started,
+        "recorded": result.recorded, "played": result.playback.per_topic,
     }  # fmt: skip
-    return write_report(out, records, reference, contract, eval_cfg, info, keep=(OUTPUT_BAG, NODE_LOG))
+    return score_node_outputs(bag, out, contract, inputs, outputs, eval_cfg, info, started)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``moe_vla_bag_replay_eval``: replay a bag through the policy node and score its commands."""
-    p = argparse.ArgumentParser(prog="moe_vla_bag_replay_eval", description=__doc__.split("\n\n")[0])
+    """``moe_vla_bag_replay_eval``: replay a bag through the policy node and score its commands; exit 0
+    reported, 2 bad input (bag, model, arguments, a node that does not start), 1 failed."""
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    p = tool_parser(PROG, __doc__)
     add_common_arguments(p)
     p.add_argument("--rate", type=float, default=1.0, help="playback speed (default 1.0: real time)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="storage of the recorded outputs")
     p.add_argument("--output-namespace", default="/bag_eval",
                    help="namespace of the node's outputs ('' = as configured)")  # fmt: skip
     args = p.parse_args(argv)
-    try:
-        files = tuple(Path(f) for f in args.params_file) if args.params_file else None
-        config = ReplayConfig(params_files=files, rate=args.rate, storage=args.storage,
-                              output_namespace=args.output_namespace)  # fmt: skip
-        report = replay_evaluate(args.bag, args.model, args.out, config, config_from_args(args, progress=False))
-    except (*EVALUATION_ERRORS, TimeoutError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    files = tuple(Path(f) for f in args.params_file) if args.params_file else None
+    config = ReplayConfig(params_files=files, rate=args.rate, storage=args.storage,
+                          output_namespace=args.output_namespace)  # fmt: skip
+    report = replay_evaluate(args.bag, args.model, args.out, config, config_from_args(args, progress=False))
     print(report.format())
     return 0
 

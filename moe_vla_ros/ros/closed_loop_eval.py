@@ -17,7 +17,7 @@ Recorded per episode: outcome, time, control steps, joint states, every commande
 reasoning traces, expert usage per chunk, PolicyStatus latency, and for one episode (the first
 success, else the first) the front camera. The scripted expert then runs on the same seeds and
 tasks (no ROS); report.json, per-episode JSON and the figures go to the output folder
-(moe_vla_ros/evaluation/). DDS discovery is restricted to this machine: the evaluation
+(moe_vla_ros/evaluation/sim/). DDS discovery is restricted to this machine: the evaluation
 publishes joint commands, which no real controller on the network may receive.
 """
 
@@ -45,11 +45,12 @@ from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from moe_vla_msgs.msg import ExpertUsage, PolicyStatus, ReasoningTrace
-from moe_vla_ros.evaluation import records as rec
-from moe_vla_ros.evaluation.expert_baseline import run_expert_baseline
-from moe_vla_ros.evaluation.plots import GIF_FPS, write_plots
-from moe_vla_ros.evaluation.policy_process import PolicyProcess
-from moe_vla_ros.evaluation.report import build_report, episode_line, format_table, write_report
+from moe_vla_ros.evaluation.process import NodeProcess
+from moe_vla_ros.evaluation.records import EvaluationError, TraceRecord, UsageRecord
+from moe_vla_ros.evaluation.sim import records as rec
+from moe_vla_ros.evaluation.sim.expert_baseline import run_expert_baseline
+from moe_vla_ros.evaluation.sim.plots import GIF_FPS, write_plots
+from moe_vla_ros.evaluation.sim.report import build_report, episode_line, format_table, write_report
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros import closed_loop_eval_config as conf
 from moe_vla_ros.ros.conversions import duration_to_seconds, image_msg_to_rgb, is_hold_trajectory, stamp_to_seconds
@@ -63,9 +64,9 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str, alive: Cal
     deadline = time.monotonic() + timeout_s
     while not condition():
         if not alive():
-            raise rec.EvaluationError(f"the policy node process exited while waiting for {what}")
+            raise EvaluationError(f"the policy node process exited while waiting for {what}")
         if time.monotonic() > deadline:
-            raise rec.EvaluationError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            raise EvaluationError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(POLL_S)
 
 
@@ -150,14 +151,14 @@ class EpisodeManager(Node):
         layers = {layer.layer_name: [float(v) for v in layer.expert_load] for layer in msg.layers}
         with self._lock:
             if self._record is not None:
-                self._record.usage.append(rec.UsageRecord(
-                    int(msg.chunk_id), stamp_to_seconds(msg.header.stamp), self._sim.sim_time, layers))
+                self._record.usage.append(UsageRecord(stamp_to_seconds(msg.header.stamp), layers,
+                                                      int(msg.chunk_id), self._sim.sim_time))
 
     def _on_trace(self, msg: ReasoningTrace) -> None:
         with self._lock:
             if self._record is not None:
                 stamp = stamp_to_seconds(msg.header.stamp)
-                self._record.traces.append(rec.TraceRecord(int(msg.chunk_id), stamp, msg.text))
+                self._record.traces.append(TraceRecord(stamp, msg.text, int(msg.chunk_id)))
 
     def _on_status(self, msg: PolicyStatus) -> None:
         s = msg.inference_latency
@@ -237,12 +238,12 @@ class ClosedLoopEvaluator:
         try:
             self.contract = read_manifest(model_dir, verify_checksums=False).contract
         except ModelLoadError as e:
-            raise rec.EvaluationError(f"cannot read the model in {model_dir}: {e}") from None
+            raise EvaluationError(f"cannot read the model in {model_dir}: {e}") from None
         conf.check_contract_for_sim(self.contract)
         self.node_cfg = conf.policy_node_config(cfg, model_dir, self.contract)
         self.argv = conf.policy_node_command(cfg, model_dir, self.contract)
         self.limits = conf.seam_limits(self.node_cfg, self.contract)
-        self.policy: PolicyProcess | None = None
+        self.policy: NodeProcess | None = None
         self._graph: _GraphThread | None = None
 
     def _build_graph(self) -> tuple[SimNode, EpisodeManager]:
@@ -265,9 +266,9 @@ class ClosedLoopEvaluator:
             self._graph.start()
             self._graph.ready.wait()
             if self._graph.error is not None:
-                raise rec.EvaluationError(f"cannot start the simulator: {self._graph.error}") from self._graph.error
+                raise EvaluationError(f"cannot start the simulator: {self._graph.error}") from self._graph.error
             self.sim, self.manager = self._graph.sim, self._graph.manager
-            self.policy = PolicyProcess(self.argv, self.out_dir / "policy_node.log")
+            self.policy = NodeProcess(self.argv, self.out_dir / "policy_node.log")
             self._configure()
         except BaseException:
             self.__exit__()
@@ -276,17 +277,17 @@ class ClosedLoopEvaluator:
 
     def _alive(self) -> bool:
         if self._graph.error is not None:
-            raise rec.EvaluationError(f"the simulator stopped: {self._graph.error!r}") from self._graph.error
+            raise EvaluationError(f"the simulator stopped: {self._graph.error!r}") from self._graph.error
         return self.policy.alive()
 
     def _configure(self) -> None:
         timeout, m, t = self.cfg.startup_timeout_s, self.manager, self.node_cfg.topics
         try:
             ok = m.change_state(Transition.TRANSITION_CONFIGURE, timeout, self._alive)
-        except rec.EvaluationError as e:
-            raise rec.EvaluationError(f"{e}; policy node log:\n{self.policy.log_tail()}") from None
+        except EvaluationError as e:
+            raise EvaluationError(f"{e}; policy node log:\n{self.policy.log_tail()}") from None
         if not ok:
-            raise rec.EvaluationError(f"the policy node failed to configure; its log:\n{self.policy.log_tail()}")
+            raise EvaluationError(f"the policy node failed to configure; its log:\n{self.policy.log_tail()}")
         _wait(lambda: m.count_publishers(t.trajectory) >= 1 and m.count_subscribers(t.joint_states) >= 2,
               timeout, "the policy node's topics", self._alive)  # fmt: skip
 
@@ -301,11 +302,11 @@ class ClosedLoopEvaluator:
         _wait(lambda: m.policy_instruction == plan.task.instruction, 15.0, "the instruction at the policy node", alive)
         running = m.begin(record, self.sim.sim_time, capture_frames)
         if not m.change_state(Transition.TRANSITION_ACTIVATE, 30.0, alive):
-            raise rec.EvaluationError(f"the policy node failed to activate; its log:\n{self.policy.log_tail()}")
+            raise EvaluationError(f"the policy node failed to activate; its log:\n{self.policy.log_tail()}")
         # Wall-clock guard: the simulator may run slower than real time on a loaded machine.
         _wait(running.done.is_set, 60.0 + 5.0 * plan.task.max_duration_s, f"episode {plan.index} to end", alive)
         if not m.change_state(Transition.TRANSITION_DEACTIVATE, 30.0, alive):
-            raise rec.EvaluationError(f"the policy node failed to deactivate; its log:\n{self.policy.log_tail()}")
+            raise EvaluationError(f"the policy node failed to deactivate; its log:\n{self.policy.log_tail()}")
         # on_deactivate published the hold (when the node was commanding) before it returned; a
         # status published after it counts that hold (PolicyStatus.hold_counts).
         statuses = m.status_count
@@ -346,7 +347,7 @@ def _progress(iterable, enabled: bool, desc: str):
 def run_evaluation(cfg: conf.EvalConfig) -> EvaluationResult:
     """Run every episode through the policy node, the expert baseline, and write report + figures."""
     model_dir, out_dir = cfg.model_dir(), cfg.output_dir()
-    plans = rec.plan_episodes(cfg.episodes, cfg.tasks, cfg.seed_start, cfg.max_duration_s)
+    plans = rec.plan_sim_episodes(cfg.episodes, cfg.tasks, cfg.seed_start, cfg.max_duration_s)
     records: list[rec.EpisodeRecord] = []
     showcase: rec.EpisodeRecord | None = None
     wall0 = time.monotonic()
@@ -374,7 +375,7 @@ def run_evaluation(cfg: conf.EvalConfig) -> EvaluationResult:
         "policy_wall_time_s": policy_wall_s, "policy_log": str(out_dir / "policy_node.log"),
         "showcase_episode": showcase.index if showcase else None,
     }  # fmt: skip
-    report = build_report(records, expert, limits, run_info)
+    report = build_report(records, expert, limits, run_info, contract.sensors.control_period_s)
     paths = write_plots(report, showcase, out_dir, gif=cfg.gif)
     report["files"] = {k: str(v) for k, v in paths.items()}
     paths.update(write_report(report, records, out_dir))
@@ -385,7 +386,7 @@ def run_and_print(cfg: conf.EvalConfig) -> int:
     """Run, print the table and where the files are; the exit status of a command."""
     try:
         result = run_evaluation(cfg)
-    except rec.EvaluationError as e:
+    except EvaluationError as e:
         print(f"evaluation failed: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -400,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     args = conf.build_parser(__doc__.split("\n\n")[0]).parse_args(sys.argv[1:] if argv is None else argv)
     try:
         cfg = conf.config_from_args(args)
-    except rec.EvaluationError as e:
+    except EvaluationError as e:
         print(f"moe_vla_eval_sim: {e}", file=sys.stderr)
         return 2
     return run_and_print(cfg)

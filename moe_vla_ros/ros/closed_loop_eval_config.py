@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from moe_vla_ros.contract import PolicyContract
-from moe_vla_ros.evaluation.metrics import SeamLimits
-from moe_vla_ros.evaluation.records import DEFAULT_SEED_START, EvaluationError
+from moe_vla_ros.evaluation.records import EvaluationError
+from moe_vla_ros.evaluation.seams import SeamLimits
+from moe_vla_ros.evaluation.sim.records import DEFAULT_SEED_START
 from moe_vla_ros.paths import bundled_model_dir, find_share_file
 from moe_vla_ros.sim.config import CAMERA_NAMES, JOINT_NAMES
 from moe_vla_ros.sim.tasks import TASK_FAMILIES

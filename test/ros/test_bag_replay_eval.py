@@ -10,7 +10,8 @@ from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.synthetic import SyntheticDemo, write_demo_bag
 from moe_vla_ros.control.chunking import is_hold_profile
 from moe_vla_ros.paths import find_share_file
-from moe_vla_ros.ros.bag_replay_eval import ReplayConfig, main, node_arguments, output_topics, replay_evaluate
+from moe_vla_ros.evaluation.bag.replay import ReplayConfig, node_arguments, output_topics
+from moe_vla_ros.ros.bag_replay_eval import main, replay_evaluate
 from moe_vla_ros.param_files import load_params_file
 from moe_vla_ros.sim.config import JOINT_NAMES
 
@@ -54,7 +55,7 @@ def test_replay_through_the_node_records_and_scores_its_outputs(sim_model, exper
 
 
 def test_node_arguments_follow_the_node_parameter_files(sim_model, expert_bag):
-    from moe_vla_ros.bags.evaluate import BagInputs
+    from moe_vla_ros.evaluation.bag.offline import BagInputs
 
     inputs = BagInputs({"front": "/f/compressed", "wrist": "/w/compressed"}, "/js", "/ins")
     outputs = {"trajectory": "/e/t", "reasoning_trace": "/e/r", "expert_usage": "/e/u", "status": "/e/s"}
@@ -80,5 +81,5 @@ def test_bad_bag_is_refused_before_the_node_starts(sim_model, tmp_path, capsys):
     with pytest.raises(BagError, match="wrong joint names on /joint_states"):
         replay_evaluate(bag, sim_model, tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    assert main(["--bag", str(bag), "--model", str(sim_model), "--out", str(tmp_path / "out"), "--rate", "0"]) == 2
-    assert "rate must be in (0, 100]" in capsys.readouterr().err
+    assert main([str(bag), "--model", str(sim_model), "-o", str(tmp_path / "out"), "--rate", "0"]) == 2
+    assert "moe_vla_bag_replay_eval: error: rate must be in (0, 100]" in capsys.readouterr().err

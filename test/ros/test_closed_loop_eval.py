@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from moe_vla_ros.evaluation.metrics import sample_trajectory
+from moe_vla_ros.evaluation.sim.metrics import sample_trajectory
 from moe_vla_ros.evaluation.records import EvaluationError
 from moe_vla_ros.ros.closed_loop_eval_config import EvalConfig, policy_node_command, policy_node_config, sim_parameters
 from moe_vla_ros.runtime.manifest import read_manifest

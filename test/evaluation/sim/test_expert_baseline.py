@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from moe_vla_ros.evaluation.expert_baseline import run_expert_baseline
-from moe_vla_ros.evaluation.records import plan_episodes
+from moe_vla_ros.evaluation.sim.expert_baseline import run_expert_baseline
+from moe_vla_ros.evaluation.sim.records import plan_sim_episodes
 
 
 def test_expert_runs_the_planned_episodes_in_order():
-    plans = plan_episodes(2, ("reach", "push"), max_duration_s=4.0)
+    plans = plan_sim_episodes(2, ("reach", "push"), max_duration_s=4.0)
     results = run_expert_baseline(plans, success_hold_steps=3)
     assert [(r.index, r.seed, r.family) for r in results] == [(p.index, p.seed, p.family) for p in plans]
     reach = results[0]
@@ -17,5 +17,5 @@ def test_expert_runs_the_planned_episodes_in_order():
 
 
 def test_a_time_limit_too_short_for_the_expert_fails():
-    (result,) = run_expert_baseline(plan_episodes(1, ("push",), max_duration_s=0.5))
+    (result,) = run_expert_baseline(plan_sim_episodes(1, ("push",), max_duration_s=0.5))
     assert not result.success and result.control_steps == 5

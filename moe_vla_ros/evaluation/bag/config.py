@@ -1,4 +1,4 @@
-"""Settings of the bag evaluators (offline: bags/evaluate.py; through the node: ros/bag_replay_eval.py).
+"""Settings of the bag evaluators (offline: evaluation/bag/offline.py; through the node: ros/bag_replay_eval.py).
 
 `EvaluationConfig` holds the policy node's own settings (`node`, the spec of
 moe_vla_ros/spec/policy_node.py: execution, safety, input checks, robot limits, topics) and adds

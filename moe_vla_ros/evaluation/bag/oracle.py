@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.bags.evaluate_config import EvaluationConfig
-from moe_vla_ros.bags.evaluate_records import Reference, load_reference
+from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+from moe_vla_ros.evaluation.bag.records import Reference, load_reference
 from moe_vla_ros.bags.from_sim import CONTRACT_KEY
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.contract import ContractError, PolicyContract, SensorContract
@@ -33,7 +33,7 @@ class RecordedActionsPolicy(Policy):
     """See the module docstring.
 
     Args:
-        reference: the bag's recorded actions (evaluate_records.load_reference).
+        reference: the bag's recorded actions (evaluation/bag/records.load_reference).
         contract: the contract it serves (joint order of `reference`, chunk length, rate).
         latency_s: the latency it reports for every inference (simulated; 0 = instantaneous).
         name: model id reported in its metadata.

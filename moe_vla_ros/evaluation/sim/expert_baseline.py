@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from moe_vla_ros.evaluation.records import EpisodePlan, ExpertResult
+from moe_vla_ros.evaluation.sim.records import EpisodePlan, ExpertResult
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import SimConfig
 from moe_vla_ros.sim.expert import ScriptedExpert

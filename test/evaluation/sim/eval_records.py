@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from moe_vla_ros.evaluation.records import EpisodeRecord, LatencyRecord, TraceRecord, TrajectoryRecord, UsageRecord
+from moe_vla_ros.evaluation.records import TraceRecord, UsageRecord
+from moe_vla_ros.evaluation.sim.records import EpisodeRecord, LatencyRecord, TrajectoryRecord
 
 JOINTS = ["joint_1", "gripper"]
 
@@ -24,9 +25,9 @@ def make_record(index: int, family: str, success: bool, loads: dict[str, list[li
     r.joint_times = list(100.0 + np.arange(0.0, duration_s, 0.01))
     r.joint_positions = [[0.1 * (t - 100.0), 0.0] for t in r.joint_times]
     r.trajectories = [chunk(100.0, 0.0, 0.5), chunk(100.2, 0.1, 0.5)]  # the second continues the first
-    r.traces = [TraceRecord(1, 100.0, f"the red cube is ahead ({family})")]
+    r.traces = [TraceRecord(100.0, f"the red cube is ahead ({family})", chunk_id=1)]
     n_chunks = len(next(iter(loads.values())))
-    r.usage = [UsageRecord(i + 1, 100.0 + 0.2 * i, 100.05 + 0.2 * i, {name: v[i] for name, v in loads.items()})
+    r.usage = [UsageRecord(100.0 + 0.2 * i, {name: v[i] for name, v in loads.items()}, i + 1, 100.05 + 0.2 * i)
                for i in range(n_chunks)]
     r.latency = [LatencyRecord(100.0 + duration_s, 4 + index, 5.0, 4.0 + index, 9.0 + index, 12.0)]
     return r

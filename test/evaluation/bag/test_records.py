@@ -1,4 +1,4 @@
-"""Reading a policy node's recorded outputs back as run records (bags/evaluate_records.py)."""
+"""Reading a policy node's recorded outputs back as run records (evaluation/bag/records.py)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.bags.evaluate_records import records_from_node_bag
+from moe_vla_ros.evaluation.bag.records import records_from_node_bag
 from moe_vla_ros.bags.typestore import get_typestore
 from moe_vla_ros.bags.writer import BagWriter
 from moe_vla_ros.contract import SensorContract
@@ -73,7 +73,7 @@ def test_trajectories_become_commands_paired_with_their_usage(tmp_path):
     assert (first.obs_stamp_s, first.chunk_id) == (pytest.approx(1.95), 3)
     assert (second.obs_stamp_s, second.chunk_id) == (pytest.approx(2.9), 4)
     assert [(r.text, r.chunk_id) for r in records.traces] == [("go", 3)]
-    assert [r.loads["moe"].tolist() for r in records.usage] == [[0.25, 0.75]] * 2
+    assert [r.layers["moe"].tolist() for r in records.usage] == [[0.25, 0.75]] * 2
     assert (records.start_s, records.end_s) == (1.0, 3.0)
 
 

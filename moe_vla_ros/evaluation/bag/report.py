@@ -1,8 +1,8 @@
 """The evaluation report: every metric of a run in one JSON document, plus PNG plots.
 
 `score()` turns `RunRecords` + the bag's `Reference` into the JSON-ready metrics (definitions in
-bags/evaluate_metrics.py); `write_report()` writes ``report.json`` and, unless disabled, the
-plots (bags/evaluate_plots.py) into a new or empty folder and returns an `EvaluationReport`,
+evaluation/bag/metrics.py and evaluation/seams.py); `write_report()` writes ``report.json`` and, unless disabled, the
+plots (evaluation/bag/plots.py) into a new or empty folder and returns an `EvaluationReport`,
 whose properties give the headline numbers:
 
     report = evaluate_bag("expert_bag", "models/default", "build/eval")
@@ -22,8 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.bags.evaluate_config import EvaluationConfig
-from moe_vla_ros.bags.evaluate_metrics import (
+from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+from moe_vla_ros.evaluation.bag.metrics import (
     chunk_errors,
     error_stats,
     executed_points,
@@ -32,7 +32,7 @@ from moe_vla_ros.bags.evaluate_metrics import (
     staleness,
     usage_drift,
 )
-from moe_vla_ros.bags.evaluate_records import Reference, RunRecords
+from moe_vla_ros.evaluation.bag.records import Reference, RunRecords
 from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.evaluation.seams import seam_metrics
 from moe_vla_ros.evaluation.stats import summary_stats
@@ -61,7 +61,7 @@ class Scores:
 
 
 def score(records: RunRecords, reference: Reference, contract: PolicyContract, cfg: EvaluationConfig) -> Scores:
-    """Every metric of the run (module docstring of evaluate_metrics for the definitions)."""
+    """Every metric of the run (module docstrings of evaluation/bag/metrics.py and evaluation/seams.py)."""
     names, period = records.joint_names, records.control_period_s
     ex = executed_points(records.commands, period, len(names))
     targets, valid = reference.targets(ex.times_s)
@@ -187,7 +187,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     plots: list[Path] = []
     if cfg.plots:
-        from moe_vla_ros.bags.evaluate_plots import write_plots  # matplotlib only when plotting
+        from moe_vla_ros.evaluation.bag.plots import write_plots  # matplotlib only when plotting
 
         plots = write_plots(out, records, reference, scores)
     data = {

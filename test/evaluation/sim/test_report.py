@@ -8,10 +8,10 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from moe_vla_ros.evaluation.metrics import SeamLimits
-from moe_vla_ros.evaluation.plots import write_plots
-from moe_vla_ros.evaluation.records import ExpertResult
-from moe_vla_ros.evaluation.report import build_report, format_table, write_report
+from moe_vla_ros.evaluation.seams import SeamLimits
+from moe_vla_ros.evaluation.sim.plots import write_plots
+from moe_vla_ros.evaluation.sim.records import ExpertResult
+from moe_vla_ros.evaluation.sim.report import build_report, format_table, write_report
 
 EXPERT = [ExpertResult(0, 10_000, "reach", True, 1.5, 15), ExpertResult(1, 10_001, "push", True, 4.0, 40),
           ExpertResult(2, 10_002, "reach", False, 6.0, 60)]  # fmt: skip

@@ -2,7 +2,7 @@
 
 Both evaluators reduce a run to `RunRecords`, so one metrics module scores them alike:
 
-- offline (bags/evaluate.py) builds them from the PolicyRunner's commands;
+- offline (evaluation/bag/offline.py) builds them from the PolicyRunner's commands;
 - through the node (ros/bag_replay_eval.py), `records_from_node_bag()` reads them from the bag
   the node's outputs were recorded into (JointTrajectory, ExpertUsage, ReasoningTrace,
   PolicyStatus), pairing every trajectory with the ExpertUsage published with it (the stamp of
@@ -35,7 +35,7 @@ from moe_vla_ros.bags.resample import (
 from moe_vla_ros.contract import SensorContract
 from moe_vla_ros.control.chunking import is_hold_profile
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
-from moe_vla_ros.evaluation.records import CommandRecord
+from moe_vla_ros.evaluation.records import CommandRecord, TraceRecord, UsageRecord
 
 NS = 1_000_000_000
 USAGE_TYPE = "moe_vla_msgs/msg/ExpertUsage"
@@ -44,24 +44,6 @@ STATUS_TYPE = "moe_vla_msgs/msg/PolicyStatus"
 
 def to_ns(times_s: np.ndarray | float) -> np.ndarray:
     return np.round(np.asarray(times_s, dtype=np.float64) * NS).astype(np.int64)
-
-
-@dataclass(frozen=True)
-class TraceRecord:
-    """A published reasoning trace (stamp: its observation's)."""
-
-    stamp_s: float
-    text: str
-    chunk_id: int = -1
-
-
-@dataclass(frozen=True)
-class UsageRecord:
-    """Expert usage of one inference: {layer name: float [E] load} at its observation's stamp."""
-
-    stamp_s: float
-    loads: Mapping[str, np.ndarray]
-    chunk_id: int = -1
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ every `poll_period_s` like the node's timer; with `simulate_latency` (the defaul
 started at t delivers its chunk at t + latency (the policy's measured latency, or
 `fixed_latency_s`) and the loop is busy meanwhile, so the next inference only sees observations
 received by then, as the node would. The published trajectories, traces and expert usage are
-then scored against the bag's recorded actions (bags/evaluate_metrics.py) and written as a
-report (JSON + PNG plots, bags/evaluate_report.py).
+then scored against the bag's recorded actions (evaluation/bag/metrics.py, evaluation/seams.py)
+and written as a report (JSON + PNG plots, evaluation/bag/report.py).
 
 Bad bags are refused before anything is written: missing topics, joints that do not match the
 model's contract, unreadable storage (validate_bag, BagError). Images of any size are resized
 to the contract's, as the node does.
 
-``moe_vla_bag_eval --bag BAG --model DIR --out DIR [--camera NAME=TOPIC] [--no-simulate-latency]``
+``moe_vla_eval_bag BAG --model DIR -o DIR [--camera NAME=TOPIC] [--no-simulate-latency]``
 
 Pure: no rclpy (the model runs with ONNX Runtime on CPU by default).
 """
@@ -35,29 +35,25 @@ from tqdm import tqdm
 
 from moe_vla_ros.bags import demo_streams as ds
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.bags.evaluate_config import EvaluationConfig, default_params_files
-from moe_vla_ros.bags.evaluate_records import (
-    ChunkRecord,
-    CommandRecord,
-    RunRecords,
-    TraceRecord,
-    UsageRecord,
-    load_reference,
-)
-from moe_vla_ros.bags.evaluate_report import EvaluationReport, check_output_dir, write_report
 from moe_vla_ros.bags.reader import BagMessage, BagReader
 from moe_vla_ros.bags.validate import validate_bag
-from moe_vla_ros.contract import ContractError, SensorContract
+from moe_vla_ros.cli import add_bag_argument, add_output_argument, add_progress_argument, run_tool, tool_parser
+from moe_vla_ros.contract import SensorContract
 from moe_vla_ros.control.images import ImageConversionError, compressed_to_rgb, raw_to_rgb, resize_image
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
 from moe_vla_ros.control.policy_runner import JOINT_STATES, Command, PolicyRunner, camera_input
-from moe_vla_ros.runtime.config import RuntimeConfig, RuntimeConfigError
-from moe_vla_ros.runtime.loader import ModelLoadError, load_policy
+from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+from moe_vla_ros.evaluation.bag.records import ChunkRecord, RunRecords, load_reference
+from moe_vla_ros.evaluation.bag.report import EvaluationReport, check_output_dir, write_report
+from moe_vla_ros.evaluation.records import CommandRecord, TraceRecord, UsageRecord
+from moe_vla_ros.runtime.config import RuntimeConfig
+from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.types import Observation, Policy, PolicyMetadata, PolicyOutput
+from moe_vla_ros.spec.policy_node import default_params_files
 
 NS = 1_000_000_000
+PROG = "moe_vla_eval_bag"
 CPU_RUNTIME = RuntimeConfig(providers=("CPUExecutionProvider",))
-EVALUATION_ERRORS = (BagError, ModelLoadError, ContractError, RuntimeConfigError)
 
 
 @dataclass(frozen=True)
@@ -290,9 +286,9 @@ def _evaluate(bag: str | os.PathLike, model: str | os.PathLike | None, out_dir: 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments shared with the replay evaluator (ros/bag_replay_eval.py)."""
-    p.add_argument("--bag", required=True, help="bag folder, .mcap or .db3 file")
+    add_bag_argument(p, "bag folder, .mcap or .db3 file")
     p.add_argument("--model", required=True, help="exported model folder")
-    p.add_argument("--out", required=True, help="report folder (new or empty)")
+    add_output_argument(p, "report folder (new or empty)")
     p.add_argument("--params-file", action="append", default=None, metavar="YAML",
                    help="the node's parameter files (default: config/policy.yaml + config/robots/sim_arm.yaml)")
     p.add_argument("--camera", action="append", default=[], metavar="NAME=TOPIC", help="image topic of a camera")
@@ -314,22 +310,23 @@ def config_from_args(args: argparse.Namespace, **overrides) -> EvaluationConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``moe_vla_bag_eval``: offline evaluation; prints the headline numbers."""
-    p = argparse.ArgumentParser(prog="moe_vla_bag_eval", description=__doc__.split("\n\n")[0])
+    """``moe_vla_eval_bag``: offline evaluation; prints the headline numbers. Exit 0 reported,
+    2 bad input (bag, model, arguments), 1 failed."""
+    return run_tool(PROG, lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    p = tool_parser(PROG, __doc__)
     add_common_arguments(p)
     p.add_argument("--max-seconds", type=float, default=None, help="evaluate only the first seconds of the bag")
     p.add_argument("--no-simulate-latency", action="store_true", help="inference takes no time")
     p.add_argument("--latency", type=float, default=None, help="simulate this latency (s) instead of the measured one")
     p.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(p)
     args = p.parse_args(argv)
-    try:
-        cfg = config_from_args(args, simulate_latency=not args.no_simulate_latency, fixed_latency_s=args.latency,
-                               max_seconds=args.max_seconds, progress=not args.no_progress)  # fmt: skip
-        report = evaluate_bag(args.bag, args.model, args.out, cfg, runtime=replace(CPU_RUNTIME, backend=args.backend))
-    except EVALUATION_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = config_from_args(args, simulate_latency=not args.no_simulate_latency, fixed_latency_s=args.latency,
+                           max_seconds=args.max_seconds, progress=args.progress)  # fmt: skip
+    report = evaluate_bag(args.bag, args.model, args.out, cfg, runtime=replace(CPU_RUNTIME, backend=args.backend))
     print(report.format())
     return 0
 

@@ -1,4 +1,4 @@
-"""Offline evaluation of policies on a bag recorded from the scripted expert (bags/evaluate.py).
+"""Offline evaluation of policies on a bag recorded from the scripted expert (evaluation/bag/offline.py).
 
 A random-weight model must score a large action error, the oracle baseline (the bag's own
 actions, a real Policy) a small one; bad bags are refused with clear errors before anything
@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.bags.evaluate import evaluate_bag, main
-from moe_vla_ros.bags.evaluate_config import EvaluationConfig, default_params_files
-from moe_vla_ros.bags.evaluate_oracle import RecordedActionsPolicy
+from moe_vla_ros.evaluation.bag.offline import evaluate_bag, main
+from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+from moe_vla_ros.spec.policy_node import default_params_files
+from moe_vla_ros.evaluation.bag.oracle import RecordedActionsPolicy
 from moe_vla_ros.bags.from_sim import SimRecordingConfig, record_sim_bag
 from moe_vla_ros.bags.synthetic import SyntheticDemo, write_demo_bag
 from moe_vla_ros.runtime.config import RuntimeConfig
@@ -167,15 +168,16 @@ def test_existing_report_is_never_overwritten(expert_bag, config, tmp_path):
 
 
 def test_command_line(expert_bag, random_model, tmp_path, capsys):
-    args = ["--bag", str(expert_bag.path), "--model", str(random_model), "--out", str(tmp_path / "cli"),
+    args = [str(expert_bag.path), "--model", str(random_model), "-o", str(tmp_path / "cli"),
             "--backend", "torch", "--max-seconds", "1.5", "--no-plots", "--no-progress"]  # fmt: skip
     assert main(args) == 0
     assert "action:     MAE" in capsys.readouterr().out
     assert json.loads((tmp_path / "cli" / "report.json").read_text())["span_s"]["duration"] <= 1.5 + 1e-6
-    assert main([*args[:4], "--out", str(tmp_path / "cli2"), "--backend", "torch", "--camera", "front=/nope"]) == 2
-    assert "lacks topic(s) ['/nope']" in capsys.readouterr().err
+    assert main([*args[:3], "--out", str(tmp_path / "cli2"), "--backend", "torch", "--camera", "front=/nope"]) == 2
+    err = capsys.readouterr().err
+    assert "moe_vla_eval_bag: error:" in err and "lacks topic(s) ['/nope']" in err
     checkpoint_only = Path(random_model).parent / "checkpoint_tiny_0_sim"  # no manifest: not for onnxruntime
-    assert main(["--bag", str(expert_bag.path), "--model", str(checkpoint_only), "--out", str(tmp_path / "cli3")]) == 2
+    assert main([str(expert_bag.path), "--model", str(checkpoint_only), "--out", str(tmp_path / "cli3")]) == 2
     assert "no manifest.json" in capsys.readouterr().err
 
 
@@ -234,7 +236,7 @@ def test_a_renamed_topic_or_a_corrupt_chunk_stops_the_evaluation_with_exit_2(exp
         data[i] ^= 0xFF
     mcap.write_bytes(bytes(data))
     for bag, reason in ((renamed, "does not match its storage"), (corrupt, "fails its CRC check")):
-        args = ["--bag", str(bag), "--model", str(random_model), "--out", str(tmp_path / f"out_{bag.name}"),
+        args = [str(bag), "--model", str(random_model), "--out", str(tmp_path / f"out_{bag.name}"),
                 "--no-plots", "--no-progress"]  # fmt: skip
         assert main(args) == 2
         assert reason in capsys.readouterr().err

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from eval_records import chunk, make_record
 
-from moe_vla_ros.evaluation import metrics
+from moe_vla_ros.evaluation.sim import metrics
 from moe_vla_ros.evaluation.seams import SeamLimits
-from moe_vla_ros.evaluation.records import TrajectoryRecord
+from moe_vla_ros.evaluation.sim.records import TrajectoryRecord
 
 
 def test_success_summary_per_family_and_overall_last():

@@ -18,8 +18,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from moe_vla_ros.evaluation.metrics import OVERALL
-from moe_vla_ros.evaluation.records import EpisodeRecord
+from moe_vla_ros.evaluation.sim.metrics import OVERALL
+from moe_vla_ros.evaluation.sim.records import EpisodeRecord
 
 GIF_FPS = 10.0
 

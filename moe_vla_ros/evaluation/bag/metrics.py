@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from moe_vla_ros.bags.evaluate_records import ChunkRecord, TraceRecord, UsageRecord
+from moe_vla_ros.evaluation.bag.records import ChunkRecord, TraceRecord, UsageRecord
 from moe_vla_ros.evaluation.records import CommandRecord
 from moe_vla_ros.evaluation.seams import takeover_s
 from moe_vla_ros.evaluation.stats import summary_stats
@@ -119,10 +119,10 @@ def reasoning_metrics(traces: Sequence[TraceRecord], duration_s: float) -> dict:
 def usage_series(usage: Sequence[UsageRecord]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{layer: (stamps [N], loads [N, E])} in stamp order (records lacking the layer skipped)."""
     ordered = sorted(usage, key=lambda r: r.stamp_s)
-    layers = list(dict.fromkeys(name for r in ordered for name in r.loads))
+    layers = list(dict.fromkeys(name for r in ordered for name in r.layers))
     out = {}
     for layer in layers:
-        rows = [(r.stamp_s, r.loads[layer]) for r in ordered if layer in r.loads]
+        rows = [(r.stamp_s, r.layers[layer]) for r in ordered if layer in r.layers]
         width = max(len(l) for _, l in rows)
         loads = np.zeros((len(rows), width))
         for i, (_, l) in enumerate(rows):

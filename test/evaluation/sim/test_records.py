@@ -8,36 +8,35 @@ import numpy as np
 import pytest
 from eval_records import sample_records
 
-from moe_vla_ros.evaluation.records import (
+from moe_vla_ros.evaluation.records import EvaluationError, write_json
+from moe_vla_ros.evaluation.sim.records import (
     DEFAULT_SEED_START,
     EpisodeRecord,
     EpisodeTermination,
-    EvaluationError,
     keep_showcase,
-    plan_episodes,
-    write_json,
+    plan_sim_episodes,
 )
 
 
 def test_plans_cycle_families_on_consecutive_held_out_seeds():
-    plans = plan_episodes(5, ("reach", "push"))
+    plans = plan_sim_episodes(5, ("reach", "push"))
     assert [p.family for p in plans] == ["reach", "push", "reach", "push", "reach"]
     assert [p.seed for p in plans] == list(range(DEFAULT_SEED_START, DEFAULT_SEED_START + 5))
     assert [p.index for p in plans] == list(range(5))
     assert all(p.task.max_duration_s == {"reach": 6.0, "push": 10.0}[p.family] for p in plans)
-    assert plan_episodes(5, ("reach", "push")) == plans  # deterministic
+    assert plan_sim_episodes(5, ("reach", "push")) == plans  # deterministic
     assert {p.task.direction for p in plans if p.family == "push"} <= {"left", "right"}
-    assert len({p.task.color for p in plan_episodes(12, ("reach",))}) > 1  # the seed picks the cube
+    assert len({p.task.color for p in plan_sim_episodes(12, ("reach",))}) > 1  # the seed picks the cube
 
 
 def test_plans_take_a_time_limit_override_and_validate():
-    assert {p.task.max_duration_s for p in plan_episodes(3, ("reach", "push"), 0, 2.5)} == {2.5}
+    assert {p.task.max_duration_s for p in plan_sim_episodes(3, ("reach", "push"), 0, 2.5)} == {2.5}
     with pytest.raises(EvaluationError, match="task families"):
-        plan_episodes(2, ("reach", "fly"))
+        plan_sim_episodes(2, ("reach", "fly"))
     with pytest.raises(EvaluationError, match="episodes"):
-        plan_episodes(0, ("reach",))
+        plan_sim_episodes(0, ("reach",))
     with pytest.raises(EvaluationError, match="seed_start"):
-        plan_episodes(2, ("reach",), -1)
+        plan_sim_episodes(2, ("reach",), -1)
 
 
 def test_record_json_round_trip_leaves_frames_out(tmp_path):

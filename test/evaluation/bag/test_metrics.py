@@ -1,22 +1,22 @@
-"""Evaluation metrics on hand-made runs with known answers (bags/evaluate_metrics.py, evaluate_report.score)."""
+"""Evaluation metrics on hand-made runs with known answers (evaluation/bag/metrics.py, report.score)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from moe_vla_ros.bags.evaluate_config import EvaluationConfig
-from moe_vla_ros.bags.evaluate_metrics import (
+from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+from moe_vla_ros.evaluation.bag.metrics import (
     error_stats,
     executed_points,
     reasoning_metrics,
     staleness,
     usage_drift,
 )
-from moe_vla_ros.bags.evaluate_records import Reference, RunRecords, TraceRecord, UsageRecord
-from moe_vla_ros.evaluation.records import CommandRecord
+from moe_vla_ros.evaluation.bag.records import Reference, RunRecords
+from moe_vla_ros.evaluation.records import CommandRecord, TraceRecord, UsageRecord
 from moe_vla_ros.runtime.usage_distance import jensen_shannon
-from moe_vla_ros.bags.evaluate_report import score
+from moe_vla_ros.evaluation.bag.report import score
 from moe_vla_ros.bags.resample import TrajectoryCommand
 from moe_vla_ros.contract import PolicyContract, SensorContract
 

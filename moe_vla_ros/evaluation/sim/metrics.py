@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from moe_vla_ros.evaluation.records import EpisodeRecord, LatencyRecord, TrajectoryRecord
+from moe_vla_ros.evaluation.sim.records import EpisodeRecord, LatencyRecord, TrajectoryRecord
 from moe_vla_ros.evaluation.seams import DEFAULT_WINDOW_STEPS, SeamJumps, SeamLimits, seam_jumps, summarize_seams
 from moe_vla_ros.runtime.usage_distance import jensen_shannon, total_variation
 

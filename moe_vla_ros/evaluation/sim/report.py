@@ -21,8 +21,9 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from moe_vla_ros.evaluation import metrics
-from moe_vla_ros.evaluation.records import EpisodeRecord, ExpertResult, write_json
+from moe_vla_ros.evaluation.sim import metrics
+from moe_vla_ros.evaluation.records import write_json
+from moe_vla_ros.evaluation.sim.records import EpisodeRecord, ExpertResult
 
 REPORT_FILE = "report.json"
 EPISODES_DIR = "episodes"

@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend first)
 import numpy as np  # noqa: E402
 
-from moe_vla_ros.bags.evaluate_metrics import usage_series  # noqa: E402
-from moe_vla_ros.bags.evaluate_records import Reference, RunRecords  # noqa: E402
+from moe_vla_ros.evaluation.bag.metrics import usage_series  # noqa: E402
+from moe_vla_ros.evaluation.bag.records import Reference, RunRecords  # noqa: E402
 
 
 def plot_trajectories(path: Path, records: RunRecords, reference: Reference, times: np.ndarray,
