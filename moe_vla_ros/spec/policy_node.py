@@ -435,7 +435,7 @@ class PolicyNodeConfig:
     def from_params_files(cls, files: Sequence[str | os.PathLike], params: Mapping[str, Any] | None = None,
                           namespace: str = "/") -> "PolicyNodeConfig":  # fmt: skip
         """What a node in `namespace` runs with given the parameter `files` and then `params`."""
-        return NodeInvocation(tuple(files), params or {}, namespace=namespace).config()
+        return cls.from_params(NodeInvocation(tuple(files), params or {}, namespace=namespace).values())
 
 
 def default_params_files(robot: str = "sim_arm") -> list[Path]:
