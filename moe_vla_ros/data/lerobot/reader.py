@@ -41,16 +41,33 @@ class LeRobotActionError(LeRobotMappingError):
     """The dataset's actions are not joint-position targets of its observed joints."""
 
 
-def _names(feature: dict[str, Any], key: str) -> list[str] | None:
+def _names(feature: dict[str, Any], size: int) -> list[str] | None:
+    """Per-dimension names of a vector feature, or None where it has none usable: absent, one
+    label for the whole vector (ported datasets write e.g. ["dim"]), or duplicates."""
     names = feature.get("names")
     if isinstance(names, dict):  # older datasets: {"motors": [...]}
         lists = [v for v in names.values() if isinstance(v, list)]
         names = lists[0] if len(lists) == 1 else None
-    if names is None:
-        return None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise LeRobotFormatError(f"feature {key!r} names must be a list of strings, got {names!r}")
+        return None
+    if len(names) != size or len(set(names)) != size:
+        return None
     return names
+
+
+def stored_image_size(feature: dict[str, Any], key: str) -> tuple[int, int]:
+    """(height, width) of a visual feature: [h, w, c] with names ending in channel(s) (LeRobot's
+    robots), [c, h, w] with names starting with it (ported datasets); 3 channels."""
+    shape, names = feature.get("shape"), feature.get("names") or []
+    if not (isinstance(shape, list) and len(shape) == 3):
+        raise LeRobotMappingError(f"image feature {key!r} shape {shape} is not 3-D")
+    channel = ("c", "channel", "channels")
+    first, last = (str(names[0]), str(names[-1])) if isinstance(names, list) and names else ("", "")
+    channel_first = first in channel or (last not in channel and shape[2] != 3 and shape[0] == 3)
+    c, h, w = shape if channel_first else (shape[2], shape[0], shape[1])
+    if c != 3:
+        raise LeRobotMappingError(f"image feature {key!r} has {c} channels (shape {shape}, names {names}); RGB is needed")
+    return int(h), int(w)
 
 
 def _vector_column(column, width: int, key: str) -> np.ndarray:
@@ -111,11 +128,11 @@ class LeRobotDemoDataset:
                 f"{mapping.action_key!r} has {n_action} values per frame, {mapping.state_key!r} {n_state}: sizes do not "
                 "match (actions must be joint-position targets of the observed joints)"
             )
-        state_names = _names(state_ft, mapping.state_key) or [f"joint_{i}" for i in range(n_state)]
-        action_names = _names(action_ft, mapping.action_key) or state_names
-        for key, names, n in ((mapping.state_key, state_names, n_state), (mapping.action_key, action_names, n_action)):
-            if len(names) != n:
-                raise LeRobotMappingError(f"feature {key!r} has {len(names)} names for {n} values: sizes do not match")
+        named_state, named_action = _names(state_ft, n_state), _names(action_ft, n_action)
+        state_names = named_state or [f"joint_{i}" for i in range(n_state)]
+        action_names = named_action or state_names  # unnamed: the data check below decides
+        if named_state is None and named_action is not None:
+            state_names = action_names
         if action_names != state_names:
             raise LeRobotActionError(
                 f"actions are not joint-position targets of the observed joints: {mapping.action_key!r} names "
@@ -126,6 +143,7 @@ class LeRobotDemoDataset:
         if unknown:
             raise LeRobotMappingError(f"joints {unknown} are not names of {mapping.state_key!r}: {state_names}")
         self._joint_columns = np.array([state_names.index(t) for t in joints.values()])
+        self._state_names = state_names
 
         # cameras
         visual = [k for k, f in features.items() if f.get("dtype") in VISUAL_DTYPES]
@@ -141,11 +159,8 @@ class LeRobotDemoDataset:
             if len(cameras) != len(visual):
                 raise LeRobotMappingError(f"image features {visual} give duplicate camera names; map them with camera.NAME=KEY")
         self.cameras = cameras
-        for ours, key in cameras.items():
-            shape = features[key].get("shape")
-            if not (isinstance(shape, list) and len(shape) == 3 and shape[2] == 3):
-                raise LeRobotMappingError(f"camera {ours!r} ({key}) shape {shape} is not [height, width, 3]")
-        stored = tuple(features[cameras[next(iter(cameras))]]["shape"][:2])
+        self._stored_sizes = {key: stored_image_size(features[key], key) for key in cameras.values()}
+        stored = self._stored_sizes[cameras[next(iter(cameras))]]
         size = image_size or ((mapping.image_height, mapping.image_width) if mapping.image_height else stored)
         self.contract = SensorContract(
             camera_names=tuple(cameras), image_height=int(size[0]), image_width=int(size[1]),
@@ -272,7 +287,7 @@ class LeRobotDemoDataset:
     def _resize(self, frames: np.ndarray, key: str) -> np.ndarray:
         import cv2
 
-        stored = tuple(self.features[key]["shape"][:2])
+        stored = self._stored_sizes[key]
         if frames.shape[1:3] != stored:
             raise LeRobotMappingError(
                 f"{key} frames are {frames.shape[1]}x{frames.shape[2]}, info.json says {stored[0]}x{stored[1]}: sizes do not match"
@@ -345,9 +360,7 @@ class LeRobotDemoDataset:
         )
 
     def _joint_names_theirs(self) -> list[str]:
-        state_ft = self.features[self.mapping.state_key]
-        names = _names(state_ft, self.mapping.state_key) or [f"joint_{i}" for i in range(state_ft["shape"][0])]
-        return [names[c] for c in self._joint_columns]
+        return [self._state_names[c] for c in self._joint_columns]
 
 
 def open_demonstrations(root: str | Path, mapping: LeRobotMapping | None = None,

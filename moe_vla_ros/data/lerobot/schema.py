@@ -208,11 +208,10 @@ def check_dataset(root: str | Path) -> list[str]:
             problems.append(f"feature {key!r} has unknown dtype {ft['dtype']!r}")
         if not isinstance(ft["shape"], list) or not all(isinstance(s, int) and s > 0 for s in ft["shape"]):
             problems.append(f"feature {key!r} shape {ft['shape']!r} is not a list of positive integers")
-        if ft["dtype"] in VISUAL_DTYPES:
-            if len(ft["shape"]) != 3 or ft["names"] != IMAGE_NAMES:
-                problems.append(f"visual feature {key!r} must have shape [h, w, c] and names {IMAGE_NAMES}")
-        elif isinstance(ft["names"], list) and len(ft["shape"]) == 1 and len(ft["names"]) != ft["shape"][0]:
-            problems.append(f"feature {key!r} has {len(ft['names'])} names for shape {ft['shape']}")
+        if ft["dtype"] in VISUAL_DTYPES and (len(ft["shape"]) != 3 or not isinstance(ft["names"], list) or len(ft["names"]) != 3):
+            # LeRobot's robots write [h, w, c] with IMAGE_NAMES; ports of older datasets [c, h, w]
+            # with ["c", "h", "w"] (dataset_to_policy_features reads both)
+            problems.append(f"visual feature {key!r} must have a 3-D shape and 3 names, got {ft['shape']} {ft['names']}")
         if ft["dtype"] == "video":
             vinfo = ft.get("info") or {}
             missing = [k for k in VIDEO_INFO_KEYS if k not in vinfo]

@@ -145,13 +145,13 @@ def test_stats_are_lerobot_stats_of_the_data(exported, ours):
 
 def test_checker_finds_broken_layouts(exported, tmp_path):
     broken = _copy(exported, tmp_path / "broken")
-    _edit_info(broken, lambda info: (info.pop("splits"), info["features"]["action"].update(names=["a"])))
+    _edit_info(broken, lambda info: (info.pop("splits"), info["features"]["observation.images.front"].update(shape=[32, 32])))
     (broken / "meta" / "stats.json").write_text(json.dumps({"action": {"min": [0.0]}}))
     problems = check_dataset(broken)
     assert any("splits" in p for p in problems)
     _edit_info(broken, lambda info: info.update(splits={}))
     problems = check_dataset(broken)
-    assert any("'action' has 1 names" in p for p in problems)
+    assert any("visual feature 'observation.images.front' must have a 3-D shape" in p for p in problems)
     assert any("stats.json 'action' lacks" in p for p in problems)
     assert any("no stats for 'observation.state'" in p for p in problems)
 
@@ -352,3 +352,22 @@ def test_reads_variants_other_writers_produce(exported, ours, tmp_path):
     back = LeRobotDemoDataset(h264)
     for i in (1, 3):
         _assert_same(ours.episode(i), back.episode(i), exact_images=False)
+
+
+def test_reads_channel_first_images_and_unnamed_dimensions(exported, ours, tmp_path):
+    """Ports of older datasets: images [3, h, w] with names ["c", "h", "w"], one label for a whole
+    vector (["dim"]), duplicate names: joints are then joint_0, joint_1, ..."""
+    port = _copy(exported, tmp_path / "port")
+
+    def as_port(info):
+        info["features"]["observation.images.front"].update(shape=[3, 32, 32], names=["c", "h", "w"])
+        info["features"]["observation.state"]["names"] = ["dim"]
+        info["features"]["action"]["names"] = ["a", "a", "b"]
+
+    _edit_info(port, as_port)
+    back = LeRobotDemoDataset(port)
+    assert back.contract.joint_names == ("joint_0", "joint_1", "joint_2")
+    assert (back.contract.image_height, back.contract.image_width) == (32, 32)
+    _assert_same(ours.episode(0), back.episode(0), exact_images=False)
+    mapped = LeRobotDemoDataset(port, LeRobotMapping.from_pairs({"joint.gripper": "joint_2", "camera.front": "front"}))
+    assert mapped.contract.joint_names == ("gripper",)
