@@ -45,6 +45,8 @@ from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from moe_vla_msgs.msg import ExpertUsage, PolicyStatus, ReasoningTrace
+from moe_vla_ros.cli import run_tool
+from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.evaluation.process import NodeProcess
 from moe_vla_ros.evaluation.records import EvaluationError, TraceRecord, UsageRecord
 from moe_vla_ros.evaluation.sim import records as rec
@@ -58,6 +60,7 @@ from moe_vla_ros.ros.sim_node import SimNode
 from moe_vla_ros.runtime.manifest import ModelLoadError, read_manifest
 
 POLL_S = 0.02
+PROG = "moe_vla_eval_sim"
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float, what: str, alive: Callable[[], bool] = lambda: True) -> None:
@@ -383,14 +386,8 @@ def run_evaluation(cfg: conf.EvalConfig) -> EvaluationResult:
 
 
 def run_and_print(cfg: conf.EvalConfig) -> int:
-    """Run, print the table and where the files are; the exit status of a command."""
-    try:
-        result = run_evaluation(cfg)
-    except EvaluationError as e:
-        print(f"evaluation failed: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    """Run, print the table and where the files are (EvaluationError when it cannot finish)."""
+    result = run_evaluation(cfg)
     print(format_table(result.report))
     print(f"report: {result.paths['report']}")
     print("figures: " + ", ".join(str(p) for k, p in result.paths.items() if p.suffix in (".png", ".gif")))
@@ -398,12 +395,17 @@ def run_and_print(cfg: conf.EvalConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = conf.build_parser(__doc__.split("\n\n")[0]).parse_args(sys.argv[1:] if argv is None else argv)
+    """``moe_vla_eval_sim``: exit 0 evaluated, 2 bad arguments or model folder, 1 the evaluation
+    failed, 130 interrupted; errors on stderr as 'moe_vla_eval_sim: error: ...'."""
+    return run_tool(PROG, lambda: _run(sys.argv[1:] if argv is None else argv))
+
+
+def _run(argv: list[str]) -> int:
+    args = conf.build_parser(__doc__, PROG).parse_args(argv)
     try:
         cfg = conf.config_from_args(args)
-    except EvaluationError as e:
-        print(f"moe_vla_eval_sim: {e}", file=sys.stderr)
-        return 2
+    except EvaluationError as e:  # the configuration names the bad value
+        raise BadInputError(str(e)) from e
     return run_and_print(cfg)
 
 

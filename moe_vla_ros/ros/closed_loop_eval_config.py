@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moe_vla_ros.cli import add_output_argument, add_progress_argument, tool_parser
 from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.evaluation.records import EvaluationError
 from moe_vla_ros.evaluation.seams import SeamLimits
@@ -194,16 +195,16 @@ def seam_limits(node: PolicyNodeConfig, contract: PolicyContract) -> SeamLimits 
     return SeamLimits(tuple(robot.max_velocity), tuple(robot.max_acceleration), contract.sensors.control_period_s)
 
 
-def build_parser(description: str = "", prog: str = "moe_vla_eval_sim") -> argparse.ArgumentParser:
+def build_parser(doc: str | None = None, prog: str = "moe_vla_eval_sim") -> argparse.ArgumentParser:
     """Command-line options of `moe_vla_eval_sim` (one per EvalConfig field that users set)."""
     d = EvalConfig()
-    p = argparse.ArgumentParser(prog=prog, description=description)
+    p = tool_parser(prog, doc)
     p.add_argument("--model", default="", help="exported model folder (default: the bundled model)")
     p.add_argument("--episodes", type=int, default=d.episodes, help=f"policy episodes (default {d.episodes})")
     p.add_argument("--tasks", default=",".join(d.tasks), help="task families, comma-separated (default reach,push)")
     p.add_argument("--seed-start", type=int, default=d.seed_start,
                    help=f"scene seed of episode 0 (default {d.seed_start})")
-    p.add_argument("--out", default="", help="output folder (default build/eval/<timestamp>)")
+    add_output_argument(p, "output folder (default build/eval/<timestamp>)", required=False)
     p.add_argument("--max-duration", type=float, default=None,
                    help="time limit per episode [sim s] (default: the task's)")
     p.add_argument("--success-confirm", type=float, default=d.success_confirm_s, help="success must hold this long [s]")
@@ -211,14 +212,14 @@ def build_parser(description: str = "", prog: str = "moe_vla_eval_sim") -> argpa
     p.add_argument("--no-expert", action="store_true", help="skip the scripted expert baseline")
     p.add_argument("--policy-param", action="append", default=[], metavar="NAME:=VALUE",
                    help="extra policy node parameter (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_progress_argument(p)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     return EvalConfig(
         model=args.model, episodes=args.episodes, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
-        seed_start=args.seed_start, out_dir=args.out, max_duration_s=args.max_duration,
+        seed_start=args.seed_start, out_dir=str(args.out or ""), max_duration_s=args.max_duration,
         success_confirm_s=args.success_confirm, gif=not args.no_gif, expert_baseline=not args.no_expert,
-        policy_overrides=tuple(args.policy_param), progress=not args.quiet,
+        policy_overrides=tuple(args.policy_param), progress=args.progress,
     )  # fmt: skip
