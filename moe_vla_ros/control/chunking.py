@@ -177,10 +177,6 @@ class ActionChunkExecutor:
         """The plan is a stop from :meth:`brake`."""
         return self._plan is not None and self._plan.is_hold
 
-    @property
-    def has_plan(self) -> bool:
-        return self._plan is not None
-
     def _end_time(self, plan: _Plan) -> float:
         """Time of the plan's last point (at rest unless allow_nonzero_end_velocity)."""
         return plan.time_of_row(len(plan.positions) - 1, self.config.control_period_s)
@@ -220,18 +216,6 @@ class ActionChunkExecutor:
         frac = position - below
         a, b = plan.positions[below], plan.positions[below + 1]
         return a + (b - a) * frac, (b - a) / dt
-
-    def state_for_start(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """Commanded (position [J], velocity [J]) at `t` as the controller sees it: like
-        :meth:`state_at`, and before the plan's first row the state of row 0 (a fresh plan
-        starts there); None without a plan."""
-        plan = self._plan
-        if plan is None:
-            return None
-        state = self.state_at(t)
-        if state is None:
-            return plan.positions[0].copy(), plan.velocity0.copy()
-        return state
 
     def _spline_state(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
         """Commanded (position [J], velocity [J]) at `t` on the cubic spline through the plan's

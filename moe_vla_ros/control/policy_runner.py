@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 
@@ -76,8 +76,6 @@ HOLD_CODES = (
 )  # fmt: skip
 """Keys of RunnerCounters.holds_by_reason (and of `PolicyRunner.hold_state`). While recovering
 from a stale or rejected input the code stays that of the cause."""
-
-_INPUT_HOLDS = (HOLD_STALE, HOLD_REJECTED)  # holds after which commanding resumes only after recovery_s
 
 
 @dataclass(frozen=True)
@@ -511,7 +509,3 @@ class PolicyRunner:
     def stale_event_count(self) -> int:
         with self._lock:
             return int(self.watchdog.total_stale_events)
-
-    def input_ages(self, now: float) -> Mapping[str, float]:
-        with self._lock:
-            return {name: self.watchdog.age(name, now) for name in self.watchdog.config.timeouts_s}

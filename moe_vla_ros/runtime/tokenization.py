@@ -156,11 +156,6 @@ class InstructionTokenizer:
         """Reasoning text -> (ids [R] int64, mask [R] int64), at most R - 1 tokens ("" -> all PAD)."""
         return self._pad(self.tokenize_ids(text)[: self.max_reasoning_tokens - 1], self.max_reasoning_tokens)
 
-    def encode_batch(self, instructions: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Several instructions -> (ids [B, L], mask [B, L])."""
-        pairs = [self.encode(t) for t in instructions]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-
     def decode(self, ids) -> str:
         """Ids -> text: stops at the first EOS, drops PAD/BOS."""
         words: list[int] = []

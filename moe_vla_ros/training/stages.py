@@ -49,11 +49,6 @@ def freeze_for_moe_tuning(model: MoEVLA) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def trainable_names(model: nn.Module) -> list[str]:
-    """Names of the parameters that currently require gradients."""
-    return [name for name, p in model.named_parameters() if p.requires_grad]
-
-
 def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int, min_ratio: float = 0.1) -> float:
     """Linear warm-up over `warmup_steps`, then cosine decay to `min_ratio * base_lr` at `total_steps`."""
     if step < warmup_steps:

@@ -3,8 +3,8 @@
 import onnx
 from onnx import TensorProto, helper
 
-from moe_vla_ros.export.tensorrt_ops import TENSORRT10_ONNX_OPS, tensorrt_op_report
 from moe_vla_ros.export.onnx_check import TENSORRT_STATIC_OPS
+from moe_vla_ros.export.tensorrt_ops import TENSORRT10_ONNX_OPS, tensorrt_op_report
 from moe_vla_ros.paths import bundled_model_dir
 from moe_vla_ros.runtime.manifest import read_manifest
 

@@ -5,9 +5,9 @@ import dataclasses
 import torch
 
 from moe_vla_ros.contract import NormalizationStats, PolicyContract
+from moe_vla_ros.export.examples import example_batch
 from moe_vla_ros.model.action_head import ActionHead
 from moe_vla_ros.model.config import ModelConfig, tiny_contract
-from moe_vla_ros.export.examples import example_batch
 
 torch.set_num_threads(1)
 

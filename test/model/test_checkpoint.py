@@ -14,10 +14,10 @@ from moe_vla_ros.model.checkpoint import (
     read_checkpoint_config,
     save_checkpoint,
 )
-from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.export.examples import example_batch
-from moe_vla_ros.runtime.tokenization import InstructionTokenizer
+from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA
+from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 
 torch.set_num_threads(1)
 

@@ -8,15 +8,23 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 
-from moe_vla_ros.model.efficientnet import (
-    PIXEL_MEAN,
-    PIXEL_STD,
-    EfficientNetLite0Classifier,
-    EfficientNetLite0Features,
-)
+from moe_vla_ros.model.efficientnet import HEAD_CHANNELS, PIXEL_MEAN, PIXEL_STD, EfficientNetLite0Features
 
 MILITARY_UNIFORM = 652  # ImageNet class of matplotlib's sample photo of Grace Hopper
+
+
+class EfficientNetLite0Classifier(EfficientNetLite0Features):
+    """The full ImageNet classifier (global pool + fc), used only to check the weights."""
+
+    def __init__(self) -> None:
+        super().__init__(output_stride=32)
+        self._fc = nn.Linear(HEAD_CHANNELS, 1000)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [N, 3, H, W] normalised -> logits [N, 1000]."""
+        return self._fc(super().forward(x).mean(dim=(2, 3)))  # [N, 1000]
 
 
 def test_pretrained_weights_recognise_a_real_photo():

@@ -2,8 +2,8 @@
 
 import torch
 
-from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.export.examples import example_batch
+from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.target_probe import TARGET_SCALE_M, TargetProbe, target_error_m, target_loss
 from moe_vla_ros.model.vla import MoEVLA
 

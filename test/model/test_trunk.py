@@ -2,8 +2,8 @@
 
 import torch
 
-from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.export.examples import example_batch
+from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.moe import MoELayer
 from moe_vla_ros.model.trunk import Trunk
 

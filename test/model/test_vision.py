@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from moe_vla_ros.model.config import ModelConfig, VisionConfig
 from moe_vla_ros.export.examples import example_batch
+from moe_vla_ros.model.config import ModelConfig, VisionConfig
 from moe_vla_ros.model.vision import VisionEncoder
 
 torch.set_num_threads(1)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.export.examples import example_batch
+from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA
 
 torch.set_num_threads(1)

@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
+from moe_vla_ros.model.config import tiny_contract
 from moe_vla_ros.runtime.tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, InstructionTokenizer
 from moe_vla_ros.training.synthetic import generate_synthetic_dataset
-from moe_vla_ros.model.config import tiny_contract
 
 TEXTS = ["Reach the red square", "push the blue cube, then stop.", "the red square is top left . moving there"]
 

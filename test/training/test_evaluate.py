@@ -5,8 +5,8 @@ import dataclasses
 import torch
 
 from moe_vla_ros.model.config import ModelConfig, tiny_contract
-from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 from moe_vla_ros.model.vla import MoEVLA
+from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 from moe_vla_ros.training.data import VLADataset, normalization_from_episodes
 from moe_vla_ros.training.evaluate import evaluate
 from moe_vla_ros.training.synthetic import generate_synthetic_dataset

@@ -2,12 +2,17 @@
 
 import torch
 
-from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.export.examples import example_batch
+from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA
-from moe_vla_ros.training.stages import cosine_lr, freeze_for_moe_tuning, trainable_names, upcycle_model
+from moe_vla_ros.training.stages import cosine_lr, freeze_for_moe_tuning, upcycle_model
 
 torch.set_num_threads(1)
+
+
+def trainable_names(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters that currently require gradients."""
+    return [name for name, p in model.named_parameters() if p.requires_grad]
 
 
 def test_moe_tuning_trains_only_experts_routers_and_heads():
