@@ -284,7 +284,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
                    help="dataset folder: ours (meta.json + episodes/) or a LeRobotDataset v3.0 (meta/info.json)")
     p.add_argument("--lerobot-map", action="append", default=[], metavar="KEY=VALUE",
                    help="LeRobot features -> our contract, repeated: state=KEY, action=KEY, joint.OURS=THEIRS, "
-                        "camera.OURS=IMAGE_KEY, image_size=HxW, reasoning=KEY, target=KEY, check_actions=false")
+                        "camera.OURS=IMAGE_KEY, image_size=HxW, degrees=true, scale=X, reasoning=KEY, target=KEY, "
+                        "check_actions=false")
     add_output_argument(p, "output folder for checkpoint, logs and plots")
     p.add_argument("--preset", choices=("small", "tiny"), default=defaults.preset, help="model size preset")
     p.add_argument("--config", help="model overrides: a JSON file or an inline JSON object")

@@ -13,16 +13,20 @@
                                      training fills in the model's size when fine-tuning)
     reasoning = "reasoning"          string feature with reasoning text per frame ("" = none)
     target   = "observation.target_position"  float [3] feature for the target probe ("" = none)
-    check_actions                    refuse actions that do not track the observed joints
+    position_scale / degrees         factor from the dataset's joint unit to SI (rad, m); many
+                                     LeRobot arms record degrees: degrees=true (= pi/180)
+    check_actions                    refuse actions that do not track the observed joints, and
+                                     positions beyond 4 pi (not SI: degrees? a -100..100 range?)
 
 On the command line (`moe_vla_train --lerobot-map KEY=VALUE`, repeated): `state=KEY`,
 `action=KEY`, `joint.OURS=THEIRS`, `camera.OURS=KEY`, `image_size=HxW`, `reasoning=KEY`,
-`target=KEY`, `check_actions=false`, `action_tolerance=X`.
+`target=KEY`, `scale=X`, `degrees=true`, `check_actions=false`, `action_tolerance=X`.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -46,7 +50,10 @@ class LeRobotMapping:
         image_width: resize images to this width (0: the stored width).
         reasoning_key: string feature with per-frame reasoning ("" = none; absent = none).
         target_key: float [3] feature with the target position ("" = none; absent = none).
-        check_actions: refuse actions that are not joint-position targets of the observed joints.
+        position_scale: multiplies state and action values into SI units (rad, m); pi/180 for
+            datasets recorded in degrees.
+        check_actions: refuse actions that are not joint-position targets of the observed joints,
+            and positions too large to be SI (|value| > 4 pi after scaling).
         action_tolerance: the check's bound on mean |action[t] - state[t+1]| over each joint's
             spread (std of its observed positions). The check also wants the actions' spread
             within 0.5-2x the positions' (median over moving joints): deltas or velocities
@@ -61,6 +68,7 @@ class LeRobotMapping:
     image_width: int = 0
     reasoning_key: str = "reasoning"
     target_key: str = "observation.target_position"
+    position_scale: float = 1.0
     check_actions: bool = True
     action_tolerance: float = 1.0
 
@@ -84,6 +92,8 @@ class LeRobotMapping:
                 raise LeRobotMappingError(f"{name} must be 0 (keep) or an integer in [8, 4096], got {value!r}")
         if (self.image_height == 0) != (self.image_width == 0):
             raise LeRobotMappingError("give image_height and image_width together (or neither)")
+        if not (isinstance(self.position_scale, numbers.Real) and math.isfinite(self.position_scale) and self.position_scale != 0):
+            raise LeRobotMappingError(f"position_scale must be a finite non-zero number, got {self.position_scale!r}")
         if not (math.isfinite(self.action_tolerance) and self.action_tolerance > 0):
             raise LeRobotMappingError(f"action_tolerance must be positive, got {self.action_tolerance!r}")
 
@@ -110,18 +120,22 @@ class LeRobotMapping:
                 if not sep or not h.isdigit() or not w.isdigit():
                     raise LeRobotMappingError(f"image_size takes HEIGHTxWIDTH, got {value!r}")
                 kwargs.update(image_height=int(h), image_width=int(w))
-            elif key == "check_actions":
+            elif key in ("check_actions", "degrees"):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise LeRobotMappingError(f"check_actions takes true or false, got {value!r}")
-                kwargs["check_actions"] = value.lower() in ("true", "1", "yes")
-            elif key == "action_tolerance":
+                    raise LeRobotMappingError(f"{key} takes true or false, got {value!r}")
+                flag = value.lower() in ("true", "1", "yes")
+                if key == "degrees":
+                    kwargs["position_scale"] = math.pi / 180.0 if flag else 1.0
+                else:
+                    kwargs["check_actions"] = flag
+            elif key in ("action_tolerance", "scale"):
                 try:
-                    kwargs["action_tolerance"] = float(value)
+                    kwargs["action_tolerance" if key == "action_tolerance" else "position_scale"] = float(value)
                 except ValueError:
-                    raise LeRobotMappingError(f"action_tolerance takes a number, got {value!r}") from None
+                    raise LeRobotMappingError(f"{key} takes a number, got {value!r}") from None
             else:
                 raise LeRobotMappingError(
                     f"unknown mapping key {key!r}; known: state, action, joint.NAME, camera.NAME, image_size, "
-                    "reasoning, target, check_actions, action_tolerance"
+                    "reasoning, target, scale, degrees, check_actions, action_tolerance"
                 )
         return cls(joints=joints, cameras=cameras, **kwargs)

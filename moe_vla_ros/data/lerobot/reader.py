@@ -209,8 +209,8 @@ class LeRobotDemoDataset:
         if not np.array_equal(index[order], np.arange(len(index))):
             raise LeRobotFormatError(f"{self.root}: the data's index column is not 0..{len(index) - 1}")
         table = table.take(pa.array(order))
-        self._state = _vector_column(table[mapping.state_key], n_state, mapping.state_key)
-        self._action = _vector_column(table[mapping.action_key], n_action, mapping.action_key)
+        self._state = _vector_column(table[mapping.state_key], n_state, mapping.state_key) * mapping.position_scale
+        self._action = _vector_column(table[mapping.action_key], n_action, mapping.action_key) * mapping.position_scale
         self._timestamp = table["timestamp"].to_numpy().astype(np.float64)
         self._frame_index = table["frame_index"].to_numpy()
         self._task_index = table["task_index"].to_numpy()
@@ -246,6 +246,12 @@ class LeRobotDemoDataset:
                 errors.append(np.abs(u[:-1] - s[1:]))  # action at t vs the position observed at t+1
             states.append(s)
             actions.append(u)
+        largest = max(float(np.abs(np.concatenate(states)).max()), float(np.abs(np.concatenate(actions)).max()))
+        if largest > 4 * np.pi:
+            raise LeRobotActionError(
+                f"joint positions/targets reach {largest:.4g} (after position_scale {self.mapping.position_scale:g}): not "
+                "SI units (rad, m); degrees? pass degrees=true (or scale=FACTOR) to --lerobot-map"
+            )
         if not errors:
             return
         spread = np.concatenate(states).std(axis=0)  # [J]

@@ -1,6 +1,7 @@
 """Tests of moe_vla_ros/data/lerobot: export to LeRobotDataset v3.0, the layout, import, the round
 trip and every refusal. Small generated data (4 episodes of 12 steps, 32x32 images)."""
 
+import dataclasses
 import json
 import shutil
 
@@ -371,3 +372,18 @@ def test_reads_channel_first_images_and_unnamed_dimensions(exported, ours, tmp_p
     _assert_same(ours.episode(0), back.episode(0), exact_images=False)
     mapped = LeRobotDemoDataset(port, LeRobotMapping.from_pairs({"joint.gripper": "joint_2", "camera.front": "front"}))
     assert mapped.contract.joint_names == ("gripper",)
+
+
+def test_degrees_are_refused_unless_scaled(ours, tmp_path):
+    with DatasetWriter(tmp_path / "deg", ours.contract) as w:
+        for ep in ours:
+            w.add_episode(dataclasses.replace(ep, joint_position=np.degrees(ep.joint_position).astype(np.float32),
+                                              action=np.degrees(ep.action).astype(np.float32)))  # fmt: skip
+    export_lerobot(tmp_path / "deg", tmp_path / "le", ExportOptions(video=False, **FAST))
+    with pytest.raises(LeRobotActionError, match="not SI units.*degrees=true"):
+        LeRobotDemoDataset(tmp_path / "le")
+    back = LeRobotDemoDataset(tmp_path / "le", LeRobotMapping.from_pairs({"degrees": "true"}))
+    np.testing.assert_allclose(back.episode(1).joint_position, ours.episode(1).joint_position, atol=1e-5)
+    assert LeRobotMapping.from_pairs({"scale": "0.5"}).position_scale == 0.5
+    with pytest.raises(LeRobotMappingError, match="position_scale must be a finite non-zero"):
+        LeRobotMapping(position_scale=0.0)
