@@ -14,6 +14,7 @@ CONSOLE_SCRIPTS = [
     "moe_vla_demo = moe_vla_ros.ros.demo:main",
     "moe_vla_eval_sim = moe_vla_ros.ros.closed_loop_eval:main",
     "moe_vla_export = moe_vla_ros.export.cli:main",
+    "moe_vla_triton_repository = moe_vla_ros.serving.cli:main",
     "policy_node = moe_vla_ros.ros.policy_node:main",
     "moe_vla_bringup = moe_vla_ros.ros.bringup:main",
     "moe_vla_train = moe_vla_ros.training.train:main",

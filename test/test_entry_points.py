@@ -54,6 +54,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "moe_vla_demo": ["--episodes", "0"],
     "moe_vla_eval_sim": ["--episodes", "0"],
     "moe_vla_export": ["--checkpoint", "{missing}", "--out", "{tmp}/model"],
+    "moe_vla_triton_repository": ["{missing}", "--out", "{tmp}/repo"],
     "policy_node": ["--ros-args", "--params-file", "{missing}.yaml"],
     "moe_vla_bringup": ["--policy-config", "{missing}.yaml"],
     "moe_vla_train": ["--dataset", "{missing}", "--out", "{tmp}/train"],

@@ -33,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "sim": {"errors", "cli", "contract", "control", "data"},
     "training": {"errors", "cli", "contract", "data", "model", "runtime"},
     "export": {"errors", "cli", "contract", "model", "runtime"},
+    "serving": {"errors", "cli", "contract", "runtime"},  # Triton model repositories (no torch, no rclpy)
     "spec": {"errors", "contract", "control", "param_files", "paths", "runtime"},  # node specs: pure, no rclpy
     "bags": {"errors", "cli", "contract", "control", "data", "sim"},  # bag I/O, validation, conversion: below evaluation
     "evaluation": {"errors", "bags", "cli", "contract", "control", "paths", "runtime", "sim", "spec"},
