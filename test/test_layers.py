@@ -200,7 +200,7 @@ def _import_graph() -> dict[str, dict[str, int]]:
             parts = name.split(".")
             for i in range(len(parts), 0, -1):  # the module itself first, then the packages above it
                 target = ".".join(parts[:i])
-                if target in MODULES and target != module:
+                if target in MODULES and not f"{module}.".startswith(f"{target}."):  # a package above runs first
                     edges.setdefault(target, line)
     return graph
 
