@@ -111,13 +111,13 @@ class SimRecordingConfig:
     success_hold_steps: int = 3
     episode_gap_s: float = 1.0
     start_time_s: float = 1.0
+    topics: SimBagTopics = field(default_factory=SimBagTopics)
     cameras: tuple[str, ...] = ("front", "wrist")
     image_size: int = 96
     camera_rate_hz: float = 30.0
     joint_state_rate_hz: float = 50.0
     control_rate_hz: float = 10.0
     storage: str = "mcap"
-    topics: SimBagTopics = field(default_factory=SimBagTopics)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -341,6 +341,17 @@ def record_sim_bag(path: str | Path, cfg: SimRecordingConfig = SimRecordingConfi
     return SimRecording(path, contract, tuple(episodes), counts)
 
 
+_NUMBER_OPTIONS = (  # flag, SimRecordingConfig field, type, help
+    ("--episodes", "episodes", int, "episodes to record"),
+    ("--seed", "seed", int, "master seed"),
+    ("--image-size", "image_size", int, "image size in pixels"),
+    ("--camera-rate", "camera_rate_hz", float, "image rate, Hz"),
+    ("--joint-state-rate", "joint_state_rate_hz", float, "JointState rate, Hz"),
+    ("--control-rate", "control_rate_hz", float, "command rate, Hz"),
+    ("--episode-gap", "episode_gap_s", float, "seconds between episodes"),
+)
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
@@ -355,24 +366,17 @@ def _run(argv: Sequence[str] | None) -> int:
     d = SimRecordingConfig()
     p = tool_parser(PROG, __doc__)
     add_output_argument(p, "new bag folder (must not exist)")
-    p.add_argument("--episodes", type=int, default=d.episodes, help="episodes to record (default %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="master seed (default %(default)s)")
+    for flag, name, kind, text in _NUMBER_OPTIONS:
+        p.add_argument(flag, dest=name, type=kind, default=getattr(d, name), help=f"{text} (default %(default)s)")
     p.add_argument("--tasks", type=_names, default=d.tasks, help="comma-separated task families (default reach,push)")
     p.add_argument("--cameras", type=_names, default=d.cameras, help="comma-separated cameras (default front,wrist)")
-    p.add_argument("--image-size", type=int, default=d.image_size, help="image size in pixels (default %(default)s)")
-    p.add_argument("--camera-rate", type=float, default=d.camera_rate_hz, help="Hz (default %(default)s)")
-    p.add_argument("--joint-state-rate", type=float, default=d.joint_state_rate_hz, help="Hz (default %(default)s)")
-    p.add_argument("--control-rate", type=float, default=d.control_rate_hz, help="Hz (default %(default)s)")
     p.add_argument("--max-episode-seconds", type=float, default=None, help="cut episodes after this long")
-    p.add_argument("--episode-gap", type=float, default=d.episode_gap_s, help="seconds between episodes")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default=d.storage)
     add_progress_argument(p)
     args = p.parse_args(argv)
     cfg = SimRecordingConfig(
-        episodes=args.episodes, seed=args.seed, tasks=args.tasks, cameras=args.cameras,
-        image_size=args.image_size, camera_rate_hz=args.camera_rate, joint_state_rate_hz=args.joint_state_rate,
-        control_rate_hz=args.control_rate, max_episode_s=args.max_episode_seconds,
-        episode_gap_s=args.episode_gap, storage=args.storage, progress=args.progress,
+        tasks=args.tasks, cameras=args.cameras, max_episode_s=args.max_episode_seconds, storage=args.storage,
+        progress=args.progress, **{name: getattr(args, name) for _, name, _, _ in _NUMBER_OPTIONS},
     )  # fmt: skip
     recording = record_sim_bag(args.out, cfg)
     solved = sum(e.success for e in recording.episodes)
