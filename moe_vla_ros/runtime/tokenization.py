@@ -40,6 +40,27 @@ SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 
 
+def pad_ids(ids: list[int], length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Word ids -> (ids [length] int64, mask [length] int64): truncated, then right-padded with PAD."""
+    ids = ids[:length]
+    out = np.full(length, PAD_ID, dtype=np.int64)  # [length]
+    mask = np.zeros(length, dtype=np.int64)  # [length]
+    out[: len(ids)] = ids
+    mask[: len(ids)] = 1
+    return out, mask
+
+
+def text_ids(ids) -> list[int]:
+    """The word ids of a token buffer: up to the first EOS, without PAD and BOS."""
+    words: list[int] = []
+    for i in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
+        if i == EOS_ID:
+            break
+        if i not in (PAD_ID, BOS_ID):
+            words.append(i)
+    return words
+
+
 def train_word_level(texts: Iterable[str], min_frequency: int = 1, max_vocab_size: int = 4096):
     """Train a `tokenizers.Tokenizer` (WordLevel) on `texts`; special tokens get ids 0..3."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
@@ -150,30 +171,15 @@ class InstructionTokenizer:
 
     def encode(self, instruction: str) -> tuple[np.ndarray, np.ndarray]:
         """Instruction -> (ids [L] int64, mask [L] int64): truncated, then right-padded with PAD."""
-        return self._pad(self.tokenize_ids(instruction), self.max_instruction_tokens)
+        return pad_ids(self.tokenize_ids(instruction), self.max_instruction_tokens)
 
     def encode_reasoning(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Reasoning text -> (ids [R] int64, mask [R] int64), at most R - 1 tokens ("" -> all PAD)."""
-        return self._pad(self.tokenize_ids(text)[: self.max_reasoning_tokens - 1], self.max_reasoning_tokens)
+        return pad_ids(self.tokenize_ids(text)[: self.max_reasoning_tokens - 1], self.max_reasoning_tokens)
 
     def decode(self, ids) -> str:
         """Ids -> text: stops at the first EOS, drops PAD/BOS."""
-        words: list[int] = []
-        for i in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
-            if i == EOS_ID:
-                break
-            if i not in (PAD_ID, BOS_ID):
-                words.append(i)
-        return self.hf.decode(words, skip_special_tokens=False, clean_up_tokenization_spaces=True)
-
-    @staticmethod
-    def _pad(ids: list[int], length: int) -> tuple[np.ndarray, np.ndarray]:
-        ids = ids[:length]
-        out = np.full(length, PAD_ID, dtype=np.int64)  # [length]
-        mask = np.zeros(length, dtype=np.int64)  # [length]
-        out[: len(ids)] = ids
-        mask[: len(ids)] = 1
-        return out, mask
+        return self.hf.decode(text_ids(ids), skip_special_tokens=False, clean_up_tokenization_spaces=True)
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -249,11 +255,8 @@ class RuntimeTokenizer:
         if hit is not None:
             self._cache.move_to_end(instruction)
             return hit
-        words = self.tokenizer.encode(instruction, add_special_tokens=False).ids[: self.max_instruction_tokens]
-        ids = np.full(self.max_instruction_tokens, PAD_ID, dtype=np.int64)  # [L]
-        mask = np.zeros(self.max_instruction_tokens, dtype=np.int64)  # [L]
-        ids[: len(words)] = words
-        mask[: len(words)] = 1
+        ids, mask = pad_ids(self.tokenizer.encode(instruction, add_special_tokens=False).ids,
+                            self.max_instruction_tokens)  # [L], [L]
         ids.flags.writeable = False
         mask.flags.writeable = False
         self._cache[instruction] = (ids, mask)
@@ -263,11 +266,5 @@ class RuntimeTokenizer:
 
     def decode(self, ids: np.ndarray) -> str:
         """Ids -> text: stops at the first EOS, drops PAD/BOS."""
-        words: list[int] = []
-        for i in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
-            if i == EOS_ID:
-                break
-            if i not in (PAD_ID, BOS_ID):
-                words.append(i)
-        text = self.tokenizer.decode(words, skip_special_tokens=False)
+        text = self.tokenizer.decode(text_ids(ids), skip_special_tokens=False)
         return clean_up_tokenization(text) if self._clean_up else text
