@@ -1,7 +1,13 @@
 """The four stage graphs: tensor-only wrappers around MoEVLA's submodules and their export.
 
-Every graph has batch 1 and static shapes at its inputs (the robot runs one observation at a
-time; token buffers are padded to the contract's lengths):
+Every graph has a dynamic batch axis (symbolic dim "batch", `BATCH_DIM`; axis 2 of cross_kv) and
+static shapes otherwise (token buffers are padded to the contract's lengths). The robot runs one
+observation at a time (batch 1, the shapes below and in the manifest); a policy server batches
+the requests of many robots (moe_vla_ros/serving/). MoE telemetry covers all N = B*S routed
+tokens of a batch (router_logits [M, B*S, E], batch-major; expert_load and router_entropy over
+all of them); the serving repository makes it per sample. If torch cannot export a stage with a
+symbolic batch (a model whose code fixes it), that graph is exported with batch 1 and a warning:
+the Triton repository then turns batching off.
 
     vision          images [1, C, 3, H, W] uint8                   -> vision_tokens [1, Nv, D]
     trunk           vision_tokens [1, Nv, D], instruction_ids/mask [1, L] int64, state [1, J]
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -49,6 +56,8 @@ from moe_vla_ros.model.moe import MoELayer
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.runtime.manifest import ANY_FORMULATION, MOE_STAGES, STAGE_INPUTS, STAGE_OUTPUTS, GraphEntry, TensorSpec
 
+BATCH_DIM = "batch"  # name of the symbolic batch axis of every stage graph
+MAX_EXPORT_BATCH = 4096
 FILE_STEMS = {stage: stage for stage in ("vision", "trunk", "reasoning_context", "reasoning_step", "action_head")}
 
 
@@ -168,6 +177,13 @@ def example_inputs(model: MoEVLA, seed: int = 0) -> dict[str, tuple[Tensor, ...]
     }
 
 
+def batch_dynamic_shapes(stage: str, inputs: tuple[Tensor, ...]) -> tuple[dict[int, object], ...]:
+    """torch.export dynamic_shapes with a symbolic batch axis on every input (axis 2 of cross_kv)."""
+    batch = torch.export.Dim(BATCH_DIM, min=1, max=MAX_EXPORT_BATCH)
+    names = STAGE_INPUTS[stage]
+    return tuple({2 if names[i] == "cross_kv" else 0: batch} for i in range(len(inputs)))
+
+
 def tensor_specs(names: Sequence[str], tensors: Sequence[Tensor]) -> tuple[TensorSpec, ...]:
     return tuple(TensorSpec(n, tuple(t.shape), str(t.detach().cpu().numpy().dtype)) for n, t in zip(names, tensors))
 
@@ -183,8 +199,15 @@ def export_stage(model: MoEVLA, stage: str, formulation: str, inputs: tuple[Tens
     registration_log.setLevel(logging.ERROR)  # "torchvision is not installed" notices
     try:
         with moe_formulation(model, formulation if stage in MOE_STAGES else "sparse"), torch.no_grad():
-            export_onnx(module, inputs, path, input_names=STAGE_INPUTS[stage], output_names=STAGE_OUTPUTS[stage],
-                        opset_version=opset)  # fmt: skip
+            names = {"input_names": STAGE_INPUTS[stage], "output_names": STAGE_OUTPUTS[stage], "opset_version": opset}
+            try:
+                with warnings.catch_warnings():  # "axis name: batch will not be used" (every input shares the one Dim)
+                    warnings.filterwarnings("ignore", message=".*will not be used, since it shares.*")
+                    export_onnx(module, inputs, path, dynamic_shapes=batch_dynamic_shapes(stage, inputs), **names)
+            except Exception as e:  # noqa: BLE001 - torch.export raises many kinds; the batch-1 graph still serves
+                logging.getLogger(__name__).warning("%s: no dynamic batch axis (%s: %s); exporting with batch 1",
+                                                    path.name, type(e).__name__, str(e).splitlines()[0][:300])  # fmt: skip
+                export_onnx(module, inputs, path, **names)
             outputs = module(*inputs)
     finally:
         registration_log.setLevel(level)
