@@ -72,3 +72,44 @@ def test_params_file_flattening(tmp_path):
                     "    model:\n      backend: torch\n")
     assert load_params_file(path, "policy_node") == {"autostart": True, "model.backend": "torch"}
     assert flatten_parameters({"a": {"b": {"c": 1}}, "d": 2}) == {"a.b.c": 1, "d": 2}
+
+
+def test_node_declares_the_spec_and_reads_the_same_yaml_as_the_offline_evaluator(tmp_path):
+    """rcl's own --params-file parsing + declare_config (the node) and the spec's YAML reading (the
+    offline evaluator) give the same settings, hence the same runner config, runtime config and
+    limits; every spec field is a declared parameter."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+    from moe_vla_ros.contract import PolicyContract, SensorContract
+    from moe_vla_ros.ros.params import declare_config
+    from moe_vla_ros.spec.described import param_names
+    from moe_vla_ros.spec.policy_node import default_params_files
+
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(
+        "/**/policy_node:\n  ros__parameters:\n"
+        "    model: {precision: int8, warmup_runs: 0}\n"
+        "    execution: {refill_threshold_s: 0.4, blend: linear, reasoning_rate_hz: 0.0, default_instruction: go}\n"
+        "    safety: {recovery_s: 0.5, require_enable: true}\n"
+        "    input_checks: {jump_velocity_factor: 0.0, max_tracking_error_rad: 0.0, frozen_after_s: 0.0}\n"
+    )
+    files = [*default_params_files(), tuned]
+    context = Context()
+    rclpy.init(args=["--ros-args", *[a for f in files for a in ("--params-file", str(f))]], context=context)
+    try:
+        node = Node("policy_node", context=context)
+        declared = declare_config(node, PolicyNodeConfig)
+        assert all(node.has_parameter(name) for name in param_names(PolicyNodeConfig))
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+    offline = EvaluationConfig.from_params_files(files)
+    assert offline.node == declared  # tuned.yaml already turns the open-loop checks off
+    joints = tuple(declared.robot.joint_names)
+    contract = PolicyContract(SensorContract(("front", "wrist"), 8, 8, joints, control_rate_hz=10.0), chunk_length=16)
+    assert offline.runner_config(contract) == declared.runner_config(contract)
+    assert offline.node.runtime_config() == declared.runtime_config() and not declared.runtime_config().reasoning_enabled
+    assert offline.safety(contract) == declared.safety_limits(contract)

@@ -12,7 +12,7 @@ import yaml
 
 from moe_vla_ros.contract import ContractError, PolicyContract, SensorContract
 from moe_vla_ros.runtime.config import INT_RANGES, RuntimeConfig
-from moe_vla_ros.spec.described import default_value, iter_params, param_meta, param_names
+from moe_vla_ros.spec.described import default_value, iter_params, param, param_meta, param_names
 from moe_vla_ros.spec.policy_node import (
     ExecutionParams,
     InputCheckParams,
@@ -28,6 +28,20 @@ from moe_vla_ros.spec.policy_node import (
 
 JOINTS = ("joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6", "gripper")
 CONTRACT = PolicyContract(SensorContract(("front", "wrist"), 8, 8, JOINTS, control_rate_hz=10.0), chunk_length=16)
+
+
+
+@dataclasses.dataclass
+class ExtendedExecution(ExecutionParams):
+    """The execution group with one more setting, as a developer would add it."""
+
+    new_setting_s: float = param(0.25, "A setting added to the execution group [s].", min=0.0, max=1.0)
+
+
+@dataclasses.dataclass
+class ExtendedConfig(PolicyNodeConfig):
+    execution: ExtendedExecution = dataclasses.field(default_factory=ExtendedExecution)
+
 
 # Fields the PolicyRunner does not read, each with where it goes instead.
 NOT_RUNNER = {
@@ -190,3 +204,16 @@ def test_yaml_reaches_every_tuned_parameter(tmp_path):
     params = cfg.to_params()
     for name, value in flat.items():
         assert params[name] == pytest.approx(value) if isinstance(value, float) else params[name] == value, name
+
+
+def test_a_new_field_is_a_parameter_read_from_yaml_and_reported_without_other_edits(tmp_path):
+    from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+
+    assert "execution.new_setting_s" in param_names(ExtendedConfig)
+    path = write_params(tmp_path / "p.yaml", {"execution.new_setting_s": 0.5})
+    cfg = ExtendedConfig.from_params_files([*default_params_files(), path])
+    assert cfg.execution.new_setting_s == 0.5 and cfg.robot.joint_names[-1] == "gripper"
+    assert cfg.to_params()["execution.new_setting_s"] == 0.5
+    assert EvaluationConfig(node=cfg).to_dict()["node"]["execution.new_setting_s"] == 0.5  # the evaluator's report
+    with pytest.raises(NodeConfigError):
+        ExtendedConfig.from_params({"execution.new_setting_s": 0.5, "execution.blend": "spline"})
