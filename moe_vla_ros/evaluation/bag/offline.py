@@ -42,6 +42,7 @@ from moe_vla_ros.contract import SensorContract
 from moe_vla_ros.control.images import ImageConversionError, compressed_to_rgb, raw_to_rgb, resize_image
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
 from moe_vla_ros.control.policy_runner import JOINT_STATES, Command, PolicyRunner, camera_input
+from moe_vla_ros.control.warm_up import warm_up
 from moe_vla_ros.evaluation.bag.config import EvaluationConfig
 from moe_vla_ros.evaluation.bag.records import ChunkRecord, RunRecords, load_reference
 from moe_vla_ros.evaluation.bag.report import EvaluationReport, check_output_dir, write_report
@@ -111,16 +112,6 @@ class _TimedPolicy(Policy):
 
     def reset(self) -> None:
         self.inner.reset()
-
-
-def warm_up(policy: Policy, runs: int) -> None:
-    """Inferences on a neutral observation, as the node runs at configure (not recorded)."""
-    s = policy.contract.sensors
-    images = {c: np.zeros((s.image_height, s.image_width, 3), np.uint8) for c in s.camera_names}
-    obs = Observation(images, np.asarray(policy.contract.normalization.state_mean, dtype=np.float64), "warm up", 0.0)
-    for _ in range(runs):
-        policy.infer(obs, generate_reasoning=True)
-    policy.reset()
 
 
 class OfflineRun:
@@ -266,7 +257,7 @@ def _evaluate(bag: str | os.PathLike, model: str | os.PathLike | None, out_dir: 
     with BagReader(bag) as reader:
         inputs = resolve_inputs(reader, contract.sensors, cfg)
     validate_bag(bag, inputs.topics, contract.sensors)
-    warm_up(policy, cfg.node.model.warmup_runs)
+    warm_up(policy, cfg.node.model.warmup_runs, cfg.safety(contract))  # as the node does at configure
     with BagReader(bag) as reader:
         reference = load_reference(reader, contract.sensors, inputs.joint_states, inputs.instruction,
                                    cfg.command_topic, cfg.reference_max_gap_s)  # fmt: skip
