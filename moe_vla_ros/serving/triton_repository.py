@@ -391,7 +391,8 @@ def model_config_text(model: TritonModel, cfg: RepositoryConfig, manifest: Manif
             '  parameters { key: "trt_engine_cache_enable" value: "true" }',
             "} ] } }",
         ]  # fmt: skip
-    params = {MODEL_ID_PARAMETER: manifest.model_id, **(parameters or {})}
+    params = {MODEL_ID_PARAMETER: manifest.model_id, "formulation": cfg.formulation, "precision": cfg.precision,
+              **(parameters or {})}  # fmt: skip
     lines += _parameters(params)
     return "\n".join(lines) + "\n"
 

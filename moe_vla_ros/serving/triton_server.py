@@ -199,3 +199,23 @@ class TritonServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def read_metrics(url: str, timeout_s: float = 5.0) -> dict[tuple[str, str], float]:
+    """Prometheus metrics of a server: {(metric, model): value} for series labelled with a model
+    (e.g. ("nv_inference_count", "trunk"): requests, ("nv_inference_exec_count", "trunk"): batches run)."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        text = response.read().decode()
+    values: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        match = re.match(r'^(\w+)\{([^}]*)\}\s+(\S+)$', line)
+        if not match:
+            continue
+        model = re.search(r'model="([^"]*)"', match.group(2))
+        if model:
+            key = (match.group(1), model.group(1))
+            values[key] = values.get(key, 0.0) + float(match.group(3))
+    return values
