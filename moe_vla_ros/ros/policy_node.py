@@ -50,7 +50,6 @@ from moe_vla_ros.ros.conversions import (
     compressed_msg_to_rgb,
     image_msg_to_rgb,
     joint_state_msg_to_vector,
-    make_header,
     planned_trajectory_to_msg,
     stamp_to_seconds,
 )
