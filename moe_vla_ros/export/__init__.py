@@ -8,6 +8,6 @@ moe_vla_ros.runtime).
 or `moe_vla_export --checkpoint runs/ckpt --out models/demo --int8` (export/cli.py).
 Modules: config, graphs (stage wrappers, op allowlist), verify (torch vs ONNX Runtime),
 quantize (int8 / fp16 variants and their gate), pipeline, cli, demo_checkpoint (seeded random
-checkpoints for tests and benchmarks), onnx_check (export one module, compare with ONNX Runtime,
+checkpoints for tests and benchmarks), onnx_check (export one module, an ONNX Runtime CPU session,
 op sets), examples (random batches shaped by a model config, the export dummies), errors.
 """

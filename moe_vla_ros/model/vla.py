@@ -82,10 +82,6 @@ class MoEVLA(nn.Module):
             if hasattr(module, "set_formulation"):
                 module.set_formulation(name)
 
-    def export_modules(self) -> dict[str, nn.Module]:
-        """The submodules exported as separate graphs, in pipeline order."""
-        return {"vision": self.vision, "trunk": self.trunk, "reasoning": self.reasoning, "action_head": self.action_head}
-
     def parameter_counts(self) -> dict[str, int]:
         """Total parameters and parameters active per token (routed experts counted top_k of E)."""
         total = sum(p.numel() for p in self.parameters())

@@ -4,16 +4,17 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from moe_vla_ros.export.tensorrt_ops import tensorrt_op_report
-from moe_vla_ros.model.moe import MoEConfig, MoELayer
+from onnx_compare import compare_with_onnxruntime
+
 from moe_vla_ros.export.onnx_check import (
     FORBIDDEN_DYNAMIC_OPS,
     TENSORRT_STATIC_OPS,
-    compare_with_onnxruntime,
     export_onnx,
     graph_op_types,
     ort_session,
 )
+from moe_vla_ros.export.tensorrt_ops import tensorrt_op_report
+from moe_vla_ros.model.moe import MoEConfig, MoELayer
 
 D_MODEL = 16
 OUTPUT_NAMES = ["output", "topk_indices", "expert_load", "router_logits", "dropped_tokens"]

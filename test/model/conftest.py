@@ -1,0 +1,6 @@
+"""test/model helpers (onnx_compare) are importable by the tests here."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
