@@ -15,7 +15,7 @@ b int8 weight) is summed in int16 with saturation. With 8-bit weights a pair rea
 value is 0.17); with VNNI (vpdpbusd, int32 accumulation) and on ARM (widening dot products)
 it cannot. With |b| <= 64 a pair is at most 2 * 255 * 64 = 32640 <= 32767 for ANY input, so
 the same graph computes the same integers on every CPU. `avx2_pair_bound` computes that bound
-for a weight tensor, `emulate_u8s8_avx2` reproduces the saturating arithmetic in numpy, and
+for a weight tensor (test_quantize reproduces the saturating arithmetic in numpy), and
 `make_int8` refuses to write a graph whose int8 weights could saturate. Measured (89x384 @
 384x1536 @ 1536x384 FFN, 1 thread, Xeon with AVX-512 VNNI, ORT 1.31): fp32 1.47 ms; 8-bit
 U8S8 0.38 ms, rel. error 0.021 (saturates on AVX2); 7-bit U8S8 0.36 ms, 0.030; 7-bit U8S8
@@ -147,23 +147,6 @@ def avx2_pair_bound(weights: np.ndarray) -> int:
     pos = np.sort(np.clip(w, 0, None), axis=-2)[..., -2:, :].sum(axis=-2)  # [..., N]
     neg = np.sort(np.clip(-w, 0, None), axis=-2)[..., -2:, :].sum(axis=-2)  # [..., N]
     return int(UINT8_MAX * max(pos.max(initial=0), neg.max(initial=0)))
-
-
-def emulate_u8s8_avx2(a: np.ndarray, b: np.ndarray, saturate: bool = True) -> np.ndarray:
-    """a [M, K] uint8 @ b [K, N] int8 -> [M, N] int32, as the AVX2 U8S8 kernel (vpmaddubsw) computes it.
-
-    Adjacent products are added in pairs (k = 0,1 / 2,3 / ...) and each pair sum is clipped to
-    int16 when `saturate`, then the pairs are summed in int32 (vpmaddwd). saturate=False is the
-    exact product (VNNI, ARM).
-    """
-    a32, b32 = a.astype(np.int32), b.astype(np.int32)
-    if a32.shape[1] % 2:
-        a32 = np.pad(a32, ((0, 0), (0, 1)))  # [M, K + 1]
-        b32 = np.pad(b32, ((0, 1), (0, 0)))  # [K + 1, N]
-    pairs = a32[:, 0::2, None] * b32[None, 0::2, :] + a32[:, 1::2, None] * b32[None, 1::2, :]  # [M, K/2, N]
-    if saturate:
-        pairs = np.clip(pairs, -INT16_MAX - 1, INT16_MAX)
-    return pairs.sum(axis=1, dtype=np.int64).astype(np.int32)  # [M, N]
 
 
 def int8_weight_bound(model: onnx.ModelProto) -> int:

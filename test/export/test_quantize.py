@@ -8,14 +8,15 @@ from onnx import TensorProto, helper, numpy_helper
 
 from moe_vla_ros.export.config import ExportConfig, ExportConfigError, QuantizationGate
 from moe_vla_ros.export.errors import ExportError
+from moe_vla_ros.export.onnx_check import graph_op_types
 from moe_vla_ros.export.pipeline import export_policy
 from moe_vla_ros.export.quantize import (
-    avx2_pair_bound, emulate_u8s8_avx2, gate_variant, int8_weight_bound, make_fp16, make_int8, unshare_gemm_weights,
+    avx2_pair_bound, gate_variant, int8_weight_bound, make_fp16, make_int8, unshare_gemm_weights,
 )  # fmt: skip
-from moe_vla_ros.export.onnx_check import graph_op_types
 from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.manifest import ModelLoadError, read_manifest
+from moe_vla_ros.runtime.providers import INT16_MAX
 from moe_vla_ros.runtime.sample_observations import random_observations
 
 
@@ -109,6 +110,23 @@ def quantized_weight(path):
     (w,) = [v for v in inits.values() if v.dtype == np.int8 and v.ndim == 2]
     (scale,) = [v for n, v in inits.items() if n.endswith("_scale") and v.dtype == np.float32]
     return w, float(scale)
+
+
+def emulate_u8s8_avx2(a: np.ndarray, b: np.ndarray, saturate: bool = True) -> np.ndarray:
+    """a [M, K] uint8 @ b [K, N] int8 -> [M, N] int32, as the AVX2 U8S8 kernel (vpmaddubsw) computes it.
+
+    Adjacent products are added in pairs (k = 0,1 / 2,3 / ...) and each pair sum is clipped to
+    int16 when `saturate`, then the pairs are summed in int32 (vpmaddwd). saturate=False is the
+    exact product (VNNI, ARM).
+    """
+    a32, b32 = a.astype(np.int32), b.astype(np.int32)
+    if a32.shape[1] % 2:
+        a32 = np.pad(a32, ((0, 0), (0, 1)))  # [M, K + 1]
+        b32 = np.pad(b32, ((0, 1), (0, 0)))  # [K + 1, N]
+    pairs = a32[:, 0::2, None] * b32[None, 0::2, :] + a32[:, 1::2, None] * b32[None, 1::2, :]  # [M, K/2, N]
+    if saturate:
+        pairs = np.clip(pairs, -INT16_MAX - 1, INT16_MAX)
+    return pairs.sum(axis=1, dtype=np.int64).astype(np.int32)  # [M, N]
 
 
 def emulated_int8_matmul(x, w_q, w_scale, saturate):
