@@ -20,7 +20,8 @@ ServerUnavailableError.
 Every infer() has one deadline (TritonConfig.deadline_s, shorter than the control period): each
 gRPC call gets what is left of it. A call past the deadline raises DeadlineExceededError, a lost
 server ServerUnavailableError, any other server error RemotePolicyError: all RemotePolicyError
-(a FailedError), which the node turns into a hold (and, if configured, a fallback onboard).
+(a FailedError), which the node turns into a hold; `FallbackPolicy` then serves the next steps
+from an onboard policy (the node's optional fallback).
 tritonclient is imported only when this backend is used.
 """
 
@@ -42,7 +43,7 @@ from moe_vla_ros.runtime.onnx_policy import check_contract, load_tokenizer
 from moe_vla_ros.runtime.staged_policy import StagedPolicy, StepFunction
 from moe_vla_ros.runtime.telemetry import StageTelemetry
 from moe_vla_ros.runtime.tokenization import RuntimeTokenizer
-from moe_vla_ros.runtime.types import Observation, PolicyMetadata, Reasoning
+from moe_vla_ros.runtime.types import Observation, Policy, PolicyMetadata, Reasoning
 
 BACKEND_NAME = "triton"
 MODEL_ID_PARAMETER = "moe_vla_model_id"  # serving/triton_repository.py writes it into every config
@@ -324,3 +325,50 @@ class TritonPolicy(StagedPolicy):
             self._client.close()
         except Exception:  # noqa: BLE001 - closing a dead channel
             pass
+
+
+class FallbackPolicy(Policy):
+    """A remote policy with an onboard one behind it (the node's optional fallback).
+
+    infer() runs `primary` (a TritonPolicy) until it raises a RemotePolicyError; that error is
+    re-raised (the node holds for that step: the fallback's first answer would come late) and
+    every later step is served by `fallback` (an OnnxRuntimePolicy loaded at configure, so
+    switching costs no loading). It stays on the fallback until reset_to_primary() (e.g. on the
+    next configure); `fallback_reason` says why it switched. metadata is the active policy's.
+    """
+
+    def __init__(self, primary: Policy, fallback: Policy) -> None:
+        if primary.contract != fallback.contract:
+            raise ModelLoadError("the fallback policy's contract differs from the remote policy's")
+        self.primary, self.fallback = primary, fallback
+        self.contract = primary.contract
+        self.fallback_reason = ""
+
+    @property
+    def active(self) -> Policy:
+        return self.fallback if self.fallback_reason else self.primary
+
+    @property
+    def metadata(self) -> PolicyMetadata:
+        return self.active.metadata
+
+    def infer(self, observation: Observation, generate_reasoning: bool = True):
+        if self.fallback_reason:
+            return self.fallback.infer(observation, generate_reasoning)
+        try:
+            return self.primary.infer(observation, generate_reasoning)
+        except RemotePolicyError as e:
+            self.fallback_reason = str(e)
+            self.fallback.reset()
+            raise
+
+    def reset_to_primary(self) -> None:
+        self.fallback_reason = ""
+        self.primary.reset()
+
+    def reset(self) -> None:
+        self.active.reset()
+
+    def close(self) -> None:
+        self.primary.close()
+        self.fallback.close()

@@ -17,8 +17,9 @@ from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.runtime.manifest import ModelLoadError
 from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy
 from moe_vla_ros.runtime.sample_observations import random_observations
+from moe_vla_ros.runtime.types import Policy, PolicyMetadata
 from moe_vla_ros.runtime.triton_policy import (
-    DeadlineExceededError, RemotePolicyError, ServerUnavailableError, TritonConfig, TritonConfigError, TritonPolicy,
+    DeadlineExceededError, FallbackPolicy, RemotePolicyError, ServerUnavailableError, TritonConfig, TritonConfigError, TritonPolicy,
 )  # fmt: skip
 from moe_vla_ros.serving.triton_repository import RepositoryConfig, build_repository, with_stand_in
 from moe_vla_ros.serving.triton_server import TritonServer, free_port, read_metrics, server_venv_problem
@@ -195,3 +196,45 @@ def test_server_down_is_an_error_within_the_deadline(demo_export, server, local)
             assert time.monotonic() - start < deadline + 0.25
     finally:
         remote.close()
+
+
+class _Scripted(Policy):
+    """A policy whose infer() returns or raises what it is told."""
+
+    def __init__(self, contract, name, error=None):
+        self.contract, self.name, self.error, self.resets, self.closed = contract, name, error, 0, False
+
+    @property
+    def metadata(self):
+        return PolicyMetadata(model_id="m", backend=self.name, execution_providers=(), cpu_fallback=False)
+
+    def infer(self, observation, generate_reasoning=True):
+        if self.error is not None:
+            raise self.error
+        return self.name
+
+    def reset(self):
+        self.resets += 1
+
+    def close(self):
+        self.closed = True
+
+
+def test_fallback_policy_holds_once_then_serves_onboard(local):
+    remote = _Scripted(local.contract, "triton")
+    onboard = _Scripted(local.contract, "onnxruntime")
+    policy = FallbackPolicy(remote, onboard)
+    assert policy.infer(None) == "triton" and policy.metadata.backend == "triton"
+    remote.error = DeadlineExceededError("trunk: deadline")
+    with pytest.raises(DeadlineExceededError):  # this step: the node holds
+        policy.infer(None)
+    assert policy.fallback_reason == "trunk: deadline" and onboard.resets == 1
+    assert policy.infer(None) == "onnxruntime" and policy.metadata.backend == "onnxruntime"
+    remote.error = None
+    policy.reset_to_primary()
+    assert policy.infer(None) == "triton"
+    policy.close()
+    assert remote.closed and onboard.closed
+    other = dataclasses.replace(local.contract, chunk_length=local.contract.chunk_length + 1)
+    with pytest.raises(ModelLoadError, match="contract differs"):
+        FallbackPolicy(remote, _Scripted(other, "x"))
