@@ -185,14 +185,17 @@ class TritonServer:
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM (Triton unloads its models), SIGKILL after `timeout_s`. Idempotent."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if process.returncode == 0 and self.startup_s == self.startup_s:  # started and stopped cleanly
+            self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "TritonServer":
         return self.start()
