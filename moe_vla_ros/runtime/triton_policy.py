@@ -27,6 +27,7 @@ tritonclient is imported only when this backend is used.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from moe_vla_ros.runtime.staged_policy import StagedPolicy, StepFunction
 from moe_vla_ros.runtime.telemetry import StageTelemetry
 from moe_vla_ros.runtime.tokenization import RuntimeTokenizer
 from moe_vla_ros.runtime.types import Observation, Policy, PolicyMetadata, Reasoning
+
+logger = logging.getLogger(__name__)
 
 BACKEND_NAME = "triton"
 MODEL_ID_PARAMETER = "moe_vla_model_id"  # serving/triton_repository.py writes it into every config
@@ -176,6 +179,10 @@ class TritonPolicy(StagedPolicy):
         manifest = read_manifest(model_dir, verify_checksums=cfg.verify_checksums)
         check_contract(manifest, expected_contract, model_dir)
         tokenizer = load_tokenizer(model_dir, manifest)
+        period = 1.0 / manifest.contract.sensors.control_rate_hz
+        if triton.deadline_s >= period:
+            logger.warning("Triton deadline %.0f ms is not shorter than the control period %.0f ms: a late answer "
+                           "delays the next command instead of becoming a hold", triton.deadline_s * 1000, period * 1000)  # fmt: skip
         grpcclient, server_error = _grpc()
         client = grpcclient.InferenceServerClient(triton.url, ssl=triton.ssl)
         try:

@@ -84,6 +84,15 @@ def test_results_equal_in_process(demo_export, server, local):
         assert remote.calls - calls == 4, "vision, trunk, one call for the whole reasoning trace, action head"
     finally:
         remote.close()
+    short = dataclasses.replace(CPU, max_reasoning_tokens=3)  # the server loop honours the per-request limit
+    local_short = OnnxRuntimePolicy.load(demo_export.model, short)
+    remote_short = TritonPolicy.load(demo_export.model, TritonConfig(url=server.grpc_url, deadline_s=SLOW), short)
+    try:
+        a, b = local_short.infer(obs), remote_short.infer(obs)
+        assert b.reasoning.num_tokens == a.reasoning.num_tokens <= 3
+        _assert_same(a, b)
+    finally:
+        remote_short.close(), local_short.close()
 
 
 def test_concurrent_clients_are_batched(demo_export, server, local):
