@@ -13,6 +13,7 @@ LD_LIBRARY_PATH (else the stub may load the system libpython, not the venv's).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -80,7 +81,8 @@ def prepare_server(venv: Path, work_dir: Path) -> Path:
         raise TritonServerError(problem)
     dist = _dist_dir(venv)
     assert dist is not None
-    target = work_dir / f"tritonserver-py{_python_version(venv)}"
+    tag = hashlib.sha256(str(dist.resolve()).encode()).hexdigest()[:8]  # one tree per server venv
+    target = work_dir / f"tritonserver-py{_python_version(venv)}-{tag}"
     stub_target = target / "backends" / "python" / "triton_python_backend_stub"
     if not stub_target.is_file():
         partial = target.with_name(target.name + ".partial")
