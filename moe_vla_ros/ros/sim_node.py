@@ -120,9 +120,11 @@ class SimNode(Node):
     """
 
     def __init__(self, node_name: str = "sim_node", **node_kwargs) -> None:
+        # before anything can fail: a node refused half-way (bad parameter) is still destroyed by rclpy
+        self._lock = threading.RLock()
+        self._closed = False
         super().__init__(node_name, **node_kwargs)
         self.config = c = declare_config(self, SimNodeConfig)
-        self._lock = threading.RLock()
         self._arm = ArmSim(c.sim_config())
         self._arm.render(c.cameras.names[0])  # create the GL context now: fail early, no first-frame lag
         self._dt = float(self._arm.model.opt.timestep)
@@ -131,7 +133,6 @@ class SimNode(Node):
         self._episode = 0
         self._received = self._rejected = self._controller_holds = 0
         self._jtc_params = c.controller.jtc_params()
-        self._closed = False
         self._task = c.resolve_task()
         self._instruction = c.instruction or (self._task.instruction if self._task else "")
         self._start_episode()
@@ -246,8 +247,11 @@ class SimNode(Node):
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._timer.cancel()
-                self._arm.close()
+                # what a refused start did not get to create is not there to free
+                if getattr(self, "_timer", None) is not None:
+                    self._timer.cancel()
+                if getattr(self, "_arm", None) is not None:
+                    self._arm.close()
 
     def destroy_node(self) -> None:
         self.close()

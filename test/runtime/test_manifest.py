@@ -121,7 +121,7 @@ def test_graph_inputs_not_matching_manifest(model_copy):
         entry["inputs"][3]["shape"] = [1, 99]  # state [1, J]
 
     edit_manifest(model_copy, wrong_shape)
-    with pytest.raises(ModelLoadError, match=r"input 'state' is float32 \[1, 3\], the manifest says float32 \[1, 99\]"):
+    with pytest.raises(ModelLoadError, match=r"input 'state' is float32 \[\S+, 3\], the manifest says float32 \[1, 99\]"):
         load_policy(model_copy, RuntimeConfig(providers=("CPUExecutionProvider",), formulation="sparse"))
 
 
