@@ -46,18 +46,18 @@ def record_bag(folder: Path, episodes: int) -> Path:
     from moe_vla_ros.bags.from_sim import SimRecordingConfig, record_sim_bag
 
     cfg = SimRecordingConfig(episodes=episodes, seed=1, image_size=96, camera_rate_hz=30.0, joint_state_rate_hz=50.0,
-                             progress=False)  # fmt: skip
+                             progress=False)
     return record_sim_bag(folder / "expert_bag", cfg).path
 
 
 def run_case(name: str, bag: Path, model: Path | None, simulate: bool, out: Path) -> dict:
-    from moe_vla_ros.evaluation.bag.offline import evaluate_bag
     from moe_vla_ros.evaluation.bag.config import EvaluationConfig
-    from moe_vla_ros.spec.policy_node import default_params_files
+    from moe_vla_ros.evaluation.bag.offline import evaluate_bag
     from moe_vla_ros.evaluation.bag.oracle import RecordedActionsPolicy
+    from moe_vla_ros.spec.policy_node import default_params_files
 
     cfg = EvaluationConfig.from_params_files(default_params_files(), simulate_latency=simulate, plots=False,
-                                             progress=False)  # fmt: skip
+                                             progress=False)
     policy = RecordedActionsPolicy.from_bag(bag, config=cfg) if model is None else None
     start = time.perf_counter()
     report = evaluate_bag(bag, model, out / name.replace(", ", "_").replace(" ", "_"), cfg, policy=policy)
@@ -70,7 +70,7 @@ def run_case(name: str, bag: Path, model: Path | None, simulate: bool, out: Path
         "observations_per_s": observations / d["wall_s"], "inferences": d["counts"]["inferences"],
         "seconds_per_bag_minute": d["wall_s"] / (bag_s / 60.0), "latency_p50_ms": (d["latency_s"]["p50"] or 0) * 1e3,
         "staleness_p50_ms": (d["staleness_s"]["p50"] or 0) * 1e3, "action_mae": d["action_error"]["mae"],
-    }  # fmt: skip
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,22 +88,22 @@ def main(argv: list[str] | None = None) -> int:
         bag = args.bag or record_bag(tmp, 1 if args.quick else args.episodes)
         record_s = time.perf_counter() - started
         plan = (("model, simulated latency", model, True), ("model, no latency", model, False),
-                ("oracle, simulated latency", None, True), ("oracle, no latency", None, False))  # fmt: skip
+                ("oracle, simulated latency", None, True), ("oracle, no latency", None, False))
         cases = [run_case(name, bag, m, simulate, tmp) for name, m, simulate in plan]
     header = (f"{'case':<28}{'bag s':>7}{'wall s':>8}{'obs/s':>8}{'infer':>7}{'s/bag-min':>11}"
-              f"{'lat p50 ms':>12}{'MAE':>8}")  # fmt: skip
+              f"{'lat p50 ms':>12}{'MAE':>8}")
     print(header)
     print("-" * len(header))
     for c in cases:
         print(f"{c['case']:<28}{c['bag_s']:>7.1f}{c['evaluate_s']:>8.2f}{c['observations_per_s']:>8.0f}"
               f"{c['inferences']:>7}"
               f"{c['seconds_per_bag_minute']:>11.2f}{c['latency_p50_ms']:>12.1f}"
-              f"{c['action_mae'] if c['action_mae'] is not None else math.nan:>8.3f}")  # fmt: skip
+              f"{c['action_mae'] if c['action_mae'] is not None else math.nan:>8.3f}")
     result = {
         "benchmark": "bag_eval", "model": str(model), "bag": str(args.bag) if args.bag else "recorded expert episodes",
         "record_s": record_s if not args.bag else None, "cases": cases,
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()},
-    }  # fmt: skip
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

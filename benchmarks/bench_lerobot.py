@@ -36,11 +36,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset  # noqa: E402
-from moe_vla_ros.data.lerobot.schema import check_dataset  # noqa: E402
-from moe_vla_ros.data.lerobot.writer import ExportOptions, export_lerobot  # noqa: E402
-from moe_vla_ros.model.config import tiny_contract  # noqa: E402
-from moe_vla_ros.training.synthetic import generate_synthetic_dataset  # noqa: E402
+from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset
+from moe_vla_ros.data.lerobot.schema import check_dataset
+from moe_vla_ros.data.lerobot.writer import ExportOptions, export_lerobot
+from moe_vla_ros.model.config import tiny_contract
+from moe_vla_ros.training.synthetic import generate_synthetic_dataset
 
 CASES = {
     "mp4 av1 (LeRobot default)": dict(video=True, codec="libsvtav1", crf=30, gop=2),
@@ -78,7 +78,7 @@ def run_case(name: str, ours, work: Path, kwargs: dict, progress: bool, error_ep
         "case": name, "frames": frames, "export_s": export_s, "export_fps": frames / export_s,
         "open_s": open_s, "import_s": import_s, "import_fps": frames / import_s, "mb": folder_mb(out),
         "pixel_error_mean": float(np.mean(errors)), "layout_problems": problems,
-    }  # fmt: skip
+    }
 
 
 def main(argv=None) -> int:
@@ -107,14 +107,14 @@ def main(argv=None) -> int:
         "cameras": list(sensors.camera_names), "image_size": [args.size, args.size], "joints": sensors.num_joints,
         "ours_mb": ours_mb, "generate_s": generate_s, "cases": rows,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-    }  # fmt: skip
+    }
     print(f"\n{episodes} episodes x {args.steps} steps = {episodes * args.steps} frames, 2 cameras {args.size}x{args.size}, "
-          f"3 joints; our npz dataset {ours_mb:.1f} MB")  # fmt: skip
+          f"3 joints; our npz dataset {ours_mb:.1f} MB")
     header = f"{'case':28} {'export fps':>10} {'import fps':>10} {'open s':>7} {'MB':>7} {'px err':>7}  layout"
     print(header + "\n" + "-" * len(header))
     for r in rows:
         print(f"{r['case']:28} {r['export_fps']:10.0f} {r['import_fps']:10.0f} {r['open_s']:7.2f} {r['mb']:7.1f} "
-              f"{r['pixel_error_mean']:7.2f}  {'ok' if not r['layout_problems'] else r['layout_problems']}")  # fmt: skip
+              f"{r['pixel_error_mean']:7.2f}  {'ok' if not r['layout_problems'] else r['layout_problems']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

@@ -18,15 +18,14 @@ Prints a table and writes JSON (default build/benchmarks/moe_layer.json).
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import platform
 import statistics
-import time
-from pathlib import Path
-from typing import Callable
-
 import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -107,7 +106,7 @@ def combine_index_add(layer: MoELayer, tokens: torch.Tensor, routing) -> torch.T
 
 
 def time_moe(cfg: MoEConfig, tokens: int, warmup: int, repeats: int, ort_threads: int = 0,
-             index_add: bool = False) -> dict[str, float]:  # fmt: skip
+             index_add: bool = False) -> dict[str, float]:
     """Median ms of the sparse and dense formulations of one layer on x [1, tokens, d_model]
     (torch; and ONNX Runtime when ort_threads > 0; the former index_add sparse combine with
     `index_add`). Variants are timed in turns (interleaved_ms)."""
@@ -182,7 +181,7 @@ def main() -> None:
         cells = ""
         if args.ort:
             cells += (f" {row['ort_sparse_ms']:>11.2f} {row['ort_dense_ms']:>10.2f} {row['ort_dense_ffn_ms']:>8.2f} "
-                      f"{row['ort_sparse_ms'] / row['ort_dense_ffn_ms']:>11.2f}")  # fmt: skip
+                      f"{row['ort_sparse_ms'] / row['ort_dense_ffn_ms']:>11.2f}")
         if args.index_add:
             cells += f" {row['index_add_ms']:>8.2f}"
             if args.ort:
@@ -198,7 +197,7 @@ def main() -> None:
         token_rows.append(row)
         print(f"{tokens:>6} {row['sparse_ms']:>9.2f} {row['dense_ms']:>9.2f} {row['dense_ffn_ms']:>10.2f} "
               f"{row['sparse_ms'] / row['dense_ffn_ms']:>11.2f} {row['dense_ms'] / row['dense_ffn_ms']:>10.2f}"
-              f"{ort_cells(row)}")  # fmt: skip
+              f"{ort_cells(row)}")
 
     print(f"\n2) experts, T={sweep_tokens}, top-{args.top_k} (dense FFN: hidden {args.d_hidden * args.top_k})")
     print(f"{'E':>6} {'sparse':>9} {'dense':>9} {'dense FFN':>10} {'sparse/FFN':>11} {'dense/sparse':>13}{ort_head}")
@@ -210,7 +209,7 @@ def main() -> None:
         expert_rows.append(row)
         print(f"{num_experts:>6} {row['sparse_ms']:>9.2f} {row['dense_ms']:>9.2f} {row['dense_ffn_ms']:>10.2f} "
               f"{row['sparse_ms'] / row['dense_ffn_ms']:>11.2f} {row['dense_ms'] / row['sparse_ms']:>13.2f}"
-              f"{ort_cells(row)}")  # fmt: skip
+              f"{ort_cells(row)}")
 
     result = {
         "benchmark": "moe_layer",

@@ -54,7 +54,7 @@ def run_child(spec: dict) -> dict:
 
     backend, formulation, precision = CONFIGS[spec["config"]]
     cfg = RuntimeConfig(backend=backend, providers=("CPUExecutionProvider",), formulation=formulation,
-                        precision=precision, intra_op_threads=spec["threads"])  # fmt: skip
+                        precision=precision, intra_op_threads=spec["threads"])
     start = time.perf_counter()
     policy = load_policy(spec["model"], cfg)
     load_s = time.perf_counter() - start
@@ -152,19 +152,19 @@ def measure(model: Path, configs: list[str], threads: int, rounds: int, iteratio
         name: {mode: {s: summarise([v for run in rs for v in run["modes"][mode]["ms"][s]]) for s in STAGES}
                for mode in MODES}
         for name, rs in runs.items()
-    }  # fmt: skip
+    }
     ratios = {
         name: {mode: {s: latency[name][mode][s]["median"] / max(latency["torch_eager"][mode][s]["median"], 1e-9)
                       for s in STAGES} for mode in MODES}
         for name in latency if name != "torch_eager" and "torch_eager" in latency
-    }  # fmt: skip
+    }
     memory = {name: {"peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "torch_imported": rs[0]["torch_imported"],
-                     "ru_maxrss_mb": max(r["ru_maxrss_mb"] for r in rs)} for name, rs in runs.items()}  # fmt: skip
+                     "ru_maxrss_mb": max(r["ru_maxrss_mb"] for r in rs)} for name, rs in runs.items()}
     return {
         "latency_ms": latency, "ratio_vs_torch": ratios, "memory": memory,
         "reasoning_tokens": {n: rs[0]["modes"]["fresh_reasoning"]["reasoning_tokens"] for n, rs in runs.items()},
         "metadata": {n: rs[0]["metadata"] for n, rs in runs.items()},
-    }  # fmt: skip
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,13 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         print(table(result["latency_ms"], t))
         print("peak RSS (psutil, MB): " + ", ".join(
             f"{n} {m['peak_rss_mb']:.0f}{' (imports torch)' if m['torch_imported'] else ''}"
-            for n, m in result["memory"].items()))  # fmt: skip
+            for n, m in result["memory"].items()))
     report = {
         "model": str(model), "rounds": rounds, "iterations_per_round": iterations,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_before": load_before,
                     "load_avg_after": os.getloadavg()},
         "by_threads": {str(t): r for t, r in by_threads.items()},
-    }  # fmt: skip
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")

@@ -94,7 +94,7 @@ def run(args) -> dict:
 
     # The joints follow the commands (mock hardware behind a joint_trajectory_controller stand-in):
     # a robot that ignores them makes the node hold (tracking error), as it should.
-    clock = lambda: node.get_clock().now().nanoseconds * 1e-9  # noqa: E731
+    clock = lambda: node.get_clock().now().nanoseconds * 1e-9
     controller = MockJointTrajectoryController(names, np.array([0.0, -0.3, 0.6, 0.0, 0.8, 0.0, 0.0]), clock)
     node.create_subscription(JointTrajectory, "/joint_trajectory_controller/joint_trajectory", controller.receive,
                              qos.command_qos(10))

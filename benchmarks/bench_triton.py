@@ -34,12 +34,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from moe_vla_ros.runtime.config import RuntimeConfig  # noqa: E402
-from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy  # noqa: E402
-from moe_vla_ros.runtime.sample_observations import random_observations  # noqa: E402
-from moe_vla_ros.runtime.triton_policy import TritonConfig, TritonPolicy  # noqa: E402
-from moe_vla_ros.serving.triton_repository import RepositoryConfig, build_repository, with_stand_in  # noqa: E402
-from moe_vla_ros.serving.triton_server import TritonServer, read_metrics, server_venv_problem  # noqa: E402
+from moe_vla_ros.runtime.config import RuntimeConfig
+from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy
+from moe_vla_ros.runtime.sample_observations import random_observations
+from moe_vla_ros.runtime.triton_policy import TritonConfig, TritonPolicy
+from moe_vla_ros.serving.triton_repository import RepositoryConfig, build_repository, with_stand_in
+from moe_vla_ros.serving.triton_server import TritonServer, read_metrics, server_venv_problem
 
 STAGE_MODELS = ("vision", "trunk", "action_head", "reasoning")
 
@@ -75,7 +75,7 @@ def run_clients(make_policy, clients: int, steps: int, reasoning_every: int, con
                 start = time.perf_counter()
                 policy.infer(obs[i % len(obs)], generate_reasoning=(i % reasoning_every == 0))
                 latencies[c].append(time.perf_counter() - start)
-        except BaseException as e:  # noqa: BLE001 - reported by the caller
+        except BaseException as e:
             errors.append(e)
             if barrier.n_waiting:
                 barrier.abort()
@@ -97,7 +97,7 @@ def run_clients(make_policy, clients: int, steps: int, reasoning_every: int, con
 
 
 def measure_server(repo: Path, model: Path, cfg: RuntimeConfig, counts: list[int], steps: int, reasoning_every: int,
-                   contract, deadline_s: float) -> tuple[dict, float]:  # fmt: skip
+                   contract, deadline_s: float) -> tuple[dict, float]:
     results = {}
     with TritonServer(repo) as server:
         triton = TritonConfig(url=server.grpc_url, deadline_s=deadline_s)
@@ -112,14 +112,14 @@ def measure_server(repo: Path, model: Path, cfg: RuntimeConfig, counts: list[int
                 batch[m] = reqs / execs if execs else float("nan")
             results[n] = {**r, "avg_batch": batch}
             print(f"  {repo.name} {n} robots: p50 {r['p50_ms']:.1f} ms, {r['requests_per_s']:.1f} req/s, "
-                  f"avg batch trunk {batch['trunk']:.2f}", flush=True)  # fmt: skip
+                  f"avg batch trunk {batch['trunk']:.2f}", flush=True)
         startup = server.startup_s
     return results, startup
 
 
 def table(report: dict) -> str:
     rows = [f"{'robots':>6} | {'in-process p50/p99 ms':>22} {'req/s':>7} | {'Triton no batching p50/p99':>27} {'req/s':>7} | "
-            f"{'Triton dyn. batching p50/p99':>29} {'req/s':>7} {'batch':>6}"]  # fmt: skip
+            f"{'Triton dyn. batching p50/p99':>29} {'req/s':>7} {'batch':>6}"]
     rows.append("-" * len(rows[0]))
     for n in report["clients"]:
         a, b, c = (report[k][str(n)] for k in ("in_process", "triton_unbatched", "triton_batched"))
@@ -127,7 +127,7 @@ def table(report: dict) -> str:
             f"{n:>6} | {a['p50_ms']:>10.1f} / {a['p99_ms']:>9.1f} {a['requests_per_s']:>7.1f} | "
             f"{b['p50_ms']:>13.1f} / {b['p99_ms']:>11.1f} {b['requests_per_s']:>7.1f} | "
             f"{c['p50_ms']:>14.1f} / {c['p99_ms']:>12.1f} {c['requests_per_s']:>7.1f} {c['avg_batch']['trunk']:>6.2f}"
-        )  # fmt: skip
+        )
     return "\n".join(rows)
 
 
@@ -156,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     contract = probe.contract
     probe.close()
     report: dict = {"model": str(model), "clients": counts, "steps": steps, "reasoning_every": args.reasoning_every,
-                    "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()}}  # fmt: skip
+                    "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()}}
     print(f"in-process ({model.name})", flush=True)
     report["in_process"] = {}
     for n in counts:
         report["in_process"][str(n)] = r = run_clients(lambda: OnnxRuntimePolicy.load(model, cfg), n, steps,
-                                                       args.reasoning_every, contract)  # fmt: skip
+                                                       args.reasoning_every, contract)
         print(f"  {n} robots: p50 {r['p50_ms']:.1f} ms, {r['requests_per_s']:.1f} req/s", flush=True)
     repos = {}
     for name, batch in (("triton_unbatched", 0), ("triton_batched", args.max_batch_size)):

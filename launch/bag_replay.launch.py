@@ -10,12 +10,13 @@ own outputs found in the bag (a recording of an earlier run) are not played. The
 (wait_timeout) for the node's input subscriptions, i.e. until the node has loaded its model.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 GLOBAL_TOPICS = ("/clock", "/diagnostics", "/tf", "/tf_static", "/rosout", "/parameter_events")
 

@@ -9,11 +9,12 @@ given here (model_path and backend only when not empty, so a robot file's model.
 Topic names are relative: in namespace `robot1` the node reads /robot1/joint_states, etc.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def _truth(text: str) -> bool:

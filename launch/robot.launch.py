@@ -6,11 +6,12 @@ With namespace:=robot1 the node is /robot1/policy_node on /robot1/<topics> (seve
 one graph, each with its own robot_config). Gazebo / Isaac Sim: use_sim_time:=true.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:

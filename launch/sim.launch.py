@@ -12,13 +12,14 @@ For Gazebo or Isaac Sim with ros2_control, launch the simulator your usual way a
 robot.launch.py with config/robots/gazebo_arm.yaml or config/robots/isaac_arm.yaml instead.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:

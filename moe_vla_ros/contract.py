@@ -11,8 +11,10 @@ Pure Python (no torch, no rclpy): the robot side imports this.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
+
 from moe_vla_ros.errors import BadInputError
 
 # "SI" = ROS REP 103 units: radians for revolute joints, metres for prismatic joints.
@@ -96,14 +98,14 @@ class SensorContract:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SensorContract":
+    def from_dict(cls, d: Mapping[str, Any]) -> SensorContract:
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ContractError(f"unknown sensor contract fields: {unknown}")
         return cls(**{k: d[k] for k in d})
 
-    def check_matches(self, other: "SensorContract", *, what: str = "model", against: str = "config") -> None:
+    def check_matches(self, other: SensorContract, *, what: str = "model", against: str = "config") -> None:
         """Raise ContractError naming every field where `other` differs from this contract."""
         problems = []
         for name in ("camera_names", "image_height", "image_width", "joint_names", "position_unit"):
@@ -145,12 +147,12 @@ class NormalizationStats:
                 raise ContractError(f"{name} must be positive, got {list(getattr(self, name))}")
 
     @classmethod
-    def identity(cls, num_joints: int) -> "NormalizationStats":
+    def identity(cls, num_joints: int) -> NormalizationStats:
         zeros, ones = (0.0,) * num_joints, (1.0,) * num_joints
         return cls(zeros, ones, zeros, ones)
 
     @classmethod
-    def from_arrays(cls, states, actions, min_std: float = 1e-3) -> "NormalizationStats":
+    def from_arrays(cls, states, actions, min_std: float = 1e-3) -> NormalizationStats:
         """Compute stats from [N, J] arrays of states and actions (numpy or anything array-like)."""
         import numpy as np
 
@@ -168,7 +170,7 @@ class NormalizationStats:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "NormalizationStats":
+    def from_dict(cls, d: Mapping[str, Any]) -> NormalizationStats:
         return cls(**dict(d))
 
 
@@ -221,7 +223,7 @@ class PolicyContract:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "PolicyContract":
+    def from_dict(cls, d: Mapping[str, Any]) -> PolicyContract:
         d = dict(d)
         try:
             sensors = SensorContract.from_dict(d.pop("sensors"))

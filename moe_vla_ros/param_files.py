@@ -6,7 +6,8 @@ controller checker (control/jtc_rules.py) read parameter files the same way."""
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
 

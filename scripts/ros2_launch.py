@@ -34,9 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args([a for a in argv if ":=" not in a])
     launch_arguments = [tuple(a.split(":=", 1)) for a in argv if ":=" in a]
 
-    from launch import LaunchContext, LaunchDescription, LaunchService
     from launch.actions import IncludeLaunchDescription
     from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+    from launch import LaunchContext, LaunchDescription, LaunchService
 
     path = launch_file_path(args.package_or_path, args.file_name)
     if not path.is_file():

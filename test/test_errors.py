@@ -26,7 +26,7 @@ def test_every_package_exception_derives_from_the_package_base():
     names = {name for _, name, _ in _exception_classes()} | {"MoeVlaError", "BadInputError", "FailedError"}
     outside = [f"{path}: {name}({', '.join(bases)})" for path, name, bases in _exception_classes()
                if path.name != "errors.py" or path.parent.name != "moe_vla_ros"
-               if not any(b in names for b in bases)]  # fmt: skip
+               if not any(b in names for b in bases)]
     assert not outside, "exceptions outside moe_vla_ros.errors' hierarchy:\n" + "\n".join(outside)
 
 

@@ -131,8 +131,8 @@ def test_config_files_set_only_declared_parameters(path):
 
 
 def test_topic_defaults_are_relative():
-    from moe_vla_ros.spec.described import default_value
     from moe_vla_ros.ros.sim_node_config import SimNodeConfig
+    from moe_vla_ros.spec.described import default_value
 
     for cls in (PolicyNodeConfig, SimNodeConfig):
         for name, f, _ in iter_params(cls):

@@ -38,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "bags": {"errors", "cli", "contract", "control", "data", "sim"},  # bag I/O, validation, conversion: below evaluation
     "evaluation": {"errors", "bags", "cli", "contract", "control", "paths", "runtime", "sim", "spec"},
     "ros": {"errors", "bags", "cli", "contract", "control", "evaluation", "param_files", "paths", "runtime", "sim", "spec"},
-}  # fmt: skip
+}
 # imports inside functions only (never at import), each with its reason; not counted by the cycle checks
 LAZY_ALLOWED: dict[str, set[str]] = {
     "runtime": {"model"},  # the torch backend (runtime/torch_policy.py) loads MoEVLA when backend="torch" is chosen
@@ -263,7 +263,7 @@ def test_importing_the_robot_side_never_loads_torch(layer):
     modules = sorted(
         ".".join(("moe_vla_ros", *p.relative_to(PACKAGE).with_suffix("").parts))
         for p in FILES if _layer(p) == layer and p.name != "__init__.py"
-    )  # fmt: skip
+    )
     code = (
         "import sys\n"
         "sys.modules['torch'] = None  # any import of torch raises ImportError\n"

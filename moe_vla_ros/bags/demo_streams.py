@@ -15,8 +15,8 @@ Pure: rosbags + numpy, no rclpy.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 from tqdm import tqdm

@@ -8,7 +8,8 @@ wrong, so a command-line user can act on it without a traceback.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+
 from moe_vla_ros.errors import BadInputError
 
 

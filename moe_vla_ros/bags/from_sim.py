@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
@@ -43,8 +43,8 @@ from moe_vla_ros.cli import add_output_argument, add_progress_argument, run_tool
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CAMERA_NAMES, JOINT_NAMES, SimConfig
 from moe_vla_ros.sim.expert import ScriptedExpert
-from moe_vla_ros.sim.tasks import TASK_FAMILIES, Task, sample_task
 from moe_vla_ros.sim.rollout import ControlStep, Observation, Setpoint, expert_controller, run_episode
+from moe_vla_ros.sim.tasks import TASK_FAMILIES, Task, sample_task
 
 NS = 1_000_000_000
 CONTRACT_KEY = "moe_vla.sensor_contract"
@@ -155,7 +155,7 @@ class SimRecordingConfig:
         return SimConfig(
             seed=self.seed, image_height=self.image_size, image_width=self.image_size,
             camera_names=self.cameras, control_rate_hz=self.control_rate_hz,
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def offered_qos(reliable: bool = True, latched: bool = False, depth: int = 1) ->
         durability=QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
         deadline=infinite, lifespan=infinite, liveliness=QosLiveliness.AUTOMATIC,
         liveliness_lease_duration=infinite, avoid_ros_namespace_conventions=False,
-    )  # fmt: skip
+    )
 
 
 def _plan(cfg: SimRecordingConfig) -> list[tuple[int, Task]]:
@@ -228,19 +228,19 @@ class _MessageFactory:
         return self.t["sensor_msgs/msg/Image"](
             header=self.header(t_ns, self.frames[camera]), height=self.size, width=self.size, encoding="rgb8",
             is_bigendian=0, step=self.size * 3, data=np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1),
-        )  # fmt: skip
+        )
 
     def joint_state(self, t_ns: int, positions: np.ndarray, velocities: np.ndarray):
         return self.t["sensor_msgs/msg/JointState"](
             header=self.header(t_ns), name=list(JOINT_NAMES), position=np.asarray(positions, dtype=np.float64),
             velocity=np.asarray(velocities, dtype=np.float64), effort=np.zeros(0),
-        )  # fmt: skip
+        )
 
     def command(self, t_ns: int, targets: np.ndarray, period_ns: int):
         point = self.t["trajectory_msgs/msg/JointTrajectoryPoint"](
             positions=np.asarray(targets, dtype=np.float64), velocities=np.zeros(0), accelerations=np.zeros(0),
             effort=np.zeros(0), time_from_start=self.t["builtin_interfaces/msg/Duration"](sec=0, nanosec=period_ns),
-        )  # fmt: skip
+        )
         return self.t["trajectory_msgs/msg/JointTrajectory"](
             header=self.header(t_ns), joint_names=list(JOINT_NAMES), points=[point]
         )
@@ -252,7 +252,7 @@ class _MessageFactory:
 def _record_episode(
     sim: ArmSim, expert: ScriptedExpert, task: Task, cfg: SimRecordingConfig, bag: BagWriter,
     msgs: _MessageFactory, offset_ns: int,
-) -> tuple[float, bool, int]:  # fmt: skip
+) -> tuple[float, bool, int]:
     """Run one episode from the sim's current state (sim/rollout.run_episode, the expert's
     commands and the sensors at their own rates written to the bag); returns (duration s,
     success, steps)."""
@@ -298,7 +298,7 @@ def _record_episode(
     bag.write(topics.instruction, offset_ns, msgs.string(task.instruction))
     expert.reset(task)
     result = run_episode(sim, replace(task, max_duration_s=max_steps * period), control, cfg.success_hold_steps,
-                         record_images=False, advance=advance)  # fmt: skip
+                         record_images=False, advance=advance)
     return result.steps * period, result.success, result.steps
 
 
@@ -320,7 +320,7 @@ def record_sim_bag(path: str | Path, cfg: SimRecordingConfig = SimRecordingConfi
                 {"index": i, "seed": seed, "family": task.family, "color": task.color, "direction": task.direction,
                  "instruction": task.instruction} for i, (seed, task) in enumerate(plan)
             ]),
-        }  # fmt: skip
+        }
         msgs = _MessageFactory(cfg.cameras, cfg.image_size)
         expert = ScriptedExpert(sim)
         episodes: list[RecordedEpisode] = []
@@ -377,11 +377,11 @@ def _run(argv: Sequence[str] | None) -> int:
     cfg = SimRecordingConfig(
         tasks=args.tasks, cameras=args.cameras, max_episode_s=args.max_episode_seconds, storage=args.storage,
         progress=args.progress, **{name: getattr(args, name) for _, name, _, _ in _NUMBER_OPTIONS},
-    )  # fmt: skip
+    )
     recording = record_sim_bag(args.out, cfg)
     solved = sum(e.success for e in recording.episodes)
     print(f"wrote {len(recording.episodes)} episode(s) ({solved} solved), {recording.duration_s:.1f} s, "
-          f"{sum(recording.counts.values())} messages to {recording.path}")  # fmt: skip
+          f"{sum(recording.counts.values())} messages to {recording.path}")
     for e in recording.episodes:
         print(f"  {e.index}: {e.task.instruction!r} {e.start_s:.2f}-{e.end_s:.2f} s, success={e.success}")
     return 0

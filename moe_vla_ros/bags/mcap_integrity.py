@@ -23,11 +23,13 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
+
 from moe_vla_ros.errors import BadInputError
 
 MAGIC = b"\x89MCAP0\r\n"
@@ -172,7 +174,7 @@ def check_chunk_crcs(path: str | os.PathLike) -> ChunkCheck:
                 unchecked += 1
             elif zlib.crc32(raw) != crc:
                 problems.append(f"chunk {chunks} at byte {offset} of {path.name} fails its CRC check "
-                                f"(stored {crc:08x}, computed {zlib.crc32(raw):08x}): the file was corrupted")  # fmt: skip
+                                f"(stored {crc:08x}, computed {zlib.crc32(raw):08x}): the file was corrupted")
     return ChunkCheck(chunks, unchecked, tuple(problems), truncated=not ended)
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import apsw
 from rosbags.interfaces import Connection, MessageDefinitionFormat, Qos
@@ -113,7 +113,7 @@ class BagReader:
             hint = ""
             if any(name.endswith(".mcap") for name in found):
                 hint = (f"; if its recorder was killed before it closed the bag, recover it with "
-                        f"`{REINDEX_COMMAND} {self.path}` (writes a new, complete bag next to it)")  # fmt: skip
+                        f"`{REINDEX_COMMAND} {self.path}` (writes a new, complete bag next to it)")
             raise BagError(f"bag folder {self.path} has no metadata.yaml (it holds: {found}){hint}")
         try:
             self._reader = Reader(self.path)
@@ -126,13 +126,13 @@ class BagReader:
             fewer = any("the storage holds" in m and "messages" in m for m in mismatches)
             truncated = f" ({self.storage} bag storage of {self.path} may be truncated or corrupt)" if fewer else ""
             fix = (f"rebuild metadata.yaml from the storage with `{REINDEX_COMMAND} {self.path}`"
-                   if self.storage == "mcap" else "`ros2 bag reindex` rebuilds the metadata.yaml of a sqlite3 bag")  # fmt: skip
+                   if self.storage == "mcap" else "`ros2 bag reindex` rebuilds the metadata.yaml of a sqlite3 bag")
             raise BagError(
                 f"metadata.yaml of bag {self.path} does not match its storage{truncated} ({len(mismatches)} "
-                f"problem(s): " + "; ".join(mismatches) + f"). Messages of such topics would be skipped silently; "
+                f"problem(s): " + "; ".join(mismatches) + "). Messages of such topics would be skipped silently; "
                 + fix,
                 mismatches,
-            )  # fmt: skip
+            )
         self._connections: dict[str, list[Connection]] = {}
         for conn in self._reader.connections:
             self._connections.setdefault(conn.topic, []).append(conn)
@@ -267,7 +267,7 @@ class BagReader:
         if self._reader.is_open:
             self._reader.close()
 
-    def __enter__(self) -> "BagReader":
+    def __enter__(self) -> BagReader:
         return self
 
     def __exit__(self, *exc) -> None:

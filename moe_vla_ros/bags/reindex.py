@@ -23,9 +23,9 @@ from __future__ import annotations
 import os
 import struct
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from rosbags.rosbag2.storage_mcap import get_qos
 
@@ -68,7 +68,7 @@ def _mcap_file(bag: Path) -> Path:
     files = sorted(bag.glob("*.mcap")) if bag.is_dir() else []
     if len(files) != 1:
         raise BagError(f"{bag}: expected one .mcap file to reindex, found {[f.name for f in files]}"
-                       + (" (sqlite3 bags are not supported)" if bag.is_dir() and list(bag.glob("*.db3")) else ""))  # fmt: skip
+                       + (" (sqlite3 bags are not supported)" if bag.is_dir() and list(bag.glob("*.db3")) else ""))
     return files[0]
 
 
@@ -139,7 +139,7 @@ def reindex_bag(bag: str | os.PathLike, output: str | os.PathLike | None = None)
         writer.close()
     if not sum(counts.values()):
         raise BagError(f"no message of {source} is recoverable ({'; '.join(skipped) or 'it holds none'}); "
-                       f"{out} holds an empty bag")  # fmt: skip
+                       f"{out} holds an empty bag")
     return ReindexReport(out, counts, tuple(skipped))
 
 

@@ -16,8 +16,8 @@ converter can cut episodes where data is missing instead of inventing it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -33,9 +33,9 @@ import math
 import shutil
 import sys
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_input, parse_pairs, run_tool, tool_parser
 from moe_vla_ros.data.dataset import DemoDataset
@@ -33,7 +33,7 @@ def is_bag(path: Path) -> bool:
 
 
 def bag_to_lerobot(bag: str | Path, output: str | Path, contract_path: str | Path, bag_config=None,
-                   options: ExportOptions = ExportOptions()) -> ExportReport:  # fmt: skip
+                   options: ExportOptions = ExportOptions()) -> ExportReport:
     """Bag -> our dataset (bags/to_dataset.py, in a temporary folder) -> LeRobot folder `output`."""
     from moe_vla_ros.bags.to_dataset import BagToDatasetConfig, convert_bag_to_dataset
     from moe_vla_ros.bags.validate import load_sensor_contract
@@ -75,7 +75,7 @@ def _run(argv: Sequence[str] | None) -> int:
         options = ExportOptions(
             video=not args.images, codec=args.vcodec, crf=args.crf, gop=args.gop, robot_type=args.robot_type,
             progress=args.progress,
-        )  # fmt: skip
+        )
     if is_bag(args.input):
         from moe_vla_ros.bags.errors import BagError
         from moe_vla_ros.bags.to_dataset import BagToDatasetConfig
@@ -85,11 +85,11 @@ def _run(argv: Sequence[str] | None) -> int:
         topics = {
             "joint_state_topic": args.joint_states, "instruction_topic": args.instruction,
             "command_topic": args.command, "reasoning_topic": args.reasoning,
-        }  # fmt: skip
+        }
         config = BagToDatasetConfig(
             camera_topics=parse_pairs(args.camera, "=", "--camera NAME=TOPIC", BagError), task=args.task,
             progress=args.progress, **{k: v for k, v in topics.items() if v is not None},
-        )  # fmt: skip
+        )
         report = bag_to_lerobot(args.input, args.out, args.contract, config, options)
     elif (args.input / "meta.json").is_file():
         report = export_lerobot(DemoDataset(args.input), args.out, options)

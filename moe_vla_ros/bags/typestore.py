@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 from rosbags.interfaces import Nodetype
 from rosbags.serde import SerdeError
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore as _rosbags_typestore
+from rosbags.typesys import Stores, get_types_from_msg
+from rosbags.typesys import get_typestore as _rosbags_typestore
 from rosbags.typesys.base import TypesysError
 from rosbags.typesys.store import Typestore
 

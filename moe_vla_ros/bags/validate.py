@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagReader

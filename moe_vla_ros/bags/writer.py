@@ -16,9 +16,9 @@ Pure: rosbags only, no rclpy.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from rosbags.interfaces import Connection, Qos
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
@@ -150,7 +150,7 @@ class BagWriter:
         if self._closed:
             raise BagError(f"bag {self.path} is already closed")
 
-    def __enter__(self) -> "BagWriter":
+    def __enter__(self) -> BagWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -110,7 +110,7 @@ class ChunkExecutorConfig:
         return steps * self.control_period_s
 
     @classmethod
-    def from_contract(cls, contract: PolicyContract, **overrides) -> "ChunkExecutorConfig":
+    def from_contract(cls, contract: PolicyContract, **overrides) -> ChunkExecutorConfig:
         """Joints, period and chunk length from the policy contract; other fields from `overrides`."""
         return cls(
             num_joints=contract.sensors.num_joints,

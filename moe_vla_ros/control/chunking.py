@@ -47,9 +47,8 @@ led to. Time is passed in (``now``, seconds); nothing reads a clock. Pure numpy:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-
-from typing import Sequence
 
 import numpy as np
 

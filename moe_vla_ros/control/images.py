@@ -29,6 +29,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from moe_vla_ros.errors import BadInputError
 
 

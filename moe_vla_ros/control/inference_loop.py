@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
+
 from moe_vla_ros.errors import FailedError
 
 
@@ -66,7 +67,7 @@ class InferenceLoop:
             started = time.monotonic()
             try:
                 self._tick()
-            except Exception as e:  # noqa: BLE001 - reported, and the next tick decides again
+            except Exception as e:
                 self.errors += 1
                 self._on_error(e)
             self.ticks += 1

@@ -29,8 +29,9 @@ Pure numpy: no rclpy.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ timeout)."""
 REJECTION_CODES = (
     STAMP_ZERO, STAMP_IN_FUTURE, STAMP_TOO_OLD, STAMP_NOT_NEWER, NON_FINITE, OUT_OF_LIMITS, JUMP, FROZEN,
     TRACKING_ERROR, MALFORMED,
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class InputCheckConfig:
         check("max_stamp_future_s", True, False)
 
     @classmethod
-    def from_params(cls, values: Mapping[str, Any]) -> "InputCheckConfig":
+    def from_params(cls, values: Mapping[str, Any]) -> InputCheckConfig:
         """From parameter values ({field: value}, missing fields keep their defaults). ROS
         parameters cannot be None: a value <= 0 for one of OPTIONAL_CHECKS disables that check.
         Raises ValueError naming an unknown field or a bad value."""
@@ -198,7 +199,7 @@ class InputChecker:
             return Rejection(
                 name, STAMP_IN_FUTURE,
                 f"{name} rejected: stamp {-age:.3f} s in the future (max {cfg.max_stamp_future_s} s)",
-            )  # fmt: skip
+            )
         if age > cfg.max_stamp_age_s:
             return Rejection(
                 name, STAMP_TOO_OLD, f"{name} rejected: stamp {age:.3f} s old (max {cfg.max_stamp_age_s} s)"
@@ -208,7 +209,7 @@ class InputChecker:
             return Rejection(
                 name, STAMP_NOT_NEWER,
                 f"{name} rejected: stamp {stamp:.6f} not newer than the last accepted {last:.6f}",
-            )  # fmt: skip
+            )
         return None
 
     def accept_stamp(self, name: str, stamp: float) -> None:
@@ -243,7 +244,7 @@ class InputChecker:
                 return Rejection(
                     name, OUT_OF_LIMITS,
                     f"{name} rejected: {names[k]} at {_g(q[k])} rad outside [{lower[k]}, {upper[k]}]+{tol}",
-                )  # fmt: skip
+                )
         previous = self._last_positions
         if (
             cfg.jump_velocity_factor is not None
@@ -261,7 +262,7 @@ class InputChecker:
                     f"{name} rejected: {names[k]} jumped {_g(moved[k])} rad in {dt:.3f} s "
                     f"(max {_g(allowed[k])} rad: {cfg.jump_velocity_factor} x {limits.max_velocity[k]} rad/s "
                     f"+ {cfg.jump_margin_rad})",
-                )  # fmt: skip
+                )
         command = commanded(stamp)  # [J] or None
         if cfg.frozen_after_s is not None and previous is not None and np.array_equal(q, previous):
             start, command_then = self._same_since
@@ -274,7 +275,7 @@ class InputChecker:
                         name, FROZEN,
                         f"{name} rejected: positions identical for {stamp - start:.3f} s while the plan "
                         f"moved {_g(motion)} rad (frozen joint states)",
-                    )  # fmt: skip
+                    )
         if cfg.max_tracking_error_rad is not None and command is not None:
             error = np.abs(q - command)  # [J]
             if error.max() > cfg.max_tracking_error_rad:
@@ -283,7 +284,7 @@ class InputChecker:
                     name, TRACKING_ERROR,
                     f"{name} rejected: {names[k]} at {_g(q[k])} rad is {_g(error[k])} rad from the commanded "
                     f"{_g(command[k])} (max {cfg.max_tracking_error_rad}): the arm does not follow",
-                )  # fmt: skip
+                )
         return None
 
     def accept_joint_state(self, name: str, stamp: float, positions: np.ndarray, commanded: np.ndarray | None) -> None:

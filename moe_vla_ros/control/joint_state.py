@@ -11,10 +11,11 @@ Pure numpy: no rclpy (ros/conversions.py feeds JointState messages in).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
+
 from moe_vla_ros.errors import BadInputError
 
 

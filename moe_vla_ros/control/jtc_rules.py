@@ -71,11 +71,12 @@ past at receipt, the setpoint jumps into the segment that contains now.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from moe_vla_ros.param_files import flatten_parameters
 from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.param_files import flatten_parameters
 
 FLT_EPSILON = 1.1920928955078125e-07  # std::numeric_limits<float>::epsilon(), rule 5
 _NS = 1_000_000_000
@@ -244,7 +245,7 @@ class JtcParams:
         return self.cmd_timeout if self.cmd_timeout > 0.0 and self.cmd_timeout > self.goal_time else 0.0
 
     @classmethod
-    def from_ros_parameters(cls, parameters: Mapping[str, Any]) -> "JtcParams":
+    def from_ros_parameters(cls, parameters: Mapping[str, Any]) -> JtcParams:
         """From a controller's ``ros__parameters`` block (nested as in YAML, or dotted names).
 
         Raises JtcParamsError naming any key that is not a joint_trajectory_controller

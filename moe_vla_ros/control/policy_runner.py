@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -73,7 +73,7 @@ HOLD_REQUESTED = "requested"
 HOLD_CODES = (
     HOLD_INACTIVE, HOLD_DISABLED, HOLD_ESTOP, HOLD_WAITING, HOLD_STALE, HOLD_REJECTED, HOLD_NO_INSTRUCTION,
     HOLD_INFERENCE, HOLD_ERROR, HOLD_REQUESTED,
-)  # fmt: skip
+)
 """Keys of RunnerCounters.holds_by_reason (and of `PolicyRunner.hold_state`). While recovering
 from a stale or rejected input the code stays that of the cause."""
 
@@ -115,7 +115,7 @@ class RunnerConfig:
         if not isinstance(self.input_checks, InputCheckConfig):
             raise ValueError(f"input_checks must be an InputCheckConfig, got {type(self.input_checks).__name__}")
         for name, allow_zero in (("sync_slop_s", False), ("input_timeout_s", False),
-                                 ("startup_grace_s", True), ("recovery_s", True)):  # fmt: skip
+                                 ("startup_grace_s", True), ("recovery_s", True)):
             value = getattr(self, name)
             number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
             if not number or value < 0 or (value == 0 and not allow_zero):
@@ -204,7 +204,7 @@ class PolicyRunner:
         self.executor = ActionChunkExecutor(config.executor, safety)
         self.sync = ApproximateTimeSync(SyncConfig(inputs, slop_s=config.sync_slop_s))
         self.watchdog = InputWatchdog(
-            WatchdogConfig({name: config.input_timeout_s for name in inputs}, config.startup_grace_s, config.start_enabled)
+            WatchdogConfig(dict.fromkeys(inputs, config.input_timeout_s), config.startup_grace_s, config.start_enabled)
         )
         self.checks = InputChecker(config.input_checks, sensors.joint_names, limits)
         self.latency = LatencyEstimator(LatencyEstimatorConfig())
@@ -408,7 +408,7 @@ class PolicyRunner:
             return HOLD_REJECTED, self._fault
         # an input that had arrived since activation and went silent is stale, also in the grace period
         stale = [n for n in self.watchdog.config.timeouts_s if n in report.stale or
-                 (n in report.waiting and n in self._last_accepted)]  # fmt: skip
+                 (n in report.waiting and n in self._last_accepted)]
         waiting = [n for n in report.waiting if n not in self._last_accepted]
         if stale:
             self._bad_until = max(self._bad_until, now)
@@ -453,7 +453,7 @@ class PolicyRunner:
                 _bump(self.counters.rejected_by_reason, "observation/invalid")
                 self.counters.last_error = f"observation: {e}"
             return None
-        except Exception as e:  # noqa: BLE001 - a failing model must never take the node down
+        except Exception as e:
             with self._lock:
                 self.counters.inference_errors += 1
                 self.counters.last_error = f"inference: {type(e).__name__}: {e}"

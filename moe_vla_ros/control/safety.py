@@ -41,10 +41,12 @@ Pure numpy: no rclpy.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
 from moe_vla_ros.errors import BadInputError
 
 LIMIT_FIELDS = ("lower", "upper", "max_velocity", "max_acceleration")
@@ -175,7 +177,7 @@ class SafetyLimits:
         upper: Any = None,
         max_velocity: Any = None,
         max_acceleration: Any = None,
-    ) -> "SafetyLimits | None":
+    ) -> SafetyLimits | None:
         """Limits from values that may each be None or empty (= not configured), e.g. the node's
         robot.position_lower/position_upper/max_velocity/max_acceleration parameter lists.
 
@@ -188,7 +190,7 @@ class SafetyLimits:
         return cls(tuple(joint_names), *given)
 
     @classmethod
-    def from_config(cls, joint_names: Sequence[str], config: Mapping[str, Any]) -> "SafetyLimits":
+    def from_config(cls, joint_names: Sequence[str], config: Mapping[str, Any]) -> SafetyLimits:
         """Build limits from a config mapping (parameters or YAML).
 
         Each of "lower", "upper", "max_velocity", "max_acceleration" must be present: a number
@@ -568,7 +570,8 @@ class _SplineSteps:
         return acc_lo, acc_hi, hard_lo, hard_hi
 
     def _reach(self, w_new: np.ndarray, reference: np.ndarray, sign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For candidate interval velocities `w_new` [K, J]: the farthest displacement [K, J] in direction `sign` [J] (+1/-1), in a frame moving at
+        """For candidate interval velocities `w_new` [K, J]: the farthest displacement [K, J] in
+        direction `sign` [J] (+1/-1), in a frame moving at
         `reference` [J], from this step on (this step's interval included) when every later step
         pushes the velocity against `sign` as hard as the spline limits allow; and where [J]
         that braking cannot keep the velocity limit [K, J]."""
@@ -649,7 +652,6 @@ class _SplineSteps:
         infeasible &= plain_bad
         chosen = np.clip(desired, lo, hi)
         zero, plus = np.zeros_like(chosen), np.ones_like(chosen)
-        toward_lo = np.minimum(hi, np.maximum(lo, np.minimum(0.0, hi)))  # [J] slowest upwards
         toward_hi = np.maximum(lo, np.minimum(hi, np.maximum(0.0, lo)))
 
         def past(goal: np.ndarray, reference: np.ndarray, sign: np.ndarray):

@@ -25,6 +25,7 @@ import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
 from moe_vla_ros.errors import BadInputError
 
 

@@ -18,8 +18,9 @@ Time is passed in (``now`` in seconds); nothing reads a clock. Pure Python: no r
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
+
 from moe_vla_ros.errors import BadInputError
 
 

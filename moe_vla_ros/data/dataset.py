@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -111,7 +111,7 @@ class Episode:
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], camera_names) -> "Episode":
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], camera_names) -> Episode:
         return cls(
             images={cam: arrays[f"image_{cam}"] for cam in camera_names},
             joint_position=arrays["joint_position"],
@@ -177,7 +177,7 @@ class DatasetWriter:
     def close(self) -> None:
         self._write_meta()
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, *exc) -> None:

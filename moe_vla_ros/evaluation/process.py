@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 class NodeProcess:
@@ -21,15 +21,15 @@ class NodeProcess:
 
     def __init__(self, argv: Sequence[str], log_path: str | Path, stop_timeout_s: float = 10.0) -> None:
         self.argv, self.log_path, self.stop_timeout_s = list(argv), Path(log_path), stop_timeout_s
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "w")
         try:
             self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
         except OSError:
             self._log.close()
             raise
 
-    def __enter__(self) -> "NodeProcess":
+    def __enter__(self) -> NodeProcess:
         return self
 
     def __exit__(self, *exc) -> None:

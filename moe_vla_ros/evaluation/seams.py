@@ -24,8 +24,8 @@ control period).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class _Segment:
     def sample(self, t: np.ndarray) -> np.ndarray:
         """Positions [K, J] at times `t` (linear, clamped: holds its last knot)."""
         return np.stack([np.interp(t, self.knot_times, self.knot_positions[:, j])
-                         for j in range(self.knot_positions.shape[1])], axis=1)  # fmt: skip
+                         for j in range(self.knot_positions.shape[1])], axis=1)
 
 
 def _segments(commands: Sequence[CommandRecord], initial: np.ndarray | None) -> list[_Segment]:
@@ -147,7 +147,7 @@ class SeamJumps:
     baseline_acceleration: np.ndarray
 
     @staticmethod
-    def pooled(runs: Sequence["SeamJumps"]) -> "SeamJumps":
+    def pooled(runs: Sequence[SeamJumps]) -> SeamJumps:
         """The seams of several runs (episodes) together."""
         joints = max((r.position.shape[1] for r in runs), default=0)
         parts = [r for r in runs if r.position.size] or [_no_seams(joints)]
@@ -155,7 +155,7 @@ class SeamJumps:
             np.concatenate([r.position for r in parts]), np.concatenate([r.velocity for r in parts]),
             *(np.concatenate([getattr(r, f) for r in runs] or [np.zeros(0)])
               for f in ("acceleration", "starved_s", "baseline_velocity", "baseline_acceleration")),
-        )  # fmt: skip
+        )
 
 
 def _no_seams(joints: int) -> SeamJumps:
@@ -163,7 +163,7 @@ def _no_seams(joints: int) -> SeamJumps:
 
 
 def seam_jumps(commands: Sequence[CommandRecord], period_s: float, window: int = DEFAULT_WINDOW_STEPS,
-               initial: np.ndarray | None = None) -> SeamJumps:  # fmt: skip
+               initial: np.ndarray | None = None) -> SeamJumps:
     """Position / velocity / acceleration jumps at the chunk seams of one run and the baseline
     away from them (module docstring)."""
     dt = period_s
@@ -201,7 +201,7 @@ def seam_jumps(commands: Sequence[CommandRecord], period_s: float, window: int =
         pos_jumps_arr, vel_jumps_arr = np.stack(pos_jumps), np.stack(vel_jumps)
     baseline = _baseline(ordered, path, dt, seam_zones)
     return SeamJumps(pos_jumps_arr, vel_jumps_arr, np.asarray(acc_jumps, dtype=np.float64),
-                     np.asarray(starved, dtype=np.float64), *baseline)  # fmt: skip
+                     np.asarray(starved, dtype=np.float64), *baseline)
 
 
 def summarize_seams(jumps: SeamJumps, limits: SeamLimits | None = None) -> dict:
@@ -222,7 +222,7 @@ def summarize_seams(jumps: SeamJumps, limits: SeamLimits | None = None) -> dict:
 
 
 def seam_metrics(commands: Sequence[CommandRecord], period_s: float, window: int = DEFAULT_WINDOW_STEPS,
-                 initial: np.ndarray | None = None, limits: SeamLimits | None = None) -> dict:  # fmt: skip
+                 initial: np.ndarray | None = None, limits: SeamLimits | None = None) -> dict:
     """`summarize_seams` of one run's `seam_jumps`."""
     return summarize_seams(seam_jumps(commands, period_s, window, initial), limits)
 
@@ -237,11 +237,11 @@ def _against_limits(jumps: SeamJumps, limits: SeamLimits) -> dict:
         raise ValueError(f"trajectories have {pos.shape[1]} joints, limits {len(limits.max_velocity)}")
     pr, vr = (pos / limits.position_bound).max(axis=1), (vel / limits.velocity_bound).max(axis=1)  # [S]
     return out | {"max_position_ratio": float(pr.max()), "max_velocity_ratio": float(vr.max()),
-                  "within_bounds": float(np.mean((pr <= 1.0) & (vr <= 1.0)))}  # fmt: skip
+                  "within_bounds": float(np.mean((pr <= 1.0) & (vr <= 1.0)))}
 
 
 def _baseline(ordered: Sequence[CommandRecord], path: ExecutedPath, dt: float,
-              zones: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+              zones: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
     """|velocity change| and |acceleration change| (max over joints) at grid points of the
     executed path that are neither near a seam nor near a hold."""
     commanded = [c for c in ordered if not c.is_hold]

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from moe_vla_ros.cli import add_output_argument, bad_input, run_tool, tool_parser
 from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.export.config import INT8_SCHEME_CHOICES, ExportConfig, QuantizationGate
 from moe_vla_ros.runtime.manifest import Manifest
-
 
 PROG = "moe_vla_export"
 
@@ -62,7 +61,7 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
         int8=args.int8, int8_scheme=args.int8_scheme, fp16=args.fp16,
         int8_gate=QuantizationGate(args.int8_max_action_error, args.int8_min_router_agreement),
         fp16_gate=QuantizationGate(args.fp16_max_action_error, args.fp16_min_router_agreement),
-    )  # fmt: skip
+    )
 
 
 def summary(manifest: Manifest, out: Path) -> str:
@@ -73,19 +72,19 @@ def summary(manifest: Manifest, out: Path) -> str:
     outside = {f: u for f, u in trt.items() if u}
     if trt:
         lines.append("  TensorRT 10 parses every graph whole" if not outside else
-                     "  TensorRT 10 cannot parse: " + "; ".join(f"{f}: {', '.join(u)}" for f, u in outside.items()))  # fmt: skip
+                     "  TensorRT 10 cannot parse: " + "; ".join(f"{f}: {', '.join(u)}" for f, u in outside.items()))
     for formulation, r in manifest.verification.get("policy_parity", {}).items():
         lines.append(f"  parity {formulation}: max action error {r['max_action_error']:.2e} rad, "
-                     f"reasoning identical {r['reasoning_identical']}/{r['observations']}")  # fmt: skip
+                     f"reasoning identical {r['reasoning_identical']}/{r['observations']}")
     for v in manifest.variants:
         m = v["metrics"]
         lines.append(f"  {v['formulation']}/{v['precision']}: {'kept' if v['kept'] else 'DROPPED'} "
                      f"(max action error {m['max_action_error']:.3g} rad, router agreement {m['router_agreement']:.3f}, "
-                     f"reasoning agreement {m['reasoning_agreement']:.2f})")  # fmt: skip
+                     f"reasoning agreement {m['reasoning_agreement']:.2f})")
         if "scheme" in v or "gated_on" in v:
             hw = v.get("gated_on", {})
             lines.append(f"    scheme {v.get('scheme', {}).get('name', '-')}, gated on {hw.get('cpu_model', '?')} "
-                         f"({hw.get('int8_kernel', '?')}), onnxruntime {hw.get('onnxruntime', '?')}")  # fmt: skip
+                         f"({hw.get('int8_kernel', '?')}), onnxruntime {hw.get('onnxruntime', '?')}")
     return "\n".join(lines)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from moe_vla_ros.runtime.manifest import FORMULATIONS
 from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.runtime.manifest import FORMULATIONS
 
 EXPORT_OPSETS = range(18, 22)  # torch.onnx.export(dynamo=True) targets opset >= 18
 # int8 schemes that cannot saturate on any CPU (export/quantize.py INT8_SCHEMES; 8-bit U8S8 is not offered).
@@ -51,7 +51,7 @@ class QuantizationGate:
 
     def to_dict(self) -> dict[str, float]:
         return {"max_action_error": self.max_action_error, "min_router_agreement": self.min_router_agreement,
-                "min_reasoning_agreement": self.min_reasoning_agreement}  # fmt: skip
+                "min_reasoning_agreement": self.min_reasoning_agreement}
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def random_model(
     stats = NormalizationStats(
         state_mean=rng.uniform(-0.5, 0.5, j), state_std=rng.uniform(0.2, 0.8, j),
         action_mean=rng.uniform(-0.5, 0.5, j), action_std=rng.uniform(0.2, 0.8, j),
-    )  # fmt: skip
+    )
     cfg = dataclasses.replace(
         base.replace_contract(dataclasses.replace(contract, normalization=stats)), vocab_size=tokenizer.vocab_size
     )
@@ -87,7 +87,7 @@ def write_random_checkpoint(
 
 def export_demo_model(root: str | os.PathLike, preset: str = "tiny", seed: int = 0,
                       cfg: ExportConfig | None = None, contract: PolicyContract | None = None,
-                      tag: str = "") -> tuple[Path, Path]:  # fmt: skip
+                      tag: str = "") -> tuple[Path, Path]:
     """(checkpoint folder, exported model folder) of a random `preset` model under `root`.
 
     Reuses an earlier export under the same root and tag (tests share one export per session;

@@ -31,7 +31,7 @@ def example_batch(cfg: ModelConfig, batch_size: int = 2, seed: int = 0) -> dict[
     reasoning_ids, reasoning_mask = padded(R, R - 1)
     return {
         "images": torch.randint(0, 256, (b, len(s.camera_names), 3, s.image_height, s.image_width), generator=g,
-                                dtype=torch.uint8),  # fmt: skip
+                                dtype=torch.uint8),
         "state": torch.randn(b, J, generator=g),
         "instruction_ids": instruction_ids,
         "instruction_mask": instruction_mask,

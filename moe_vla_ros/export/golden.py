@@ -30,7 +30,7 @@ from moe_vla_ros.runtime.sample_observations import random_observations
 
 
 def add_golden(model_dir: str | os.PathLike, count: int = GOLDEN_OBSERVATIONS, seed: int = GOLDEN_SEED,
-               note: str = "") -> dict[str, Any]:  # fmt: skip
+               note: str = "") -> dict[str, Any]:
     """Write golden.npz into `model_dir` and list it in its manifest (see the module docstring)."""
     root = Path(model_dir)
     manifest = read_manifest(root)
@@ -41,7 +41,7 @@ def add_golden(model_dir: str | os.PathLike, count: int = GOLDEN_OBSERVATIONS, s
         observations = random_observations(manifest.contract, count, seed=seed)
         reference = (f"fp32 ONNX graphs ({formulation}) run by ONNX Runtime {ort.__version__} on the CPU (not torch), "
                      f"added to the folder after export by moe_vla_ros.export.golden (seed {seed})"
-                     + (f"; {note}" if note else ""))  # fmt: skip
+                     + (f"; {note}" if note else ""))
         entry = write_golden(root, policy, observations, reference)
     finally:
         policy.close()

@@ -41,8 +41,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import onnx
 import torch
@@ -130,7 +130,7 @@ class ActionHeadGraph(nn.Module):
 GRAPH_MODULES: dict[str, type[nn.Module]] = {
     "vision": VisionGraph, "trunk": TrunkGraph, "reasoning_context": ReasoningContextGraph,
     "reasoning_step": ReasoningStepGraph, "action_head": ActionHeadGraph,
-}  # fmt: skip
+}
 
 
 @contextlib.contextmanager
@@ -189,7 +189,7 @@ def tensor_specs(names: Sequence[str], tensors: Sequence[Tensor]) -> tuple[Tenso
 
 
 def export_stage(model: MoEVLA, stage: str, formulation: str, inputs: tuple[Tensor, ...], out_dir: Path,
-                 opset: int) -> GraphEntry:  # fmt: skip
+                 opset: int) -> GraphEntry:
     """Export one stage graph to `out_dir`; `formulation` is ignored ("any") for stages without MoE."""
     formulation = formulation if stage in MOE_STAGES else ANY_FORMULATION
     module = GRAPH_MODULES[stage](model).eval()
@@ -204,9 +204,9 @@ def export_stage(model: MoEVLA, stage: str, formulation: str, inputs: tuple[Tens
                 with warnings.catch_warnings():  # "axis name: batch will not be used" (every input shares the one Dim)
                     warnings.filterwarnings("ignore", message=".*will not be used, since it shares.*")
                     export_onnx(module, inputs, path, dynamic_shapes=batch_dynamic_shapes(stage, inputs), **names)
-            except Exception as e:  # noqa: BLE001 - torch.export raises many kinds; the batch-1 graph still serves
+            except Exception as e:
                 logging.getLogger(__name__).warning("%s: no dynamic batch axis (%s: %s); exporting with batch 1",
-                                                    path.name, type(e).__name__, str(e).splitlines()[0][:300])  # fmt: skip
+                                                    path.name, type(e).__name__, str(e).splitlines()[0][:300])
                 export_onnx(module, inputs, path, **names)
             outputs = module(*inputs)
     finally:
@@ -215,7 +215,7 @@ def export_stage(model: MoEVLA, stage: str, formulation: str, inputs: tuple[Tens
     return GraphEntry(
         file=path.name, stage=stage, formulation=formulation, precision="fp32",
         inputs=tensor_specs(STAGE_INPUTS[stage], inputs), outputs=tensor_specs(STAGE_OUTPUTS[stage], outputs),
-    )  # fmt: skip
+    )
 
 
 @torch.no_grad()

@@ -14,8 +14,9 @@ spinning disabled, so several sessions (or torch) in one process do not fight fo
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import onnx
 import onnxruntime as ort

@@ -52,8 +52,13 @@ from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.runtime.config import CPU_PROVIDER, RuntimeConfig
 from moe_vla_ros.runtime.golden import GOLDEN_OBSERVATIONS, GOLDEN_SEED, load_golden, target_gate, verify_on_target, write_golden
 from moe_vla_ros.runtime.manifest import (
-    CHECKPOINT_SUBDIR, MOE_STAGES, STAGES, GraphEntry, Manifest, hash_files,
-)  # fmt: skip
+    CHECKPOINT_SUBDIR,
+    MOE_STAGES,
+    STAGES,
+    GraphEntry,
+    Manifest,
+    hash_files,
+)
 from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy
 from moe_vla_ros.runtime.providers import cpu_description
 from moe_vla_ros.runtime.sample_observations import random_observations
@@ -115,7 +120,7 @@ def _build(model: MoEVLA, checkpoint_dir: Path, staging: Path, cfg: ExportConfig
         checkpoint_dir=CHECKPOINT_SUBDIR if cfg.keep_checkpoint else "", exporter=_exporter_info(),
         verification={**graph_report, "ops": ops, "tensorrt": tensorrt, "tolerance": cfg.tolerance,
                       "tie_margin": cfg.tie_margin},
-    )  # fmt: skip
+    )
     _finalise(manifest, staging)
     manifest.verification["policy_parity"] = verify_policy_parity(model, staging, cfg.formulations, cfg)
     manifest.verification["action_tolerance"] = cfg.action_tolerance
@@ -165,7 +170,7 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
         results.append(record)
         level = logging.INFO if result["passed"] else logging.WARNING
         logger.log(level, "%s/%s variant %s: %s", formulation, precision,
-                   "kept" if result["passed"] else "DROPPED (gate failed)", result["metrics"])  # fmt: skip
+                   "kept" if result["passed"] else "DROPPED (gate failed)", result["metrics"])
     manifest.variants = results
     _finalise(manifest, staging)
     for record in results:
@@ -175,7 +180,7 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
     used = [
         g for g in manifest.graphs
         if g.precision == "fp32" or any(p == g.precision and g.formulation in (f, "any") for f, p in kept)
-    ]  # fmt: skip
+    ]
     for g in manifest.graphs:
         if g not in used:
             (staging / g.file).unlink()
@@ -184,7 +189,7 @@ def _add_variants(manifest: Manifest, staging: Path, cfg: ExportConfig) -> None:
 
 def _golden_cfg(formulation: str, precision: str = "fp32") -> RuntimeConfig:
     return RuntimeConfig(providers=(CPU_PROVIDER,), formulation=formulation, precision=precision,
-                         verify_checksums=False, report_placement=False)  # fmt: skip
+                         verify_checksums=False, report_placement=False)
 
 
 def _write_golden(manifest: Manifest, staging: Path, cfg: ExportConfig) -> dict[str, Any]:
@@ -194,7 +199,7 @@ def _write_golden(manifest: Manifest, staging: Path, cfg: ExportConfig) -> dict[
     try:
         observations = random_observations(manifest.contract, GOLDEN_OBSERVATIONS, seed=cfg.seed + GOLDEN_SEED)
         reference = (f"fp32 ONNX graphs ({formulation}) run by ONNX Runtime {ort.__version__} on the export "
-                     f"machine's CPU (not torch), at export")  # fmt: skip
+                     f"machine's CPU (not torch), at export")
         entry = write_golden(staging, policy, observations, reference)
     finally:
         policy.close()
@@ -209,14 +214,14 @@ def _check_against_golden(manifest: Manifest, staging: Path, record: dict[str, A
     try:
         golden = load_golden(staging, manifest)
         result = verify_on_target(policy, golden, target_gate(manifest, formulation, precision),
-                                  manifest.verification.get("tie_margin"))  # fmt: skip
+                                  manifest.verification.get("tie_margin"))
     finally:
         policy.close()
     record["golden_check"] = {"passed": result.passed, "metrics": dict(result.metrics), "reason": result.reason}
     if not result.passed:
         record["kept"] = False
         logger.warning("%s/%s variant DROPPED: passed its gate but misses it against the golden outputs: %s",
-                       formulation, precision, result.reason)  # fmt: skip
+                       formulation, precision, result.reason)
 
 
 def graph_tensorrt_report(path: Path) -> dict[str, Any]:
@@ -250,8 +255,8 @@ def _exporter_info() -> dict[str, Any]:
     return {
         "moe_vla_ros": moe_vla_ros.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
         "onnxscript": onnxscript.__version__, "onnxruntime": ort.__version__, "python": platform.python_version(),
-        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }  # fmt: skip
+        "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
 
 
 _RENAME_EXCHANGE = 2  # linux/fs.h

@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -120,7 +121,7 @@ class Int8Scheme:
             "name": self.name, "activations": "uint8 dynamic", "weights": f"int{self.weight_bits} symmetric",
             "weight_bits": self.weight_bits, "per_channel": self.per_channel,
             "avx2_saturation_free": self.saturation_free,
-        }  # fmt: skip
+        }
 
 
 INT8_SCHEMES: dict[str, Int8Scheme] = {
@@ -128,7 +129,7 @@ INT8_SCHEMES: dict[str, Int8Scheme] = {
         Int8Scheme("u8s8_w7", 7, False),
         Int8Scheme("u8s8_w8", 8, False),  # saturates on AVX2 without VNNI: measured and refused, never shipped
     )
-}  # fmt: skip
+}
 DEFAULT_INT8_SCHEME = "u8s8_w7"
 PORTABLE_INT8_SCHEMES = tuple(name for name, s in INT8_SCHEMES.items() if s.saturation_free)
 
@@ -184,7 +185,7 @@ def make_int8(src: Path, dst: Path, scheme: str = DEFAULT_INT8_SCHEME, allow_sat
         try:
             quant_pre_process(str(unshared), str(prepared))
             quantize_dynamic(str(prepared), str(dst), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
-                             per_channel=chosen.per_channel, reduce_range=chosen.weight_bits == 7)  # fmt: skip
+                             per_channel=chosen.per_channel, reduce_range=chosen.weight_bits == 7)
         finally:
             quant_logger.setLevel(level)
     quantized = onnx.load(str(dst))
@@ -206,7 +207,7 @@ def make_fp16(src: Path, dst: Path) -> None:
 
 
 def gate_variant(model_dir: Path, formulation: str, precision: str, gate: QuantizationGate,
-                 observations: Sequence[Observation], tie_margin: float) -> dict[str, Any]:  # fmt: skip
+                 observations: Sequence[Observation], tie_margin: float) -> dict[str, Any]:
     """Measure the (formulation, precision) pipeline against fp32; {"metrics", "thresholds", "passed"}.
 
     `model_dir` must hold a manifest that lists the variant as available (the exporter writes a
@@ -214,7 +215,7 @@ def gate_variant(model_dir: Path, formulation: str, precision: str, gate: Quanti
     """
     policies = {
         p: OnnxRuntimePolicy.load(model_dir, RuntimeConfig(providers=(CPU_PROVIDER,), formulation=formulation,
-                                                           precision=p, verify_checksums=False))  # fmt: skip
+                                                           precision=p, verify_checksums=False))
         for p in ("fp32", precision)
     }
     action_errors, same_reasoning = [], 0

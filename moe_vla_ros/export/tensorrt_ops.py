@@ -20,7 +20,8 @@ with their MatMulInteger / DynamicQuantizeLinear, which TensorRT does not parse)
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import onnx
 
@@ -49,7 +50,7 @@ TENSORRT10_ONNX_OPS = frozenset(
         "Squeeze", "Sub", "Sum", "Tan", "Tanh", "TensorScatter", "ThresholdedRelu", "Tile", "TopK",
         "Transpose", "Trilu", "Unsqueeze", "Upsample", "Where", "Xor",
     }
-)  # fmt: skip
+)
 
 
 def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:

@@ -23,8 +23,9 @@ torch policy on the same observations: identical reasoning tokens, actions withi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,7 +67,7 @@ def input_sets(model: MoEVLA, stage: str, seed: int) -> list[InputSet]:
     if stage == "vision":
         shape = b["images"].shape
         return [("random_scene", (b["images"],)), ("black", (torch.zeros(shape, dtype=torch.uint8),)),
-                ("white", (torch.full(shape, 255, dtype=torch.uint8),))]  # fmt: skip
+                ("white", (torch.full(shape, 255, dtype=torch.uint8),))]
     if stage == "trunk":
         full_ids, full_mask = words[:, :L], torch.ones(1, L, dtype=torch.long)
         zeros = torch.zeros_like(vision_tokens)
@@ -117,7 +118,7 @@ def reasoning_split_error(model: MoEVLA, seed: int, tolerance: float) -> float:
 
 
 def _compare_outputs(entry: GraphEntry, label: str, expected: Sequence[np.ndarray], actual: Sequence[np.ndarray],
-                     specs: Sequence[MoELayerSpec], cfg: ExportConfig, result: dict, failures: list[str]) -> None:  # fmt: skip
+                     specs: Sequence[MoELayerSpec], cfg: ExportConfig, result: dict, failures: list[str]) -> None:
     for name, want, got in zip(STAGE_OUTPUTS[entry.stage], expected, actual):
         if want.shape != got.shape:
             failures.append(f"{entry.file}[{label}] {name}: torch shape {want.shape}, ORT {got.shape}")
@@ -131,7 +132,7 @@ def _compare_outputs(entry: GraphEntry, label: str, expected: Sequence[np.ndarra
         logits_index = STAGE_OUTPUTS[entry.stage].index("router_logits")
         for spec in specs:
             agree = routing_agreement(expected[logits_index][spec.index], actual[logits_index][spec.index], spec,
-                                      cfg.tie_margin)  # fmt: skip
+                                      cfg.tie_margin)
             stats = result["routing"].setdefault(spec.name, {"mismatches": 0, "near_ties": 0})
             stats["mismatches"] += agree.mismatches
             stats["near_ties"] += agree.near_ties
@@ -140,7 +141,7 @@ def _compare_outputs(entry: GraphEntry, label: str, expected: Sequence[np.ndarra
 
 
 def verify_graph(model: MoEVLA, entry: GraphEntry, path: Path, specs: Sequence[MoELayerSpec],
-                 cfg: ExportConfig, failures: list[str]) -> dict[str, Any]:  # fmt: skip
+                 cfg: ExportConfig, failures: list[str]) -> dict[str, Any]:
     """Compare one exported graph with its torch module; appends problems to `failures`."""
     session = ort_session(path)
     module = GRAPH_MODULES[entry.stage](model).eval()
@@ -164,12 +165,12 @@ def verify_graph(model: MoEVLA, entry: GraphEntry, path: Path, specs: Sequence[M
 
 
 def verify_graphs(model: MoEVLA, staging: Path, entries: Sequence[GraphEntry], specs: Sequence[MoELayerSpec],
-                  cfg: ExportConfig) -> dict[str, Any]:  # fmt: skip
+                  cfg: ExportConfig) -> dict[str, Any]:
     """verify_graph for every entry + the reasoning split check; raises ExportVerificationError listing
     every failure. Returns {"graphs": {file: report}, "reasoning_split_max_error": float}."""
     failures: list[str] = []
     report: dict[str, Any] = {"graphs": {e.file: verify_graph(model, e, staging / e.file, specs, cfg, failures)
-                                         for e in entries}}  # fmt: skip
+                                         for e in entries}}
     try:
         report["reasoning_split_max_error"] = reasoning_split_error(model, cfg.seed, cfg.tolerance)
     except ExportVerificationError as e:
@@ -207,7 +208,7 @@ def verify_policy_parity(model: MoEVLA, staging: Path, formulations: Sequence[st
                 same_reasoning += 1
             else:
                 failures.append(f"{formulation} observation {i}: reasoning {a.reasoning.text!r} (ORT) vs "
-                                f"{b.reasoning.text!r} (torch)")  # fmt: skip
+                                f"{b.reasoning.text!r} (torch)")
             for spec in ort_policy.moe_layers:
                 mismatches += routing_agreement(b_logits[spec.name], a_logits[spec.name], spec, cfg.tie_margin).mismatches
         ort_policy.close()
@@ -218,8 +219,8 @@ def verify_policy_parity(model: MoEVLA, staging: Path, formulations: Sequence[st
         report[formulation] = {
             "observations": len(observations), "max_action_error": max_err,
             "reasoning_identical": same_reasoning, "routing_mismatches": mismatches,
-        }  # fmt: skip
+        }
     if failures:
         raise ExportVerificationError("the ONNX Runtime policy differs from the torch policy:\n  " + "\n  ".join(failures),
-                                      {"policy_parity": report})  # fmt: skip
+                                      {"policy_parity": report})
     return report

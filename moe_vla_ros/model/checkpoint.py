@@ -24,10 +24,10 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from moe_vla_ros.contract import ContractError, SensorContract
+from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.runtime.tokenization import InstructionTokenizer
-from moe_vla_ros.errors import BadInputError
 
 FORMAT_NAME = "moe_vla_checkpoint"
 FORMAT_VERSION = 1

@@ -7,8 +7,9 @@ value) and a `to_dict` / `from_dict` JSON round trip that rejects unknown keys. 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from moe_vla_ros.model.moe import MoEConfig
 
@@ -122,7 +123,7 @@ class VisionConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "VisionConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> VisionConfig:
         check_keys(cls, d)
         return cls(**d)
 
@@ -175,7 +176,7 @@ class TrunkConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrunkConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrunkConfig:
         check_keys(cls, d)
         d = dict(d)
         d["moe"] = _moe_from_dict(d.get("moe"))
@@ -211,7 +212,7 @@ class ReasoningConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ReasoningConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> ReasoningConfig:
         check_keys(cls, d)
         return cls(**d)
 
@@ -264,7 +265,7 @@ class ActionHeadConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ActionHeadConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> ActionHeadConfig:
         check_keys(cls, d)
         d = dict(d)
         d["moe"] = _moe_from_dict(d.get("moe"))
@@ -306,6 +307,6 @@ class LossConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "LossConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> LossConfig:
         check_keys(cls, d)
         return cls(**d)

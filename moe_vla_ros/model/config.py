@@ -17,8 +17,9 @@ only in the `PolicyContract`; the component configs hold widths and depths.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from moe_vla_ros.contract import PolicyContract, SensorContract
 from moe_vla_ros.model.component_configs import (
@@ -126,12 +127,12 @@ class ModelConfig:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
         check_keys(cls, d)
         if "contract" not in d:
             raise ValueError("model config has no 'contract' section")
         parts = {"vision": VisionConfig, "trunk": TrunkConfig, "reasoning": ReasoningConfig,
-                 "action_head": ActionHeadConfig, "loss": LossConfig}  # fmt: skip
+                 "action_head": ActionHeadConfig, "loss": LossConfig}
         kwargs: dict[str, Any] = {"contract": PolicyContract.from_dict(d["contract"])}
         for key in ("d_model", "vocab_size"):
             if key in d:
@@ -141,11 +142,11 @@ class ModelConfig:
                 kwargs[key] = part_cls.from_dict(d[key])
         return cls(**kwargs)
 
-    def with_overrides(self, overrides: Mapping[str, Any]) -> "ModelConfig":
+    def with_overrides(self, overrides: Mapping[str, Any]) -> ModelConfig:
         """A new config with `overrides` (a partial to_dict() tree) merged in, then validated."""
         return ModelConfig.from_dict(_deep_merge(self.to_dict(), overrides))
 
-    def replace_contract(self, contract: PolicyContract) -> "ModelConfig":
+    def replace_contract(self, contract: PolicyContract) -> ModelConfig:
         """The same model config for another contract (e.g. the one of a dataset)."""
         d = self.to_dict()
         d["contract"] = contract.to_dict()
@@ -153,7 +154,7 @@ class ModelConfig:
 
     # ----------------------------------------------------------------------------- presets
     @classmethod
-    def small(cls, contract: PolicyContract | None = None, vocab_size: int = 256) -> "ModelConfig":
+    def small(cls, contract: PolicyContract | None = None, vocab_size: int = 256) -> ModelConfig:
         """The bundled demo model (see module docstring); ~5 M parameters."""
         d_model = 128
         return cls(
@@ -173,11 +174,11 @@ class ModelConfig:
             action_head=ActionHeadConfig(
                 num_layers=2, num_heads=4, ffn_hidden=256, activation="geglu",
                 moe_layers=(0, 1), moe=adamoe_config(d_model, 256),
-            ),  # fmt: skip
+            ),
         )
 
     @classmethod
-    def tiny(cls, contract: PolicyContract | None = None, vocab_size: int = 64) -> "ModelConfig":
+    def tiny(cls, contract: PolicyContract | None = None, vocab_size: int = 64) -> ModelConfig:
         """A few-thousand-parameter model for tests (same structure as small())."""
         d_model = 32
         return cls(
@@ -188,12 +189,12 @@ class ModelConfig:
             trunk=TrunkConfig(
                 num_layers=2, num_heads=2, ffn_hidden=64, moe_layers=(1,),
                 moe=MoEConfig(d_model, 64, num_experts=4, top_k=2),
-            ),  # fmt: skip
+            ),
             reasoning=ReasoningConfig(num_layers=1, num_heads=2, ffn_hidden=64),
             action_head=ActionHeadConfig(
                 num_layers=1, num_heads=2, ffn_hidden=32, activation="geglu",
                 moe_layers=(0,), moe=adamoe_config(d_model, 32),
-            ),  # fmt: skip
+            ),
         )
 
 

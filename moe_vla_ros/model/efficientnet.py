@@ -117,7 +117,7 @@ class EfficientNetLite0Features(nn.Module):
             h = F.relu6(self._bn1(self._conv_head(h)))  # [N, 1280, H/32, W/32]
         return h
 
-    def train(self, mode: bool = True) -> "EfficientNetLite0Features":
+    def train(self, mode: bool = True) -> EfficientNetLite0Features:
         """BatchNorm statistics stay frozen (ImageNet): small robot batches would corrupt them."""
         super().train(mode)
         for m in self.modules():

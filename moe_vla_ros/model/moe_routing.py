@@ -214,7 +214,7 @@ def expert_choice_routing(logits: Tensor, cfg: MoEConfig, scale: Tensor | None =
     each expert's share of the E*C slots (always 1/E), ``dropped_tokens`` the number of tokens no
     expert picked.
     """
-    num_tokens, num_experts = logits.shape
+    num_tokens, _num_experts = logits.shape
     probs = logits.float().softmax(dim=-1)  # [N, E]
     capacity = expert_capacity(cfg, num_tokens)
     _, chosen_tokens = probs.t().topk(capacity, dim=-1)  # [E, C] token indices per expert

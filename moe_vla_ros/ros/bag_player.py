@@ -24,9 +24,9 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import rclpy
 from rclpy.context import Context
@@ -374,7 +374,7 @@ def _run(argv: Sequence[str]) -> int:
         publish_clock=not args.no_clock, clock_rate_hz=args.clock_rate,
         wait_for_subscribers_s=args.wait_timeout,
         wait_topics=tuple(args.wait_for) if args.wait_for else None, queue_depth=args.queue_depth,
-    )  # fmt: skip
+    )
     rclpy.init(args=[PROG, *ros_args])
     player = None
     try:

@@ -23,9 +23,9 @@ import argparse
 import importlib
 import math
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import rclpy
 from rclpy.duration import Duration
@@ -260,7 +260,7 @@ def _run(argv: Sequence[str]) -> int:
     config = RecorderConfig(
         output=args.out, storage=args.storage, topics=tuple(args.topics), all_topics=args.all,
         discovery_period_s=args.discovery_period, queue_depth=args.queue_depth,
-    )  # fmt: skip
+    )
     init_process([PROG, *ros_args])
     try:
         recorder = BagRecorder(config)  # BagError when the output exists

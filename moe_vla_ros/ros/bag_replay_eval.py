@@ -28,8 +28,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import rclpy
 from rclpy.context import Context
@@ -120,14 +120,14 @@ def replay_evaluate(
             bag, out / OUTPUT_BAG, list(outputs.values()), config.rate,
             player_config=PlayerConfig(topics=tuple(inputs.topics)), storage=config.storage,
             idle_timeout_s=config.idle_timeout_s,
-        )  # fmt: skip
+        )
     info = {
         "mode": "replay", "bag": str(Path(bag)), "model": str(model), "model_id": manifest.model_id,
         "backend": "onnxruntime", "execution_providers": ["CPUExecutionProvider"], "rate": config.rate,
         "inputs": {"cameras": inputs.cameras, "joint_states": inputs.joint_states, "instruction": inputs.instruction},
         "node_outputs": outputs, "output_bag": OUTPUT_BAG, "node_log": NODE_LOG, "node_ready_s": ready_s,
         "recorded": result.recorded, "played": result.playback.per_topic,
-    }  # fmt: skip
+    }
     return score_node_outputs(bag, out, contract, inputs, outputs, eval_cfg, info, started)
 
 
@@ -143,11 +143,11 @@ def _run(argv: Sequence[str] | None) -> int:
     p.add_argument("--rate", type=float, default=1.0, help="playback speed (default 1.0: real time)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="storage of the recorded outputs")
     p.add_argument("--output-namespace", default="/bag_eval",
-                   help="namespace of the node's outputs ('' = as configured)")  # fmt: skip
+                   help="namespace of the node's outputs ('' = as configured)")
     args = p.parse_args(argv)
     files = tuple(Path(f) for f in args.params_file) if args.params_file else None
     config = ReplayConfig(params_files=files, rate=args.rate, storage=args.storage,
-                          output_namespace=args.output_namespace)  # fmt: skip
+                          output_namespace=args.output_namespace)
     report = replay_evaluate(args.bag, args.model, args.out, config, config_from_args(args, progress=False))
     print(report.format())
     return 0

@@ -202,7 +202,7 @@ class SimThread(threading.Thread):
 
         try:
             self.node = SimNode()
-        except Exception as e:  # noqa: BLE001 - any construction problem ends the bringup with one line
+        except Exception as e:
             self.error = e
             return
         finally:
@@ -259,7 +259,7 @@ def _run(argv: list[str]) -> int:
     check_user_params_files(argv)  # before rcl parses them (remove_ros_args does)
     try:
         non_ros = remove_ros_args([PROG, *argv])[1:]
-    except Exception as e:  # noqa: BLE001 - rcl's RCLInvalidROSArgsError, multi-line
+    except Exception as e:
         raise BringupError(f"invalid ROS arguments: {one_line(e)}") from None
     args = build_parser().parse_args(non_ros)
     resolve_config_paths(args)
@@ -270,7 +270,7 @@ def _run(argv: list[str]) -> int:
     options_file = _options_file(args)
     try:
         init_process(ros_arguments(args, options_file, argv))
-    except Exception as e:  # noqa: BLE001 - rcl rejects bad --ros-args / params files with an RCLError
+    except Exception as e:
         raise BringupError(f"cannot start ROS: {one_line(e)}") from None
     finally:
         options_file.unlink(missing_ok=True)  # parsed by rclpy.init
@@ -289,7 +289,7 @@ def _run(argv: list[str]) -> int:
                 raise _start_error(SIM_NODE, sim_thread.error)
         try:
             policy = PolicyNode()
-        except Exception as e:  # noqa: BLE001 - invalid parameters (validation names the value) or worse
+        except Exception as e:
             raise _start_error(POLICY_NODE, e) from None
     except (BringupError, BringupFailed):
         if sim_thread is not None:

@@ -27,9 +27,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -53,8 +53,8 @@ from moe_vla_ros.evaluation.sim import records as rec
 from moe_vla_ros.evaluation.sim.expert_baseline import run_expert_baseline
 from moe_vla_ros.evaluation.sim.plots import GIF_FPS, write_plots
 from moe_vla_ros.evaluation.sim.report import build_report, episode_line, format_table, write_report
-from moe_vla_ros.ros import qos
 from moe_vla_ros.ros import closed_loop_eval_config as conf
+from moe_vla_ros.ros import qos
 from moe_vla_ros.ros.conversions import duration_to_seconds, image_msg_to_rgb, is_hold_trajectory, stamp_to_seconds
 from moe_vla_ros.ros.sim_node import SimNode
 from moe_vla_ros.runtime.manifest import ModelLoadError, read_manifest
@@ -84,7 +84,7 @@ class EpisodeManager(Node):
     """Drives the policy node's lifecycle, ends episodes on success or time-out, records traffic."""
 
     def __init__(self, sim: SimNode, node_cfg, success_confirm_s: float, gif_camera_topic: str | None,
-                 context: Context) -> None:  # fmt: skip
+                 context: Context) -> None:
         super().__init__("episode_manager", context=context)
         self._sim, self._confirm_s = sim, success_confirm_s
         self._lock = threading.Lock()
@@ -148,7 +148,7 @@ class EpisodeManager(Node):
                 received_s=self._sim.sim_time, start_s=stamp_to_seconds(msg.header.stamp),
                 time_from_start=[duration_to_seconds(p.time_from_start) for p in msg.points],
                 positions=[list(p.positions) for p in msg.points],
-                velocities=[list(p.velocities) for p in msg.points]))  # fmt: skip
+                velocities=[list(p.velocities) for p in msg.points]))
 
     def _on_usage(self, msg: ExpertUsage) -> None:
         layers = {layer.layer_name: [float(v) for v in layer.expert_load] for layer in msg.layers}
@@ -219,7 +219,7 @@ class _GraphThread(threading.Thread):
             self.ready.set()
             while not self._stop_requested.is_set():
                 executor.spin_once(timeout_sec=0.05)
-        except BaseException as e:  # noqa: BLE001 - reported by the evaluation thread
+        except BaseException as e:
             self.error = e
         finally:
             self.ready.set()
@@ -258,7 +258,7 @@ class ClosedLoopEvaluator:
         gif_topic = self.node_cfg.topics.camera_topics[cameras.index(gif_camera)] if self.cfg.gif else None
         return sim, EpisodeManager(sim, self.node_cfg, self.cfg.success_confirm_s, gif_topic, self.context)
 
-    def __enter__(self) -> "ClosedLoopEvaluator":
+    def __enter__(self) -> ClosedLoopEvaluator:
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # see the module docstring
         os.environ.pop("ROS_STATIC_PEERS", None)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -292,7 +292,7 @@ class ClosedLoopEvaluator:
         if not ok:
             raise EvaluationError(f"the policy node failed to configure; its log:\n{self.policy.log_tail()}")
         _wait(lambda: m.count_publishers(t.trajectory) >= 1 and m.count_subscribers(t.joint_states) >= 2,
-              timeout, "the policy node's topics", self._alive)  # fmt: skip
+              timeout, "the policy node's topics", self._alive)
 
     def run_episode(self, plan: rec.EpisodePlan, capture_frames: bool) -> rec.EpisodeRecord:
         """One episode (see the module docstring); returns its record."""
@@ -369,7 +369,7 @@ def run_evaluation(cfg: conf.EvalConfig) -> EvaluationResult:
     if cfg.expert_baseline:
         hold_steps = max(1, round(cfg.success_confirm_s * contract.sensors.control_rate_hz))
         expert = run_expert_baseline(plans, contract.sensors.control_rate_hz, hold_steps,
-                                     _progress(plans, cfg.progress, "expert"))  # fmt: skip
+                                     _progress(plans, cfg.progress, "expert"))
     run_info = {
         "model_dir": str(model_dir), "model_id": next((r.model_id for r in records if r.model_id), ""),
         "episodes": cfg.episodes, "tasks": list(cfg.tasks), "seeds": [p.seed for p in plans],
@@ -377,7 +377,7 @@ def run_evaluation(cfg: conf.EvalConfig) -> EvaluationResult:
         "success_confirm_s": cfg.success_confirm_s, "achieved_real_time_factor": achieved_rtf,
         "policy_wall_time_s": policy_wall_s, "policy_log": str(out_dir / "policy_node.log"),
         "showcase_episode": showcase.index if showcase else None,
-    }  # fmt: skip
+    }
     report = build_report(records, expert, limits, run_info, contract.sensors.control_period_s)
     paths = write_plots(report, showcase, out_dir, gif=cfg.gif)
     report["files"] = {k: str(v) for k, v in paths.items()}

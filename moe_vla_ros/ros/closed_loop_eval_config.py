@@ -127,7 +127,7 @@ def check_contract_for_sim(contract: PolicyContract) -> None:
     sensors = contract.sensors
     if sensors.joint_names != JOINT_NAMES:
         raise EvaluationError(f"the model commands joints {list(sensors.joint_names)}; the simulated arm has "
-                              f"{list(JOINT_NAMES)}")  # fmt: skip
+                              f"{list(JOINT_NAMES)}")
     unknown = [c for c in sensors.camera_names if c not in CAMERA_NAMES]
     if unknown:
         raise EvaluationError(f"the model reads cameras {unknown}; the simulator has {list(CAMERA_NAMES)}")
@@ -222,4 +222,4 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         seed_start=args.seed_start, out_dir=str(args.out or ""), max_duration_s=args.max_duration,
         success_confirm_s=args.success_confirm, gif=not args.no_gif, expert_baseline=not args.no_expert,
         policy_overrides=tuple(args.policy_param), progress=args.progress,
-    )  # fmt: skip
+    )

@@ -20,7 +20,8 @@ Messages are plain Python objects: nothing here needs rclpy.init or a ROS graph.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time

@@ -8,7 +8,7 @@ ros2_control's mock hardware (mock_components/GenericSystem). No graph: messages
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from trajectory_msgs.msg import JointTrajectory

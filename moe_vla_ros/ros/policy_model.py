@@ -3,7 +3,6 @@ No subscriptions or publishers here; what the parameters ask for is spec/policy_
 
 from __future__ import annotations
 
-from moe_vla_ros.control.warm_up import warm_up  # noqa: F401 - the node warms up with it
 from moe_vla_ros.ros.telemetry_msgs import placement_text
 from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.types import Policy

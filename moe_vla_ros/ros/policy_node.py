@@ -45,6 +45,8 @@ from moe_vla_ros.control.input_checks import MALFORMED, NON_FINITE
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
 from moe_vla_ros.control.policy_runner import JOINT_STATES, PolicyRunner, camera_input
 from moe_vla_ros.control.safety import SafetyLimits
+from moe_vla_ros.control.warm_up import warm_up
+from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros.conversions import (
     compressed_msg_to_rgb,
@@ -53,9 +55,8 @@ from moe_vla_ros.ros.conversions import (
     planned_trajectory_to_msg,
     stamp_to_seconds,
 )
-from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.ros.params import declare_config, read_config
-from moe_vla_ros.ros.policy_model import load_configured_policy, warm_up
+from moe_vla_ros.ros.policy_model import load_configured_policy
 from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 from moe_vla_ros.ros.telemetry_msgs import (
     StatusSnapshot,
@@ -177,7 +178,7 @@ class PolicyNode(LifecycleNode):
                 self.runner.set_instruction(self._instruction)
             if self._enabled is not None:  # an e-stop stays engaged across reconfiguration
                 self.runner.set_enabled(self._enabled)
-        except Exception as e:  # noqa: BLE001 - any load/contract problem fails the transition loudly
+        except Exception as e:
             self._free_model()
             return self._fail("configure", e)
         if not self._subs:  # first configure: see _create_io
@@ -224,11 +225,11 @@ class PolicyNode(LifecycleNode):
         sensor_qos = qos.sensor_qos(cfg.qos.sensor_reliability, cfg.qos.sensor_depth)
         for camera, topic in zip(self.policy.contract.sensors.camera_names, cfg.topics.camera_topics):
             if cfg.topics.camera_transport == "compressed":
-                cb = lambda msg, c=camera: self._on_image(c, msg, compressed_msg_to_rgb)  # noqa: E731
+                cb = lambda msg, c=camera: self._on_image(c, msg, compressed_msg_to_rgb)
                 self._subs.append(self.create_subscription(
                     CompressedImage, f"{topic}/compressed", cb, sensor_qos))
             else:
-                cb = lambda msg, c=camera: self._on_image(c, msg, image_msg_to_rgb)  # noqa: E731
+                cb = lambda msg, c=camera: self._on_image(c, msg, image_msg_to_rgb)
                 self._subs.append(self.create_subscription(
                     Image, topic, cb, sensor_qos))
         self._subs += [
@@ -285,7 +286,7 @@ class PolicyNode(LifecycleNode):
     def destroy_node(self) -> None:
         try:
             self.stop_commanding("node destroyed")
-        except Exception as e:  # noqa: BLE001 - e.g. the context is already shut down: nothing to command
+        except Exception as e:
             self.get_logger().debug(f"no final hold at destruction: {e}")
         self._free_model()
         super().destroy_node()
@@ -382,7 +383,7 @@ class PolicyNode(LifecycleNode):
         try:
             hold = runner.record_error(f"inference loop: {type(error).__name__}: {error}", self._now())
             self._publish_hold(f"inference loop error: {error}", hold)
-        except Exception:  # noqa: BLE001 - e.g. the context is shutting down: nothing left to command
+        except Exception:
             pass
 
     def _publish_hold(self, reason: str, command) -> None:
@@ -408,7 +409,7 @@ class PolicyNode(LifecycleNode):
             reason = self._configure_error or f"node {state.label}"
             return StatusSnapshot.empty(stamp=now, lifecycle_id=int(state), lifecycle_label=state.label,
                                         hold_reason=reason, last_error=self._configure_error,
-                                        instruction=self._instruction)  # fmt: skip
+                                        instruction=self._instruction)
         c = runner.counters
         active = state is Lifecycle.ACTIVE
         hold = runner.hold_reason(now) if active else f"node {state.label}"
@@ -439,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     try:
         non_ros = rclpy.utilities.remove_ros_args([PROG, *argv])[1:]
-    except Exception as e:  # noqa: BLE001 - rcl's RCLInvalidROSArgsError, e.g. a malformed -p
+    except Exception as e:
         raise BadInputError(f"invalid ROS arguments: {one_line(e)}") from None
     parser = tool_parser(PROG, __doc__, epilog=(
         "Parameters: config/policy.yaml + config/robots/*.yaml (pass with --ros-args --params-file FILE); "
@@ -447,7 +448,7 @@ def _run(argv: list[str]) -> int:
     parser.parse_args(non_ros)
     try:
         init_process([PROG, *argv])
-    except Exception as e:  # noqa: BLE001 - e.g. a missing or malformed --params-file
+    except Exception as e:
         raise BadInputError(f"cannot start ROS: {one_line(e)}") from None
     try:
         node = PolicyNode()

@@ -84,6 +84,13 @@ def telemetry_qos(depth: int = 10) -> QoSProfile:
 
 
 __all__ = [
-    "CLOCK_TOPIC", "clock_qos", "sensor_qos", "command_qos", "enable_subscription_qos", "latched_qos",
-    "instruction_subscription_qos", "telemetry_qos", "qos_profile_sensor_data",
+    "CLOCK_TOPIC",
+    "clock_qos",
+    "command_qos",
+    "enable_subscription_qos",
+    "instruction_subscription_qos",
+    "latched_qos",
+    "qos_profile_sensor_data",
+    "sensor_qos",
+    "telemetry_qos",
 ]

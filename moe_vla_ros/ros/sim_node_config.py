@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass, field
 
 from moe_vla_ros.control.jtc_rules import INTERPOLATION_METHODS, JtcParams, JtcParamsError
+from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.sim.config import CAMERA_NAMES, CUBE_COLORS, JOINT_NAMES, SimConfig
 from moe_vla_ros.sim.tasks import INSTRUCTION_TEMPLATES, PUSH_DIRECTIONS, TASK_FAMILIES, Task, TaskError
 from moe_vla_ros.spec.described import param
-from moe_vla_ros.errors import BadInputError
 
 ENCODINGS = ("rgb8", "bgr8")
 RELIABILITIES = ("best_effort", "reliable")

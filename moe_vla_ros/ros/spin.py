@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -83,12 +83,12 @@ class _SignalWatcher(threading.Thread):
             if stop is not None:
                 try:
                     stop(f"{self.signal_name} received")
-                except Exception as e:  # noqa: BLE001 - stopping must go on for the other nodes
+                except Exception as e:
                     node.get_logger().error(f"stopping on {self.signal_name} failed: {type(e).__name__}: {e}")
         self.stop_requested.set()
         try:
             self.executor.wake()
-        except Exception:  # noqa: BLE001 - the executor may already be shut down
+        except Exception:
             pass
 
 

@@ -4,8 +4,8 @@ runtime's plain results. No graph needed: messages are plain objects.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lifecycle_msgs.msg import State
@@ -77,7 +77,7 @@ class StatusSnapshot:
 
     @classmethod
     def empty(cls, stamp: float, lifecycle_id: int, lifecycle_label: str, *, hold_reason: str,
-              last_error: str = "", instruction: str = "") -> "StatusSnapshot":
+              last_error: str = "", instruction: str = "") -> StatusSnapshot:
         """The status of a node without a model (unconfigured, or configure failed)."""
         return cls(
             stamp=stamp, lifecycle_id=lifecycle_id, lifecycle_label=lifecycle_label, metadata=None,

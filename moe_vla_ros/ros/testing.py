@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIMEOUT_S = 15.0
@@ -86,7 +86,7 @@ class RosPeerProcess:
         self.proc: subprocess.Popen | None = None
         self._out = ""
 
-    def __enter__(self) -> "RosPeerProcess":
+    def __enter__(self) -> RosPeerProcess:
         self.proc = subprocess.Popen(
             self.args,
             env=self.env,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
 from moe_vla_ros.errors import BadInputError
 
 BACKENDS = ("onnxruntime", "torch")

@@ -11,7 +11,8 @@ an ONNX Runtime session, so both backends generate identical texts.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

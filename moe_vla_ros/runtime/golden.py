@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import time
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class VerificationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"variant": self.variant, "passed": self.passed, "metrics": dict(self.metrics),
-                "thresholds": dict(self.thresholds), "reason": self.reason, "seconds": self.seconds}  # fmt: skip
+                "thresholds": dict(self.thresholds), "reason": self.reason, "seconds": self.seconds}
 
 
 # --------------------------------------------------------------------------------- recording
@@ -113,7 +114,7 @@ def write_golden(model_dir: str | Path, policy, observations: Sequence[Observati
         "file": GOLDEN_FILE, "sha256": sha256_file(path), "observations": len(observations),
         "reference": reference, "formulation": meta.formulation, "precision": "fp32",
         "providers": list(meta.execution_providers),
-    }  # fmt: skip
+    }
 
 
 # --------------------------------------------------------------------------------- loading
@@ -154,7 +155,7 @@ def _golden_from_arrays(arrays: Mapping[str, np.ndarray], manifest: Manifest, so
         raise GoldenError(f"{source} lacks {missing}")
     k = len(arrays["instructions"])
     want = {"actions": (k, c.chunk_length, s.num_joints), "joint_positions": (k, s.num_joints),
-            "reasoning_ids": (k, c.max_reasoning_tokens)}  # fmt: skip
+            "reasoning_ids": (k, c.max_reasoning_tokens)}
     want.update({f"images_{cam}": (k, s.image_height, s.image_width, 3) for cam in s.camera_names})
     for name, shape in want.items():
         if tuple(arrays[name].shape) != shape:
@@ -164,7 +165,7 @@ def _golden_from_arrays(arrays: Mapping[str, np.ndarray], manifest: Manifest, so
     observations = tuple(
         Observation(images={cam: arrays[f"images_{cam}"][i] for cam in s.camera_names},
                     joint_positions=arrays["joint_positions"][i], instruction=str(arrays["instructions"][i]),
-                    stamp=0.1 * i)  # fmt: skip
+                    stamp=0.1 * i)
         for i in range(k)
     )
     logits = {spec.name: arrays[f"router_logits_{i}"] for i, spec in enumerate(manifest.moe_layers)}
@@ -173,7 +174,7 @@ def _golden_from_arrays(arrays: Mapping[str, np.ndarray], manifest: Manifest, so
 
 # --------------------------------------------------------------------------------- gates
 def target_gate(manifest: Manifest, formulation: str, precision: str, providers_in_use: Sequence[str] = (),
-                trt_fp16: bool = False) -> dict[str, float]:  # fmt: skip
+                trt_fp16: bool = False) -> dict[str, float]:
     """The thresholds a (formulation, precision) pipeline must meet against the golden outputs.
 
     Quantised variants: their own export gate (manifest variants[].thresholds). fp32 graphs:
@@ -213,7 +214,7 @@ def verify_on_target(policy, golden: Golden, gate: Mapping[str, float], tie_marg
     metrics = {
         "observations": n, "max_action_error": max(errors), "mean_action_error": float(np.mean(errors)),
         "router_agreement": min(per_layer.values(), default=1.0), "reasoning_agreement": same_reasoning / n,
-    }  # fmt: skip
+    }
     misses = []
     if not metrics["max_action_error"] <= gate["max_action_error"]:  # NaN misses too
         misses.append(f"max action error {metrics['max_action_error']:.3g} rad > {gate['max_action_error']:.3g}")

@@ -74,7 +74,7 @@ def _load_verified(model_dir: Path, cfg: RuntimeConfig, expected_contract: Senso
         logger.warning(note)
         policy.update_metadata(verification={"status": "unavailable", "variant": requested, "requested": requested,
                                               "fallbacks": [], "summary": note, "seconds": 0.0,
-                                              "load_seconds": time.perf_counter() - start})  # fmt: skip
+                                              "load_seconds": time.perf_counter() - start})
         return policy
     tie_margin = manifest.verification.get("tie_margin")
     chain = _fallback_chain(manifest, policy.metadata.formulation, cfg)
@@ -99,7 +99,7 @@ def _load_verified(model_dir: Path, cfg: RuntimeConfig, expected_contract: Senso
             m = result.metrics
             detail = (f"{variant} on {providers}: max action error {m['max_action_error']:.2g} rad "
                       f"(gate {gate['max_action_error']:.2g}), router agreement {m['router_agreement']:.3f}, "
-                      f"reasoning {m['reasoning_agreement']:.2f} over {m['observations']} golden observations")  # fmt: skip
+                      f"reasoning {m['reasoning_agreement']:.2f} over {m['observations']} golden observations")
             if misses:
                 summary = f"FALLBACK to {detail}; refused: " + "; ".join(misses)
                 logger.warning("on-target verification: %s", summary)
@@ -110,7 +110,7 @@ def _load_verified(model_dir: Path, cfg: RuntimeConfig, expected_contract: Senso
                 "status": "fallback" if misses else "passed", "variant": variant, "requested": requested,
                 "fallbacks": list(misses), "metrics": dict(m), "thresholds": dict(gate),
                 "seconds": verify_seconds, "load_seconds": seconds, "summary": summary,
-            })  # fmt: skip
+            })
             return policy
         misses.append(f"{variant} on {providers} missed its gate against the golden outputs: {result.reason}")
         policy.close()

@@ -30,13 +30,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from moe_vla_ros.contract import ContractError, PolicyContract
-from moe_vla_ros.runtime.onnx_file import OnnxHeaderError, read_header
 from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.runtime.onnx_file import OnnxHeaderError, read_header
 
 FORMAT_NAME = "moe_vla_onnx_model"
 FORMAT_VERSION = 1
@@ -90,7 +91,7 @@ class TensorSpec:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TensorSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
         return cls(str(d["name"]), tuple(int(v) for v in d["shape"]), str(d["dtype"]))
 
 
@@ -130,14 +131,14 @@ class GraphEntry:
         return {
             "file": self.file, "stage": self.stage, "formulation": self.formulation, "precision": self.precision,
             "inputs": [s.to_dict() for s in self.inputs], "outputs": [s.to_dict() for s in self.outputs],
-        }  # fmt: skip
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "GraphEntry":
+    def from_dict(cls, d: Mapping[str, Any]) -> GraphEntry:
         return cls(
             str(d["file"]), str(d["stage"]), str(d["formulation"]), str(d["precision"]),
             tuple(TensorSpec.from_dict(s) for s in d["inputs"]), tuple(TensorSpec.from_dict(s) for s in d["outputs"]),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -165,12 +166,12 @@ class MoELayerSpec:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MoELayerSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> MoELayerSpec:
         cf = d.get("capacity_factor")
         return cls(
             str(d["name"]), str(d["stage"]), int(d["index"]), int(d["num_experts"]), int(d["top_k"]),
             str(d["router"]), None if cf is None else float(cf), int(d["num_tokens"]),
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -220,7 +221,7 @@ class Manifest:
         return tuple(
             f for f in FORMULATIONS
             if all(self.find_graph(s, f, "fp32") is not None for s in MOE_STAGES)
-        )  # fmt: skip
+        )
 
     def find_graph(self, stage: str, formulation: str, precision: str) -> GraphEntry | None:
         """The graph of `stage` for `formulation` ("any" graphs match every formulation) and `precision`."""
@@ -234,7 +235,7 @@ class Manifest:
         kept = tuple(
             (v["formulation"], v["precision"]) for v in self.variants
             if v.get("kept") and v.get("formulation") in self.formulations()
-        )  # fmt: skip
+        )
         return tuple((f, "fp32") for f in self.formulations()) + kept
 
     def variant(self, formulation: str, precision: str) -> dict[str, Any] | None:
@@ -282,7 +283,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str = "manifest") -> "Manifest":
+    def from_dict(cls, d: Mapping[str, Any], source: str = "manifest") -> Manifest:
         if d.get("format") != FORMAT_NAME:
             raise ModelLoadError(f"{source}: format is {d.get('format')!r}, expected {FORMAT_NAME!r}")
         if d.get("version") != FORMAT_VERSION:
@@ -307,7 +308,7 @@ class Manifest:
             checkpoint_dir=str(d.get("checkpoint_dir", "")), files=dict(d["files"]),
             exporter=dict(d.get("exporter", {})), verification=dict(d.get("verification", {})),
             variants=list(d.get("variants", [])), golden=dict(d.get("golden") or {}),
-        )  # fmt: skip
+        )
 
     def write(self, model_dir: str | os.PathLike) -> Path:
         """Write manifest.json atomically into `model_dir`."""

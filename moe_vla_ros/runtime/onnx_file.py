@@ -15,8 +15,9 @@ graph and a default-domain opset raises OnnxHeaderError.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+
 from moe_vla_ros.errors import BadInputError
 
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5

@@ -65,7 +65,7 @@ def load_tokenizer(model_dir: Path, manifest: Manifest) -> RuntimeTokenizer:
 
 
 def check_tensorrt_graphs(manifest: Manifest, graphs: dict[str, GraphEntry], providers_in_use: tuple[str, ...],
-                          model_dir: str | os.PathLike) -> None:  # fmt: skip
+                          model_dir: str | os.PathLike) -> None:
     """ModelLoadError when TensorRT is in use and a selected MoE graph has ops TensorRT 10 cannot parse.
 
     The export records them per graph (manifest verification.tensorrt, export/tensorrt_ops.py).
@@ -83,7 +83,7 @@ def check_tensorrt_graphs(manifest: Manifest, graphs: dict[str, GraphEntry], pro
             continue
         known = isinstance(report, dict) and isinstance(report.get(entry.file), dict)
         unsupported = report[entry.file].get("unsupported", []) if known else ["ScatterND(reduction=add) (assumed: "
-                                                                              "exported before the TensorRT op report)"]  # fmt: skip
+                                                                              "exported before the TensorRT op report)"]
         if unsupported:
             raise ModelLoadError(
                 f"{model_dir}/{entry.file}: the sparse MoE graphs cannot run under the TensorRT provider: TensorRT 10 "
@@ -96,7 +96,7 @@ class OnnxRuntimePolicy(StagedPolicy):
     """Runs the four stage graphs with ONNX Runtime; build with `load`."""
 
     def __init__(self, model_dir: Path, manifest: Manifest, graphs: dict[str, GraphEntry], sessions: dict[str, Any],
-                 tokenizer: RuntimeTokenizer, cfg: RuntimeConfig, metadata: PolicyMetadata) -> None:  # fmt: skip
+                 tokenizer: RuntimeTokenizer, cfg: RuntimeConfig, metadata: PolicyMetadata) -> None:
         super().__init__(manifest.contract, tokenizer, manifest.moe_layers, cfg, metadata)
         self.model_dir = model_dir
         self.manifest = manifest
@@ -105,7 +105,7 @@ class OnnxRuntimePolicy(StagedPolicy):
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, cfg: RuntimeConfig | None = None,
-             expected_contract: SensorContract | None = None) -> "OnnxRuntimePolicy":  # fmt: skip
+             expected_contract: SensorContract | None = None) -> OnnxRuntimePolicy:
         """Validate `model_dir`, create the sessions (see the module docstring)."""
         cfg = cfg or RuntimeConfig()
         model_dir = Path(model_dir)
@@ -122,7 +122,7 @@ class OnnxRuntimePolicy(StagedPolicy):
 
     @classmethod
     def _load(cls, model_dir: Path, manifest: Manifest, tokenizer: RuntimeTokenizer, candidates: list[str],
-              cfg: RuntimeConfig, profile_dir: Path | None) -> "OnnxRuntimePolicy":  # fmt: skip
+              cfg: RuntimeConfig, profile_dir: Path | None) -> OnnxRuntimePolicy:
         factory = SessionFactory(cfg, cfg.engine_cache_dir(manifest.model_id) if cfg.wants_gpu else None, profile_dir)
         # The vision graph serves every formulation: its session shows which providers really work.
         vision_entry = manifest.select_graphs(candidates[0], cfg.precision)["vision"]
@@ -140,13 +140,13 @@ class OnnxRuntimePolicy(StagedPolicy):
         metadata = PolicyMetadata(
             model_id=manifest.model_id, backend=BACKEND_NAME, execution_providers=factory.providers_in_use,
             cpu_fallback=factory.cpu_fallback, formulation=formulation,
-        )  # fmt: skip
+        )
         policy = cls(model_dir, manifest, graphs, sessions, tokenizer, cfg, metadata)
         if profile_dir is not None:
             policy._measure_placement(factory)
         logger.info("loaded %s: %s graphs, precision %s, providers %s, placement %s", manifest.model_id, formulation,
                     "/".join(precisions), list(policy.metadata.execution_providers),
-                    dict(policy.metadata.provider_placement))  # fmt: skip
+                    dict(policy.metadata.provider_placement))
         return policy
 
     def _measure_placement(self, factory: SessionFactory) -> None:
@@ -158,7 +158,7 @@ class OnnxRuntimePolicy(StagedPolicy):
         """
         try:
             self.infer(random_observation(self.contract, seed=0), generate_reasoning=True)
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; the model is unusable
+        except Exception as e:
             raise ModelLoadError(f"{self.model_dir}: the warm-up inference failed: {e}") from None
         finally:
             self.reset()
@@ -171,11 +171,11 @@ class OnnxRuntimePolicy(StagedPolicy):
             cpu_nodes, total = counts.get(CPU_PROVIDER, 0), sum(counts.values())
             if gpu_ran and cpu_nodes:
                 logger.warning("%s graph: %d of %d nodes run on %s, not on the GPU provider (%s)", stage, cpu_nodes,
-                               total, CPU_PROVIDER, counts)  # fmt: skip
+                               total, CPU_PROVIDER, counts)
         self._metadata = dataclasses.replace(
             self._metadata, execution_providers=in_use, provider_placement=placement,
             cpu_fallback=self.cfg.wants_gpu and not gpu_ran,
-        )  # fmt: skip
+        )
 
     @staticmethod
     def _candidate_formulations(manifest: Manifest, cfg: RuntimeConfig, model_dir: Path) -> list[str]:
@@ -205,7 +205,7 @@ class OnnxRuntimePolicy(StagedPolicy):
         tokens, logits, load, entropy = self._sessions["trunk"].run(None, {
             "vision_tokens": vision_tokens, "instruction_ids": instruction_ids,
             "instruction_mask": instruction_mask, "state": state,
-        })  # fmt: skip
+        })
         return tokens, StageTelemetry(logits, load, entropy)  # [1, S, D], ([M, N, E], [M, E], [M])
 
     def _reasoning_step(self, trunk_tokens: np.ndarray) -> StepFunction:
@@ -222,7 +222,7 @@ class OnnxRuntimePolicy(StagedPolicy):
         actions, logits, load, entropy = self._sessions["action_head"].run(None, {
             "trunk_tokens": trunk_tokens, "state": state,
             "reasoning_ids": reasoning_ids, "reasoning_mask": reasoning_mask,
-        })  # fmt: skip
+        })
         return actions, StageTelemetry(logits, load, entropy)  # [1, H, J], telemetry
 
     def _release(self) -> None:

@@ -9,7 +9,7 @@ Pixel normalisation happens inside the vision graph; images enter as raw uint8.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -21,8 +21,9 @@ import json
 import logging
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import onnxruntime as ort
 
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 UINT8_MAX, INT16_MAX = 255, 32767
 # CPU features that decide how ONNX Runtime computes int8 MatMuls (and which we report).
 INT8_ISA_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",  # x86
-                  "asimd", "asimddp", "i8mm", "sve")  # ARM  # fmt: skip
+                  "asimd", "asimddp", "i8mm", "sve")  # ARM
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
@@ -67,7 +68,7 @@ def cpu_description() -> dict[str, Any]:
     else:
         kernel = "unknown"
     return {"machine": machine, "cpu_model": model or platform.processor() or "unknown", "isa": isa,
-            "int8_kernel": kernel}  # fmt: skip
+            "int8_kernel": kernel}
 
 
 def int8_variant_problem(variant: dict[str, Any] | None, cpu: dict[str, Any] | None = None) -> str:
@@ -82,7 +83,7 @@ def int8_variant_problem(variant: dict[str, Any] | None, cpu: dict[str, Any] | N
     if saturation_free or cpu["int8_kernel"] in ("vnni", "arm"):
         return ""
     what = "records no int8 scheme (exported with 8-bit U8S8 weights)" if not isinstance(scheme, dict) else (
-        f"uses int8 scheme {scheme.get('name')!r}, which is not saturation-free")  # fmt: skip
+        f"uses int8 scheme {scheme.get('name')!r}, which is not saturation-free")
     return (
         f"its int8 variant {what}: on this CPU ({cpu['cpu_model']}, {cpu['machine']}, no VNNI) ONNX Runtime's "
         "U8S8 kernel sums weight pairs in int16 and saturates, giving wrong actions; re-export the model "
@@ -93,7 +94,7 @@ def int8_variant_problem(variant: dict[str, Any] | None, cpu: dict[str, Any] | N
 ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
     "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(uint8)": "uint8", "tensor(bool)": "bool",
-}  # fmt: skip
+}
 
 
 def session_options(intra_op_threads: int, profile_prefix: str | None = None) -> ort.SessionOptions:
@@ -172,7 +173,7 @@ def provider_options(cfg: RuntimeConfig, engine_cache_dir: Path | None) -> list[
                 "trt_engine_cache_path": str(engine_cache_dir),
                 "trt_timing_cache_enable": True,
                 "trt_timing_cache_path": str(engine_cache_dir),
-            }))  # fmt: skip
+            }))
         elif name == CUDA_PROVIDER:
             pairs.append((name, {"device_id": cfg.device_id}))
         else:

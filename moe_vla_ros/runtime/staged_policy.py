@@ -17,7 +17,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class StagedPolicy(Policy):
     """
 
     def __init__(self, contract: PolicyContract, tokenizer: RuntimeTokenizer, moe_layers: Sequence[MoELayerSpec],
-                 cfg: RuntimeConfig, metadata: PolicyMetadata) -> None:  # fmt: skip
+                 cfg: RuntimeConfig, metadata: PolicyMetadata) -> None:
         self.contract = contract
         self.tokenizer = tokenizer
         self.moe_layers = tuple(moe_layers)
@@ -62,7 +63,7 @@ class StagedPolicy(Policy):
 
     @abc.abstractmethod
     def _run_trunk(self, vision_tokens: Any, instruction_ids: np.ndarray, instruction_mask: np.ndarray,
-                   state: np.ndarray) -> tuple[Any, StageTelemetry]:  # fmt: skip
+                   state: np.ndarray) -> tuple[Any, StageTelemetry]:
         """-> (trunk tokens [1, S, D] (backend tensor), telemetry)."""
 
     @abc.abstractmethod
@@ -71,7 +72,7 @@ class StagedPolicy(Policy):
 
     @abc.abstractmethod
     def _run_action_head(self, trunk_tokens: Any, state: np.ndarray, reasoning_ids: np.ndarray,
-                         reasoning_mask: np.ndarray) -> tuple[np.ndarray, StageTelemetry]:  # fmt: skip
+                         reasoning_mask: np.ndarray) -> tuple[np.ndarray, StageTelemetry]:
         """-> (actions [1, H, J] action-normalised, telemetry)."""
 
     def _release(self) -> None:
@@ -132,7 +133,7 @@ class StagedPolicy(Policy):
         output = PolicyOutput(
             actions=actions, stamp=observation.stamp, reasoning=reasoning, reasoning_is_new=is_new,
             expert_usage=usage, latency_s=time.perf_counter() - start, stage_latency_s=stages,
-        )  # fmt: skip
+        )
         return output, logits
 
     def reset(self) -> None:
@@ -160,6 +161,6 @@ class StagedPolicy(Policy):
         reasoning = Reasoning(
             text=self.tokenizer.decode(ids[:num_tokens]), token_ids=ids, token_mask=mask, num_tokens=num_tokens,
             stopped_at_eos=result.steps > num_tokens, latency_s=time.perf_counter() - start, stamp=observation.stamp,
-        )  # fmt: skip
+        )
         self._reasoning, self._reasoning_instruction = reasoning, observation.instruction
         return reasoning, True

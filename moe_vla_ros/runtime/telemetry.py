@@ -19,7 +19,8 @@ below `tie_margin` as near-ties: float rounding may legitimately flip those.
 from __future__ import annotations
 
 import math
-from typing import Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 

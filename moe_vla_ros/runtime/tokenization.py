@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -112,7 +112,7 @@ class InstructionTokenizer:
         max_instruction_tokens: int = 16,
         max_reasoning_tokens: int = 24,
         min_frequency: int = 1,
-    ) -> "InstructionTokenizer":
+    ) -> InstructionTokenizer:
         """Learn a vocabulary from `texts` (instructions and reasoning)."""
         from transformers import PreTrainedTokenizerFast
 
@@ -130,7 +130,7 @@ class InstructionTokenizer:
     @classmethod
     def from_dataset(
         cls, dataset, max_instruction_tokens: int = 16, max_reasoning_tokens: int = 24, min_frequency: int = 1
-    ) -> "InstructionTokenizer":
+    ) -> InstructionTokenizer:
         """Learn a vocabulary from every instruction and reasoning text of a `DemoDataset`."""
         texts: list[str] = []
         for episode in dataset:
@@ -147,7 +147,7 @@ class InstructionTokenizer:
         self.hf.save_pretrained(str(directory))
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "InstructionTokenizer":
+    def load(cls, directory: str | os.PathLike) -> InstructionTokenizer:
         """Load a tokenizer saved with `save` from a local folder (never touches the network)."""
         from transformers import PreTrainedTokenizerFast
 
@@ -195,7 +195,7 @@ def clean_up_tokenization(text: str) -> str:
         text.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",")
         .replace(" ' ", "'").replace(" n't", "n't").replace(" 'm", "'m").replace(" 's", "'s")
         .replace(" 've", "'ve").replace(" 're", "'re")
-    )  # fmt: skip
+    )
 
 
 class RuntimeTokenizer:
@@ -209,7 +209,7 @@ class RuntimeTokenizer:
     """
 
     def __init__(self, tokenizer: Tokenizer, max_instruction_tokens: int, max_reasoning_tokens: int,
-                 cache_size: int = 64) -> None:  # fmt: skip
+                 cache_size: int = 64) -> None:
         for token, want in zip(SPECIAL_TOKENS, (PAD_ID, BOS_ID, EOS_ID, UNK_ID)):
             got = tokenizer.token_to_id(token)
             if got != want:
@@ -227,7 +227,7 @@ class RuntimeTokenizer:
         self._cache_size = cache_size
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "RuntimeTokenizer":
+    def load(cls, directory: str | os.PathLike) -> RuntimeTokenizer:
         directory = Path(directory)
         missing = [f for f in TOKENIZER_FILES if not (directory / f).is_file()]
         if missing:

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 BACKEND_NAME = "torch"
 
 
-def moe_layer_specs(cfg: "ModelConfig") -> tuple[MoELayerSpec, ...]:
+def moe_layer_specs(cfg: ModelConfig) -> tuple[MoELayerSpec, ...]:
     """MoE layers of a model config in telemetry order: trunk blocks, then action-head blocks."""
     specs = []
     parts = (("trunk", cfg.trunk, cfg.num_trunk_tokens), ("action_head", cfg.action_head, cfg.contract.chunk_length))
@@ -45,7 +45,7 @@ def moe_layer_specs(cfg: "ModelConfig") -> tuple[MoELayerSpec, ...]:
             specs.append(MoELayerSpec(
                 name=f"{stage}.blocks.{block}.ffn", stage=stage, index=index, num_experts=moe.num_experts,
                 top_k=moe.top_k, router=moe.router, capacity_factor=moe.capacity_factor, num_tokens=num_tokens,
-            ))  # fmt: skip
+            ))
     return tuple(specs)
 
 
@@ -62,15 +62,15 @@ def _checkpoint_dir(path: Path, cfg: RuntimeConfig) -> tuple[Path, tuple[MoELaye
 class TorchPolicy(StagedPolicy):
     """Runs MoEVLA's four submodules eagerly; build with `load`."""
 
-    def __init__(self, model: "MoEVLA", device: Any, tokenizer: RuntimeTokenizer, specs: tuple[MoELayerSpec, ...],
-                 cfg: RuntimeConfig, metadata: PolicyMetadata) -> None:  # fmt: skip
+    def __init__(self, model: MoEVLA, device: Any, tokenizer: RuntimeTokenizer, specs: tuple[MoELayerSpec, ...],
+                 cfg: RuntimeConfig, metadata: PolicyMetadata) -> None:
         super().__init__(model.cfg.contract, tokenizer, specs, cfg, metadata)
         self.model = model
         self.device = device
 
     @classmethod
     def load(cls, path: str | os.PathLike, cfg: RuntimeConfig | None = None,
-             expected_contract: SensorContract | None = None) -> "TorchPolicy":  # fmt: skip
+             expected_contract: SensorContract | None = None) -> TorchPolicy:
         import torch
 
         from moe_vla_ros.model.checkpoint import CheckpointError, load_checkpoint
@@ -96,7 +96,7 @@ class TorchPolicy(StagedPolicy):
         metadata = PolicyMetadata(
             model_id=model_id or f"{ckpt_dir.name}-checkpoint", backend=BACKEND_NAME,
             execution_providers=(f"torch:{device}",), cpu_fallback=fallback, formulation=formulation,
-        )  # fmt: skip
+        )
         return cls(model, torch.device(device), tokenizer, specs or moe_layer_specs(model.cfg), cfg, metadata)
 
     # ----------------------------------------------------------------------------- stages
@@ -136,7 +136,7 @@ class TorchPolicy(StagedPolicy):
 
         with torch.no_grad():
             out = self.model.action_head(trunk_tokens, self._tensor(state), self._tensor(reasoning_ids),
-                                         self._tensor(reasoning_mask))  # fmt: skip
+                                         self._tensor(reasoning_mask))
         return out.actions.float().cpu().numpy(), self._telemetry(out)  # [1, H, J], telemetry
 
     def _release(self) -> None:

@@ -30,9 +30,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -158,7 +159,7 @@ class TritonPolicy(StagedPolicy):
     """Runs the stage graphs on a Triton server; build with `load` (see the module docstring)."""
 
     def __init__(self, model_dir: Path, manifest: Manifest, tokenizer: RuntimeTokenizer, cfg: RuntimeConfig,
-                 triton: TritonConfig, client: Any, served: Mapping[str, ServedModel], metadata: PolicyMetadata) -> None:  # fmt: skip
+                 triton: TritonConfig, client: Any, served: Mapping[str, ServedModel], metadata: PolicyMetadata) -> None:
         super().__init__(manifest.contract, tokenizer, manifest.moe_layers, cfg, metadata)
         self.model_dir = model_dir
         self.manifest = manifest
@@ -171,7 +172,7 @@ class TritonPolicy(StagedPolicy):
     # ----------------------------------------------------------------------------- load
     @classmethod
     def load(cls, model_dir: str | os.PathLike, triton: TritonConfig | None = None, cfg: RuntimeConfig | None = None,
-             expected_contract: SensorContract | None = None) -> "TritonPolicy":  # fmt: skip
+             expected_contract: SensorContract | None = None) -> TritonPolicy:
         """Read the local folder, connect, check every served model against the manifest."""
         triton = triton or TritonConfig()
         cfg = cfg or RuntimeConfig()
@@ -182,7 +183,7 @@ class TritonPolicy(StagedPolicy):
         period = 1.0 / manifest.contract.sensors.control_rate_hz
         if triton.deadline_s >= period:
             logger.warning("Triton deadline %.0f ms is not shorter than the control period %.0f ms: a late answer "
-                           "delays the next command instead of becoming a hold", triton.deadline_s * 1000, period * 1000)  # fmt: skip
+                           "delays the next command instead of becoming a hold", triton.deadline_s * 1000, period * 1000)
         grpcclient, server_error = _grpc()
         client = grpcclient.InferenceServerClient(triton.url, ssl=triton.ssl)
         try:
@@ -193,7 +194,7 @@ class TritonPolicy(StagedPolicy):
         metadata = PolicyMetadata(
             model_id=manifest.model_id, backend=BACKEND_NAME, execution_providers=(f"triton://{triton.url}",),
             cpu_fallback=False, formulation=formulation,
-        )  # fmt: skip
+        )
         return cls(model_dir, manifest, tokenizer, cfg, triton, client, served, metadata)
 
     @staticmethod
@@ -221,9 +222,9 @@ class TritonPolicy(StagedPolicy):
             served_id = params.get(MODEL_ID_PARAMETER, {}).get("string_value", "")
             if served_id != manifest.model_id:
                 raise ModelLoadError(f"{where} serves model {served_id or '(unknown)'!r}, the robot's folder is "
-                                     f"{manifest.model_id!r}: the contract cannot be trusted")  # fmt: skip
+                                     f"{manifest.model_id!r}: the contract cannot be trusted")
             io = lambda items: {t["name"]: (TRITON_TO_NUMPY.get(t["datatype"], t["datatype"]), tuple(int(d) for d in t["shape"]))
-                                for t in items}  # noqa: E731
+                                for t in items}
             model = ServedModel(name, int(config.get("max_batch_size", 0)), io(meta.get("inputs", [])), io(meta.get("outputs", [])))
             if name == REASONING_MODEL:
                 want_in = {"trunk_tokens": ("float32", expected_io(graphs["reasoning_context"], model.batched)["trunk_tokens"][1]),
@@ -231,7 +232,7 @@ class TritonPolicy(StagedPolicy):
                 r = manifest.contract.max_reasoning_tokens
                 shape = (-1, r) if model.batched else (1, r)
                 want_out = {"reasoning_ids": ("int64", shape), "reasoning_mask": ("int64", shape),
-                            "reasoning_eos": ("int64", (-1, 1) if model.batched else (1, 1))}  # fmt: skip
+                            "reasoning_eos": ("int64", (-1, 1) if model.batched else (1, 1))}
             else:
                 entry = graphs[name]
                 want_in = expected_io(entry, model.batched)
@@ -239,12 +240,12 @@ class TritonPolicy(StagedPolicy):
             for kind, got, want in (("input", model.inputs, want_in), ("output", model.outputs, want_out)):
                 if list(got) != list(want):
                     raise ModelLoadError(f"{where}: {kind}s are {list(got)}, the manifest of {manifest.model_id} "
-                                         f"says {list(want)}")  # fmt: skip
+                                         f"says {list(want)}")
                 for tensor, (dtype, shape) in want.items():
                     g_dtype, g_shape = got[tensor]
                     if g_dtype != dtype or not _shapes_match(g_shape, shape):
                         raise ModelLoadError(f"{where}: {kind} {tensor!r} is {g_dtype} {list(g_shape)}, the manifest of "
-                                             f"{manifest.model_id} says {dtype} {list(shape)}")  # fmt: skip
+                                             f"{manifest.model_id} says {dtype} {list(shape)}")
             served[name] = model
             comment = config.get("parameters", {}).get("formulation", {}).get("string_value", "")
             formulation = formulation or comment
@@ -271,7 +272,7 @@ class TritonPolicy(StagedPolicy):
         self.calls += 1
         try:
             result = self._client.infer(model, tensors, model_version=self.triton.model_version, outputs=requested,
-                                        client_timeout=timeout)  # fmt: skip
+                                        client_timeout=timeout)
         except server_error as e:
             raise _remote_error(e, where) from None
         return [result.as_numpy(n) for n in outputs]
@@ -292,7 +293,7 @@ class TritonPolicy(StagedPolicy):
         tokens, logits, load, entropy = self._infer("trunk", {
             "vision_tokens": vision_tokens, "instruction_ids": instruction_ids,
             "instruction_mask": instruction_mask, "state": state,
-        }, ["trunk_tokens", *TELEMETRY_OUTPUTS])  # fmt: skip
+        }, ["trunk_tokens", *TELEMETRY_OUTPUTS])
         return tokens, self._telemetry("trunk", logits, load, entropy)
 
     def _reasoning_step(self, trunk_tokens: Any) -> StepFunction:  # pragma: no cover - the loop runs on the server
@@ -310,13 +311,13 @@ class TritonPolicy(StagedPolicy):
         batched = self.served[REASONING_MODEL].batched
         max_new = np.full((1, 1) if batched else (1,), limit, dtype=np.int64)
         ids, mask, eos = self._infer(REASONING_MODEL, {"trunk_tokens": trunk_tokens, "max_new_tokens": max_new},
-                                     list(REASONING_OUTPUTS))  # fmt: skip
+                                     list(REASONING_OUTPUTS))
         ids, mask = ids.reshape(-1).astype(np.int64), mask.reshape(-1).astype(np.int64)  # [R], [R]
         num_tokens = int(mask.sum())
         reasoning = Reasoning(
             text=self.tokenizer.decode(ids[:num_tokens]), token_ids=ids, token_mask=mask, num_tokens=num_tokens,
             stopped_at_eos=bool(eos.reshape(-1)[0]), latency_s=time.perf_counter() - start, stamp=observation.stamp,
-        )  # fmt: skip
+        )
         self._reasoning, self._reasoning_instruction = reasoning, observation.instruction
         return reasoning, True
 
@@ -324,13 +325,13 @@ class TritonPolicy(StagedPolicy):
         actions, logits, load, entropy = self._infer("action_head", {
             "trunk_tokens": trunk_tokens, "state": state,
             "reasoning_ids": reasoning_ids, "reasoning_mask": reasoning_mask,
-        }, ["actions", *TELEMETRY_OUTPUTS])  # fmt: skip
+        }, ["actions", *TELEMETRY_OUTPUTS])
         return actions, self._telemetry("action_head", logits, load, entropy)  # [1, H, J], telemetry
 
     def _release(self) -> None:
         try:
             self._client.close()
-        except Exception:  # noqa: BLE001 - closing a dead channel
+        except Exception:
             pass
 
 

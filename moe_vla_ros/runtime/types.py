@@ -7,8 +7,9 @@ evaluation and the bag evaluator only see this interface. numpy only: no torch, 
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

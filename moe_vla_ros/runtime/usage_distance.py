@@ -7,7 +7,7 @@ total variation 1/2 sum |p - q| and the Jensen-Shannon divergence in bits.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from moe_vla_ros.cli import add_output_argument, bad_input, run_tool, tool_parser
 from moe_vla_ros.serving.triton_repository import RepositoryConfig, RepositoryReport, build_repository, with_stand_in
@@ -57,13 +57,13 @@ def config_from_args(args: argparse.Namespace) -> RepositoryConfig:
         max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
         instance_kind="KIND_GPU" if args.instance_kind == "gpu" else "KIND_CPU", tensorrt=not args.no_tensorrt,
         tensorrt_precision=args.tensorrt_precision, intra_op_threads=args.threads,
-    )  # fmt: skip
+    )
     return with_stand_in(cfg) if args.stand_in else cfg
 
 
 def summary(report: RepositoryReport, out: Path) -> str:
     lines = [f"wrote the Triton repository of {report.model_id} to {out} ({report.formulation}, {report.precision}"
-             f"{', python stand-ins' if report.stand_in else ''})"]  # fmt: skip
+             f"{', python stand-ins' if report.stand_in else ''})"]
     for m in report.models.values():
         io = ", ".join(f"{t.name}{list(t.dims)}" for t in m.inputs) + " -> " + ", ".join(f"{t.name}{list(t.dims)}" for t in m.outputs)
         lines.append(f"  {m.name:18s} {m.backend:11s} max_batch_size {m.max_batch_size}: {io}")

@@ -36,9 +36,10 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import onnx
 from onnx import TensorProto, helper
@@ -54,7 +55,7 @@ MODEL_ID_PARAMETER = "moe_vla_model_id"
 TRITON_DTYPES = {
     "float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
     "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL",
-}  # fmt: skip
+}
 INSTANCE_KINDS = ("KIND_GPU", "KIND_CPU")
 TENSORRT_PRECISIONS = ("FP32", "FP16")
 BATCH_AXIS = {("reasoning_context", "cross_kv"): 2, ("reasoning_step", "cross_kv"): 2}  # else 0
@@ -145,13 +146,13 @@ class TritonModel:
             "name": self.name, "backend": self.backend, "max_batch_size": self.max_batch_size, "stage": self.stage,
             "source_file": self.source_file, "inputs": [i.to_dict() for i in self.inputs],
             "outputs": [o.to_dict() for o in self.outputs],
-        }  # fmt: skip
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TritonModel":
-        io = lambda items: tuple(ModelIO(i["name"], i["dtype"], tuple(i["dims"])) for i in items)  # noqa: E731
+    def from_dict(cls, d: Mapping[str, Any]) -> TritonModel:
+        io = lambda items: tuple(ModelIO(i["name"], i["dtype"], tuple(i["dims"])) for i in items)
         return cls(d["name"], d["backend"], int(d["max_batch_size"]), io(d["inputs"]), io(d["outputs"]),
-                   d.get("stage", ""), d.get("source_file", ""))  # fmt: skip
+                   d.get("stage", ""), d.get("source_file", ""))
 
 
 @dataclass
@@ -172,13 +173,13 @@ class RepositoryReport:
             "precision": self.precision, "max_batch_size": self.max_batch_size,
             "batching_reason": self.batching_reason, "stand_in": self.stand_in,
             "models": {name: m.to_dict() for name, m in self.models.items()},
-        }  # fmt: skip
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "RepositoryReport":
+    def from_dict(cls, d: Mapping[str, Any]) -> RepositoryReport:
         models = {name: TritonModel.from_dict(m) for name, m in d["models"].items()}
         return cls(d["model_id"], d["formulation"], d["precision"], int(d["max_batch_size"]), d["batching_reason"],
-                   bool(d["stand_in"]), models)  # fmt: skip
+                   bool(d["stand_in"]), models)
 
 
 def read_repository_info(repository: str | os.PathLike) -> RepositoryReport:
@@ -210,7 +211,7 @@ def graph_batch_problem(path: Path, entry: GraphEntry) -> str:
         if len(dims) <= axis or not dims[axis].dim_param:
             shown = [d.dim_param or d.dim_value for d in dims]
             return (f"{entry.file} has a fixed batch axis (input {value.name!r} is {shown}; exported before "
-                    "the dynamic batch axis: re-export the checkpoint with moe_vla_export)")  # fmt: skip
+                    "the dynamic batch axis: re-export the checkpoint with moe_vla_export)")
     return ""
 
 
@@ -219,7 +220,7 @@ def routing_batch_problem(layers: Sequence[MoELayerSpec]) -> str:
     for layer in layers:
         if layer.router != "token_choice" or layer.capacity_factor is not None:
             return (f"MoE layer {layer.name} routes with {layer.router} (capacity factor {layer.capacity_factor}): "
-                    "a token's experts depend on the other tokens of a batch")  # fmt: skip
+                    "a token's experts depend on the other tokens of a batch")
     return ""
 
 
@@ -280,7 +281,7 @@ def per_sample_telemetry(model: onnx.ModelProto, layers: Sequence[MoELayerSpec])
                          [p + "assigned"], axis=-1),  # [B, M, S, K, E]
         helper.make_node("ReduceSum", [p + "assigned", const(p + "axes_sk", [2, 3])], [p + "slots"], keepdims=0),  # [B, M, E]
         helper.make_node("Div", [p + "slots", p + "num_slots"], ["expert_load"]),  # [B, M, E]
-    ]  # fmt: skip
+    ]
     graph.initializer.append(helper.make_tensor(p + "onehot_values", TensorProto.FLOAT, [2], [0.0, 1.0]))
     graph.initializer.append(helper.make_tensor(p + "num_slots", TensorProto.FLOAT, [], [float(s * k)]))
     graph.node.extend(nodes)
@@ -289,7 +290,7 @@ def per_sample_telemetry(model: onnx.ModelProto, layers: Sequence[MoELayerSpec])
         helper.make_tensor_value_info("router_logits", TensorProto.FLOAT, [batch, m, s, e]),
         helper.make_tensor_value_info("expert_load", TensorProto.FLOAT, [batch, m, e]),
         helper.make_tensor_value_info("router_entropy", TensorProto.FLOAT, [batch, m]),
-    ])  # fmt: skip
+    ])
     onnx.checker.check_model(model)
     return model
 
@@ -315,11 +316,11 @@ def _telemetry_io(entry: GraphEntry, layers: Sequence[MoELayerSpec]) -> tuple[Mo
     m, e, s = len(layers), layers[0].num_experts, layers[0].num_tokens
     head = tuple(o for o in _io(entry.outputs, entry.stage, True, True) if o.name not in ("router_logits", "expert_load", "router_entropy"))
     return head + (ModelIO("router_logits", "float32", (m, s, e)), ModelIO("expert_load", "float32", (m, e)),
-                   ModelIO("router_entropy", "float32", (m,)))  # fmt: skip
+                   ModelIO("router_entropy", "float32", (m,)))
 
 
 def plan_models(manifest: Manifest, graphs: Mapping[str, GraphEntry], max_batch_size: int, graph_batch: bool,
-                stand_in: bool) -> dict[str, TritonModel]:  # fmt: skip
+                stand_in: bool) -> dict[str, TritonModel]:
     """The Triton models of the repository (stage models + the reasoning loop)."""
     backend = "python" if stand_in else "onnxruntime"
     batched = max_batch_size > 0
@@ -334,17 +335,17 @@ def plan_models(manifest: Manifest, graphs: Mapping[str, GraphEntry], max_batch_
         else:
             outputs = _io(entry.outputs, stage, stage_batched, graph_batch)
         models[stage] = TritonModel(stage, backend, max_batch_size if stage_batched else 0, inputs, outputs, stage,
-                                    entry.file)  # fmt: skip
+                                    entry.file)
     trunk_tokens = next(s for s in graphs["reasoning_context"].inputs if s.name == "trunk_tokens")
     r = manifest.contract.max_reasoning_tokens
     if batched:
         inputs = (ModelIO("trunk_tokens", trunk_tokens.dtype, tuple(trunk_tokens.shape[1:])), ModelIO("max_new_tokens", "int64", (1,)))
         outputs = (ModelIO("reasoning_ids", "int64", (r,)), ModelIO("reasoning_mask", "int64", (r,)),
-                   ModelIO("reasoning_eos", "int64", (1,)))  # fmt: skip
+                   ModelIO("reasoning_eos", "int64", (1,)))
     else:
         inputs = (ModelIO("trunk_tokens", trunk_tokens.dtype, tuple(trunk_tokens.shape)), ModelIO("max_new_tokens", "int64", (1,)))
         outputs = (ModelIO("reasoning_ids", "int64", (1, r)), ModelIO("reasoning_mask", "int64", (1, r)),
-                   ModelIO("reasoning_eos", "int64", (1, 1)))  # fmt: skip
+                   ModelIO("reasoning_eos", "int64", (1, 1)))
     models[REASONING_MODEL] = TritonModel(REASONING_MODEL, "python", max_batch_size, inputs, outputs)
     return models
 
@@ -369,7 +370,7 @@ def _parameters(values: Mapping[str, str]) -> list[str]:
 
 
 def model_config_text(model: TritonModel, cfg: RepositoryConfig, manifest: Manifest, comments: Sequence[str] = (),
-                      parameters: Mapping[str, str] | None = None) -> str:  # fmt: skip
+                      parameters: Mapping[str, str] | None = None) -> str:
     """The config.pbtxt of one model (protobuf text format of inference.ModelConfig)."""
     lines = [f"# {c}" for c in comments]
     lines += [f"name: {_quote(model.name)}", f"backend: {_quote(model.backend)}", f"max_batch_size: {model.max_batch_size}"]
@@ -390,16 +391,16 @@ def model_config_text(model: TritonModel, cfg: RepositoryConfig, manifest: Manif
             '  parameters { key: "max_workspace_size_bytes" value: "1073741824" }',
             '  parameters { key: "trt_engine_cache_enable" value: "true" }',
             "} ] } }",
-        ]  # fmt: skip
+        ]
     params = {MODEL_ID_PARAMETER: manifest.model_id, "formulation": cfg.formulation, "precision": cfg.precision,
-              **(parameters or {})}  # fmt: skip
+              **(parameters or {})}
     lines += _parameters(params)
     return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- build
 def build_repository(model_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: RepositoryConfig | None = None,
-                     force: bool = False) -> RepositoryReport:  # fmt: skip
+                     force: bool = False) -> RepositoryReport:
     """Write the Triton model repository of `model_dir` to `out_dir` (see the module docstring)."""
     cfg = cfg or RepositoryConfig()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -422,7 +423,7 @@ def build_repository(model_dir: str | os.PathLike, out_dir: str | os.PathLike, c
     try:
         _write_models(staging, model_dir, manifest, graphs, models, cfg, reason, graph_batch)
         report = RepositoryReport(manifest.model_id, cfg.formulation, cfg.precision, max_batch_size, reason,
-                                  cfg.stand_in, models)  # fmt: skip
+                                  cfg.stand_in, models)
         (staging / REPOSITORY_INFO).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
         if out_dir.exists():
             out_dir.rmdir()
@@ -434,7 +435,7 @@ def build_repository(model_dir: str | os.PathLike, out_dir: str | os.PathLike, c
 
 
 def _write_models(root: Path, model_dir: Path, manifest: Manifest, graphs: Mapping[str, GraphEntry],
-                  models: Mapping[str, TritonModel], cfg: RepositoryConfig, reason: str, graph_batch: bool) -> None:  # fmt: skip
+                  models: Mapping[str, TritonModel], cfg: RepositoryConfig, reason: str, graph_batch: bool) -> None:
     batching = f"max_batch_size {models['vision'].max_batch_size}: dynamic batching" if not reason else \
         f"max_batch_size 0 (no batching): {reason}"
     for stage in STAGES:
@@ -449,7 +450,7 @@ def _write_models(root: Path, model_dir: Path, manifest: Manifest, graphs: Mappi
         else:
             shutil.copy2(model_dir / entry.file, version / "model.onnx")
         comments = [f"moe_vla {manifest.model_id}: {stage} graph {entry.file} ({entry.formulation}, {entry.precision})",
-                    batching]  # fmt: skip
+                    batching]
         parameters = {}
         if cfg.stand_in:
             comments.append("stand-in: python backend running model.onnx with ONNX Runtime (no onnxruntime backend)")
@@ -466,9 +467,9 @@ def _write_models(root: Path, model_dir: Path, manifest: Manifest, graphs: Mappi
         "max_reasoning_tokens": str(manifest.contract.max_reasoning_tokens),
         "context_model": "reasoning_context", "step_model": "reasoning_step",
         "graph_batch": "dynamic" if graph_batch else "fixed",
-    }  # fmt: skip
+    }
     comments = [f"moe_vla {manifest.model_id}: greedy reasoning decode loop (BLS: reasoning_context once, "
-                "reasoning_step per token)", batching]  # fmt: skip
+                "reasoning_step per token)", batching]
     (root / model.name / "config.pbtxt").write_text(model_config_text(model, cfg, manifest, comments, parameters))
 
 

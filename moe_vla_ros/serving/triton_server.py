@@ -70,7 +70,7 @@ def _stub(venv: Path, dist: Path) -> Path | None:
 
 def _libdir(venv: Path) -> str:
     out = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+                         capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
 
@@ -111,7 +111,7 @@ class TritonServer:
     """
 
     def __init__(self, repository: str | os.PathLike, venv: str | os.PathLike | None = None,
-                 work_dir: str | os.PathLike | None = None, ready_timeout_s: float = 60.0) -> None:  # fmt: skip
+                 work_dir: str | os.PathLike | None = None, ready_timeout_s: float = 60.0) -> None:
         self.repository = Path(repository).resolve()
         self.venv = server_venv(venv)
         self.work_dir = Path(work_dir or REPO_ROOT / "build" / "triton")
@@ -129,12 +129,13 @@ class TritonServer:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
-    def start(self) -> "TritonServer":
+    def start(self) -> TritonServer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         tree = prepare_server(self.venv, self.work_dir)
         env = os.environ.copy()
         env["PATH"] = f"{self.venv / 'bin'}:{env.get('PATH', '')}"
-        libs = [_libdir(self.venv), str(self.venv / "lib" / f"python{_python_version(self.venv)}" / "site-packages" / "nvidia_pytriton.libs")]
+        site_packages = self.venv / "lib" / f"python{_python_version(self.venv)}" / "site-packages"
+        libs = [_libdir(self.venv), str(site_packages / "nvidia_pytriton.libs")]
         env["LD_LIBRARY_PATH"] = ":".join(libs + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []))
         env.pop("PYTHONPATH", None)
         env.pop("PYTHONHOME", None)
@@ -144,7 +145,7 @@ class TritonServer:
             f"--backend-directory={tree / 'backends'}", f"--grpc-port={self.grpc_port}",
             f"--http-port={self.http_port}", f"--metrics-port={self.metrics_port}", "--allow-metrics=true",
             "--allow-gpu-metrics=false", "--log-verbose=0", "--exit-on-error=true", "--strict-model-config=true",
-        ]  # fmt: skip
+        ]
         start = time.monotonic()
         log = open(self.log_path, "wb")
         try:
@@ -171,7 +172,7 @@ class TritonServer:
                 try:
                     if client.is_server_ready(client_timeout=1.0):
                         return
-                except Exception:  # noqa: BLE001 - not listening yet
+                except Exception:
                     pass
                 time.sleep(0.1)
         finally:
@@ -199,7 +200,7 @@ class TritonServer:
         if process.returncode == 0 and self.startup_s == self.startup_s:  # started and stopped cleanly
             self.log_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

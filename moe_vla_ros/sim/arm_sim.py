@@ -12,7 +12,7 @@ identical joint states and identical images.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -204,7 +204,7 @@ class ArmSim:
             self._renderer.close()
             self._renderer = None
 
-    def __enter__(self) -> "ArmSim":
+    def __enter__(self) -> ArmSim:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
 from moe_vla_ros.errors import BadInputError
 
 # Commanded joints, in the order of every state/action vector (same names as a URDF would use).

@@ -20,9 +20,9 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -96,8 +96,8 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
     sim_cfg = cfg.sim_config()  # validates sizes, rate and cameras before anything is written
     rng = np.random.default_rng(cfg.seed)
     noise_rng = np.random.default_rng([cfg.seed, 1])  # separate stream: noise does not change the scenes
-    runs = {family: 0 for family in cfg.tasks}
-    successes = {family: 0 for family in cfg.tasks}
+    runs = dict.fromkeys(cfg.tasks, 0)
+    successes = dict.fromkeys(cfg.tasks, 0)
     written = steps = 0
     sim_seconds = 0.0
     start = time.perf_counter()

@@ -7,13 +7,13 @@ the usual "fingers pointing down" orientation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from moe_vla_ros.sim.mujoco_backend import mujoco
 import numpy as np
 
 from moe_vla_ros.sim.config import ARM_JOINT_NAMES, GRIPPER_SITE
+from moe_vla_ros.sim.mujoco_backend import mujoco
 
 
 def top_down_rotation(yaw: float) -> np.ndarray:

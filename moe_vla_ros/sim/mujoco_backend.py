@@ -58,6 +58,6 @@ _backend = select_gl_backend()
 if _imported_before and _backend in ("egl", "osmesa"):
     _switch_context_class(_backend)
 
-import mujoco  # noqa: E402  (must follow select_gl_backend)
+import mujoco  # noqa: E402 - after MUJOCO_GL is chosen above
 
 __all__ = ["mujoco", "select_gl_backend"]

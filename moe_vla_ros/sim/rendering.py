@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
-from moe_vla_ros.sim.mujoco_backend import mujoco
 from moe_vla_ros.errors import FailedError
+from moe_vla_ros.sim.mujoco_backend import mujoco
 
 
 class RenderingError(FailedError):
@@ -65,7 +65,7 @@ class CameraRenderer:
             self._renderer.close()
             self._renderer = None
 
-    def __enter__(self) -> "CameraRenderer":
+    def __enter__(self) -> CameraRenderer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -25,8 +25,8 @@ controller's, so the dataset shows how to get back on track from states off the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CUBE_COLORS, CUBE_HALF_SIZE
-from moe_vla_ros.errors import BadInputError
 
 TASK_FAMILIES = ("reach", "push", "lift")
 PUSH_DIRECTIONS = ("left", "right")  # robot's left (+y) / right (-y)
@@ -106,7 +106,7 @@ class Task:
         if not 0.5 <= self.max_duration_s <= 120.0:
             raise TaskError(f"max_duration_s must be in [0.5, 120] s, got {self.max_duration_s!r}")
 
-    def start(self, sim: ArmSim) -> "TaskMonitor":
+    def start(self, sim: ArmSim) -> TaskMonitor:
         """Remember the state the success check is relative to (call at the episode start)."""
         return TaskMonitor(self, sim.cube_pose(self.color)[0])
 

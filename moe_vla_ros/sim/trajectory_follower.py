@@ -45,8 +45,8 @@ is the controller cycle with the measured state.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -156,7 +156,7 @@ class JointTrajectory:
         velocities: np.ndarray | None = None,
         start_time: float = 0.0,
         accelerations: np.ndarray | None = None,
-    ) -> "JointTrajectory":
+    ) -> JointTrajectory:
         """Build from positions [N, J], times [N] and optional velocities/accelerations [N, J]."""
         positions = np.asarray(positions, dtype=np.float64)
         if positions.ndim != 2 or positions.shape[0] != len(times_from_start):

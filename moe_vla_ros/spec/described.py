@@ -13,8 +13,9 @@ import dataclasses
 import difflib
 import os
 import typing
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import MISSING, field, fields, is_dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 PARAM_META = "ros_param"
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -154,7 +155,7 @@ class RobotParams:
     max_acceleration: list[float] = param([], "Acceleration limits [rad/s^2], one per joint.")
 
     LIMITS = {"lower": "position_lower", "upper": "position_upper",
-              "max_velocity": "max_velocity", "max_acceleration": "max_acceleration"}  # fmt: skip
+              "max_velocity": "max_velocity", "max_acceleration": "max_acceleration"}
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -176,13 +177,13 @@ class RobotParams:
             given = getattr(self, name)
             if given and tuple(given) != tuple(model):
                 raise ContractError(f"model contract does not match parameters: {name}: model has {list(model)}, "
-                                    f"robot.{name} has {list(given)}")  # fmt: skip
+                                    f"robot.{name} has {list(given)}")
         joints = sensors.joint_names
         bad = {f"robot.{p}": len(getattr(self, p)) for p in self.LIMITS.values()
-               if getattr(self, p) and len(getattr(self, p)) != len(joints)}  # fmt: skip
+               if getattr(self, p) and len(getattr(self, p)) != len(joints)}
         if bad:
             raise ContractError(f"model contract does not match parameters: {bad} values for the model's "
-                                f"{len(joints)} joints {list(joints)}")  # fmt: skip
+                                f"{len(joints)} joints {list(joints)}")
 
     def limit_values(self) -> dict[str, tuple[float, ...]]:
         """{SafetyLimits field: values} of the limits that are set."""
@@ -223,7 +224,7 @@ class TopicParams:
         cameras = contract.sensors.camera_names
         if len(self.camera_topics) != len(cameras):
             raise ContractError(f"topics.camera_topics has {len(self.camera_topics)} topics for the model's cameras "
-                                f"{list(cameras)}")  # fmt: skip
+                                f"{list(cameras)}")
 
     def resolved(self, role: str, namespace: str = "/") -> str:
         """The fully qualified name of topic `role` (a field name) for the node in `namespace`."""
@@ -310,7 +311,7 @@ class ExecutionParams:
             blend=self.blend, blend_steps=self.blend_steps, exponential_rate=self.exponential_rate,
             max_observation_age_s=self.max_observation_age_s, execution_lead_s=self.execution_lead_s,
             allow_nonzero_end_velocity=self.allow_nonzero_velocity_at_trajectory_end,
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -403,9 +404,9 @@ class PolicyNodeConfig:
             start_enabled=not safety.require_enable, reasoning_period_s=ex.reasoning_period_s,
             default_instruction=ex.default_instruction, recovery_s=safety.recovery_s,
             input_checks=self.input_checks.config(),
-        )  # fmt: skip
+        )
 
-    def open_loop(self) -> "PolicyNodeConfig":
+    def open_loop(self) -> PolicyNodeConfig:
         """These settings for recorded joint states that follow recorded commands (bag replay,
         offline evaluation): the checks comparing joint states with the node's own plan (tracking
         error, frozen) off, as config/bag_replay.yaml sets them."""
@@ -416,12 +417,12 @@ class PolicyNodeConfig:
         """{dotted name: value} of every parameter (what `ros2 param dump` would show)."""
         return flat_values(self)
 
-    def with_params(self, values: Mapping[str, Any]) -> "PolicyNodeConfig":
+    def with_params(self, values: Mapping[str, Any]) -> PolicyNodeConfig:
         """A copy with some parameters changed ({dotted name: value}), validated."""
         return self.from_params({**self.to_params(), **values})
 
     @classmethod
-    def from_params(cls, values: Mapping[str, Any]) -> "PolicyNodeConfig":
+    def from_params(cls, values: Mapping[str, Any]) -> PolicyNodeConfig:
         """The config from flat parameter values (others keep their defaults; names the node does
         not declare, e.g. use_sim_time, are ignored); NodeConfigError naming a bad value."""
         try:
@@ -433,7 +434,7 @@ class PolicyNodeConfig:
 
     @classmethod
     def from_params_files(cls, files: Sequence[str | os.PathLike], params: Mapping[str, Any] | None = None,
-                          namespace: str = "/") -> "PolicyNodeConfig":  # fmt: skip
+                          namespace: str = "/") -> PolicyNodeConfig:
         """What a node in `namespace` runs with given the parameter `files` and then `params`."""
         return cls.from_params(NodeInvocation(tuple(files), params or {}, namespace=namespace).values())
 

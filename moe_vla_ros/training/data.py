@@ -26,8 +26,8 @@ folder (data/lerobot/): `open_training_dataset` picks the reader. LeRobot data h
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -39,8 +39,7 @@ from moe_vla_ros.data.lerobot.mapping import LeRobotMapping
 from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset, open_demonstrations
 from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 
-
-Demonstrations = Union[DemoDataset, LeRobotDemoDataset]
+Demonstrations = DemoDataset | LeRobotDemoDataset
 NO_TARGET_WARNING = (
     "the training data records no target_position (LeRobot datasets do not, unless a feature carries it): "
     "the target probe is not trained (off) and the model learns without its target estimate"

@@ -18,8 +18,9 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -138,12 +139,12 @@ def _eval_and_log(model: MoEVLA, val: VLADataset, log: RunLog, step: int, stage:
     metrics = evaluate(
         model, val, batch_size=cfg.batch_size * 2, max_samples=cfg.max_eval_samples,
         generated_samples=cfg.eval_generated_samples, device=cfg.device,
-    )  # fmt: skip
+    )
     loads = {k: metrics.pop(k) for k in ("trunk_expert_load", "action_head_expert_load")}
     log.write({"kind": "eval", "step": step, "stage": stage, **metrics})
     if loads["trunk_expert_load"] or loads["action_head_expert_load"]:
         layers = {"trunk_moe_layers": list(model.cfg.trunk.moe_layers),
-                  "action_head_moe_layers": list(model.cfg.action_head.moe_layers)}  # fmt: skip
+                  "action_head_moe_layers": list(model.cfg.action_head.moe_layers)}
         log.write_usage({"step": step, "stage": stage, **layers, **loads})
     return metrics
 
@@ -189,7 +190,7 @@ def _run_stage(
                 "action_loss": float(losses.action), "reasoning_loss": float(losses.reasoning),
                 "moe_aux": float(losses.moe_aux), "reasoning_accuracy": float(losses.reasoning_accuracy),
                 "target_loss": float(losses.target), "elapsed_s": time.perf_counter() - start,
-            })  # fmt: skip
+            })
             bar.set_postfix(stage=stage, loss=f"{last_loss:.3f}")
         bar.update(1)
         if (i + 1) % cfg.eval_every == 0 or i == steps - 1:
@@ -198,7 +199,7 @@ def _run_stage(
 
 
 def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: TrainConfig | None = None,
-                 lerobot_map: LeRobotMapping | None = None) -> TrainResult:  # fmt: skip
+                 lerobot_map: LeRobotMapping | None = None) -> TrainResult:
     """Train a policy on the dataset at `dataset_dir` (ours, or a LeRobot v3.0 folder read through
     `lerobot_map`); write checkpoint, logs and plots to `out_dir`."""
     cfg = cfg or TrainConfig()
@@ -250,7 +251,7 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
             step, loss, metrics = _run_stage(
                 model, dense_warmup_parameters(model), STAGE_DENSE, cfg.dense_steps, cfg.lr, 0, batches,
                 augment_rng, train, val, log, cfg, bar,
-            )  # fmt: skip
+            )
             upcycled = upcycle_model(model, cfg.upcycle_noise_std, seed=cfg.seed)
             log.write({"kind": "upcycle", "step": step, "layers": upcycled, "noise_std": cfg.upcycle_noise_std})
             model.to(cfg.device)
@@ -266,7 +267,7 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
 
     model.eval()
     summary = {"dataset": str(dataset_dir), "steps": step, "final_train_loss": loss, "final_eval": metrics,
-               "train_episodes": train_eps, "val_episodes": val_eps, "parameters": model.parameter_counts()}  # fmt: skip
+               "train_episodes": train_eps, "val_episodes": val_eps, "parameters": model.parameter_counts()}
     save_checkpoint(model, out, tokenizer, metadata={"training": summary, "train_config": cfg.to_dict()})
     plots.plot_loss_curves(log.records, out / "loss_curves.png", upcycle_step=None if cfg.init_checkpoint else cfg.dense_steps)
     plots.plot_expert_usage(log.usage, out / "expert_usage.png")
@@ -323,7 +324,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
         state_dropout=args.state_dropout, start_oversampling=args.start_oversampling,
         start_steps=args.start_steps, val_fraction=args.val_fraction, device=args.device,
         num_threads=args.num_threads, overwrite=args.overwrite, progress=args.progress,
-    )  # fmt: skip
+    )
     return args, cfg
 
 

@@ -8,18 +8,18 @@ from rosbags.interfaces import QosDurability, QosReliability
 
 from moe_vla_ros.bags.demo_streams import median_rate_hz
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.spec.policy_node import default_params_files, global_topic, read_node_params
 from moe_vla_ros.bags.from_sim import CONTRACT_KEY, EPISODES_KEY, SimBagTopics, SimRecordingConfig, main, record_sim_bag
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.validate import validate_bag
 from moe_vla_ros.contract import SensorContract
 from moe_vla_ros.sim.config import JOINT_NAMES
 from moe_vla_ros.sim.tasks import TASK_FAMILIES
+from moe_vla_ros.spec.policy_node import default_params_files, global_topic, read_node_params
 
 SMALL = dict(episodes=2, max_episode_s=1.5, image_size=32, camera_rate_hz=10.0, joint_state_rate_hz=50.0,
-             progress=False)  # fmt: skip
+             progress=False)
 TOPICS = ["/camera/front/image_raw", "/camera/wrist/image_raw", "/joint_states", "/instruction",
-          "/joint_trajectory_controller/joint_trajectory"]  # fmt: skip
+          "/joint_trajectory_controller/joint_trajectory"]
 
 
 @pytest.fixture(scope="module", params=("mcap", "sqlite3"))
@@ -110,14 +110,14 @@ def test_existing_path_is_refused_and_untouched(tmp_path):
     (dict(joint_state_rate_hz=0.0), "joint_state_rate_hz"),
     (dict(cameras=("front", "front")), "duplicates"), (dict(storage="zip"), "storage"),
     (dict(control_rate_hz=7.0), "simulator"), (dict(max_episode_s=-1.0), "max_episode_s"),
-])  # fmt: skip
+])
 def test_invalid_config_names_the_field(bad, match):
     with pytest.raises(BagError, match=match):
         SimRecordingConfig(**{**SMALL, **bad})
 
 
 @pytest.mark.parametrize("bad, match", [(dict(camera_pattern="/cam"), "camera_pattern"),
-                                        (dict(command="cmd"), "command")])  # fmt: skip
+                                        (dict(command="cmd"), "command")])
 def test_invalid_topics_are_refused(bad, match):
     with pytest.raises(BagError, match=match):
         SimBagTopics(**bad)
@@ -125,7 +125,7 @@ def test_invalid_topics_are_refused(bad, match):
 
 def test_command_line(tmp_path, capsys):
     args = ["--out", str(tmp_path / "bag"), "--episodes", "1", "--max-episode-seconds", "0.5", "--image-size", "16",
-            "--camera-rate", "10", "--storage", "sqlite3", "--no-progress"]  # fmt: skip
+            "--camera-rate", "10", "--storage", "sqlite3", "--no-progress"]
     assert main(args) == 0
     assert "wrote 1 episode(s)" in capsys.readouterr().out
     assert validate_bag(tmp_path / "bag", TOPICS).storage == "sqlite3"

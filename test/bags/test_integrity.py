@@ -31,7 +31,7 @@ def big_bag(path: Path, states: int = 310, payload: int = 5000) -> Path:
             header = t["std_msgs/msg/Header"](stamp=stamp, frame_id="")
             state = t["sensor_msgs/msg/JointState"](header=header, name=[f"j{k}" for k in range(3)],
                                                     position=np.full(payload // 8, float(i)), velocity=np.zeros(0),
-                                                    effort=np.zeros(0))  # fmt: skip
+                                                    effort=np.zeros(0))
             bag.write(STATES, 1_000_000_000 + i * 100_000_000, state)
             if i % 100 == 0:
                 bag.write(WORDS, 1_000_000_000 + i * 100_000_000 + 1, t["std_msgs/msg/String"](data=f"step {i}"))

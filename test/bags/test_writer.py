@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from rosbags.typesys import Stores, get_typestore as rosbags_typestore
+from rosbags.typesys import Stores
+from rosbags.typesys import get_typestore as rosbags_typestore
 
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagReader

@@ -327,7 +327,7 @@ def test_blending_alone_keeps_seams_smooth(mode):
     jump = 2 * offset  # largest offset difference between consecutive chunks
     reference_dv = 0.5 * DT  # the reference's own velocity change per step
     bound = np.abs(np.diff(weights, 2)).max() * jump / DT + reference_dv
-    dv = lambda p: np.abs(np.diff(p, 2, axis=0)).max() / DT  # noqa: E731  velocity jump per step
+    dv = lambda p: np.abs(np.diff(p, 2, axis=0)).max() / DT
     assert dv(smooth) <= bound
     assert dv(hard) > 2 * dv(smooth)  # blending is what keeps the seams smooth
 
@@ -384,7 +384,7 @@ def test_end_at_rest_leaves_the_executed_path_unchanged_while_chunks_keep_refill
     paths = []
     for allow in (True, False):
         ex = executor(num_joints=2, safety=True, allow_nonzero_end_velocity=allow)
-        times, positions, published = run_async(ex, seed=1, offset=0.08, noise=0.01, latency=latency)
+        _times, positions, published = run_async(ex, seed=1, offset=0.08, noise=0.01, latency=latency)
         paths.append(positions)
         if not allow:
             assert all(np.all(t.velocities[-1] == 0.0) for t in published)

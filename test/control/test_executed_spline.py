@@ -14,7 +14,7 @@ from moe_vla_ros.control.chunking import ActionChunkExecutor, ChunkExecutorConfi
 from moe_vla_ros.control.safety import SafetyFilter, SafetyLimits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from spline_check import SplineProbe, run_random  # noqa: E402
+from spline_check import SplineProbe, run_random
 
 DT, H = 0.1, 16
 LOWER = np.array([-2.9, -2.0, -2.6, -2.9, -2.2, -2.9, 0.0])

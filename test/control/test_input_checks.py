@@ -78,7 +78,7 @@ def test_jump_between_consecutive_joint_states():
 def test_frozen_values_only_while_the_plan_moves():
     c = checker(frozen_after_s=0.3, frozen_min_motion_rad=0.02)
     q = np.array([0.5, 0.5])
-    plan = lambda t: np.array([0.5 + 0.1 * (t - 10.0), 0.5])  # noqa: E731  0.1 rad/s
+    plan = lambda t: np.array([0.5 + 0.1 * (t - 10.0), 0.5])
     c.accept_joint_state("joint_states", 10.0, q, plan(10.0))
     for k in range(1, 30):  # 0.29 s identical, plan moved 0.029 rad: not yet
         t = 10.0 + 0.01 * k
@@ -91,7 +91,7 @@ def test_frozen_values_only_while_the_plan_moves():
 
 def test_tracking_error():
     c = checker(max_tracking_error_rad=0.2)
-    plan = lambda t: np.array([0.0, 1.0])  # noqa: E731
+    plan = lambda t: np.array([0.0, 1.0])
     r = c.check_joint_state("joint_states", 10.0, np.array([0.0, 0.75]), 10.0, plan)
     assert r.code == TRACKING_ERROR
     assert r.text == ("joint_states rejected: joint_2 at 0.75 rad is 0.25 rad from the commanded 1 (max 0.2): "

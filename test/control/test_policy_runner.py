@@ -136,7 +136,7 @@ def test_new_instruction_replaces_the_plan_at_once_and_forces_reasoning():
 
 
 def test_no_instruction_and_estop_hold():
-    runner, policy = make_runner()
+    runner, _policy = make_runner()
     runner.set_instruction("")
     feed(runner, 1.0)
     assert runner.step(lambda: 1.0) is None and runner.hold_reason(1.0) == "no instruction"
@@ -150,14 +150,14 @@ def test_no_instruction_and_estop_hold():
 
 
 def test_inference_failure_holds_and_is_counted():
-    runner, policy = make_runner(RampPolicy(fail=True))
+    runner, _policy = make_runner(RampPolicy(fail=True))
     feed(runner, 1.0)
     assert runner.step(lambda: 1.0) is None  # never commanded: nothing to stop
     assert runner.counters.inference_errors == 1 and "model exploded" in runner.counters.last_error
 
 
 def test_an_error_outside_the_model_drops_the_plan():
-    runner, policy = make_runner()
+    runner, _policy = make_runner()
     feed(runner, 1.0)
     assert runner.step(lambda: 1.0).trajectory is not None and runner.commanding
     runner.record_error("publish failed")
@@ -180,9 +180,9 @@ def test_limits_must_match_model_joints():
 
 # -- every input checked, holds JTC accepts, recovery hysteresis ---------------------------------
 
-from moe_vla_ros.control.input_checks import InputCheckConfig  # noqa: E402
-from moe_vla_ros.control.jtc_rules import JtcParams, check_trajectory  # noqa: E402
-from moe_vla_ros.control.policy_runner import HOLD_REJECTED, HOLD_STALE  # noqa: E402
+from moe_vla_ros.control.input_checks import InputCheckConfig
+from moe_vla_ros.control.jtc_rules import JtcParams, check_trajectory
+from moe_vla_ros.control.policy_runner import HOLD_REJECTED, HOLD_STALE
 
 ALL_30HZ = {"front": 30.0, "wrist": 30.0, "joints": 30.0}
 
@@ -272,7 +272,7 @@ def test_joint_state_in_degrees_without_position_limits_is_rejected_as_a_jump():
     assert not limits.has_position_limits
     cfg = RunnerConfig(ChunkExecutorConfig.from_contract(CONTRACT, refill_threshold_s=0.4, max_observation_age_s=0.3),
                        default_instruction="reach")
-    runner, policy = PolicyRunner(RampPolicy(), cfg, limits), None
+    runner = PolicyRunner(RampPolicy(), cfg, limits)
     runner.activate(0.0)
     assert simulate(runner, 1.0, 1.5, arm=follower((0.1, 0.2))) and runner.commanding
     hold = simulate(runner, 1.5, 1.6, q=lambda t: np.degrees([0.1, 0.2]))
@@ -341,7 +341,7 @@ def test_slow_camera_gives_at_most_one_hold_resume_cycle():
 
 def test_commanding_resumes_only_after_every_input_was_good_for_recovery_s():
     runner, _ = make_runner()
-    skip = lambda name, t: name == "joints" and 2.0 <= t < 2.7  # noqa: E731
+    skip = lambda name, t: name == "joints" and 2.0 <= t < 2.7
     commands = simulate(runner, 1.0, 3.2, skip=skip)
     assert runner.hold_reason(3.2).startswith("recovering: inputs good for 0.50 of 1.0 s after: stale joint_states")
     commands += simulate(runner, 3.2, 5.0, arm=follower(runner.executor.state_at(3.2)[0]))

@@ -238,7 +238,7 @@ def test_random_bad_starts_still_keep_position_and_velocity(limits, seed):
 
 # -- optional limits and braking ----------------------------------------------------------------
 
-from moe_vla_ros.control.safety import braking_path  # noqa: E402
+from moe_vla_ros.control.safety import braking_path
 
 
 def test_limits_from_optional_lists():

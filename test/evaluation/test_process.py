@@ -10,7 +10,7 @@ from moe_vla_ros.evaluation.process import NodeProcess
 
 SLEEPER = "import time; print('started', flush=True); time.sleep(60)"
 STUBBORN = ("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); "
-            "time.sleep(60)")  # fmt: skip
+            "time.sleep(60)")
 
 
 def _wait_for(text: str, process: NodeProcess, timeout_s: float = 20.0) -> None:

@@ -39,7 +39,7 @@ def test_known_seam_jump():
 
 
 def test_continuing_trajectory_has_no_seam_jump_and_late_one_is_starved():
-    line = lambda t: np.array([t, 2 * t])  # noqa: E731
+    line = lambda t: np.array([t, 2 * t])
     smooth = seam_metrics([trajectory(0.0, 0.0, line), trajectory(0.4, 0.4, line)], DT, 2, initial=np.zeros(2))
     assert smooth["position_jump"]["max"] == pytest.approx(0.0, abs=1e-9)
     assert smooth["velocity_jump"]["max"] == pytest.approx(0.0, abs=1e-6)
@@ -49,10 +49,10 @@ def test_continuing_trajectory_has_no_seam_jump_and_late_one_is_starved():
 
 def test_jumps_against_limits_per_joint():
     limits = SeamLimits((1.0, 4.0), (5.0, 20.0), DT)  # bounds: 0.1 / 0.4 rad, 0.5 / 2.0 rad/s
-    line = lambda t: np.array([0.5 * t, 0.5 * t])  # noqa: E731
+    line = lambda t: np.array([0.5 * t, 0.5 * t])
     smooth = seam_jumps([trajectory(0.0, 0.0, line), trajectory(0.4, 0.4, line)], DT, initial=np.zeros(2))
     jumped = seam_jumps([trajectory(0.0, 0.0, line), trajectory(0.4, 0.4, lambda t: line(t) + [0.2, 0.2])], DT,
-                        initial=np.zeros(2))  # fmt: skip
+                        initial=np.zeros(2))
     assert jumped.position.shape == (1, 2)
     np.testing.assert_allclose(jumped.position[0], [0.2, 0.2])  # 2x joint a's bound, half joint b's
     m = summarize_seams(SeamJumps.pooled([smooth, jumped]), limits)

@@ -14,7 +14,7 @@ def test_help(capsys):
 
 def test_arguments_map_to_config():
     args = build_parser().parse_args(["--checkpoint", "c", "--out", "o", "--formulations", "dense", "--opset", "19",
-                                      "--int8", "--fp16", "--tolerance", "1e-3", "--int8-max-action-error", "0.2"])  # fmt: skip
+                                      "--int8", "--fp16", "--tolerance", "1e-3", "--int8-max-action-error", "0.2"])
     cfg = config_from_args(args)
     assert cfg.formulations == ("dense",) and cfg.opset == 19 and cfg.int8 and cfg.fp16
     assert cfg.tolerance == 1e-3 and cfg.int8_gate.max_action_error == 0.2
@@ -44,7 +44,7 @@ def test_force_replaces_the_folder(demo_export, tmp_path, capsys):
     out.mkdir()
     (out / "old.onnx").write_text("old")
     argv = ["--checkpoint", str(demo_export.checkpoint), "--out", str(out), "--formulations", "sparse", "--force",
-            "--name", "cli"]  # fmt: skip
+            "--name", "cli"]
     assert main(argv) == 0
     assert "exported cli-" in capsys.readouterr().out
     assert not (out / "old.onnx").exists()

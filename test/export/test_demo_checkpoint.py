@@ -3,8 +3,8 @@
 import pytest
 
 from moe_vla_ros.export.demo_checkpoint import random_model, write_random_checkpoint
-from moe_vla_ros.model.checkpoint import load_checkpoint, load_tokenizer
 from moe_vla_ros.export.pipeline import weights_digest
+from moe_vla_ros.model.checkpoint import load_checkpoint, load_tokenizer
 
 
 def test_same_seed_same_weights(tmp_path):

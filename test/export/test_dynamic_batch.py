@@ -46,7 +46,7 @@ def _stage_inputs(model_dir, manifest, formulation):
             "reasoning_step": {"cross_kv": cross_kv, "tokens": tokens},
             "action_head": {"trunk_tokens": trunk_tokens, "state": state, "reasoning_ids": tokens * reasoning_mask,
                             "reasoning_mask": reasoning_mask},
-        })  # fmt: skip
+        })
     return graphs, sessions, rows
 
 
@@ -64,7 +64,7 @@ def test_batch_equals_batch_one(demo_export, formulation):
         names = [o.name for o in session.get_outputs()]
         singles = [dict(zip(names, session.run(None, row[stage]))) for row in rows]
         batch = {k: np.concatenate([row[stage][k] for row in rows], axis=2 if k == "cross_kv" else 0)
-                 for k in rows[0][stage]}  # fmt: skip
+                 for k in rows[0][stage]}
         batched = dict(zip(names, session.run(None, batch)))
         for name in names:
             got = batched[name]

@@ -38,7 +38,7 @@ def observation_digest(obs) -> str:
 
 def run(model_dir, backend: str, formulation: str) -> dict:
     policy = load_policy(model_dir, RuntimeConfig(backend=backend, providers=("CPUExecutionProvider",),
-                                                  formulation=formulation))  # fmt: skip
+                                                  formulation=formulation))
     obs = random_observation(policy.contract, OBSERVATION_SEED, INSTRUCTION)
     out = policy.infer(obs)
     return {

@@ -33,7 +33,7 @@ def test_every_graph_has_static_batch_one_inputs(demo_export):
 
 
 @pytest.mark.parametrize("file", ["trunk.dense.onnx", "action_head.dense.onnx", "trunk.dense.fp16.onnx",
-                                  "action_head.dense.fp16.onnx"])  # fmt: skip
+                                  "action_head.dense.fp16.onnx"])
 def test_dense_graphs_use_only_tensorrt_ops(demo_export, file):
     ops = graph_op_types(onnx.load(str(demo_export.model / file)))
     assert ops <= TENSORRT_STATIC_OPS, sorted(ops - TENSORRT_STATIC_OPS)

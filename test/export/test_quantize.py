@@ -11,8 +11,13 @@ from moe_vla_ros.export.errors import ExportError
 from moe_vla_ros.export.onnx_check import graph_op_types
 from moe_vla_ros.export.pipeline import export_policy
 from moe_vla_ros.export.quantize import (
-    avx2_pair_bound, gate_variant, int8_weight_bound, make_fp16, make_int8, unshare_gemm_weights,
-)  # fmt: skip
+    avx2_pair_bound,
+    gate_variant,
+    int8_weight_bound,
+    make_fp16,
+    make_int8,
+    unshare_gemm_weights,
+)
 from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.manifest import ModelLoadError, read_manifest
@@ -26,7 +31,7 @@ def shared_weight_model(path):
     nodes = [helper.make_node("Gemm", ["x", "W"], ["h"], transB=1), helper.make_node("Gemm", ["h", "W"], ["y"], transB=1)]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
-                              [numpy_helper.from_array(w, "W")])  # fmt: skip
+                              [numpy_helper.from_array(w, "W")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(path))
     return w
 
@@ -78,7 +83,7 @@ def test_fixture_export_kept_its_variants_and_reports_numbers(demo_export):
 
 def test_failing_gate_drops_the_variant(demo_export, tmp_path):
     cfg = ExportConfig(formulations=("sparse",), int8=True, int8_gate=QuantizationGate(0.0, 1.0), gate_observations=2,
-                       policy_observations=1)  # fmt: skip
+                       policy_observations=1)
     manifest = export_policy(demo_export.checkpoint, tmp_path / "model", cfg)
     (variant,) = manifest.variants
     assert (variant["formulation"], variant["precision"], variant["kept"]) == ("sparse", "int8", False)
@@ -100,7 +105,7 @@ def matmul_model(path, w):
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "mm",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, w.shape[1]])],
-                              [numpy_helper.from_array(w, "W")])  # fmt: skip
+                              [numpy_helper.from_array(w, "W")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(path))
 
 

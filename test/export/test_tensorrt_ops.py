@@ -13,7 +13,7 @@ def one_node_model(op: str, **attrs) -> onnx.ModelProto:
     node = helper.make_node(op, ["data", "indices", "updates"], ["y"], **attrs)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
                                             for n in ("data", "indices", "updates")],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])  # fmt: skip
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     return helper.make_model(graph)
 
 
@@ -34,7 +34,7 @@ def test_bundled_graphs_report():
     model_dir = bundled_model_dir()
     manifest = read_manifest(model_dir, verify_checksums=False)
     reports = {g.file: tensorrt_op_report(onnx.load(str(model_dir / g.file), load_external_data=False))
-               for g in manifest.graphs}  # fmt: skip
+               for g in manifest.graphs}
     dense = {f: r["unsupported"] for f, r in reports.items() if ".sparse." not in f}
     assert dense == {f: [] for f in dense} and "vision.onnx" in dense and "trunk.dense.onnx" in dense
     sparse = {f: r["unsupported"] for f, r in reports.items() if ".sparse." in f}

@@ -5,7 +5,6 @@ launch (its nodes must stop cleanly)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from launch_helpers import REPO_ROOT, get_parameters, launch, robot_config

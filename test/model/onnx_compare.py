@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -49,7 +50,7 @@ def compare_with_onnxruntime(
     """Run ``module`` (eval, no_grad) and ``session`` on each input set and compare outputs in order."""
     input_names = [i.name for i in session.get_inputs()]
     output_names = [o.name for o in session.get_outputs()]
-    report = ComparisonReport(per_output_error={name: 0.0 for name in output_names})
+    report = ComparisonReport(per_output_error=dict.fromkeys(output_names, 0.0))
     was_training = module.training
     module.eval()
     try:

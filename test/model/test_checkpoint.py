@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from moe_vla_ros.contract import ContractError
+from moe_vla_ros.export.examples import example_batch
 from moe_vla_ros.model.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -14,7 +15,6 @@ from moe_vla_ros.model.checkpoint import (
     read_checkpoint_config,
     save_checkpoint,
 )
-from moe_vla_ros.export.examples import example_batch
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.runtime.tokenization import InstructionTokenizer
@@ -43,7 +43,7 @@ def test_round_trip_gives_identical_outputs(saved):
     model, path = saved
     assert sorted(p.name for p in path.iterdir()) == [
         "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-    ]  # fmt: skip
+    ]
     loaded = load_checkpoint(path, expected_contract=model.cfg.contract.sensors)
     assert loaded.cfg == model.cfg and not loaded.training
     batch = example_batch(model.cfg, batch_size=2)

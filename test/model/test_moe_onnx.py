@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-from torch import Tensor, nn
-
 from onnx_compare import compare_with_onnxruntime
+from torch import Tensor, nn
 
 from moe_vla_ros.export.onnx_check import (
     FORBIDDEN_DYNAMIC_OPS,
@@ -96,7 +95,7 @@ def test_sparse_expert_choice_export_matches_torch_without_scatter(tmp_path):
     module = ExportedMoE(build_layer(router="expert_choice", capacity_factor=1.5, top_k=1), "sparse")
     path = tmp_path / "expert_choice.onnx"
     model = export_onnx(module, (torch.randn(2, 8, D_MODEL),), path, input_names=["x"], output_names=OUTPUT_NAMES,
-                        dynamic_shapes=({1: torch.export.Dim("tokens", min=1, max=4096)},))  # fmt: skip
+                        dynamic_shapes=({1: torch.export.Dim("tokens", min=1, max=4096)},))
     with torch.no_grad():
         picks = module.layer.forward(input_sets()[1][0]).topk_indices
     report = compare_with_onnxruntime(module, ort_session(path), input_sets())

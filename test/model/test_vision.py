@@ -91,7 +91,7 @@ def test_keypoints_backbone_finds_a_bright_spot():
             assert abs(float(xy[0, 0]) - expected_x) < 0.35
             xs.append(float(xy[0, 0]))
     assert xs[1] > xs[0] + 0.8  # the keypoint moved right with the spot
-    assert -1.0 <= float(xy.min()) and float(xy.max()) <= 1.0
+    assert float(xy.min()) >= -1.0 and float(xy.max()) <= 1.0
 
 
 def test_keypoints_config_is_validated():

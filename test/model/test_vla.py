@@ -109,7 +109,7 @@ def test_export_units_run_in_onnxruntime(tmp_path):
         "action_head": (trunk, b["state"], b["reasoning_ids"], b["reasoning_mask"]),
     }
     modules = {"vision": model.vision, "trunk": model.trunk, "reasoning": model.reasoning,
-               "action_head": model.action_head}  # fmt: skip
+               "action_head": model.action_head}
     for name, args in units.items():
         with torch.no_grad():
             result = modules[name](*args)
@@ -117,7 +117,7 @@ def test_export_units_run_in_onnxruntime(tmp_path):
         output_names = list(result._fields)
         path = tmp_path / f"{name}.onnx"
         onnx_model = export_onnx(modules[name], args, path, input_names=[f"in{i}" for i in range(len(args))],
-                                 output_names=output_names)  # fmt: skip
+                                 output_names=output_names)
         assert not graph_op_types(onnx_model) & FORBIDDEN_DYNAMIC_OPS, name
         report = compare_with_onnxruntime(modules[name], ort_session(path), [args])
         assert report.ok and report.max_abs_error < 1e-4, (name, report)

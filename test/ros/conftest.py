@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from policy_node_harness import PolicyNodeHarness  # noqa: E402
+from policy_node_harness import PolicyNodeHarness
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory
 
-from moe_vla_ros.ros.mock_controller import MockJointTrajectoryController
 from moe_vla_ros.ros import qos
+from moe_vla_ros.ros.mock_controller import MockJointTrajectoryController
 from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 
 TRAJECTORY_TOPIC = "/joint_trajectory_controller/joint_trajectory"

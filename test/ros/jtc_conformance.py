@@ -14,10 +14,9 @@ empty trajectories, which the controller ignores.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
-import numpy as np
 import yaml
 from trajectory_msgs.msg import JointTrajectory
 

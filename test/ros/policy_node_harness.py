@@ -11,13 +11,13 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from jtc_conformance import JtcConformance, is_hold
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from jtc_conformance import JtcConformance, is_hold
 from moe_vla_msgs.msg import ExpertUsage, PolicyStatus, ReasoningTrace
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros.policy_node import PolicyNode

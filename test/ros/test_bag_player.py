@@ -219,6 +219,6 @@ def test_player_refuses_a_renamed_topic_and_a_corrupt_chunk_before_publishing(ro
     for bag, reason in ((renamed, "does not match its storage"), (corrupt, "fails its CRC check")):
         done = subprocess.run([sys.executable, "-m", "moe_vla_ros.ros.bag_player", str(bag), "--rate", "0",
                                "--wait-timeout", "0"], env=isolated_ros_env(), capture_output=True, text=True,
-                              timeout=60)  # fmt: skip
+                              timeout=60)
         assert done.returncode == 2 and reason in done.stderr, done.stdout + done.stderr
         assert "played" not in done.stdout

@@ -4,16 +4,16 @@
 import pytest
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.spec.policy_node import default_params_files, read_node_params
 from moe_vla_ros.bags.from_sim import SimRecordingConfig, record_sim_bag
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.synthetic import SyntheticDemo, write_demo_bag
 from moe_vla_ros.control.chunking import is_hold_profile
-from moe_vla_ros.paths import find_share_file
 from moe_vla_ros.evaluation.bag.replay import ReplayConfig, node_arguments, output_topics
-from moe_vla_ros.ros.bag_replay_eval import main, replay_evaluate
 from moe_vla_ros.param_files import load_params_file
+from moe_vla_ros.paths import find_share_file
+from moe_vla_ros.ros.bag_replay_eval import main, replay_evaluate
 from moe_vla_ros.sim.config import JOINT_NAMES
+from moe_vla_ros.spec.policy_node import default_params_files, read_node_params
 
 
 @pytest.fixture(scope="module")

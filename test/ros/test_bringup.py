@@ -95,12 +95,12 @@ def test_policy_node_that_cannot_configure_ends_bringup_non_zero(tmp_path):
 
 def test_bringup_sim_closed_loop_in_a_namespace_with_command_line_overrides(ros_context, sim_model_dir):
     from jtc_conformance import JtcConformance, is_hold, shipped_controller_params
+    from launch_helpers import get_parameters
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from trajectory_msgs.msg import JointTrajectory
 
-    from launch_helpers import get_parameters
     from moe_vla_msgs.msg import ReasoningTrace
     from moe_vla_ros.ros import qos
 

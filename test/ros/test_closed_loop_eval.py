@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from moe_vla_ros.evaluation.sim.metrics import sample_trajectory
 from moe_vla_ros.evaluation.records import EvaluationError
+from moe_vla_ros.evaluation.sim.metrics import sample_trajectory
 from moe_vla_ros.ros.closed_loop_eval_config import EvalConfig, policy_node_command, policy_node_config, sim_parameters
 from moe_vla_ros.runtime.manifest import read_manifest
 from moe_vla_ros.sim.config import JOINT_NAMES
@@ -27,7 +27,7 @@ def test_policy_node_command_and_simulator_parameters_follow_the_contract(sim_mo
     params = [argv[i + 1] for i, a in enumerate(argv) if a == "-p"]
     for expected in ("use_sim_time:=true", "autostart:=false", f"model.path:={sim_model_dir}",
                      "model.providers:=[CPUExecutionProvider]", "qos.instruction_durability:=transient_local"):
-        assert expected in params  # fmt: skip
+        assert expected in params
     assert params[-1] == "execution.blend_steps:=2"  # overrides come last and win
     assert [a for a in argv if a.endswith(".yaml")][-1].endswith("robots/sim_arm.yaml")
     node = policy_node_config(cfg, sim_model_dir, contract)
@@ -78,7 +78,7 @@ def test_closed_loop_episodes_through_the_policy_node_process(sim_model_dir, tmp
     out = tmp_path / "eval"
     max_duration_s = 4.0
     result = run_evaluation(EvalConfig(model=str(sim_model_dir), episodes=2, tasks=("reach", "push"),
-                                       max_duration_s=max_duration_s, out_dir=str(out), progress=False))  # fmt: skip
+                                       max_duration_s=max_duration_s, out_dir=str(out), progress=False))
     records = result.records
     assert [(r.family, r.seed) for r in records] == [("reach", 10_000), ("push", 10_001)]
     for r in records:
@@ -107,6 +107,6 @@ def test_closed_loop_episodes_through_the_policy_node_process(sim_model_dir, tmp
     assert report["run"]["achieved_real_time_factor"] > 0.5
     for name in ("success_per_task.png", "expert_usage.png", "joint_trajectory.png", "episode_front.gif",
                  "episodes/episode_000.json", "episodes/episode_001.json"):
-        assert (out / name).is_file(), name  # fmt: skip
+        assert (out / name).is_file(), name
     log = (out / "policy_node.log").read_text()
     assert log.count("activated: commanding") == 2 and "configured: model" in log

@@ -33,7 +33,7 @@ def test_demo_runs_the_bundled_model_closed_loop(tmp_path, capsys):
     assert report["run"]["model_id"] == manifest.model_id
     for name in ("episodes/episode_000.json", "episodes/episode_001.json", "success_per_task.png",
                  "expert_usage.png", "episode_front.gif"):
-        assert (out / name).is_file(), name  # fmt: skip
+        assert (out / name).is_file(), name
     for name in ("episodes/episode_000.json", "episodes/episode_001.json"):
         episode = json.loads((out / name).read_text())
         assert len(episode["trajectories"]) >= 2, f"{name}: the bundled model published no chunks"

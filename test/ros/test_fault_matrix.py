@@ -23,13 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_robot import FakeRobot
+from jtc_conformance import is_hold
+from policy_node_harness import CAMERA_TOPICS, LIMITS, PolicyNodeHarness, params_file
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
-
-from fake_robot import FakeRobot  # noqa: E402  (test/ros is on sys.path via its conftest)
-from jtc_conformance import is_hold
-from policy_node_harness import CAMERA_TOPICS, LIMITS, PolicyNodeHarness, params_file
 
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros.conversions import joint_trajectory_to_arrays, stamp_to_seconds
@@ -216,28 +215,28 @@ STAMP_FAULTS = ["old", "future", "zero", "frozen"]
 
 @pytest.mark.parametrize("fault", JOINT_FAULTS)
 def test_bad_joint_states_hold_and_never_command(rig, fault):
-    h, robot, rec = rig
+    _h, robot, rec = rig
     onset, end = _inject(rec, lambda: setattr(robot, "fault", fault), lambda: setattr(robot, "fault", ""))
     _finish(f"joint_states {fault}", rec, onset, end)
 
 
 @pytest.mark.parametrize("stamp_fault", STAMP_FAULTS)
 def test_bad_stamps_hold_and_never_command(rig, stamp_fault):
-    h, robot, rec = rig
+    _h, robot, rec = rig
     onset, end = _inject(rec, lambda: setattr(robot, "stamp_fault", stamp_fault),
                          lambda: setattr(robot, "stamp_fault", ""))
     _finish(f"stamps {stamp_fault}", rec, onset, end)
 
 
 def test_stale_inputs_hold_and_recover_with_hysteresis(rig):
-    h, robot, rec = rig
+    _h, robot, rec = rig
     onset, end = _inject(rec, lambda: setattr(robot, "pause", True), lambda: setattr(robot, "pause", False))
     result = _finish("stale inputs", rec, onset, end)
     assert result.recovery_s >= RECOVERY_S - 0.05, result
 
 
 def test_slow_camera_holds_once_instead_of_flapping(rig):
-    h, robot, rec = rig
+    _h, robot, rec = rig
     onset, end = _inject(rec, lambda: setattr(robot, "camera_rate_hz", 1.9),
                          lambda: setattr(robot, "camera_rate_hz", robot.rate_hz), duration_s=8.0)
     _finish("camera at 1.9 Hz", rec, onset, end)
@@ -245,7 +244,7 @@ def test_slow_camera_holds_once_instead_of_flapping(rig):
 
 @pytest.mark.parametrize("reliability", [ReliabilityPolicy.BEST_EFFORT, ReliabilityPolicy.RELIABLE])
 def test_estop_holds_from_either_qos(rig, reliability):
-    h, robot, rec = rig
+    h, _robot, rec = rig
     enable = h.probe.create_publisher(Bool, "/policy/enable", QoSProfile(depth=10, reliability=reliability))
     h.wait_for(lambda: enable.get_subscription_count() > 0, what="e-stop matched")
     onset, end = _inject(rec, lambda: enable.publish(Bool(data=False)), lambda: enable.publish(Bool(data=True)))

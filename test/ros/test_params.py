@@ -82,8 +82,8 @@ def test_node_declares_the_spec_and_reads_the_same_yaml_as_the_offline_evaluator
     from rclpy.context import Context
     from rclpy.node import Node
 
-    from moe_vla_ros.evaluation.bag.config import EvaluationConfig
     from moe_vla_ros.contract import PolicyContract, SensorContract
+    from moe_vla_ros.evaluation.bag.config import EvaluationConfig
     from moe_vla_ros.ros.params import declare_config
     from moe_vla_ros.spec.described import param_names
     from moe_vla_ros.spec.policy_node import default_params_files

@@ -4,11 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_robot import FakeRobot
 from lifecycle_msgs.msg import State, Transition
-from std_msgs.msg import String
-
-from fake_robot import FakeRobot  # noqa: E402  (test/ros is on sys.path via rootdir conftest)
 from policy_node_harness import CAMERA_TOPICS
+from std_msgs.msg import String
 
 from moe_vla_ros.ros.testing import RosPeerProcess
 

@@ -8,13 +8,12 @@ import sys
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
+from fake_robot import FakeRobot
 from lifecycle_msgs.msg import State, Transition
+from policy_node_harness import CAMERA_TOPICS, params_file
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, String
-
-from fake_robot import FakeRobot  # noqa: E402  (test/ros is on sys.path via its conftest)
-from policy_node_harness import CAMERA_TOPICS, params_file
 
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros.testing import isolated_ros_env

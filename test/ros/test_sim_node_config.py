@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from moe_vla_ros.param_files import load_params_file
-from moe_vla_ros.spec.described import build_config, default_value, iter_params
 from moe_vla_ros.ros.sim_node_config import (
     CameraParams,
     ControllerParams,
@@ -17,6 +16,7 @@ from moe_vla_ros.ros.sim_node_config import (
 )
 from moe_vla_ros.sim.config import JOINT_NAMES
 from moe_vla_ros.sim.tasks import INSTRUCTION_TEMPLATES, Task, instruction_for
+from moe_vla_ros.spec.described import build_config, default_value, iter_params
 
 SIM_YAML = Path(__file__).resolve().parents[2] / "config" / "sim.yaml"
 

@@ -1,8 +1,8 @@
 """Telemetry messages carry what the runtime produced, and diagnostics levels follow the state."""
 
 import numpy as np
-
 from diagnostic_msgs.msg import DiagnosticStatus
+
 from moe_vla_ros.control.latency import LatencySummary
 from moe_vla_ros.ros.telemetry_msgs import (
     StatusSnapshot,

@@ -34,7 +34,7 @@ def test_encode_pads_truncates_and_lowercases(tokenizer):
 
 
 def test_reasoning_keeps_one_slot_for_bos(tokenizer):
-    ids, mask = tokenizer.encode_reasoning("the red square is top left")
+    _ids, mask = tokenizer.encode_reasoning("the red square is top left")
     assert mask.tolist() == [1, 1, 1, 1, 0]
     empty_ids, empty_mask = tokenizer.encode_reasoning("")
     assert empty_mask.sum() == 0 and (empty_ids == PAD_ID).all()

@@ -9,8 +9,12 @@ from moe_vla_ros.contract import ContractError, SensorContract
 from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.manifest import (
-    FORMAT_NAME, MANIFEST_FILE, ModelLoadError, read_manifest, sha256_file,
-)  # fmt: skip
+    FORMAT_NAME,
+    MANIFEST_FILE,
+    ModelLoadError,
+    read_manifest,
+    sha256_file,
+)
 
 CPU = RuntimeConfig(providers=("CPUExecutionProvider",))
 
@@ -33,7 +37,7 @@ def test_valid_folder_reads_back(demo_export):
     assert [g.file for g in manifest.graphs if g.precision == "fp32"] == [
         "vision.onnx", "trunk.sparse.onnx", "trunk.dense.onnx", "reasoning_context.onnx", "reasoning_step.onnx",
         "action_head.sparse.onnx", "action_head.dense.onnx",
-    ]  # fmt: skip
+    ]
     assert [layer.name for layer in manifest.moe_layers] == ["trunk.blocks.1.ffn", "action_head.blocks.0.ffn"]
 
 
@@ -140,7 +144,7 @@ def test_contract_mismatch_names_both_values(demo_export):
     other = SensorContract(
         camera_names=("front",), image_height=sensors.image_height, image_width=48,
         joint_names=("a", "b", "c"), control_rate_hz=sensors.control_rate_hz,
-    )  # fmt: skip
+    )
     for backend in ("onnxruntime", "torch"):
         with pytest.raises(ContractError) as info:
             load_policy(demo_export.model, RuntimeConfig(backend=backend, providers=("CPUExecutionProvider",)), other)

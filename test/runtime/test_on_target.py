@@ -9,8 +9,13 @@ import pytest
 from moe_vla_ros.paths import bundled_model_dir
 from moe_vla_ros.runtime.config import CPU_PROVIDER, RuntimeConfig
 from moe_vla_ros.runtime.golden import (
-    FP32_TARGET_GATE, GOLDEN_FILE, GoldenError, load_golden, target_gate, verify_on_target,
-)  # fmt: skip
+    FP32_TARGET_GATE,
+    GOLDEN_FILE,
+    GoldenError,
+    load_golden,
+    target_gate,
+    verify_on_target,
+)
 from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.manifest import STAGES, ModelLoadError, read_manifest, sha256_file
 from moe_vla_ros.runtime.providers import placement_from_profile

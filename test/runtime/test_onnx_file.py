@@ -10,7 +10,7 @@ from moe_vla_ros.runtime.onnx_file import OnnxHeaderError, parse_header, read_he
 def tiny_model(opset: int, extra_domain: bool = False) -> bytes:
     node = helper.make_node("Relu", ["x"], ["y"])
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])  # fmt: skip
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
     opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid("com.microsoft", 1)] if extra_domain else [])
     return helper.make_model(graph, opset_imports=opsets, producer_name="test").SerializeToString()
 

@@ -10,8 +10,12 @@ from moe_vla_ros.runtime.config import KNOWN_PROVIDERS, RuntimeConfig
 from moe_vla_ros.runtime.loader import load_policy
 from moe_vla_ros.runtime.manifest import ModelLoadError
 from moe_vla_ros.runtime.providers import (
-    SessionFactory, cpu_description, int8_variant_problem, provider_options, session_options,
-)  # fmt: skip
+    SessionFactory,
+    cpu_description,
+    int8_variant_problem,
+    provider_options,
+    session_options,
+)
 
 GRAPHS = ("vision.onnx", "trunk.sparse.onnx", "reasoning_context.onnx", "reasoning_step.onnx", "action_head.sparse.onnx")
 needs_gpu_wheel = pytest.mark.skipif(

@@ -47,7 +47,7 @@ def test_agreement_separates_real_flips_from_near_ties():
 
 def test_layer_usages_follow_spec_order():
     specs = [MoELayerSpec("head", "action_head", 0, 2, 1, "token_choice", None, 4),
-             MoELayerSpec("trunk", "trunk", 0, 2, 1, "token_choice", None, 3)]  # fmt: skip
+             MoELayerSpec("trunk", "trunk", 0, 2, 1, "token_choice", None, 3)]
     telemetry = {
         "trunk": StageTelemetry(np.zeros((1, 3, 2), np.float32), np.array([[0.25, 0.75]], np.float32), np.array([0.5])),
         "action_head": StageTelemetry(np.ones((1, 4, 2), np.float32), np.array([[1.0, 0.0]], np.float32), np.array([0.1])),

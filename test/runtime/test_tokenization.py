@@ -5,8 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from moe_vla_ros.runtime.tokenization import InstructionTokenizer
-from moe_vla_ros.runtime.tokenization import RuntimeTokenizer, TokenizerLoadError
+from moe_vla_ros.runtime.tokenization import InstructionTokenizer, RuntimeTokenizer, TokenizerLoadError
 
 CORPUS = ["reach the red square", "the red square is top left . moving there", "don't stop , it's fine !"]
 TEXTS = [

@@ -17,10 +17,16 @@ from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.runtime.manifest import ModelLoadError
 from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy
 from moe_vla_ros.runtime.sample_observations import random_observations
-from moe_vla_ros.runtime.types import Policy, PolicyMetadata
 from moe_vla_ros.runtime.triton_policy import (
-    DeadlineExceededError, FallbackPolicy, RemotePolicyError, ServerUnavailableError, TritonConfig, TritonConfigError, TritonPolicy,
-)  # fmt: skip
+    DeadlineExceededError,
+    FallbackPolicy,
+    RemotePolicyError,
+    ServerUnavailableError,
+    TritonConfig,
+    TritonConfigError,
+    TritonPolicy,
+)
+from moe_vla_ros.runtime.types import Policy, PolicyMetadata
 from moe_vla_ros.serving.triton_repository import RepositoryConfig, build_repository, with_stand_in
 from moe_vla_ros.serving.triton_server import TritonServer, free_port, read_metrics, server_venv_problem
 
@@ -116,7 +122,7 @@ def test_concurrent_clients_are_batched(demo_export, server, local):
                 barrier.wait(timeout=SLOW)
                 out.append(robots[c].infer(o))
             results[c] = out
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=run, args=(c,)) for c in range(CLIENTS)]
@@ -163,7 +169,7 @@ def test_wrong_contract_is_a_clear_error(demo_export, server, local, monkeypatch
     real = grpcclient.InferenceServerClient
     monkeypatch.setattr(grpcclient, "InferenceServerClient", lambda *a, **kw: _TamperedClient(real(*a, **kw)))
     with pytest.raises(ModelLoadError, match=r"model 'trunk': output 'trunk_tokens' is float32 \[-1, \d+, \d+\], "
-                                             r"the manifest of .* says float32 \[-1, \d+, \d+\]"):  # fmt: skip
+                                             r"the manifest of .* says float32 \[-1, \d+, \d+\]"):
         _remote(demo_export, server)
     monkeypatch.undo()
     contract = local.contract.sensors

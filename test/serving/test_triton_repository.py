@@ -12,9 +12,15 @@ from moe_vla_ros.paths import bundled_model_dir
 from moe_vla_ros.runtime.manifest import STAGES, read_manifest
 from moe_vla_ros.serving import cli
 from moe_vla_ros.serving.triton_repository import (
-    REASONING_MODEL, REPOSITORY_INFO, RepositoryConfig, RepositoryError, build_repository, per_sample_telemetry,
-    read_repository_info, with_stand_in,
-)  # fmt: skip
+    REASONING_MODEL,
+    REPOSITORY_INFO,
+    RepositoryConfig,
+    RepositoryError,
+    build_repository,
+    per_sample_telemetry,
+    read_repository_info,
+    with_stand_in,
+)
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="tritonclient[grpc] not installed")
 NUMPY = {"TYPE_FP32": "float32", "TYPE_INT64": "int64", "TYPE_UINT8": "uint8", "TYPE_FP16": "float16"}
@@ -64,7 +70,7 @@ def test_batched_repository_matches_the_manifest(demo_export, demo_repo):
     assert (reasoning.backend, reasoning.max_batch_size) == ("python", 8)
     r = manifest.contract.max_reasoning_tokens
     assert _io(reasoning.output) == {"reasoning_ids": ("int64", (r,)), "reasoning_mask": ("int64", (r,)),
-                                     "reasoning_eos": ("int64", (1,))}  # fmt: skip
+                                     "reasoning_eos": ("int64", (1,))}
     assert (repo / REASONING_MODEL / "1" / "model.py").is_file()
     assert read_repository_info(repo).to_dict() == json.loads((repo / REPOSITORY_INFO).read_text())
 

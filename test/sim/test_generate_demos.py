@@ -64,7 +64,7 @@ def test_command_line(tmp_path, capsys):
 def test_execution_noise_keeps_the_scenes_and_perturbs_the_states(tmp_path):
     generate_demos(tmp_path / "clean", DemoConfig(**dict(SMALL, episodes=1)))
     assert main(["--out", str(tmp_path / "noisy"), "--episodes", "1", "--seed", "3", "--image-size", "32",
-                 "--execution-noise", "0.03", "--no-progress"]) == 0  # fmt: skip
+                 "--execution-noise", "0.03", "--no-progress"]) == 0
     clean, noisy = DemoDataset(tmp_path / "clean").episode(0), DemoDataset(tmp_path / "noisy").episode(0)
     assert noisy.instruction == clean.instruction and noisy.success
     assert "execution noise 0.03 rad" in (tmp_path / "noisy" / "meta.json").read_text()

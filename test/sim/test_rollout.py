@@ -76,7 +76,7 @@ def test_noisy_execution_perturbs_the_arm_but_records_the_controller_targets(sim
     sim.reset(0)
     noise = ExecutionNoise(std_rad=0.05, correlation=0.8)
     noisy = run_episode(sim, task, noisy_execution(lambda obs: ControlStep(held), noise, np.random.default_rng(0), 0.1),
-                        record_images=False).episode  # fmt: skip
+                        record_images=False).episode
     np.testing.assert_array_equal(noisy.action, clean.action)  # labels are the controller's
     offset = noisy.joint_position[5:, :6] - clean.joint_position[5:, :6]  # [T-5, 6] arm joints
     assert 0.01 < np.abs(offset).mean() < 0.1  # perturbed by about the noise level
@@ -102,7 +102,7 @@ def test_noisy_execution_stops_once_the_controller_is_done_and_passes_trajectori
 
 
 @pytest.mark.parametrize("kwargs, message", [(dict(std_rad=-0.1), "std_rad"), (dict(std_rad=float("nan")), "std_rad"),
-                                             (dict(correlation=1.0), "correlation")])  # fmt: skip
+                                             (dict(correlation=1.0), "correlation")])
 def test_invalid_execution_noise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ExecutionNoise(**kwargs)

@@ -71,7 +71,7 @@ def tuned(group: str) -> dict[str, typing.Any]:
     """{dotted name: non-default value} for every scalar parameter of `group`."""
     cls = typing.get_type_hints(PolicyNodeConfig)[group]
     return {f"{group}.{name}": other_value(f, typ) for name, f, typ in iter_params(cls)
-            if other_value(f, typ) is not None}  # fmt: skip
+            if other_value(f, typ) is not None}
 
 
 def write_params(path, flat: dict) -> str:
@@ -112,12 +112,12 @@ def test_every_model_field_reaches_the_runtime_config():
         assert f.name in ModelParams.NODE_ONLY or ModelParams.RUNTIME_NAMES.get(f.name, f.name) in runtime_fields, f.name
     model = ModelParams(backend="torch", providers=["CPUExecutionProvider"], formulation="dense", precision="fp16",
                         device="cuda:1", device_id=3, trt_engine_cache_dir="/tmp/trt", trt_fp16=False,
-                        trt_workspace_mb=4096, intra_op_threads=2)  # fmt: skip
+                        trt_workspace_mb=4096, intra_op_threads=2)
     cfg = PolicyNodeConfig(model=model, execution=ExecutionParams(reasoning_rate_hz=0.0)).runtime_config()
     assert cfg == RuntimeConfig(backend="torch", providers=("CPUExecutionProvider",), formulation="dense",
                                 precision="fp16", torch_device="cuda:1", device_id=3, trt_engine_cache_dir="/tmp/trt",
                                 trt_fp16=False, trt_workspace_mb=4096, intra_op_threads=2, reasoning_enabled=False,
-                                verify_on_target=False)  # fmt: skip  (verification: onnxruntime only)
+                                verify_on_target=False)  # (verification: onnxruntime only)
     assert PolicyNodeConfig().runtime_config().verify_on_target
 
 
@@ -138,7 +138,7 @@ def test_runner_config_from_the_groups():
         execution=ExecutionParams(refill_threshold_s=30.0, reasoning_rate_hz=0.0, default_instruction="reach"),
         safety=SafetyParams(require_enable=True, recovery_s=0.5),
         input_checks=InputCheckParams(jump_velocity_factor=0.0, max_stamp_age_s=0.3),
-    )  # fmt: skip
+    )
     runner = cfg.runner_config(CONTRACT)
     assert runner.executor.refill_threshold_s == pytest.approx(0.999 * CONTRACT.chunk_duration_s)  # capped
     assert runner.reasoning_period_s is None and not cfg.runtime_config().reasoning_enabled
@@ -180,13 +180,13 @@ def test_contract_check_and_limits():
 def test_invocation_command_line_and_config(tmp_path):
     files = default_params_files()
     inv = NodeInvocation(files, {"use_sim_time": True, "model.providers": ["CPUExecutionProvider"],
-                                 "execution.blend_steps": 3}, ("execution.blend_steps:=2",))  # fmt: skip
+                                 "execution.blend_steps": 3}, ("execution.blend_steps:=2",))
     args = inv.command("/bin/policy_node")
     assert args[:2] == ["/bin/policy_node", "--ros-args"]
     assert [args[i + 1] for i, a in enumerate(args) if a == "--params-file"] == [str(f) for f in files]
     params = [args[i + 1] for i, a in enumerate(args) if a == "-p"]
     assert params == ["use_sim_time:=true", "model.providers:=[CPUExecutionProvider]", "execution.blend_steps:=3",
-                      "execution.blend_steps:=2"]  # fmt: skip
+                      "execution.blend_steps:=2"]
     cfg = inv.config()  # later wins, as rcl applies them; use_sim_time is not the node's own
     assert cfg.execution.blend_steps == 2 and cfg.model.providers == ["CPUExecutionProvider"]
     assert cfg.robot.joint_names[-1] == "gripper"

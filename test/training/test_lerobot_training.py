@@ -21,7 +21,7 @@ torch.set_num_threads(1)
 
 def quick(**kwargs):
     base = dict(preset="tiny", dense_steps=3, moe_steps=3, batch_size=4, eval_every=3, log_every=1,
-                eval_generated_samples=2, max_eval_samples=8, progress=False, num_threads=1)  # fmt: skip
+                eval_generated_samples=2, max_eval_samples=8, progress=False, num_threads=1)
     return TrainConfig(**{**base, **kwargs})
 
 
@@ -62,7 +62,7 @@ def test_fine_tuning_resizes_frames_to_the_models_cameras(lerobot_dir, tmp_path)
 
 def test_cli_mapping_and_refusals(lerobot_dir, tmp_path, capsys):
     base = ["--dataset", str(lerobot_dir), "-o", str(tmp_path / "ckpt"), "--preset", "tiny", "--dense-steps", "2",
-            "--moe-steps", "2", "--batch-size", "4", "--eval-every", "2", "--num-threads", "1", "--no-progress"]  # fmt: skip
+            "--moe-steps", "2", "--batch-size", "4", "--eval-every", "2", "--num-threads", "1", "--no-progress"]
     assert main(base + ["--lerobot-map", "camera.top=observation.images.top"]) == 2
     assert "moe_vla_train: error: cameras {'top': 'observation.images.top'} are missing" in capsys.readouterr().err
     assert main(base + ["--lerobot-map", "camera"]) == 2

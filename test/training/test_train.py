@@ -28,7 +28,7 @@ def dataset_dir(tmp_path_factory):
 
 def quick(**kwargs):
     base = dict(preset="tiny", dense_steps=8, moe_steps=8, batch_size=8, eval_every=8, log_every=1,
-                eval_generated_samples=4, max_eval_samples=32, progress=False)  # fmt: skip
+                eval_generated_samples=4, max_eval_samples=32, progress=False)
     return TrainConfig(**{**base, **kwargs})
 
 
@@ -96,7 +96,7 @@ def test_cli(dataset_dir, tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["--dataset", str(dataset_dir), "--out", str(out), "--preset", "tiny", "--dense-steps", "3",
             "--moe-steps", "3", "--batch-size", "4", "--eval-every", "3", "--no-progress", "--seed", "1",
-            "--config", '{"loss": {"action_loss": "mse"}}']  # fmt: skip
+            "--config", '{"loss": {"action_loss": "mse"}}']
     assert main(args) == 0
     assert "held-out action L1" in capsys.readouterr().out
     cfg, _ = read_checkpoint_config(out)
@@ -139,7 +139,7 @@ def test_fine_tuning_refuses_another_robots_data_and_warns_about_new_words(long_
     with pytest.raises(ContractError, match="image_height"):
         train_policy(other, tmp_path / "x", cfg)
     args = ["--dataset", str(other), "--out", str(tmp_path / "y"), "--init-checkpoint", str(long_run.out_dir),
-            "--dense-steps", "0", "--moe-steps", "2", "--no-progress"]  # fmt: skip
+            "--dense-steps", "0", "--moe-steps", "2", "--no-progress"]
     assert main(args) == 2 and "image_height" in capsys.readouterr().err
 
     renamed = tmp_path / "renamed"
@@ -149,4 +149,4 @@ def test_fine_tuning_refuses_another_robots_data_and_warns_about_new_words(long_
             writer.add_episode(dataclasses.replace(source.episode(i), instruction="wiggle the zorblax"))
     with pytest.warns(UserWarning, match="zorblax"):
         train_policy(renamed, tmp_path / "z", quick(dense_steps=0, moe_steps=2, val_fraction=0.0,
-                                                   init_checkpoint=str(long_run.out_dir)))  # fmt: skip
+                                                   init_checkpoint=str(long_run.out_dir)))

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from moe_vla_ros.data.lerobot.schema import ACTION_KEY, IMAGE_PREFIX, STATE_KEY, LeRobotFormatError
 
@@ -102,7 +102,7 @@ class LeRobotMapping:
         return key if "." in key else IMAGE_PREFIX + key
 
     @classmethod
-    def from_pairs(cls, pairs: Mapping[str, str]) -> "LeRobotMapping":
+    def from_pairs(cls, pairs: Mapping[str, str]) -> LeRobotMapping:
         """From `--lerobot-map KEY=VALUE` pairs (see the module docstring)."""
         kwargs: dict = {}
         joints: dict[str, str] = {}

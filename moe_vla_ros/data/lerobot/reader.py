@@ -16,8 +16,9 @@ Refused, with the reason (LeRobotFormatError and its subclasses, all bad input):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +100,7 @@ class LeRobotDemoDataset:
     """
 
     def __init__(self, root: str | Path, mapping: LeRobotMapping | None = None,
-                 image_size: tuple[int, int] | None = None) -> None:  # fmt: skip
+                 image_size: tuple[int, int] | None = None) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -165,7 +166,7 @@ class LeRobotDemoDataset:
         self.contract = SensorContract(
             camera_names=tuple(cameras), image_height=int(size[0]), image_width=int(size[1]),
             joint_names=tuple(joints), control_rate_hz=self.fps,
-        )  # fmt: skip
+        )
 
         # tasks and episodes
         tasks_path = self.root / TASKS_PATH
@@ -225,7 +226,7 @@ class LeRobotDemoDataset:
             {"length": int(r["length"]), "instruction": self._instruction(r), "task": str(r.get("task_family") or ""),
              "success": bool(r["success"]) if r.get("success") is not None else True}
             for r in rows
-        ]  # fmt: skip
+        ]
         self._videos: dict[Path, VideoReader] = {}
         if mapping.check_actions:
             self._check_actions()
@@ -344,7 +345,7 @@ class LeRobotDemoDataset:
             reasoning=[str(r or "") for r in self._reasoning[a:b]] if self._reasoning is not None else [],
             task=meta["task"], success=meta["success"],
             target_position=self._target[a:b].astype(np.float32) if self._target is not None else None,
-        )  # fmt: skip
+        )
         episode.validate(self.contract)
         return episode
 
@@ -370,7 +371,7 @@ class LeRobotDemoDataset:
 
 
 def open_demonstrations(root: str | Path, mapping: LeRobotMapping | None = None,
-                        image_size: tuple[int, int] | None = None):  # fmt: skip
+                        image_size: tuple[int, int] | None = None):
     """Our dataset folder (meta.json) -> DemoDataset; a LeRobot folder (meta/info.json) -> LeRobotDemoDataset."""
     from moe_vla_ros.data.dataset import DemoDataset
     from moe_vla_ros.data.lerobot.schema import is_lerobot_dataset
@@ -383,7 +384,7 @@ def open_demonstrations(root: str | Path, mapping: LeRobotMapping | None = None,
 
 
 def import_lerobot(root: str | Path, output: str | Path, mapping: LeRobotMapping | None = None,
-                   image_size: tuple[int, int] | None = None, progress: bool = False):  # fmt: skip
+                   image_size: tuple[int, int] | None = None, progress: bool = False):
     """A LeRobot v3.0 folder -> a new dataset folder of ours (returns it opened as DemoDataset)."""
     from tqdm import tqdm
 

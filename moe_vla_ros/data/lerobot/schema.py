@@ -91,7 +91,7 @@ INFO_KEYS = {  # create_empty_dataset_info: key -> accepted JSON types
     "features": (dict,),
 }
 VIDEO_INFO_KEYS = ("video.height", "video.width", "video.codec", "video.pix_fmt", "video.is_depth_map",
-                   "video.fps", "video.channels", "has_audio")  # fmt: skip
+                   "video.fps", "video.channels", "has_audio")
 
 EPISODE_COLUMNS = {  # column -> pyarrow type test
     "episode_index": "int",

@@ -11,7 +11,7 @@ estimates them from 5000-bin histograms).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -33,7 +33,7 @@ def feature_stats(values: np.ndarray) -> dict[str, np.ndarray]:
     stats = {
         "min": x.min(axis=0), "max": x.max(axis=0), "mean": x.mean(axis=0), "std": x.std(axis=0),
         "count": np.array([len(x)], dtype=np.int64),
-    }  # fmt: skip
+    }
     for key, q in zip(QUANTILE_KEYS, np.quantile(x, QUANTILES, axis=0)):
         stats[key] = q
     return stats
@@ -80,7 +80,7 @@ def aggregate(stats_list: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.nd
         "min": np.min(np.stack([s["min"] for s in stats_list]), axis=0),
         "max": np.max(np.stack([s["max"] for s in stats_list]), axis=0),
         "mean": mean, "std": np.sqrt(var), "count": total.astype(np.int64),
-    }  # fmt: skip
+    }
     for key in QUANTILE_KEYS:
         qs = np.stack([s[key] for s in stats_list])
         out[key] = (qs * w).sum(axis=0) / total.reshape((1,) * (means.ndim - 1))

@@ -32,7 +32,7 @@ class VideoEncoder:
     """One mp4 file of RGB frames [H, W, 3] uint8, appended episode by episode."""
 
     def __init__(self, path: Path, fps: float, height: int, width: int, codec: str = "libsvtav1",
-                 crf: int | None = 30, gop: int | None = 2, pix_fmt: str = "yuv420p") -> None:  # fmt: skip
+                 crf: int | None = 30, gop: int | None = 2, pix_fmt: str = "yuv420p") -> None:
         import av
 
         if codec not in CODECS:

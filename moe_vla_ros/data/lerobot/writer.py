@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from moe_vla_ros.data.dataset import DatasetError, DemoDataset, Episode
-from moe_vla_ros.data.lerobot.stats import aggregate, feature_stats, image_stats, to_json
 from moe_vla_ros.data.lerobot.schema import (
     ACTION_KEY,
     CODEBASE_VERSION,
@@ -47,6 +46,7 @@ from moe_vla_ros.data.lerobot.schema import (
     VIDEO_PATH,
     LeRobotFormatError,
 )
+from moe_vla_ros.data.lerobot.stats import aggregate, feature_stats, image_stats, to_json
 from moe_vla_ros.data.lerobot.video import CODECS, VideoEncoder, video_info
 
 TARGET_KEY = "observation.target_position"
@@ -124,7 +124,7 @@ def _features(dataset: DemoDataset, with_target: bool, video: bool) -> dict[str,
     for cam in c.camera_names:
         features[IMAGE_PREFIX + cam] = {
             "dtype": "video" if video else "image", "shape": [c.image_height, c.image_width, 3], "names": list(IMAGE_NAMES),
-        }  # fmt: skip
+        }
     if with_target:
         features[TARGET_KEY] = {"dtype": "float32", "shape": [3], "names": ["x", "y", "z"]}
     features[REASONING_KEY] = {"dtype": "string", "shape": [1], "names": None}
@@ -187,7 +187,7 @@ def _tasks_table(tasks: dict[str, int]):
         ],
         "creator": {"library": "pyarrow", "version": pa.__version__},
         "pandas_version": "2.2.3",
-    }  # fmt: skip
+    }
     table = pa.table({"task_index": pa.array([tasks[n] for n in names], pa.int64()), "task": pa.array(names, pa.string())})
     return table.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()})
 
@@ -301,7 +301,7 @@ def export_lerobot(
     videos = {
         cam: _RollingVideo(staging, IMAGE_PREFIX + cam, fps, contract.image_height, contract.image_width, options)
         for cam in contract.camera_names
-    } if options.video else {}  # fmt: skip
+    } if options.video else {}
     try:
         tasks: dict[str, int] = {}
         rows: list[dict[str, Any]] = []
@@ -356,7 +356,7 @@ def export_lerobot(
                 **meta,
                 "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
                 "task_family": episode.task, "success": bool(episode.success),
-            }  # fmt: skip
+            }
             for key, s in ep_stats.items():
                 for name, value in to_json(s).items():
                     row[f"stats/{key}/{name}"] = value

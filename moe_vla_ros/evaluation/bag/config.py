@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.contract import PolicyContract
@@ -81,7 +82,7 @@ class EvaluationConfig:
             raise BagError(f"node must be a PolicyNodeConfig, got {type(self.node).__name__}")
         topics = self.node.topics
         for name, role in (("joint_state_topic", "joint_states"), ("instruction_topic", "instruction"),
-                           ("command_topic", "trajectory")):  # fmt: skip
+                           ("command_topic", "trajectory")):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, topics.resolved(role))
         cameras = self.camera_topics
@@ -89,7 +90,7 @@ class EvaluationConfig:
             names = self.node.robot.camera_names
             if names and len(names) != len(topics.camera_topics):
                 raise BagError(f"robot.camera_names {list(names)} and topics.camera_topics "
-                               f"{list(topics.camera_topics)} differ in length")  # fmt: skip
+                               f"{list(topics.camera_topics)} differ in length")
             cameras = topics.image_topics(names) if names else {}
         object.__setattr__(self, "camera_topics", dict(cameras))
         for topic in (*self.camera_topics.values(), self.joint_state_topic, self.instruction_topic):
@@ -98,7 +99,7 @@ class EvaluationConfig:
         if self.command_topic and not self.command_topic.startswith("/"):
             raise BagError(f"command_topic must be '' or start with '/', got {self.command_topic!r}")
         positive = {"poll_period_s": self.poll_period_s, "reference_max_gap_s": self.reference_max_gap_s,
-                    "usage_window_s": self.usage_window_s}  # fmt: skip
+                    "usage_window_s": self.usage_window_s}
         non_negative = {}
         if self.fixed_latency_s is not None:
             non_negative["fixed_latency_s"] = self.fixed_latency_s
@@ -138,7 +139,7 @@ class EvaluationConfig:
         return out
 
     @classmethod
-    def from_params_files(cls, paths: Sequence[str | os.PathLike] | None = None, **overrides: Any) -> "EvaluationConfig":
+    def from_params_files(cls, paths: Sequence[str | os.PathLike] | None = None, **overrides: Any) -> EvaluationConfig:
         """The node's settings from its params YAML (None: config/policy.yaml + config/robots/
         sim_arm.yaml), for a node in the root namespace; `overrides` set the evaluator's fields."""
         try:

@@ -17,8 +17,8 @@ Definitions (times in s, positions in contract units, J joints, dt the control p
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ def error_stats(errors: np.ndarray, joint_names: Sequence[str]) -> dict:
         for j, name in enumerate(joint_names)
     }
     return {"samples": int(e.shape[0]), "mae": float(a.mean()), "rmse": float(np.sqrt((e**2).mean())),
-            "max": float(a.max()), "per_joint": per_joint}  # fmt: skip
+            "max": float(a.max()), "per_joint": per_joint}
 
 
 def per_step_mae(errors: np.ndarray, steps: np.ndarray, horizon: int) -> list[float | None]:
@@ -113,7 +113,7 @@ def reasoning_metrics(traces: Sequence[TraceRecord], duration_s: float) -> dict:
     changes = sum(1 for a, b in zip(texts, texts[1:]) if a != b)
     minutes = duration_s / 60.0
     return {"traces": len(texts), "distinct": len(set(texts)), "changes": changes,
-            "changes_per_minute": changes / minutes if minutes > 0 else None}  # fmt: skip
+            "changes_per_minute": changes / minutes if minutes > 0 else None}
 
 
 def usage_series(usage: Sequence[UsageRecord]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -123,10 +123,10 @@ def usage_series(usage: Sequence[UsageRecord]) -> dict[str, tuple[np.ndarray, np
     out = {}
     for layer in layers:
         rows = [(r.stamp_s, r.layers[layer]) for r in ordered if layer in r.layers]
-        width = max(len(l) for _, l in rows)
+        width = max(len(load) for _, load in rows)
         loads = np.zeros((len(rows), width))
-        for i, (_, l) in enumerate(rows):
-            loads[i, : len(l)] = l
+        for i, (_, load) in enumerate(rows):
+            loads[i, : len(load)] = load
         out[layer] = (np.array([t for t, _ in rows]), loads)
     return out
 
@@ -151,5 +151,5 @@ def usage_drift(usage: Sequence[UsageRecord], window_s: float) -> dict:
             "num_experts": int(loads.shape[1]), "inferences": int(times.size),
             "mean_load": [float(x) for x in loads.mean(axis=0)],
             "drift_max_bits": max(drifts), "drift_final_bits": drifts[-1], "windows": series,
-        }  # fmt: skip
+        }
     return result

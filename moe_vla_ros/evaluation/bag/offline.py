@@ -26,9 +26,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -138,7 +138,7 @@ class OfflineRun:
         next_poll = start_ns / NS
         total = sum(bag.topics[t].count for t in self.inputs.topics)
         for msg in tqdm(bag.messages(self.inputs.topics, stop_ns=stop_ns), total=total, desc="evaluate",
-                        unit="msg", disable=not cfg.progress):  # fmt: skip
+                        unit="msg", disable=not cfg.progress):
             now = msg.log_time_ns / NS
             while next_poll < now:  # inputs received at a tick are there for it
                 next_poll = self._poll(next_poll)
@@ -173,7 +173,7 @@ class OfflineRun:
         out, traj, chunk_id = command.output, command.trajectory, command.accept.chunk_id
         r.commands.append(CommandRecord(done, traj.start_time, traj.times, traj.positions.copy(), out.stamp, chunk_id))
         r.usage.append(UsageRecord(out.stamp, {u.layer_name: np.asarray(u.expert_load, dtype=np.float64)
-                                               for u in out.expert_usage}, chunk_id))  # fmt: skip
+                                               for u in out.expert_usage}, chunk_id))
         if out.reasoning is not None and out.reasoning_is_new:
             r.traces.append(TraceRecord(out.reasoning.stamp, out.reasoning.text, chunk_id))
         r.chunks.append(ChunkRecord(out.stamp, done, np.asarray(out.actions, dtype=np.float64)))
@@ -187,7 +187,7 @@ class OfflineRun:
             "rejected_chunks": c.rejected_chunks, "rejected_inputs": c.rejected_inputs,
             "inference_errors": c.inference_errors, "holds": self.holds,
             "dropped_inputs": self.runner.input_drop_count(), "stale_events": self.runner.stale_event_count(),
-        }  # fmt: skip
+        }
 
     # -- inputs -----------------------------------------------------------------------------------
     def _deliver(self, bag: BagReader, msg: BagMessage, now: float) -> None:
@@ -203,7 +203,7 @@ class OfflineRun:
                 else:
                     self.source_sizes.setdefault(camera, [int(obj.height), int(obj.width)])
                     rgb = raw_to_rgb(obj.data, height=obj.height, width=obj.width, encoding=obj.encoding,
-                                     step=obj.step, is_bigendian=bool(obj.is_bigendian), size=size)  # fmt: skip
+                                     step=obj.step, is_bigendian=bool(obj.is_bigendian), size=size)
             except ImageConversionError as e:
                 self.runner.reject_input(camera_input(camera), str(e))
                 return
@@ -260,7 +260,7 @@ def _evaluate(bag: str | os.PathLike, model: str | os.PathLike | None, out_dir: 
     warm_up(policy, cfg.node.model.warmup_runs, cfg.safety(contract))  # as the node does at configure
     with BagReader(bag) as reader:
         reference = load_reference(reader, contract.sensors, inputs.joint_states, inputs.instruction,
-                                   cfg.command_topic, cfg.reference_max_gap_s)  # fmt: skip
+                                   cfg.command_topic, cfg.reference_max_gap_s)
         run = OfflineRun(policy, cfg, inputs)
         started = time.perf_counter()
         records = run.run(reader)
@@ -271,7 +271,7 @@ def _evaluate(bag: str | os.PathLike, model: str | os.PathLike | None, out_dir: 
         "model_id": meta.model_id, "backend": meta.backend, "execution_providers": list(meta.execution_providers),
         "inputs": {"cameras": inputs.cameras, "joint_states": inputs.joint_states, "instruction": inputs.instruction},
         "source_image_sizes": run.source_sizes, "wall_s": wall,
-    }  # fmt: skip
+    }
     return write_report(out_dir, records, reference, contract, cfg, info)
 
 
@@ -291,13 +291,13 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, **overrides) -> EvaluationConfig:
     topics = {k: v for k, v in (("joint_state_topic", args.joint_states), ("instruction_topic", args.instruction),
-                                ("command_topic", args.command)) if v is not None}  # fmt: skip
+                                ("command_topic", args.command)) if v is not None}
     cameras = ds.parse_camera_topics(args.camera)
     if cameras:
         topics["camera_topics"] = cameras
     files = args.params_file or default_params_files()
     return EvaluationConfig.from_params_files(files, plots=not args.no_plots,
-                                              **topics, **overrides)  # fmt: skip
+                                              **topics, **overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -316,7 +316,7 @@ def _run(argv: Sequence[str] | None) -> int:
     add_progress_argument(p)
     args = p.parse_args(argv)
     cfg = config_from_args(args, simulate_latency=not args.no_simulate_latency, fixed_latency_s=args.latency,
-                           max_seconds=args.max_seconds, progress=args.progress)  # fmt: skip
+                           max_seconds=args.max_seconds, progress=args.progress)
     report = evaluate_bag(args.bag, args.model, args.out, cfg, runtime=replace(CPU_RUNTIME, backend=args.backend))
     print(report.format())
     return 0

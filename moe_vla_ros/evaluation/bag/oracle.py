@@ -21,11 +21,11 @@ import time
 import numpy as np
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.evaluation.bag.config import EvaluationConfig
-from moe_vla_ros.evaluation.bag.records import Reference, load_reference
 from moe_vla_ros.bags.from_sim import CONTRACT_KEY
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.contract import ContractError, PolicyContract, SensorContract
+from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+from moe_vla_ros.evaluation.bag.records import Reference, load_reference
 from moe_vla_ros.runtime.types import Observation, Policy, PolicyMetadata, PolicyOutput
 
 
@@ -40,7 +40,7 @@ class RecordedActionsPolicy(Policy):
     """
 
     def __init__(self, reference: Reference, contract: PolicyContract, latency_s: float = 0.0,
-                 name: str = "oracle") -> None:  # fmt: skip
+                 name: str = "oracle") -> None:
         if reference.joint_positions.shape[1] != contract.sensors.num_joints:
             raise ValueError(
                 f"reference has {reference.joint_positions.shape[1]} joints, the contract {contract.sensors.num_joints}"
@@ -61,7 +61,7 @@ class RecordedActionsPolicy(Policy):
         *,
         chunk_length: int = 16,
         latency_s: float = 0.0,
-    ) -> "RecordedActionsPolicy":
+    ) -> RecordedActionsPolicy:
         """The oracle of `bag`. `contract`: a PolicyContract, a SensorContract (with
         `chunk_length`), or None to use the sensor contract stored in the bag's metadata
         (bags from from_sim.py have one)."""
@@ -79,7 +79,7 @@ class RecordedActionsPolicy(Policy):
                 contract = PolicyContract(contract, chunk_length=chunk_length)
             reader.require_topics([cfg.joint_state_topic, cfg.instruction_topic])
             reference = load_reference(reader, contract.sensors, cfg.joint_state_topic, cfg.instruction_topic,
-                                       cfg.command_topic, cfg.reference_max_gap_s)  # fmt: skip
+                                       cfg.command_topic, cfg.reference_max_gap_s)
         return cls(reference, contract, latency_s, name=f"oracle:{reference.source}")
 
     @property
@@ -100,7 +100,7 @@ class RecordedActionsPolicy(Policy):
         return PolicyOutput(
             actions=actions, stamp=observation.stamp, reasoning=None, reasoning_is_new=False, expert_usage=(),
             latency_s=self.latency_s, stage_latency_s={"lookup": time.perf_counter() - start},
-        )  # fmt: skip
+        )
 
     def reset(self) -> None:
         """Nothing to forget: every answer comes from the recording."""

@@ -15,15 +15,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (backend first)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from moe_vla_ros.evaluation.bag.metrics import usage_series  # noqa: E402
-from moe_vla_ros.evaluation.bag.records import Reference, RunRecords  # noqa: E402
+from moe_vla_ros.evaluation.bag.metrics import usage_series
+from moe_vla_ros.evaluation.bag.records import Reference, RunRecords
 
 
 def plot_trajectories(path: Path, records: RunRecords, reference: Reference, times: np.ndarray,
-                      positions: np.ndarray) -> Path:  # fmt: skip
+                      positions: np.ndarray) -> Path:
     names, t0 = records.joint_names, records.start_s
     grid = np.arange(records.start_s, records.end_s + 1e-9, records.control_period_s / 2)
     targets, valid = reference.targets(grid)

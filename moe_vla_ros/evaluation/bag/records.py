@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -131,7 +130,7 @@ class Reference:
 
 
 def load_reference(bag: BagReader, contract: SensorContract, joint_state_topic: str, instruction_topic: str,
-                   command_topic: str, max_gap_s: float) -> Reference:  # fmt: skip
+                   command_topic: str, max_gap_s: float) -> Reference:
     """The reference of `bag`; the command topic is used when given and present in the bag."""
     command = command_topic if command_topic and command_topic in bag.topics else ""
     if command:
@@ -182,7 +181,7 @@ def _pair_usage(
 def records_from_node_bag(
     path, contract: SensorContract, *, trajectory_topic: str, usage_topic: str,
     trace_topic: str, status_topic: str,
-) -> RunRecords:  # fmt: skip
+) -> RunRecords:
     """RunRecords of what a policy node published, read from the bag its outputs were recorded in.
 
     Each non-empty trajectory is paired with the ExpertUsage the node published with it (same
@@ -226,12 +225,12 @@ def records_from_node_bag(
     records = RunRecords(
         tuple(contract.joint_names), contract.control_period_s, start, end, commands,
         traces=sorted(traces, key=lambda r: r.stamp_s), usage=[r for _, r in usages],
-    )  # fmt: skip
+    )
     if status is not None:
         records.counters = {
             "chunks_published": int(status.chunks_published), "rejected_chunks": int(status.rejected_commands),
             "dropped_inputs": int(status.dropped_inputs), "stale_inputs": int(status.stale_inputs),
-        }  # fmt: skip
+        }
         lat = status.inference_latency
         records.counters["latency_count"] = int(lat.count)
         records.latency_summary_ms = {k: float(getattr(lat, k)) for k in ("mean_ms", "p50_ms", "p95_ms", "max_ms")}

@@ -13,9 +13,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagReader
@@ -31,7 +32,7 @@ from moe_vla_ros.spec.policy_node import NodeInvocation, PolicyNodeConfig, defau
 OUTPUT_BAG = "node_output"
 NODE_LOG = "node.log"
 OUTPUTS = {"trajectory": "joint_trajectory", "reasoning_trace": "reasoning_trace",
-           "expert_usage": "expert_usage", "status": "policy_status"}  # fmt: skip
+           "expert_usage": "expert_usage", "status": "policy_status"}
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def output_topics(cfg: ReplayConfig) -> dict[str, str]:
 
 
 def node_arguments(model: Path, inputs: BagInputs, outputs: Mapping[str, str], cfg: ReplayConfig,
-                   compressed: bool, latched_instruction: bool) -> list[str]:  # fmt: skip
+                   compressed: bool, latched_instruction: bool) -> list[str]:
     """ROS arguments of the node process (parameter files first, explicit values after). The
     instruction subscription's durability follows how the player offers the recorded instruction
     (a transient-local subscription would not match a volatile publisher). config/bag_replay.yaml
@@ -106,7 +107,7 @@ def node_arguments(model: Path, inputs: BagInputs, outputs: Mapping[str, str], c
         "topics.camera_transport": "compressed" if compressed else "raw",
         "topics.joint_states": inputs.joint_states, "topics.instruction": inputs.instruction,
         **{f"topics.{role}": topic for role, topic in outputs.items()},
-    }  # fmt: skip
+    }
     files = (*cfg.files(), find_share_file("config", "bag_replay.yaml"))
     overrides = tuple(f"{name}:={value}" for name, value in cfg.node_params.items())
     return NodeInvocation(files, params, overrides).arguments()
@@ -114,18 +115,18 @@ def node_arguments(model: Path, inputs: BagInputs, outputs: Mapping[str, str], c
 
 def score_node_outputs(bag: str | os.PathLike, out_dir: Path, contract: PolicyContract, inputs: BagInputs,
                        outputs: Mapping[str, str], eval_cfg: EvaluationConfig, info: dict[str, Any],
-                       started: float) -> EvaluationReport:  # fmt: skip
+                       started: float) -> EvaluationReport:
     """Score what the node published (recorded into out_dir/OUTPUT_BAG) against `bag`'s recorded
     actions and write the report beside the output bag and the node's log; `info` describes the
     run, `started` (time.monotonic()) when it began."""
     with BagReader(bag) as reader:
         reference = load_reference(reader, contract.sensors, inputs.joint_states, inputs.instruction,
-                                   eval_cfg.command_topic, eval_cfg.reference_max_gap_s)  # fmt: skip
+                                   eval_cfg.command_topic, eval_cfg.reference_max_gap_s)
         span = (reader.start_ns / 1e9, reader.end_ns / 1e9)
     records = records_from_node_bag(
         out_dir / OUTPUT_BAG, contract.sensors, trajectory_topic=outputs["trajectory"],
         usage_topic=outputs["expert_usage"], trace_topic=outputs["reasoning_trace"], status_topic=outputs["status"],
-    )  # fmt: skip
+    )
     records.start_s, records.end_s = span
     info = {**info, "wall_s": time.monotonic() - started}
     return write_report(out_dir, records, reference, contract, eval_cfg, info, keep=(OUTPUT_BAG, NODE_LOG))

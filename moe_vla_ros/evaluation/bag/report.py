@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from moe_vla_ros.bags.errors import BagError
+from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.evaluation.bag.config import EvaluationConfig
 from moe_vla_ros.evaluation.bag.metrics import (
     chunk_errors,
@@ -33,7 +35,6 @@ from moe_vla_ros.evaluation.bag.metrics import (
     usage_drift,
 )
 from moe_vla_ros.evaluation.bag.records import Reference, RunRecords
-from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.evaluation.seams import seam_metrics
 from moe_vla_ros.evaluation.stats import summary_stats
 
@@ -79,7 +80,7 @@ def score(records: RunRecords, reference: Reference, contract: PolicyContract, c
         "reference": reference.source,
         "span_s": {"start": records.start_s, "end": records.end_s, "duration": duration},
         "counts": {**records.counters, "commands": len(first), "holds": sum(c.is_hold for c in records.commands),
-                   "traces": len(records.traces), "usage": len(records.usage)},  # fmt: skip
+                   "traces": len(records.traces), "usage": len(records.usage)},
         "action_error": action,
         "error_over_time": {
             "t_s": [round(float(t - records.start_s), 4) for t in ex.times_s[finite]],
@@ -191,10 +192,10 @@ def write_report(
 
         plots = write_plots(out, records, reference, scores)
     data = {
-        "format": FORMAT, "version": VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "format": FORMAT, "version": VERSION, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **info, "contract": contract.to_dict(), "config": cfg.to_dict(), **scores.metrics,
         "plots": [p.name for p in plots],
-    }  # fmt: skip
+    }
     data = _jsonable(data)
     path = out / REPORT_FILE
     tmp = out / f".{REPORT_FILE}.partial"

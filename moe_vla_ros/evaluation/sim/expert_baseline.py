@@ -7,7 +7,7 @@ ROS, no rendering), with the same success confirmation (the task must hold for
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from moe_vla_ros.evaluation.sim.records import EpisodePlan, ExpertResult
 from moe_vla_ros.sim.arm_sim import ArmSim
@@ -32,5 +32,5 @@ def run_expert_baseline(
             expert.reset(plan.task)
             result = run_episode(sim, plan.task, expert_controller(expert), success_hold_steps, record_images=False)
             results.append(ExpertResult(plan.index, plan.seed, plan.family, result.success,
-                                        result.sim_duration_s, result.steps))  # fmt: skip
+                                        result.sim_duration_s, result.steps))
     return results

@@ -14,13 +14,13 @@ Chunk seams: the one seam metric of evaluation/seams.py, over every episode's tr
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from moe_vla_ros.evaluation.sim.records import EpisodeRecord, LatencyRecord, TrajectoryRecord
 from moe_vla_ros.evaluation.seams import DEFAULT_WINDOW_STEPS, SeamJumps, SeamLimits, seam_jumps, summarize_seams
+from moe_vla_ros.evaluation.sim.records import EpisodeRecord, LatencyRecord, TrajectoryRecord
 from moe_vla_ros.runtime.usage_distance import jensen_shannon, total_variation
 
 OVERALL = "overall"
@@ -55,7 +55,7 @@ def distribution_ms(seconds: Sequence[float]) -> dict[str, float]:
     if x.size == 0:
         return {"count": 0, "mean_ms": math.nan, "p50_ms": math.nan, "p95_ms": math.nan, "max_ms": math.nan}
     return {"count": int(x.size), "mean_ms": float(x.mean()), "p50_ms": float(np.percentile(x, 50)),
-            "p95_ms": float(np.percentile(x, 95)), "max_ms": float(x.max())}  # fmt: skip
+            "p95_ms": float(np.percentile(x, 95)), "max_ms": float(x.max())}
 
 
 def inference_latency(records: Sequence[EpisodeRecord]) -> dict[str, float]:
@@ -66,7 +66,7 @@ def inference_latency(records: Sequence[EpisodeRecord]) -> dict[str, float]:
         return distribution_ms([])
     last = max(reports, key=lambda r: (r.stamp_s, r.count))
     return {"count": last.count, "mean_ms": last.mean_ms, "p50_ms": last.p50_ms, "p95_ms": last.p95_ms,
-            "max_ms": last.max_ms}  # fmt: skip
+            "max_ms": last.max_ms}
 
 
 def observation_to_command(records: Sequence[EpisodeRecord]) -> dict[str, float]:
@@ -98,7 +98,7 @@ def usage_divergence(loads: Mapping[str, Mapping[str, Sequence[float]]]) -> dict
         shared = [name for name in loads[a] if name in loads[b]]
         out[f"{a} vs {b}"] = {
             name: {"tv": total_variation(loads[a][name], loads[b][name]),
-                   "js_bits": jensen_shannon(loads[a][name], loads[b][name])}  # fmt: skip
+                   "js_bits": jensen_shannon(loads[a][name], loads[b][name])}
             for name in shared
         }
     return out
@@ -144,12 +144,12 @@ def control_period(records: Sequence[EpisodeRecord]) -> float | None:
 
 
 def seam_summary(records: Sequence[EpisodeRecord], period_s: float | None, limits: SeamLimits | None = None,
-                 window: int = DEFAULT_WINDOW_STEPS) -> dict[str, object]:  # fmt: skip
+                 window: int = DEFAULT_WINDOW_STEPS) -> dict[str, object]:
     """The chunk-seam metric (evaluation/seams.py) over every episode's trajectories, pooled;
     `period_s` None: `control_period(records)`."""
     period_s = period_s or control_period(records)
     if period_s is None:
         return summarize_seams(SeamJumps.pooled([]), limits)
     runs = [seam_jumps([t.command() for t in rec.trajectories], period_s, window, _initial_position(rec))
-            for rec in records]  # fmt: skip
+            for rec in records]
     return summarize_seams(SeamJumps.pooled(runs), limits)

@@ -11,8 +11,9 @@ and the camera GIF of one episode (imageio).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -132,12 +133,12 @@ def write_strip(frames: Sequence[np.ndarray], path: str | Path, count: int = 8) 
 
 
 def write_plots(report: Mapping[str, Any], showcase: EpisodeRecord | None, out_dir: str | Path,
-                gif: bool = True) -> dict[str, Path]:  # fmt: skip
+                gif: bool = True) -> dict[str, Path]:
     """Every figure under `out_dir`; the trajectory plot and GIF show `showcase` (if given)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"success_plot": plot_success(report, out_dir / "success_per_task.png"),
-             "expert_usage_plot": plot_expert_usage(report, out_dir / "expert_usage.png")}  # fmt: skip
+             "expert_usage_plot": plot_expert_usage(report, out_dir / "expert_usage.png")}
     if showcase is not None and showcase.joint_positions:
         paths["joint_trajectory_plot"] = plot_joint_trajectory(showcase, out_dir / "joint_trajectory.png")
     if gif and showcase is not None and showcase.frames:

@@ -15,8 +15,9 @@ trajectory, reasoning traces, expert usage per chunk and the node's latency repo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,7 @@ class EpisodeRecord:
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
 
     @classmethod
-    def for_plan(cls, plan: EpisodePlan) -> "EpisodeRecord":
+    def for_plan(cls, plan: EpisodePlan) -> EpisodeRecord:
         t = plan.task
         return cls(plan.index, plan.seed, t.family, t.instruction, t.max_duration_s)
 
@@ -147,10 +148,10 @@ class EpisodeRecord:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EpisodeRecord":
+    def from_dict(cls, d: dict[str, Any]) -> EpisodeRecord:
         d = dict(d)
         kinds = {"trajectories": TrajectoryRecord, "traces": TraceRecord, "usage": UsageRecord,
-                 "latency": LatencyRecord}  # fmt: skip
+                 "latency": LatencyRecord}
         for key, kind in kinds.items():
             d[key] = [kind(**item) for item in d.get(key, [])]
         return cls(**d)

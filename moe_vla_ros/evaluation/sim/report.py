@@ -18,11 +18,12 @@ Layout of report.json:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from moe_vla_ros.evaluation.sim import metrics
 from moe_vla_ros.evaluation.records import write_json
+from moe_vla_ros.evaluation.sim import metrics
 from moe_vla_ros.evaluation.sim.records import EpisodeRecord, ExpertResult
 
 REPORT_FILE = "report.json"
@@ -38,7 +39,7 @@ def episode_summary(record: EpisodeRecord, expert: ExpertResult | None) -> dict[
         "commands_refused": record.commands_refused, "controller_holds": record.controller_holds,
         "traces": len(record.traces), "first_trace": record.traces[0].text if record.traces else "",
         "expert_success": expert.success if expert else None,
-    }  # fmt: skip
+    }
 
 
 def episode_line(record: EpisodeRecord, total: int) -> str:
@@ -46,7 +47,7 @@ def episode_line(record: EpisodeRecord, total: int) -> str:
     r = record
     return (f"[{r.index + 1}/{total}] {r.family:<5} seed {r.seed} {r.instruction!r}: "
             f"{'SUCCESS' if r.success else 'fail'} in {r.duration_s:.2f} s ({r.control_steps} steps, "
-            f"{len(r.trajectories)} chunks, {r.wall_time_s:.1f} s wall)")  # fmt: skip
+            f"{len(r.trajectories)} chunks, {r.wall_time_s:.1f} s wall)")
 
 
 def build_report(
@@ -73,7 +74,7 @@ def build_report(
         "episode_time_s": time_s,
         "control_steps": steps,
         "latency": {"inference": metrics.inference_latency(records),
-                    "observation_to_command": metrics.observation_to_command(records)},  # fmt: skip
+                    "observation_to_command": metrics.observation_to_command(records)},
         "expert_usage": {"per_task": loads, "divergence": metrics.usage_divergence(loads)},
         "chunk_seams": metrics.seam_summary(records, period_s or (limits.dt if limits else None), limits),
         "episodes": [episode_summary(r, by_index.get(r.index)) for r in records],

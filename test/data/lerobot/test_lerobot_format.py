@@ -101,7 +101,7 @@ def test_export_follows_the_v3_layout(exported, ours):
     assert f["reasoning"] == {"dtype": "string", "shape": [1], "names": None}
     assert f["observation.target_position"]["shape"] == [3]
     for key, dtype in (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"),
-                       ("index", "int64"), ("task_index", "int64")):  # fmt: skip
+                       ("index", "int64"), ("task_index", "int64")):
         assert f[key] == {"dtype": dtype, "shape": [1], "names": None}
 
     data = pq.read_table(exported / "data" / "chunk-000" / "file-000.parquet")
@@ -170,7 +170,7 @@ def test_export_refuses_timestamps_off_the_fps_grid(tmp_path):
         images={c: rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8) for c in contract.camera_names},
         joint_position=np.zeros((5, 3), np.float32), action=np.zeros((5, 3), np.float32),
         timestamp=np.arange(5) * 0.13, instruction="reach",
-    )  # fmt: skip
+    )
     with DatasetWriter(tmp_path / "ours", contract) as w:
         w.add_episode(ep)
     with pytest.raises(DatasetError, match="not frame_index / fps"):
@@ -214,7 +214,7 @@ def test_many_files_round_trip(ours, tmp_path):
     assert sorted(p.relative_to(out).as_posix() for p in (out / "data").glob("*/*.parquet")) == [
         "data/chunk-000/file-000.parquet", "data/chunk-000/file-001.parquet",
         "data/chunk-001/file-000.parquet", "data/chunk-001/file-001.parquet",
-    ]  # fmt: skip
+    ]
     # an mp4 rolls over once its muxed bytes pass the limit; the encoder's look-ahead delays them
     assert len(list((out / "videos" / "observation.images.wrist").glob("*/*.mp4"))) >= 2
     back = LeRobotDemoDataset(out)
@@ -321,7 +321,7 @@ def test_image_stats_are_exact_per_channel():
     stats, pixels = image_stats(frames), frames.reshape(-1, 3) / 255.0
     for key, want in (("mean", pixels.mean(0)), ("std", pixels.std(0)), ("min", pixels.min(0)), ("max", pixels.max(0)),
                       ("q01", np.quantile(pixels, 0.01, axis=0)), ("q50", np.quantile(pixels, 0.5, axis=0)),
-                      ("q99", np.quantile(pixels, 0.99, axis=0))):  # fmt: skip
+                      ("q99", np.quantile(pixels, 0.99, axis=0))):
         assert stats[key].shape == (3, 1, 1)
         np.testing.assert_allclose(stats[key].reshape(3), want, atol=1e-12, err_msg=key)
     assert stats["count"].tolist() == [30]
@@ -378,7 +378,7 @@ def test_degrees_are_refused_unless_scaled(ours, tmp_path):
     with DatasetWriter(tmp_path / "deg", ours.contract) as w:
         for ep in ours:
             w.add_episode(dataclasses.replace(ep, joint_position=np.degrees(ep.joint_position).astype(np.float32),
-                                              action=np.degrees(ep.action).astype(np.float32)))  # fmt: skip
+                                              action=np.degrees(ep.action).astype(np.float32)))
     export_lerobot(tmp_path / "deg", tmp_path / "le", ExportOptions(video=False, **FAST))
     with pytest.raises(LeRobotActionError, match="not SI units.*degrees=true"):
         LeRobotDemoDataset(tmp_path / "le")

@@ -49,7 +49,7 @@ def test_bag_to_lerobot(tmp_path, capsys):
     assert main([str(bag), "-o", str(tmp_path / "x"), "--no-progress"]) == 2
     assert "--contract is needed" in capsys.readouterr().err
     args = [str(bag), "-o", str(tmp_path / "le"), "--contract", str(contract_file), "--no-progress", "--task", "pick",
-            "--camera", "wrist=/camera/wrist/image_raw/compressed"]  # fmt: skip
+            "--camera", "wrist=/camera/wrist/image_raw/compressed"]
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out and check_dataset(tmp_path / "le") == []
     data = LeRobotDemoDataset(tmp_path / "le")  # commanded targets pass the action check

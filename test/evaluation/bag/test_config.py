@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.evaluation.bag.config import EvaluationConfig
 from moe_vla_ros.contract import PolicyContract, SensorContract
+from moe_vla_ros.evaluation.bag.config import EvaluationConfig
 from moe_vla_ros.paths import find_share_file
 from moe_vla_ros.spec.described import param_names
 from moe_vla_ros.spec.policy_node import NodeInvocation, PolicyNodeConfig, default_params_files

@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from moe_vla_ros.bags.resample import TrajectoryCommand
+from moe_vla_ros.contract import PolicyContract, SensorContract
 from moe_vla_ros.evaluation.bag.config import EvaluationConfig
 from moe_vla_ros.evaluation.bag.metrics import (
     error_stats,
@@ -14,11 +16,9 @@ from moe_vla_ros.evaluation.bag.metrics import (
     usage_drift,
 )
 from moe_vla_ros.evaluation.bag.records import Reference, RunRecords
+from moe_vla_ros.evaluation.bag.report import score
 from moe_vla_ros.evaluation.records import CommandRecord, TraceRecord, UsageRecord
 from moe_vla_ros.runtime.usage_distance import jensen_shannon
-from moe_vla_ros.evaluation.bag.report import score
-from moe_vla_ros.bags.resample import TrajectoryCommand
-from moe_vla_ros.contract import PolicyContract, SensorContract
 
 DT = 0.1
 NAMES = ("a", "b")
@@ -77,7 +77,7 @@ def test_only_points_not_replaced_by_the_next_trajectory_count():
 
 def test_known_expert_usage_drift():
     usage = [UsageRecord(t, {"moe": np.array([1.0, 0.0]) if t < 10 else np.array([0.0, 1.0]),
-                             "steady": np.array([0.25, 0.75])}) for t in np.arange(0.0, 20.0, 0.5)]  # fmt: skip
+                             "steady": np.array([0.25, 0.75])}) for t in np.arange(0.0, 20.0, 0.5)]
     drift = usage_drift(usage, window_s=5.0)
     assert drift["moe"]["windows"][0] == (pytest.approx(2.5), 0.0)
     assert drift["moe"]["drift_max_bits"] == pytest.approx(1.0)

@@ -6,22 +6,22 @@ is written.
 """
 
 import dataclasses
-from pathlib import Path
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.evaluation.bag.offline import evaluate_bag, main
-from moe_vla_ros.evaluation.bag.config import EvaluationConfig
-from moe_vla_ros.spec.policy_node import default_params_files
-from moe_vla_ros.evaluation.bag.oracle import RecordedActionsPolicy
 from moe_vla_ros.bags.from_sim import SimRecordingConfig, record_sim_bag
 from moe_vla_ros.bags.synthetic import SyntheticDemo, write_demo_bag
+from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+from moe_vla_ros.evaluation.bag.offline import evaluate_bag, main
+from moe_vla_ros.evaluation.bag.oracle import RecordedActionsPolicy
 from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.sim.config import JOINT_NAMES
+from moe_vla_ros.spec.policy_node import default_params_files
 
 LATENCY_S = 0.05
 # On the bag below the bundled model scores 0.036 rad (measured, recovery_s 0; 0.050 with the default 1 s).
@@ -141,7 +141,7 @@ def _digest(folder) -> str:
 
 def test_missing_camera_topic_is_a_clear_error(random_model, config, tmp_path):
     bag = record_sim_bag(tmp_path / "front_only", SimRecordingConfig(episodes=1, max_episode_s=0.5, cameras=("front",),
-                                                                     image_size=16, progress=False)).path  # fmt: skip
+                                                                     image_size=16, progress=False)).path
     before = _digest(bag)
     with pytest.raises(BagError, match=r"lacks topic\(s\) \['/camera/wrist/image_raw'\]"):
         evaluate_bag(bag, random_model, tmp_path / "out", config, runtime=ORT_CPU)
@@ -169,7 +169,7 @@ def test_existing_report_is_never_overwritten(expert_bag, config, tmp_path):
 
 def test_command_line(expert_bag, random_model, tmp_path, capsys):
     args = [str(expert_bag.path), "--model", str(random_model), "-o", str(tmp_path / "cli"),
-            "--backend", "torch", "--max-seconds", "1.5", "--no-plots", "--no-progress"]  # fmt: skip
+            "--backend", "torch", "--max-seconds", "1.5", "--no-plots", "--no-progress"]
     assert main(args) == 0
     assert "action:     MAE" in capsys.readouterr().out
     assert json.loads((tmp_path / "cli" / "report.json").read_text())["span_s"]["duration"] <= 1.5 + 1e-6
@@ -237,6 +237,6 @@ def test_a_renamed_topic_or_a_corrupt_chunk_stops_the_evaluation_with_exit_2(exp
     mcap.write_bytes(bytes(data))
     for bag, reason in ((renamed, "does not match its storage"), (corrupt, "fails its CRC check")):
         args = [str(bag), "--model", str(random_model), "--out", str(tmp_path / f"out_{bag.name}"),
-                "--no-plots", "--no-progress"]  # fmt: skip
+                "--no-plots", "--no-progress"]
         assert main(args) == 2
         assert reason in capsys.readouterr().err

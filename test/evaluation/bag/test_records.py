@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from moe_vla_ros.bags.errors import BagError
-from moe_vla_ros.evaluation.bag.records import records_from_node_bag
 from moe_vla_ros.bags.typestore import get_typestore
 from moe_vla_ros.bags.writer import BagWriter
 from moe_vla_ros.contract import SensorContract
+from moe_vla_ros.evaluation.bag.records import records_from_node_bag
 
 NS = 1_000_000_000
 CONTRACT = SensorContract(("cam",), 16, 16, ("a", "b"), 10.0)
@@ -32,13 +32,13 @@ def write_node_bag(path, *, lose_usage: int | None = None, joint_names=("b", "a"
     def trajectory(stamp, values):
         points = [t["trajectory_msgs/msg/JointTrajectoryPoint"](
             positions=np.array(v, dtype=np.float64), velocities=np.full(2, 0.5), accelerations=np.zeros(0),
-            effort=np.zeros(0), time_from_start=duration(0.1 * (i + 1))) for i, v in enumerate(values)]  # fmt: skip
+            effort=np.zeros(0), time_from_start=duration(0.1 * (i + 1))) for i, v in enumerate(values)]
         return t["trajectory_msgs/msg/JointTrajectory"](
             header=header(stamp), joint_names=list(joint_names), points=points
         )
 
     layer = t["moe_vla_msgs/msg/LayerExpertUsage"](layer_name="moe", expert_load=np.array([0.25, 0.75], np.float32),
-                                                 router_entropy=0.5, num_tokens=4, dropped_tokens=0)  # fmt: skip
+                                                 router_entropy=0.5, num_tokens=4, dropped_tokens=0)
 
     def usage(stamp: float, chunk_id: int):
         return t["moe_vla_msgs/msg/ExpertUsage"](header=header(stamp), chunk_id=chunk_id, layers=[layer])
@@ -46,7 +46,7 @@ def write_node_bag(path, *, lose_usage: int | None = None, joint_names=("b", "a"
     trace = t["moe_vla_msgs/msg/ReasoningTrace"](
         header=header(1.95), text="go", chunk_id=3, instruction="x", generation_latency=duration(0.01), num_tokens=1,
         stopped_at_eos=True, expert_usage=[layer],
-    )  # fmt: skip
+    )
     events = [
         (1.0, "/t", trajectory(0.0, [])),
         (2.0, "/t", trajectory(1.9, [[1.0, 2.0], [1.1, 2.1]])), (2.0, "/u", usage(1.95, 3)), (2.0, "/r", trace),
@@ -56,7 +56,7 @@ def write_node_bag(path, *, lose_usage: int | None = None, joint_names=("b", "a"
         events = [e for e in events if not (e[1] == "/u" and e[0] == lose_usage)]
     with BagWriter(path) as bag:
         for topic, msgtype in (("/t", "trajectory_msgs/msg/JointTrajectory"), ("/u", "moe_vla_msgs/msg/ExpertUsage"),
-                               ("/r", "moe_vla_msgs/msg/ReasoningTrace")):  # fmt: skip
+                               ("/r", "moe_vla_msgs/msg/ReasoningTrace")):
             bag.add_topic(topic, msgtype)
         for when, topic, msg in events:
             bag.write(topic, int(when * NS), msg)

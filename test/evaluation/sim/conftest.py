@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from eval_records import sample_records  # noqa: E402
+from eval_records import sample_records
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def chunk(start_s: float, first: float, slope: float, points: int = 4, dt: float
 
 
 def make_record(index: int, family: str, success: bool, loads: dict[str, list[list[float]]],
-                duration_s: float = 2.0) -> EpisodeRecord:  # fmt: skip
+                duration_s: float = 2.0) -> EpisodeRecord:
     """A record with a measured ramp, two chunks joined without a jump, one trace, usage per chunk."""
     r = EpisodeRecord(index, 10_000 + index, family, f"{family} the red cube", 6.0, joint_names=list(JOINTS))
     r.start_s, r.success, r.duration_s, r.control_steps = 100.0, success, duration_s, round(duration_s * 10)
@@ -38,4 +38,4 @@ def sample_records() -> list[EpisodeRecord]:
     reach = {"trunk.1": [[0.5, 0.5, 0.0, 0.0], [0.7, 0.3, 0.0, 0.0]], "head.0": [[1.0, 0.0], [1.0, 0.0]]}
     push = {"trunk.1": [[0.0, 0.0, 0.6, 0.4]], "head.0": [[0.0, 1.0]]}
     return [make_record(0, "reach", True, reach, 1.5), make_record(1, "push", False, push, 6.0),
-            make_record(2, "reach", False, reach, 6.0)]  # fmt: skip
+            make_record(2, "reach", False, reach, 6.0)]

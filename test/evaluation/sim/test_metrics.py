@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from eval_records import chunk, make_record
 
-from moe_vla_ros.evaluation.sim import metrics
 from moe_vla_ros.evaluation.seams import SeamLimits
+from moe_vla_ros.evaluation.sim import metrics
 from moe_vla_ros.evaluation.sim.records import TrajectoryRecord
 
 

@@ -14,7 +14,7 @@ from moe_vla_ros.evaluation.sim.records import ExpertResult
 from moe_vla_ros.evaluation.sim.report import build_report, format_table, write_report
 
 EXPERT = [ExpertResult(0, 10_000, "reach", True, 1.5, 15), ExpertResult(1, 10_001, "push", True, 4.0, 40),
-          ExpertResult(2, 10_002, "reach", False, 6.0, 60)]  # fmt: skip
+          ExpertResult(2, 10_002, "reach", False, 6.0, 60)]
 LIMITS = SeamLimits((2.0, 0.2), (8.0, 2.0), 0.1)
 
 
