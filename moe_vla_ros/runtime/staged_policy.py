@@ -146,6 +146,13 @@ class StagedPolicy(Policy):
             self._release()
 
     # ----------------------------------------------------------------------------- reasoning
+    def _decode_reasoning(self, trunk_tokens: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Greedy decoding here, one step graph call per token: (ids [R], mask [R], stopped at EOS)."""
+        r = self.contract.max_reasoning_tokens
+        result = greedy_decode(self._reasoning_step(trunk_tokens), 1, r, self.cfg.max_reasoning_tokens)
+        ids, mask = result.ids[0], result.mask[0]  # [R], [R]
+        return ids, mask, bool(result.steps > int(mask.sum()))
+
     def _reasoning_for(self, observation: Observation, trunk_tokens: Any, generate: bool) -> tuple[Reasoning | None, bool]:
         """(reasoning the actions follow, whether it was generated now)."""
         if not self.cfg.reasoning_enabled:
@@ -154,13 +161,11 @@ class StagedPolicy(Policy):
         if not (generate or stale):
             return self._reasoning, False
         start = time.perf_counter()
-        r = self.contract.max_reasoning_tokens
-        result = greedy_decode(self._reasoning_step(trunk_tokens), 1, r, self.cfg.max_reasoning_tokens)
-        ids, mask = result.ids[0], result.mask[0]  # [R], [R]
+        ids, mask, stopped_at_eos = self._decode_reasoning(trunk_tokens)
         num_tokens = int(mask.sum())
         reasoning = Reasoning(
             text=self.tokenizer.decode(ids[:num_tokens]), token_ids=ids, token_mask=mask, num_tokens=num_tokens,
-            stopped_at_eos=result.steps > num_tokens, latency_s=time.perf_counter() - start, stamp=observation.stamp,
+            stopped_at_eos=stopped_at_eos, latency_s=time.perf_counter() - start, stamp=observation.stamp,
         )
         self._reasoning, self._reasoning_instruction = reasoning, observation.instruction
         return reasoning, True

@@ -45,7 +45,7 @@ from moe_vla_ros.runtime.onnx_policy import check_contract, load_tokenizer
 from moe_vla_ros.runtime.staged_policy import StagedPolicy, StepFunction
 from moe_vla_ros.runtime.telemetry import StageTelemetry
 from moe_vla_ros.runtime.tokenization import RuntimeTokenizer
-from moe_vla_ros.runtime.types import Observation, Policy, PolicyMetadata, Reasoning
+from moe_vla_ros.runtime.types import Observation, Policy, PolicyMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -299,13 +299,8 @@ class TritonPolicy(StagedPolicy):
     def _reasoning_step(self, trunk_tokens: Any) -> StepFunction:  # pragma: no cover - the loop runs on the server
         raise NotImplementedError("TritonPolicy decodes reasoning on the server (model 'reasoning')")
 
-    def _reasoning_for(self, observation: Observation, trunk_tokens: Any, generate: bool) -> tuple[Reasoning | None, bool]:
-        if not self.cfg.reasoning_enabled:
-            return None, False
-        stale = self._reasoning is None or self._reasoning_instruction != observation.instruction
-        if not (generate or stale):
-            return self._reasoning, False
-        start = time.perf_counter()
+    def _decode_reasoning(self, trunk_tokens: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The whole decode loop in one call to the server's reasoning model."""
         r = self.contract.max_reasoning_tokens
         limit = r - 1 if self.cfg.max_reasoning_tokens is None else min(int(self.cfg.max_reasoning_tokens), r - 1)
         batched = self.served[REASONING_MODEL].batched
@@ -313,13 +308,7 @@ class TritonPolicy(StagedPolicy):
         ids, mask, eos = self._infer(REASONING_MODEL, {"trunk_tokens": trunk_tokens, "max_new_tokens": max_new},
                                      list(REASONING_OUTPUTS))
         ids, mask = ids.reshape(-1).astype(np.int64), mask.reshape(-1).astype(np.int64)  # [R], [R]
-        num_tokens = int(mask.sum())
-        reasoning = Reasoning(
-            text=self.tokenizer.decode(ids[:num_tokens]), token_ids=ids, token_mask=mask, num_tokens=num_tokens,
-            stopped_at_eos=bool(eos.reshape(-1)[0]), latency_s=time.perf_counter() - start, stamp=observation.stamp,
-        )
-        self._reasoning, self._reasoning_instruction = reasoning, observation.instruction
-        return reasoning, True
+        return ids, mask, bool(eos.reshape(-1)[0])
 
     def _run_action_head(self, trunk_tokens, state, reasoning_ids, reasoning_mask):
         actions, logits, load, entropy = self._infer("action_head", {
