@@ -23,7 +23,6 @@ build/benchmarks/demo_small/).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -31,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report_file import write_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "record_s": record_s if not args.bag else None, "cases": cases,
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, result)
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import shutil
@@ -35,6 +34,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from report_file import write_report
 
 from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset
 from moe_vla_ros.data.lerobot.schema import check_dataset
@@ -115,9 +116,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['case']:28} {r['export_fps']:10.0f} {r['import_fps']:10.0f} {r['open_s']:7.2f} {r['mb']:7.1f} "
               f"{r['pixel_error_mean']:7.2f}  {'ok' if not r['layout_problems'] else r['layout_problems']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    write_report(args.out, result)
     return 0
 
 

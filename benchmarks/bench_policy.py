@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from report_file import write_report
+
 STAGES = ("preprocess", "vision", "trunk", "reasoning", "action_head", "postprocess", "total")
 CONFIGS = {  # name -> (backend, formulation, precision)
     "torch_eager": ("torch", "sparse", "fp32"),
@@ -199,9 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                     "load_avg_after": os.getloadavg()},
         "by_threads": {str(t): r for t, r in by_threads.items()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 

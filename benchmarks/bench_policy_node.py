@@ -17,7 +17,6 @@ Prints a table and writes JSON (default build/benchmarks/policy_node.json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from report_file import write_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -178,9 +178,7 @@ def main(argv=None) -> int:
     print(f"policy node, {result['duration_s']:.0f} s, model {result['model']}")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    write_report(args.out, result)
     return 0
 
 

@@ -22,7 +22,6 @@ build/benchmarks/triton.json).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import threading
@@ -33,6 +32,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from report_file import write_report
 
 from moe_vla_ros.runtime.config import RuntimeConfig
 from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy
@@ -178,9 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in repos.items():
         why = f" ({r['batching_reason']})" if r["batching_reason"] else ""
         print(f"{name}: max_batch_size {r['max_batch_size']}{why}; server ready in {r['server_ready_s']:.1f} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 
