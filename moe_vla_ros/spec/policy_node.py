@@ -9,7 +9,7 @@ description, range/choices and validation. Everything that runs the node's logic
 - closed-loop evaluation and bag replay evaluation start the node process with a
   `NodeInvocation` (files, fixed values, the user's overrides -> its command line and the
   config it will run with); `moe_vla_bringup` runs it in-process from the same files;
-- the offline bag evaluator (bags/evaluate_config.py) holds one and builds its PolicyRunner
+- the offline bag evaluator (evaluation/bag/config.py) holds one and builds its PolicyRunner
   with the same `runner_config()`, limits with `safety_limits()` and checks the model with
   `check_contract()`, so it decides exactly as the node would from the same YAML.
 
