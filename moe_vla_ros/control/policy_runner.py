@@ -23,7 +23,10 @@ the controller already holds, and a hold from an unconfirmed state could only mo
 Why it holds (`hold_state`/`hold_reason`), in priority order: inactive, e-stop, disabled, a
 rejected joint state (STATE_FAULTS hold at once: out of limits, jump, frozen, tracking error,
 NaN), a stale input (no accepted message for input_timeout_s; other rejections such as bad
-stamps count as missing), waiting for inputs (startup grace), recovering, no instruction.
+stamps count as missing), waiting for inputs (startup grace), recovering, no instruction, an
+instruction the model cannot read (more than `max_unread_words` of its words are outside the
+vocabulary or past the model's instruction length: the policy would guess, so it holds and says
+which words; a new instruction lifts it).
 After a hold caused by a stale or rejected input, commanding resumes only when every input has
 been good continuously for `recovery_s` (hysteresis against hold/resume cycling).
 
@@ -67,12 +70,13 @@ HOLD_WAITING = "waiting_for_input"
 HOLD_STALE = "stale_input"
 HOLD_REJECTED = "rejected_input"
 HOLD_NO_INSTRUCTION = "no_instruction"
+HOLD_UNREAD_INSTRUCTION = "unread_instruction"
 HOLD_INFERENCE = "inference_error"
 HOLD_ERROR = "error"
 HOLD_REQUESTED = "requested"
 HOLD_CODES = (
     HOLD_INACTIVE, HOLD_DISABLED, HOLD_ESTOP, HOLD_WAITING, HOLD_STALE, HOLD_REJECTED, HOLD_NO_INSTRUCTION,
-    HOLD_INFERENCE, HOLD_ERROR, HOLD_REQUESTED,
+    HOLD_UNREAD_INSTRUCTION, HOLD_INFERENCE, HOLD_ERROR, HOLD_REQUESTED,
 )
 """Keys of RunnerCounters.holds_by_reason (and of `PolicyRunner.hold_state`). While recovering
 from a stale or rejected input the code stays that of the cause."""
@@ -97,6 +101,10 @@ class RunnerConfig:
             continuously for this long, seconds; >= 0 (0: at once). Hysteresis against
             hold/resume cycling on a flaky input.
         input_checks: thresholds of the per-message checks (control/input_checks.py).
+        max_unread_words: most words of an instruction the model may not read (unknown to its
+            vocabulary, or past its instruction length) before the runner holds instead of
+            guessing; >= -1 (0: every word must be known; -1: never hold for this). Only
+            policies that can tell (`Policy.read_instruction`) are checked.
     """
 
     executor: ChunkExecutorConfig
@@ -108,6 +116,7 @@ class RunnerConfig:
     default_instruction: str = ""
     recovery_s: float = 1.0
     input_checks: InputCheckConfig = field(default_factory=InputCheckConfig)
+    max_unread_words: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.executor, ChunkExecutorConfig):
@@ -122,6 +131,9 @@ class RunnerConfig:
                 raise ValueError(f"{name} must be a number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
         if self.reasoning_period_s is not None and not self.reasoning_period_s > 0:
             raise ValueError(f"reasoning_period_s must be > 0 or None, got {self.reasoning_period_s!r}")
+        if isinstance(self.max_unread_words, bool) or not isinstance(self.max_unread_words, int) \
+                or self.max_unread_words < -1:
+            raise ValueError(f"max_unread_words must be an integer >= -1, got {self.max_unread_words!r}")
 
 
 @dataclass(frozen=True)
@@ -210,7 +222,9 @@ class PolicyRunner:
         self.latency = LatencyEstimator(LatencyEstimatorConfig())
         self.counters = RunnerCounters()
         self._lock = threading.Lock()
-        self._instruction = config.default_instruction.strip()
+        self._instruction = ""
+        self._unread = ""  # why the instruction cannot be read ("" when it can)
+        self._set_instruction_locked(config.default_instruction.strip())
         self._latest: Observation | None = None
         self._latest_velocity: np.ndarray | None = None
         self._last_used_stamp = -np.inf
@@ -335,16 +349,29 @@ class PolicyRunner:
             text = text.strip()
             if text == self._instruction:
                 return
-            self._instruction = text
+            self._set_instruction_locked(text)
             self.executor.take_over()
             self.policy.reset()
             self._last_reasoning_time = -np.inf
             if self._latest is not None:
                 self._latest = Observation(self._latest.images, self._latest.joint_positions, text, self._latest.stamp)
 
+    def _set_instruction_locked(self, text: str) -> None:
+        self._instruction = text
+        self._unread = ""
+        reading = self.policy.read_instruction(text) if text else None
+        limit = self.config.max_unread_words
+        if reading is not None and limit >= 0 and len(reading.unread_words) > limit:
+            self._unread = f"instruction {text!r} not understood: {reading.describe()} (at most {limit} allowed)"
+
     @property
     def instruction(self) -> str:
         return self._instruction
+
+    @property
+    def instruction_problem(self) -> str:
+        """Why the current instruction makes the runner hold ("" when the model can read it)."""
+        return self._unread
 
     def set_enabled(self, enabled: bool, now: float | None = None) -> Command | None:
         """Operator enable/disable (e-stop). Disabling with `now` returns the hold to publish at
@@ -426,6 +453,8 @@ class PolicyRunner:
             self._recovering = None
         if not self._instruction:
             return HOLD_NO_INSTRUCTION, "no instruction"
+        if self._unread:
+            return HOLD_UNREAD_INSTRUCTION, self._unread
         return "", ""
 
     def step(self, clock: Callable[[], float]) -> Command | None:

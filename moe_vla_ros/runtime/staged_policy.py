@@ -28,7 +28,7 @@ from moe_vla_ros.runtime.decoding import greedy_decode
 from moe_vla_ros.runtime.manifest import MoELayerSpec
 from moe_vla_ros.runtime.preprocessing import denormalize_actions, normalize_state, stack_images
 from moe_vla_ros.runtime.telemetry import StageTelemetry, layer_usages
-from moe_vla_ros.runtime.tokenization import RuntimeTokenizer
+from moe_vla_ros.runtime.tokenization import InstructionReading, RuntimeTokenizer
 from moe_vla_ros.runtime.types import Observation, Policy, PolicyMetadata, PolicyOutput, Reasoning
 
 StepFunction = Callable[[np.ndarray], np.ndarray]  # tokens [1, R] int64 -> logits [1, R, V]
@@ -139,6 +139,9 @@ class StagedPolicy(Policy):
     def reset(self) -> None:
         self._reasoning = None
         self._reasoning_instruction = None
+
+    def read_instruction(self, text: str) -> InstructionReading:
+        return self.tokenizer.read(text)
 
     def close(self) -> None:
         if not self._closed:

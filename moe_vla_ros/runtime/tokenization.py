@@ -10,6 +10,8 @@ Encodings are fixed-length numpy arrays (the exported graphs have static shapes)
     encode_reasoning(text)   -> ids [R] int64, mask [R] int64   R = max_reasoning_tokens
                                 (at most R - 1 text tokens: the decoder needs one slot for BOS)
     decode(ids)              -> text (stops at EOS, drops PAD/BOS, transformers' space clean-up)
+    read(instruction)        -> InstructionReading: the words the model does not know or never
+                                sees (cut off after L tokens); punctuation is not a word
 
 - `InstructionTokenizer` (training side): a word-level vocabulary learned with `tokenizers`
   (WordLevel, lower-cased, split on whitespace and punctuation) from the instructions and
@@ -28,6 +30,7 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +201,54 @@ def clean_up_tokenization(text: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class InstructionReading:
+    """How much of an instruction the model can read.
+
+    Attributes:
+        num_words: words in the instruction (tokens with a letter or digit; punctuation excluded).
+        unknown_words: words outside the vocabulary (the model sees [UNK]), in order, as written.
+        cut_words: words after the first L tokens (the model never sees them), as written.
+    """
+
+    num_words: int
+    unknown_words: tuple[str, ...] = ()
+    cut_words: tuple[str, ...] = ()
+
+    @property
+    def unread_words(self) -> tuple[str, ...]:
+        """Words the model does not read: unknown ones first, then cut-off ones."""
+        return self.unknown_words + self.cut_words
+
+    def describe(self) -> str:
+        """One line for people, e.g. "2 of 5 words unknown to the model: 'grab', 'crimson'"."""
+        parts = []
+        if self.unknown_words:
+            listed = ", ".join(repr(w) for w in self.unknown_words)
+            parts.append(f"{len(self.unknown_words)} of {self.num_words} words unknown to the model: {listed}")
+        if self.cut_words:
+            listed = ", ".join(repr(w) for w in self.cut_words)
+            parts.append(f"{len(self.cut_words)} words past the model's instruction length: {listed}")
+        return "; ".join(parts) if parts else f"all {self.num_words} words known"
+
+
+def read_encoding(text: str, ids: list[int], offsets: list[tuple[int, int]], max_tokens: int) -> InstructionReading:
+    """InstructionReading of `text` from its token ids and character offsets (a `tokenizers` Encoding)."""
+    unknown: list[str] = []
+    cut: list[str] = []
+    num_words = 0
+    for index, (token_id, (start, end)) in enumerate(zip(ids, offsets)):
+        word = text[start:end]
+        if not any(ch.isalnum() for ch in word):
+            continue  # punctuation carries no meaning the model could miss
+        num_words += 1
+        if index >= max_tokens:
+            cut.append(word)
+        elif token_id == UNK_ID:
+            unknown.append(word)
+    return InstructionReading(num_words, tuple(unknown), tuple(cut))
+
+
 class RuntimeTokenizer:
     """Fixed-length instruction encoding and reasoning decoding (see the module docstring).
 
@@ -268,3 +319,8 @@ class RuntimeTokenizer:
         """Ids -> text: stops at the first EOS, drops PAD/BOS."""
         text = self.tokenizer.decode(text_ids(ids), skip_special_tokens=False)
         return clean_up_tokenization(text) if self._clean_up else text
+
+    def read(self, instruction: str) -> InstructionReading:
+        """Which words of `instruction` the model does not read (unknown or past L tokens)."""
+        encoding = self.tokenizer.encode(instruction, add_special_tokens=False)
+        return read_encoding(instruction, encoding.ids, encoding.offsets, self.max_instruction_tokens)

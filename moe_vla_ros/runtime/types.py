@@ -9,12 +9,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.errors import BadInputError
+
+if TYPE_CHECKING:
+    from moe_vla_ros.runtime.tokenization import InstructionReading
 
 
 class ObservationError(BadInputError):
@@ -142,6 +145,11 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def reset(self) -> None:
         """Forget reasoning and any per-episode state."""
+
+    def read_instruction(self, text: str) -> InstructionReading | None:
+        """Which words of `text` the model cannot read (unknown, or past its instruction length);
+        None when this policy cannot tell (the runner then does not check)."""
+        return None
 
     def close(self) -> None:
         """Free sessions/models. Idempotent."""

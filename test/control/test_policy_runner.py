@@ -394,8 +394,62 @@ def test_requested_hold_and_error_hold_brake_from_the_plan():
         ({"input_timeout_s": 0.0}, "input_timeout_s must be a number > 0, got 0.0"),
         ({"sync_slop_s": float("nan")}, "sync_slop_s must be a number > 0, got nan"),
         ({"input_checks": {"max_stamp_age_s": 1.0}}, "input_checks must be an InputCheckConfig, got dict"),
+        ({"max_unread_words": -2}, "max_unread_words must be an integer >= -1, got -2"),
+        ({"max_unread_words": 1.5}, "max_unread_words must be an integer >= -1, got 1.5"),
     ],
 )
 def test_runner_config_validation_names_the_bad_value(change, message):
     with pytest.raises(ValueError, match=message):
         RunnerConfig(ChunkExecutorConfig.from_contract(CONTRACT), **change)
+
+
+class VocabularyPolicy(RampPolicy):
+    """RampPolicy whose model knows a few words (Policy.read_instruction)."""
+
+    VOCABULARY = {"reach", "push", "the", "red", "cube"}
+
+    def read_instruction(self, text):
+        from moe_vla_ros.runtime.tokenization import InstructionReading
+
+        words = text.split()
+        return InstructionReading(len(words), tuple(w for w in words if w not in self.VOCABULARY))
+
+
+def test_an_instruction_the_model_cannot_read_holds_and_says_which_words():
+    runner, policy = make_runner(VocabularyPolicy())
+    feed(runner, 1.0)
+    assert runner.step(lambda: 1.0).trajectory is not None  # "reach": known
+    runner.set_instruction("please grab the crimson cube")
+    feed(runner, 1.1)
+    hold = runner.step(lambda: 1.1)
+    assert hold.is_hold
+    assert hold.hold_reason == ("instruction 'please grab the crimson cube' not understood: 3 of 5 words unknown "
+                                "to the model: 'please', 'grab', 'crimson' (at most 0 allowed)")
+    assert runner.hold_state(1.1)[0] == "unread_instruction" and runner.counters.holds_by_reason == {"unread_instruction": 1}
+    calls = len(policy.calls)
+    feed(runner, 1.2)
+    assert runner.step(lambda: 1.2) is None and len(policy.calls) == calls  # no inference while it holds
+    runner.set_instruction("reach the red cube")  # a readable instruction lifts the hold
+    assert runner.instruction_problem == ""
+    feed(runner, 1.3)
+    assert runner.step(lambda: 1.3).trajectory is not None
+
+
+@pytest.mark.parametrize("limit, holds", [(-1, False), (0, True), (1, True), (2, False)])
+def test_max_unread_words_sets_how_many_unknown_words_are_tolerated(limit, holds):
+    runner, _policy = make_runner(VocabularyPolicy(), max_unread_words=limit)
+    runner.set_instruction("please reach the pink cube")  # 2 unknown words
+    assert bool(runner.instruction_problem) is holds
+
+
+def test_an_unreadable_default_instruction_holds_from_the_start():
+    policy = VocabularyPolicy()
+    cfg = RunnerConfig(executor=ChunkExecutorConfig.from_contract(CONTRACT), default_instruction="grab it")
+    runner = PolicyRunner(policy, cfg)
+    assert runner.instruction_problem.startswith("instruction 'grab it' not understood: 2 of 2 words unknown")
+
+
+def test_policies_that_cannot_tell_are_not_checked():
+    runner, _policy = make_runner()  # RampPolicy: Policy.read_instruction -> None
+    runner.set_instruction("zzz qqq")
+    assert runner.instruction_problem == ""

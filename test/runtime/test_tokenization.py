@@ -65,3 +65,32 @@ def test_no_transformers_or_torch_import():
     code = "import sys, moe_vla_ros.runtime.tokenization; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    "text, words, unknown, cut",
+    [
+        ("reach the red square", 4, (), ()),
+        ("Reach   THE red square!", 4, (), ()),  # case and punctuation are not words
+        ("please grab the Crimson square", 5, ("please", "grab", "Crimson"), ()),  # as written
+        ("reach now the red", 4, ("now",), ()),
+        ("reach the red , square top left", 6, (), ("left",)),  # the comma takes one of the 6 tokens
+        ("reach the red square top left fine", 7, (), ("fine",)),  # 7 words, the model reads 6
+        ("", 0, (), ()),
+    ],
+)
+def test_read_names_the_words_the_model_cannot_read(tokenizers, text, words, unknown, cut):
+    _, runtime = tokenizers
+    reading = runtime.read(text)
+    assert (reading.num_words, reading.unknown_words, reading.cut_words) == (words, unknown, cut)
+    assert reading.unread_words == unknown + cut
+    # every unknown word really is [UNK] in the encoding the model gets
+    ids, _ = runtime.encode(text)
+    assert int((ids == 3).sum()) == len(unknown)
+
+
+def test_reading_describes_itself(tokenizers):
+    _, runtime = tokenizers
+    assert runtime.read("please reach the red square").describe() == "1 of 5 words unknown to the model: 'please'"
+    assert runtime.read("reach the red square").describe() == "all 4 words known"
+    assert "past the model's instruction length: 'fine'" in runtime.read("reach the red square top left fine").describe()
