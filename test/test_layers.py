@@ -26,18 +26,22 @@ TORCH_SIDE = {"model", "training", "export"}
 # subpackage (or top-level module) -> what it may import from the package
 ALLOWED: dict[str, set[str]] = {
     "errors": set(), "contract": {"errors"}, "paths": set(), "cli": {"errors"}, "param_files": set(),
-    "data": {"errors", "cli", "contract"},
-    "model": {"errors", "contract", "runtime"},  # runtime: the tokenizer and greedy decoding (torch-free)
-    "runtime": {"errors", "contract"},
-    "control": {"errors", "contract", "param_files", "runtime"},
-    "sim": {"errors", "cli", "contract", "control", "data"},
-    "training": {"errors", "cli", "contract", "data", "model", "runtime"},
-    "export": {"errors", "cli", "contract", "model", "runtime"},
-    "serving": {"errors", "cli", "contract", "runtime"},  # Triton model repositories (no torch, no rclpy)
-    "spec": {"errors", "contract", "control", "param_files", "paths", "runtime"},  # node specs: pure, no rclpy
-    "bags": {"errors", "cli", "contract", "control", "data", "sim"},  # bag I/O, validation, conversion: below evaluation
-    "evaluation": {"errors", "bags", "cli", "contract", "control", "paths", "runtime", "sim", "spec"},
-    "ros": {"errors", "bags", "cli", "contract", "control", "evaluation", "param_files", "paths", "runtime", "sim", "spec"},
+    "fanout": {"errors", "cli"},  # many bags, local or on Ray (ray lazily): below bags/ and evaluation/, which fan out
+    # validation.py: the config-field and input-file checks (pure, imports only errors), usable
+    # wherever errors is: every layer below validates its dataclasses with it
+    "validation": {"errors"},
+    "data": {"errors", "validation", "cli", "contract"},
+    "model": {"errors", "validation", "contract", "runtime"},  # runtime: the tokenizer and greedy decoding (torch-free)
+    "runtime": {"errors", "validation", "contract"},
+    "control": {"errors", "validation", "contract", "param_files", "runtime"},
+    "sim": {"errors", "validation", "cli", "contract", "control", "data"},
+    "training": {"errors", "validation", "cli", "contract", "data", "model", "runtime"},
+    "export": {"errors", "validation", "cli", "contract", "model", "runtime"},
+    "serving": {"errors", "validation", "cli", "contract", "runtime"},  # Triton model repositories (no torch, no rclpy)
+    "spec": {"errors", "validation", "contract", "control", "param_files", "paths", "runtime"},  # node specs: pure, no rclpy
+    "bags": {"errors", "validation", "cli", "contract", "control", "data", "sim"},  # bag I/O, validation, conversion: below evaluation
+    "evaluation": {"errors", "validation", "bags", "cli", "contract", "control", "paths", "runtime", "sim", "spec"},
+    "ros": {"errors", "validation", "bags", "cli", "contract", "control", "evaluation", "param_files", "paths", "runtime", "sim", "spec"},
 }
 # imports inside functions only (never at import), each with its reason; not counted by the cycle checks
 LAZY_ALLOWED: dict[str, set[str]] = {
