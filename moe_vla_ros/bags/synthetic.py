@@ -66,7 +66,7 @@ class SyntheticDemo:
     reasoning_rate_hz: float = 2.0
     image_height: int = 48
     image_width: int = 64
-    instructions: tuple[tuple[float, str], ...] = ((0.0, "pick up the red cube"), (3.0, "push the blue cube"))
+    instructions: tuple[tuple[float, str], ...] = ((0.0, "reach the red cube"), (3.0, "push the blue cube to the left"))
     command_lead: float = 0.05
     command_points: int = 4
     latency_s: float = 0.002

@@ -8,7 +8,7 @@ MCAP chunk gets its CRC32 (bags/mcap_integrity.py), which readers check.
 
     with BagWriter("run_01", storage="mcap") as bag:
         bag.add_topic("/instruction", "std_msgs/msg/String")
-        bag.write("/instruction", t_ns, String(data="pick up the red cube"))
+        bag.write("/instruction", t_ns, String(data="reach the red cube"))
 
 Pure: rosbags only, no rclpy.
 """

@@ -88,7 +88,7 @@ def test_joint_state_gap_splits_the_episode(tmp_path):
     assert report.episode_lengths == (10, 15, 30)
     assert report.dropped_steps == {"joint state gap": 5}
     episodes = list(DemoDataset(tmp_path / "ds"))
-    assert [e.instruction for e in episodes] == ["pick up the red cube"] * 2 + ["push the blue cube"]
+    assert [e.instruction for e in episodes] == ["reach the red cube"] * 2 + ["push the blue cube to the left"]
     np.testing.assert_allclose(episodes[1].joint_position[0], demo.position(1.52), atol=1e-6)
 
 

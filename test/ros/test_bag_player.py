@@ -132,7 +132,7 @@ def test_topic_filter_remap_and_start_offset(ros_context, demo_bag):
     # bag time starts at the first message (0.002 s); the offset keeps joint states from 3.002 s on
     assert stats.per_topic == {"/robot/joint_states": 150, "/instruction": 1}
     spin_until(executor, lambda: len(states) == 150 and texts, what="150 joint states and the instruction")
-    assert texts == ["push the blue cube"]
+    assert texts == ["push the blue cube to the left"]
     assert states[0].header.stamp.sec * NS + states[0].header.stamp.nanosec == SyntheticDemo().to_ns(3.0)
     player.close()
     for n in (player, node):
