@@ -1,7 +1,8 @@
 """The command-line convention every console script follows (pure Python, no ROS, no torch).
 
 - `prog` is the installed script name: build the parser with `tool_parser(PROG, __doc__)`.
-- The same things have the same names: a bag is the positional `bag` (`add_bag_argument`), the
+- The same things have the same names: a bag is the positional `bag` (`add_bag_argument`); a
+  tool that takes several bags has the positional `bags` (`add_bags_argument`, one or more); the
   place results go is `-o/--out` (`add_output_argument`), progress bars are switched off with
   `--no-progress` (`add_progress_argument`).
 - `main(argv)` returns `run_tool(PROG, lambda: _run(argv))`: exit codes 0 ok, 1 failed, 2 bad
@@ -25,6 +26,7 @@ from moe_vla_ros.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EX
 
 # A path the user gave that does not exist, is not a folder, or must not be overwritten: bad input.
 _BAD_PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
+BAD_PATH_ERRORS = _BAD_PATH_ERRORS  # the same, for code that classifies errors the way run_tool does
 
 
 def tool_parser(prog: str, doc: str | None, **kwargs) -> argparse.ArgumentParser:
@@ -48,6 +50,11 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def add_bag_argument(parser: argparse.ArgumentParser, help: str, many: bool = False) -> None:
     """The input bag(s): positional `bag` (one folder, or one or more with `many`)."""
     parser.add_argument("bag", type=Path, nargs="+" if many else None, help=help)
+
+
+def add_bags_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The input bags of a tool that takes several: positional `bags` (one or more, args.bags a list)."""
+    parser.add_argument("bags", type=Path, nargs="+", metavar="BAG", help=help)
 
 
 def add_output_argument(parser: argparse.ArgumentParser, help: str, required: bool = True, default: Path | None = None) -> None:

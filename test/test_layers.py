@@ -26,7 +26,7 @@ TORCH_SIDE = {"model", "training", "export"}
 # subpackage (or top-level module) -> what it may import from the package
 ALLOWED: dict[str, set[str]] = {
     "errors": set(), "contract": {"errors"}, "paths": set(), "cli": {"errors"}, "param_files": set(),
-    "fanout": {"errors", "cli"},  # many bags, local or on Ray (ray lazily): below bags/ and evaluation/, which fan out
+    "fanout": {"errors", "validation", "cli"},  # many bags, local or on Ray (ray lazily): below bags/ and evaluation/, which fan out
     # validation.py: the config-field and input-file checks (pure, imports only errors), usable
     # wherever errors is: every layer below validates its dataclasses with it
     "validation": {"errors"},
@@ -39,8 +39,8 @@ ALLOWED: dict[str, set[str]] = {
     "export": {"errors", "validation", "cli", "contract", "model", "runtime"},
     "serving": {"errors", "validation", "cli", "contract", "runtime"},  # Triton model repositories (no torch, no rclpy)
     "spec": {"errors", "validation", "contract", "control", "param_files", "paths", "runtime"},  # node specs: pure, no rclpy
-    "bags": {"errors", "validation", "cli", "contract", "control", "data", "sim"},  # bag I/O, validation, conversion: below evaluation
-    "evaluation": {"errors", "validation", "bags", "cli", "contract", "control", "paths", "runtime", "sim", "spec"},
+    "bags": {"errors", "validation", "cli", "contract", "control", "data", "fanout", "sim"},  # bag I/O, validation, conversion: below evaluation
+    "evaluation": {"errors", "validation", "bags", "cli", "contract", "control", "fanout", "paths", "runtime", "sim", "spec"},
     "ros": {"errors", "validation", "bags", "cli", "contract", "control", "evaluation", "param_files", "paths", "runtime", "sim", "spec"},
 }
 # imports inside functions only (never at import), each with its reason; not counted by the cycle checks
