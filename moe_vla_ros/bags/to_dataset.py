@@ -24,6 +24,13 @@ input rates (each camera and the joint states at >= `min_input_rate_fraction` x 
 The dataset is written to a hidden sibling folder and renamed into place at the end, so an
 existing dataset is never touched and a failed conversion leaves nothing behind.
 
+``moe_vla_bag_to_dataset BAG [BAG ...] -o OUT --contract FILE [--executor local|ray]
+[--ray-address ADDRESS] [--ray-num-cpus N]``: one bag -> the dataset OUT; several bags (a fleet's)
+-> one dataset per bag in OUT/<bag name>/, converted one after the other or as Ray tasks
+(moe_vla_ros/fanout.py), and a fleet summary (OUT/fleet_summary.json, printed as a table: per bag
+ok/failed with its error, episodes, steps); a bag that fails is reported without stopping the
+others, and the exit code is then 1.
+
 Pure: rosbags + numpy + OpenCV (control/images.py), no rclpy.
 """
 
@@ -35,17 +42,19 @@ import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from moe_vla_ros import fanout
 from moe_vla_ros.bags import demo_streams as ds
 from moe_vla_ros.bags.episode_plan import PlannedEpisode, plan_episodes
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagReader
 from moe_vla_ros.bags.validate import load_sensor_contract
-from moe_vla_ros.cli import add_bag_argument, add_output_argument, add_progress_argument, run_tool, tool_parser
+from moe_vla_ros.cli import add_bags_argument, add_output_argument, add_progress_argument, run_tool, tool_parser
 from moe_vla_ros.contract import SensorContract
 from moe_vla_ros.control.images import ImageConversionError, compressed_to_rgb, raw_to_rgb, resize_image
 from moe_vla_ros.data.dataset import DatasetWriter, Episode
@@ -288,18 +297,21 @@ def _finish(ep: PlannedEpisode, contract: SensorContract, config: BagToDatasetCo
 
 
 PROG = "moe_vla_bag_to_dataset"
+FLEET_COLUMNS = (fanout.Column("episodes", "episodes"), fanout.Column("steps", "steps"),
+                 fanout.Column("actions from", "action_source"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``moe_vla_bag_to_dataset BAG -o DATASET --contract FILE [options]``."""
+    """``moe_vla_bag_to_dataset BAG [BAG ...] -o OUT --contract FILE [options]``: exit 0 written,
+    2 bad input, 1 failed (with several bags: any bag that could not be converted)."""
     return run_tool(PROG, lambda: _run(argv))
 
 
 def _run(argv: Sequence[str] | None) -> int:
     d = BagToDatasetConfig()
     p = tool_parser(PROG, __doc__)
-    add_bag_argument(p, "bag folder, .mcap or .db3 file")
-    add_output_argument(p, "new dataset folder (must not exist, or be empty)")
+    add_bags_argument(p, "one or more bags (folder, .mcap or .db3 file); several: one dataset each in OUT/<bag name>/")
+    add_output_argument(p, "new dataset folder (must not exist, or be empty); with several bags the folder of their datasets")
     p.add_argument("--contract", required=True, help="JSON sensor/policy contract, a dataset's meta.json or a model's manifest.json")
     p.add_argument("--camera", action="append", default=[], metavar="NAME=TOPIC",
                    help="image topic of a contract camera (default /camera/NAME/image_raw)")
@@ -314,21 +326,47 @@ def _run(argv: Sequence[str] | None) -> int:
     p.add_argument("--min-episode-steps", type=int, default=d.min_episode_steps)
     p.add_argument("--task", default="", help="task family stored with each episode")
     add_progress_argument(p)
+    fanout.add_executor_arguments(p)
     args = p.parse_args(argv)
+    executor = fanout.config_from_args(args)
+    fleet = len(args.bags) > 1
     config = BagToDatasetConfig(
         camera_topics=ds.parse_camera_topics(args.camera), joint_state_topic=args.joint_states,
         instruction_topic=args.instruction, command_topic=args.command, reasoning_topic=args.reasoning,
         image_slop_s=args.image_slop, max_gap_s=args.max_gap, time_reference=args.time_reference,
         min_input_rate_fraction=args.min_rate_fraction, min_episode_steps=args.min_episode_steps,
-        task=args.task, progress=args.progress,
+        task=args.task, progress=args.progress and not fleet and executor.executor == "local",
     )
-    report = convert_bag_to_dataset(args.bag, args.out, load_sensor_contract(args.contract), config)
+    convert = partial(convert_into, contract=load_sensor_contract(args.contract), config=config)
+    if fleet:
+        fanout.run_fleet(convert, args.bags, args.out, executor, tool=PROG, metrics=conversion_metrics,
+                         columns=FLEET_COLUMNS, totals=fleet_totals, desc="convert bags")
+        return 0
+    report = fanout.run_single(convert, args.bags[0], args.out, executor)
     print(f"wrote {len(report.episode_lengths)} episode(s), {report.num_steps} steps to {report.output}")
     print(f"actions from: {report.action_source}; source image sizes: {report.source_image_sizes}")
     print(f"input rates (Hz): { {t: round(r, 2) for t, r in report.rates_hz.items()} }")
     if report.dropped_steps:
         print(f"steps not used: {report.dropped_steps}")
     return 0
+
+
+def convert_into(bag: str | Path, output: str | Path, contract: SensorContract,
+                 config: BagToDatasetConfig = BagToDatasetConfig()) -> ConversionReport:
+    """convert_bag_to_dataset with the bag and its dataset folder first (the per-bag call of a fleet)."""
+    return convert_bag_to_dataset(bag, output, contract, config)
+
+
+def conversion_metrics(report: ConversionReport) -> dict:
+    """The key numbers of one bag's conversion (a row of the fleet summary)."""
+    return {"dataset": str(report.output), "episodes": len(report.episode_lengths), "steps": report.num_steps,
+            "episode_lengths": list(report.episode_lengths), "action_source": report.action_source,
+            "dropped_steps": dict(report.dropped_steps),
+            "rates_hz": {t: round(r, 3) for t, r in report.rates_hz.items()}}
+
+
+def fleet_totals(rows: list[dict]) -> dict:
+    return {"episodes": sum(r["episodes"] for r in rows), "steps": sum(r["steps"] for r in rows)}
 
 
 if __name__ == "__main__":

@@ -15,7 +15,14 @@ Bad bags are refused before anything is written: missing topics, joints that do 
 model's contract, unreadable storage (validate_bag, BagError). Images of any size are resized
 to the contract's, as the node does.
 
-``moe_vla_eval_bag BAG --model DIR -o DIR [--camera NAME=TOPIC] [--no-simulate-latency]``
+``moe_vla_eval_bag BAG [BAG ...] --model DIR -o DIR [--camera NAME=TOPIC] [--no-simulate-latency]
+[--executor local|ray] [--ray-address ADDRESS] [--ray-num-cpus N]``
+
+One bag: the report goes into DIR. Several bags (a fleet's): one report per bag in DIR/<bag name>/,
+on this machine one after the other or as Ray tasks (moe_vla_ros/fanout.py), and a fleet summary
+(DIR/fleet_summary.json, printed as a table: per bag ok/failed with its error, action MAE,
+commands, holds, seams); a bag that fails is reported without stopping the others, and the exit
+code is then 1.
 
 Pure: no rclpy (the model runs with ONNX Runtime on CPU by default).
 """
@@ -28,16 +35,18 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from moe_vla_ros import fanout
 from moe_vla_ros.bags import demo_streams as ds
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagMessage, BagReader
 from moe_vla_ros.bags.validate import validate_bag
-from moe_vla_ros.cli import add_bag_argument, add_output_argument, add_progress_argument, run_tool, tool_parser
+from moe_vla_ros.cli import add_bag_argument, add_bags_argument, add_output_argument, add_progress_argument, run_tool, tool_parser
 from moe_vla_ros.contract import SensorContract
 from moe_vla_ros.control.images import ImageConversionError, compressed_to_rgb, raw_to_rgb, resize_image
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
@@ -275,11 +284,15 @@ def _evaluate(bag: str | os.PathLike, model: str | os.PathLike | None, out_dir: 
     return write_report(out_dir, records, reference, contract, cfg, info)
 
 
-def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments shared with the replay evaluator (ros/bag_replay_eval.py)."""
-    add_bag_argument(p, "bag folder, .mcap or .db3 file")
+def add_common_arguments(p: argparse.ArgumentParser, many: bool = False) -> None:
+    """Arguments shared with the replay evaluator (ros/bag_replay_eval.py); `many`: positional
+    `bags` (one or more) instead of `bag`."""
+    if many:
+        add_bags_argument(p, "one or more bags (folder, .mcap or .db3 file); several: one report each in OUT/<bag name>/")
+    else:
+        add_bag_argument(p, "bag folder, .mcap or .db3 file")
     p.add_argument("--model", required=True, help="exported model folder")
-    add_output_argument(p, "report folder (new or empty)")
+    add_output_argument(p, "report folder (new or empty); with several bags the folder of their reports")
     p.add_argument("--params-file", action="append", default=None, metavar="YAML",
                    help="the node's parameter files (default: config/policy.yaml + config/robots/sim_arm.yaml)")
     p.add_argument("--camera", action="append", default=[], metavar="NAME=TOPIC", help="image topic of a camera")
@@ -301,25 +314,74 @@ def config_from_args(args: argparse.Namespace, **overrides) -> EvaluationConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``moe_vla_eval_bag``: offline evaluation; prints the headline numbers. Exit 0 reported,
-    2 bad input (bag, model, arguments), 1 failed."""
+    """``moe_vla_eval_bag``: offline evaluation; prints the headline numbers (several bags: the
+    fleet table). Exit 0 reported, 2 bad input (bag, model, arguments), 1 failed (with several
+    bags: any bag that could not be evaluated)."""
     return run_tool(PROG, lambda: _run(argv))
 
 
 def _run(argv: Sequence[str] | None) -> int:
     p = tool_parser(PROG, __doc__)
-    add_common_arguments(p)
+    add_common_arguments(p, many=True)
     p.add_argument("--max-seconds", type=float, default=None, help="evaluate only the first seconds of the bag")
     p.add_argument("--no-simulate-latency", action="store_true", help="inference takes no time")
     p.add_argument("--latency", type=float, default=None, help="simulate this latency (s) instead of the measured one")
     p.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime")
     add_progress_argument(p)
+    fanout.add_executor_arguments(p)
     args = p.parse_args(argv)
+    executor = fanout.config_from_args(args)
+    fleet = len(args.bags) > 1
     cfg = config_from_args(args, simulate_latency=not args.no_simulate_latency, fixed_latency_s=args.latency,
-                           max_seconds=args.max_seconds, progress=args.progress)
-    report = evaluate_bag(args.bag, args.model, args.out, cfg, runtime=replace(CPU_RUNTIME, backend=args.backend))
-    print(report.format())
+                           max_seconds=args.max_seconds,
+                           progress=args.progress and not fleet and executor.executor == "local")
+    evaluate = partial(evaluate_into, model=args.model, config=cfg, runtime=replace(CPU_RUNTIME, backend=args.backend))
+    if not fleet:
+        report = fanout.run_single(evaluate, args.bags[0], args.out, executor)
+        print(report.format())
+        return 0
+    fanout.run_fleet(evaluate, args.bags, args.out, executor, tool=PROG, metrics=report_metrics,
+                     columns=FLEET_COLUMNS, totals=fleet_totals, desc="evaluate bags")
     return 0
+
+
+def evaluate_into(bag: str | os.PathLike, out_dir: str | os.PathLike, model: str | os.PathLike | None,
+                  config: EvaluationConfig, runtime: RuntimeConfig | None = None) -> EvaluationReport:
+    """evaluate_bag with the bag and its report folder first (the per-bag call of a fleet)."""
+    return evaluate_bag(bag, model, out_dir, config, runtime=runtime)
+
+
+FLEET_COLUMNS = (
+    fanout.Column("action MAE", "action_mae", "{:.4f}"), fanout.Column("chunk MAE", "chunk_mae", "{:.4f}"),
+    fanout.Column("commands", "commands"), fanout.Column("holds", "holds"), fanout.Column("seams", "seams"),
+    fanout.Column("starved", "starved_seams"), fanout.Column("s", "duration_s", "{:.1f}"),
+)
+
+
+def report_metrics(report: EvaluationReport) -> dict:
+    """The key numbers of one bag's report (a row of the fleet summary)."""
+    d = report.data
+    return {
+        "report": str(report.path), "duration_s": d["span_s"]["duration"],
+        "action_mae": d["action_error"]["mae"], "action_rmse": d["action_error"]["rmse"],
+        "action_samples": d["action_error"]["samples"],
+        "chunk_mae": d.get("chunk_error", {}).get("mae"),
+        "commands": d["counts"]["commands"], "holds": d["counts"]["holds"],
+        "seams": d["seams"]["count"], "starved_seams": d["seams"]["starved"]["count"],
+        "seam_velocity_jump_p95": d["seams"]["velocity_jump"]["p95"],
+        "staleness_p95_s": d["staleness_s"]["p95"], "latency_p50_s": d["latency_s"]["p50"],
+    }
+
+
+def fleet_totals(rows: list[dict]) -> dict:
+    """Over the bags that were evaluated: action MAE weighted by executed points, counts summed."""
+    scored = [r for r in rows if r["action_mae"] is not None and r["action_samples"]]
+    samples = sum(r["action_samples"] for r in scored)
+    return {
+        "action_mae": sum(r["action_mae"] * r["action_samples"] for r in scored) / samples if samples else None,
+        "action_samples": samples, "commands": sum(r["commands"] for r in rows),
+        "holds": sum(r["holds"] for r in rows), "duration_s": sum(r["duration_s"] for r in rows),
+    }
 
 
 if __name__ == "__main__":
