@@ -1,4 +1,4 @@
-"""load_policy: a model folder + RuntimeConfig -> a ready Policy (ONNX Runtime or torch backend).
+"""load_policy: a model folder + RuntimeConfig -> a ready Policy (ONNX Runtime, torch or Triton backend).
 
     from moe_vla_ros.runtime.loader import load_policy
     policy = load_policy("models/demo", RuntimeConfig(), expected_contract=node_sensor_contract)
@@ -6,7 +6,16 @@
 Everything that can be wrong with a model folder (missing or modified files, unreadable ONNX,
 unsupported or inconsistent opset, graph I/O that does not match the manifest) raises
 ModelLoadError here; a contract that differs from `expected_contract` raises ContractError
-naming both values. The torch backend is imported only when asked for.
+naming both values. The torch and Triton backends (and tritonclient) are imported only when asked for.
+
+The "triton" backend (cfg.triton: TritonConfig) returns a TritonPolicy: the folder gives tokenizer,
+normalisation and contract, the server the stage numerics. Before connecting, a deadline that is
+not shorter than the model's control period is refused (TritonConfigError); at load every served
+model is checked against the folder's manifest, so a wrong contract or an unreachable server
+fails here with an error naming the server's url and what differs (ModelLoadError,
+ServerUnavailableError). With `cfg.triton.fallback_onboard` the folder's ONNX Runtime policy is
+loaded too (same providers, formulation, precision; on-target verification as configured) and
+both are returned as a FallbackPolicy (runtime/triton_policy.py).
 
 With `cfg.verify_on_target` (ONNX Runtime backend) the loaded variant is run on the folder's
 golden observations on the providers it actually got (runtime/golden.py) and held to its own
@@ -45,6 +54,8 @@ def load_policy(
 ) -> Policy:
     """Load the policy in `model_dir` with the backend named by `cfg.backend` (see RuntimeConfig)."""
     cfg = cfg or RuntimeConfig()
+    if cfg.backend == "triton":
+        return _load_triton(Path(model_dir), cfg, expected_contract)
     if cfg.backend == "torch":
         from moe_vla_ros.runtime.torch_policy import TorchPolicy
 
@@ -54,6 +65,27 @@ def load_policy(
     if not cfg.verify_on_target:
         return OnnxRuntimePolicy.load(model_dir, cfg, expected_contract)
     return _load_verified(Path(model_dir), cfg, expected_contract)
+
+
+def _load_triton(model_dir: Path, cfg: RuntimeConfig, expected_contract: SensorContract | None) -> Policy:
+    """TritonPolicy (checked against the server), in a FallbackPolicy when asked (module docstring)."""
+    from moe_vla_ros.runtime.manifest import read_manifest
+    from moe_vla_ros.runtime.triton_policy import FallbackPolicy, TritonPolicy
+
+    triton = cfg.triton
+    contract = read_manifest(model_dir, verify_checksums=False).contract  # the full check comes with the load
+    triton.check_deadline(contract.sensors.control_rate_hz)
+    remote = TritonPolicy.load(model_dir, triton, cfg, expected_contract)
+    if not triton.fallback_onboard:
+        return remote
+    try:
+        onboard = load_policy(model_dir, dataclasses.replace(cfg, backend="onnxruntime"), expected_contract)
+    except BaseException:
+        remote.close()
+        raise
+    logger.info("Triton server %s with the onboard fallback %s on %s", triton.url, onboard.metadata.backend,
+                ",".join(onboard.metadata.execution_providers))
+    return FallbackPolicy(remote, onboard, retry_primary_s=triton.retry_primary_s)
 
 
 def _load_verified(model_dir: Path, cfg: RuntimeConfig, expected_contract: SensorContract | None) -> Policy:

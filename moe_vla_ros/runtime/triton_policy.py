@@ -4,6 +4,9 @@ or a fleet sharing one.
     policy = TritonPolicy.load("models/default", TritonConfig(url="server:8001", deadline_s=0.08))
     out = policy.infer(observation)   # the same PolicyOutput as OnnxRuntimePolicy
 
+The node selects it with `model.backend: triton` (`load_policy`, RuntimeConfig.triton: TritonConfig
+in runtime/config.py, re-exported here).
+
 The server runs a repository made by `moe_vla_triton_repository` (moe_vla_ros/serving/): one
 model per stage graph and "reasoning", the greedy decode loop on the server (one request per
 trace, no round trip per token). The robot keeps the model folder (the same one an onboard
@@ -27,10 +30,12 @@ tritonclient is imported only when this backend is used.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +43,8 @@ from typing import Any
 import numpy as np
 
 from moe_vla_ros.contract import SensorContract
-from moe_vla_ros.errors import BadInputError, FailedError
-from moe_vla_ros.runtime.config import RuntimeConfig
+from moe_vla_ros.errors import FailedError
+from moe_vla_ros.runtime.config import RuntimeConfig, TritonConfig, TritonConfigError
 from moe_vla_ros.runtime.manifest import TELEMETRY_OUTPUTS, GraphEntry, Manifest, ModelLoadError, read_manifest
 from moe_vla_ros.runtime.onnx_policy import check_contract, load_tokenizer
 from moe_vla_ros.runtime.staged_policy import StagedPolicy, StepFunction
@@ -69,39 +74,6 @@ class DeadlineExceededError(RemotePolicyError):
 
 class ServerUnavailableError(RemotePolicyError):
     """The server cannot be reached (down, restarting, network lost)."""
-
-
-class TritonConfigError(BadInputError):
-    """A TritonConfig field is invalid."""
-
-
-@dataclass(frozen=True)
-class TritonConfig:
-    """Where the policy server is and how long an inference may take.
-
-    Attributes:
-        url: the server's gRPC endpoint, "host:port".
-        deadline_s: per inference (all its gRPC calls together); keep it below the control
-            period so a late answer becomes a hold, never a stale command.
-        connect_timeout_s: per call while loading (server checks, model metadata).
-        model_version: served model version ("" = the server's choice).
-        ssl: gRPC over TLS.
-    """
-
-    url: str = "127.0.0.1:8001"
-    deadline_s: float = 0.08
-    connect_timeout_s: float = 5.0
-    model_version: str = ""
-    ssl: bool = False
-
-    def __post_init__(self) -> None:
-        host, _, port = self.url.rpartition(":")
-        if not host or not port.isdigit():
-            raise TritonConfigError(f"url must be 'host:port', got {self.url!r}")
-        if not self.deadline_s > 0:
-            raise TritonConfigError(f"deadline_s must be > 0, got {self.deadline_s!r}")
-        if not self.connect_timeout_s > 0:
-            raise TritonConfigError(f"connect_timeout_s must be > 0, got {self.connect_timeout_s!r}")
 
 
 @dataclass(frozen=True)
@@ -167,6 +139,7 @@ class TritonPolicy(StagedPolicy):
         self.served = dict(served)
         self._client = client
         self._deadline = 0.0
+        self._deadline_s = triton.deadline_s  # of the next infer() (warm_up_deadline: connect_timeout_s)
         self.calls = 0  # gRPC inference calls made (diagnostics)
 
     # ----------------------------------------------------------------------------- load
@@ -180,10 +153,9 @@ class TritonPolicy(StagedPolicy):
         manifest = read_manifest(model_dir, verify_checksums=cfg.verify_checksums)
         check_contract(manifest, expected_contract, model_dir)
         tokenizer = load_tokenizer(model_dir, manifest)
-        period = 1.0 / manifest.contract.sensors.control_rate_hz
-        if triton.deadline_s >= period:
-            logger.warning("Triton deadline %.0f ms is not shorter than the control period %.0f ms: a late answer "
-                           "delays the next command instead of becoming a hold", triton.deadline_s * 1000, period * 1000)
+        problem = triton.deadline_problem(manifest.contract.sensors.control_rate_hz)
+        if problem:  # load_policy (the node) refuses it; tests and benchmarks may ask for long deadlines
+            logger.warning("Triton server %s: %s", triton.url, problem)
         grpcclient, server_error = _grpc()
         client = grpcclient.InferenceServerClient(triton.url, ssl=triton.ssl)
         try:
@@ -192,7 +164,7 @@ class TritonPolicy(StagedPolicy):
             client.close()
             raise
         metadata = PolicyMetadata(
-            model_id=manifest.model_id, backend=BACKEND_NAME, execution_providers=(f"triton://{triton.url}",),
+            model_id=manifest.model_id, backend=BACKEND_NAME, execution_providers=(triton.endpoint,),
             cpu_fallback=False, formulation=formulation,
         )
         return cls(model_dir, manifest, tokenizer, cfg, triton, client, served, metadata)
@@ -252,10 +224,28 @@ class TritonPolicy(StagedPolicy):
         return served, formulation
 
     # ----------------------------------------------------------------------------- calls
+    @contextlib.contextmanager
+    def warm_up_deadline(self) -> Iterator[None]:
+        """Inferences inside get TritonConfig.connect_timeout_s as their deadline: warm-up at
+        configure (the first calls include connection set-up and the server's own warm-up)."""
+        self._deadline_s = max(self.triton.deadline_s, self.triton.connect_timeout_s)
+        try:
+            yield
+        finally:
+            self._deadline_s = self.triton.deadline_s
+
+    def server_ready(self, timeout_s: float | None = None) -> bool:
+        """Whether the server answers and says it is ready (one short call; never raises)."""
+        _, server_error = _grpc()
+        try:
+            return bool(self._client.is_server_ready(client_timeout=timeout_s or self.triton.deadline_s))
+        except server_error:
+            return False
+
     def _remaining(self, what: str) -> float:
         left = self._deadline - time.monotonic()
         if left <= 0:
-            raise DeadlineExceededError(f"{what}: the {self.triton.deadline_s * 1000:.0f} ms deadline passed before the call")
+            raise DeadlineExceededError(f"{what}: the {self._deadline_s * 1000:.0f} ms deadline passed before the call")
         return left
 
     def _infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> list[np.ndarray]:
@@ -278,7 +268,7 @@ class TritonPolicy(StagedPolicy):
         return [result.as_numpy(n) for n in outputs]
 
     def infer_with_router_logits(self, observation: Observation, generate_reasoning: bool = True):
-        self._deadline = time.monotonic() + self.triton.deadline_s
+        self._deadline = time.monotonic() + self._deadline_s
         return super().infer_with_router_logits(observation, generate_reasoning)
 
     def _telemetry(self, model: str, logits: np.ndarray, load: np.ndarray, entropy: np.ndarray) -> StageTelemetry:
@@ -329,17 +319,33 @@ class FallbackPolicy(Policy):
 
     infer() runs `primary` (a TritonPolicy) until it raises a RemotePolicyError; that error is
     re-raised (the node holds for that step: the fallback's first answer would come late) and
-    every later step is served by `fallback` (an OnnxRuntimePolicy loaded at configure, so
-    switching costs no loading). It stays on the fallback until reset_to_primary() (e.g. on the
-    next configure); `fallback_reason` says why it switched. metadata is the active policy's.
+    the following steps are served by `fallback` (an OnnxRuntimePolicy loaded at configure, so
+    switching costs no loading). `fallback_reason` says why it switched ("" on the primary).
+
+    Back to the primary: with `retry_primary_s` > 0, a step at least that long after the switch
+    (or the last try) first asks the primary's server whether it is ready (`server_ready`, one
+    short call) and then tries a remote inference (the primary's reasoning state reset first: its
+    last trace predates the outage); a success serves the step and switches back, a failure is
+    served by the fallback in the same step (no further hold). With 0 it stays on the fallback
+    until reset_to_primary() (e.g. the next configure). `switches` and `recoveries` count both
+    directions. metadata is the active policy's.
     """
 
-    def __init__(self, primary: Policy, fallback: Policy) -> None:
+    def __init__(self, primary: Policy, fallback: Policy, retry_primary_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if primary.contract != fallback.contract:
             raise ModelLoadError("the fallback policy's contract differs from the remote policy's")
+        if not (math.isfinite(retry_primary_s) and retry_primary_s >= 0):
+            raise TritonConfigError(f"retry_primary_s must be >= 0, got {retry_primary_s!r}")
         self.primary, self.fallback = primary, fallback
         self.contract = primary.contract
+        self.retry_primary_s = float(retry_primary_s)
         self.fallback_reason = ""
+        self.fallback_since = 0.0  # clock() at the switch
+        self.switches = 0
+        self.recoveries = 0
+        self._clock = clock
+        self._next_try = math.inf
 
     @property
     def active(self) -> Policy:
@@ -351,16 +357,48 @@ class FallbackPolicy(Policy):
 
     def infer(self, observation: Observation, generate_reasoning: bool = True):
         if self.fallback_reason:
+            if self._clock() >= self._next_try:
+                out = self._try_primary(observation)
+                if out is not None:
+                    return out
             return self.fallback.infer(observation, generate_reasoning)
         try:
             return self.primary.infer(observation, generate_reasoning)
         except RemotePolicyError as e:
             self.fallback_reason = str(e)
+            self.fallback_since = self._clock()
+            self.switches += 1
+            self._schedule_try()
             self.fallback.reset()
+            logger.warning("remote policy failed, the following steps run onboard (%s): %s",
+                           ",".join(self.fallback.metadata.execution_providers), e)
             raise
+
+    def _schedule_try(self) -> None:
+        self._next_try = self._clock() + self.retry_primary_s if self.retry_primary_s > 0 else math.inf
+
+    def _try_primary(self, observation: Observation):
+        """One try to go back to the primary: its output, or None (the fallback serves this step)."""
+        self._schedule_try()
+        ready = getattr(self.primary, "server_ready", None)
+        if ready is not None and not ready():
+            return None
+        self.primary.reset()
+        try:
+            out = self.primary.infer(observation, True)
+        except RemotePolicyError as e:
+            self.fallback_reason = str(e)
+            return None
+        logger.warning("remote policy answers again after %.1f s onboard: back on %s",
+                       self._clock() - self.fallback_since, ",".join(self.primary.metadata.execution_providers))
+        self.fallback_reason = ""
+        self.recoveries += 1
+        self._next_try = math.inf
+        return out
 
     def reset_to_primary(self) -> None:
         self.fallback_reason = ""
+        self._next_try = math.inf
         self.primary.reset()
 
     def reset(self) -> None:

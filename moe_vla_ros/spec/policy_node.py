@@ -45,8 +45,10 @@ from moe_vla_ros.runtime.config import (
     INT_RANGES,
     KNOWN_PROVIDERS,
     PRECISION_CHOICES,
+    TRITON_RANGES,
     RuntimeConfig,
     RuntimeConfigError,
+    TritonConfig,
 )
 from moe_vla_ros.spec.described import build_config, flat_values, param, ros_arguments
 
@@ -79,6 +81,45 @@ def _int_range(name: str) -> dict[str, int]:
     return {"min": lo, "max": hi}
 
 
+def _triton_range(name: str) -> dict[str, float]:
+    lo, hi = TRITON_RANGES[name]
+    return {"min": lo, "max": hi}
+
+
+@dataclass
+class TritonParams:
+    """model.triton.*: the policy server of `model.backend: triton` (runtime/config.py TritonConfig)."""
+
+    url: str = param("127.0.0.1:8001", "gRPC endpoint (host:port) of the Triton Inference Server serving the "
+                                       "repository made from model.path by moe_vla_triton_repository.")
+    deadline_s: float = param(
+        0.08, "Deadline of one inference (all its gRPC calls) [s]; must be shorter than the model's control "
+              "period (checked at configure): a late answer or a lost server is a hold, never a stale command.",
+        **_triton_range("deadline_s"))
+    connect_timeout_s: float = param(5.0, "Per call at configure (server and model checks) and per warm-up "
+                                          "inference [s].", **_triton_range("connect_timeout_s"))
+    model_version: str = param("", "Served model version (empty: the server's choice).")
+    ssl: bool = param(False, "gRPC over TLS.")
+    fallback_onboard: bool = param(
+        False, "Also load model.path with ONNX Runtime at configure (model.providers, formulation, precision, "
+               "verify_on_target apply); after a missed deadline or a lost server the node holds for that step "
+               "and continues on the onboard policy (PolicyStatus backend/last_error, WARN diagnostic, log).")
+    retry_primary_s: float = param(
+        5.0, "With fallback_onboard: how often to try the server again while running onboard; its first good "
+             "answer switches back (a failed try is served onboard, no hold) [s]; 0: stay onboard until the "
+             "next configure.", **_triton_range("retry_primary_s"))
+
+    def __post_init__(self) -> None:
+        self.config()
+
+    def config(self) -> TritonConfig:
+        """The runtime's TritonConfig (its validation, named as parameters)."""
+        try:
+            return TritonConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
+        except RuntimeConfigError as e:
+            raise NodeConfigError(f"model.triton: {e}") from None
+
+
 @dataclass
 class ModelParams:
     path: str = param("", "Model folder with manifest.json (ONNX) or a checkpoint (torch backend). "
@@ -107,7 +148,8 @@ class ModelParams:
               "observations and hold it to its export gate; a variant that misses it falls back to the next "
               "(int8/fp16 -> fp32, then the other formulation when auto) with a WARN diagnostic naming why; "
               "none passing or a corrupted golden file fails configure (onnxruntime backend; folders without "
-              "golden outputs load unverified).")
+              "golden outputs load unverified; backend triton: its onboard fallback).")
+    triton: TritonParams = field(default_factory=TritonParams)
 
     # ModelParams field -> RuntimeConfig field, where the names differ; fields not in RuntimeConfig
     # (path, warmup_runs) are the node's own.
@@ -125,15 +167,18 @@ class ModelParams:
         self.runtime_config()  # the runtime's own checks (ranges, types), named as parameters
 
     def runtime_config(self, reasoning_enabled: bool = True) -> RuntimeConfig:
-        """How load_policy runs the model: every field of the same (or RUNTIME_NAMES) name.
-        On-target verification applies to the onnxruntime backend only."""
+        """How load_policy runs the model: every field of the same (or RUNTIME_NAMES) name, the
+        triton group as its TritonConfig. On-target verification applies to ONNX Runtime policies
+        only: the onnxruntime backend, or the triton backend's onboard fallback."""
         values: dict[str, Any] = {}
         for f in fields(self):
             if f.name in self.NODE_ONLY:
                 continue
             values[self.RUNTIME_NAMES.get(f.name, f.name)] = getattr(self, f.name)
         values["providers"] = tuple(self.providers)
-        values["verify_on_target"] = self.verify_on_target and self.backend == "onnxruntime"
+        values["triton"] = self.triton.config()
+        onboard = self.backend == "onnxruntime" or (self.backend == "triton" and self.triton.fallback_onboard)
+        values["verify_on_target"] = self.verify_on_target and onboard
         try:
             return RuntimeConfig(**values, reasoning_enabled=reasoning_enabled)
         except RuntimeConfigError as e:
