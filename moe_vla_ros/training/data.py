@@ -4,7 +4,8 @@ A sample (keys = `moe_vla_ros.model.vla.BATCH_KEYS`):
 
     images           uint8   [C, 3, H, W]  cameras at t in contract order, CHW
     state            float32 [J]           joint_position[t], z-scored with the state stats
-    instruction_ids  int64   [L]           the episode instruction, padded
+    instruction_ids  int64   [L]           the episode instruction, padded (or, with instruction
+                                           variants, one of its paraphrases with probability p)
     instruction_mask int64   [L]
     reasoning_ids    int64   [R]           reasoning text at t (no BOS/EOS), padded ("" -> all PAD)
     reasoning_mask   int64   [R]
@@ -38,6 +39,7 @@ from moe_vla_ros.data.dataset import DemoDataset
 from moe_vla_ros.data.lerobot.mapping import LeRobotMapping
 from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset, open_demonstrations
 from moe_vla_ros.runtime.tokenization import InstructionTokenizer
+from moe_vla_ros.training.instruction_variants import InstructionVariantsConfig, instruction_variants
 
 Demonstrations = DemoDataset | LeRobotDemoDataset
 NO_TARGET_WARNING = (
@@ -89,6 +91,9 @@ class VLADataset(Dataset):
         contract: chunk length, token lengths and the normalisation stats to apply.
         tokenizer: encodes instructions and reasoning (lengths must match the contract).
         episode_indices: episodes to use (default: all).
+        variants: instruction paraphrases shown instead of the recorded instruction with
+            `variants.probability` (training only; the tokenizer must know their words,
+            training/instruction_variants.vocabulary_texts). None or probability 0: off.
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class VLADataset(Dataset):
         contract: PolicyContract,
         tokenizer: InstructionTokenizer,
         episode_indices: Sequence[int] | None = None,
+        variants: InstructionVariantsConfig | None = None,
     ) -> None:
         dataset.contract.check_matches(contract.sensors, what="dataset", against="policy contract")
         lengths = (tokenizer.max_instruction_tokens, tokenizer.max_reasoning_tokens)
@@ -112,6 +118,9 @@ class VLADataset(Dataset):
         cams = contract.sensors.camera_names
         images, states, actions, instr_ids, instr_mask, reas_ids, reas_mask, chunk_rows = ([] for _ in range(8))
         targets, target_valid, step_index = [], [], []
+        self.variants = variants if variants is not None and variants.enabled else None
+        variant_rows: dict[str, tuple[int, int]] = {}  # instruction -> (first row, count) in the variant table
+        variant_ids, variant_mask, variant_first, variant_count = [], [], [], []
         offset = 0
         for i in indices:
             ep = dataset.episode(i)
@@ -122,6 +131,17 @@ class VLADataset(Dataset):
             ids, mask = tokenizer.encode(ep.instruction)  # [L]
             instr_ids.append(np.broadcast_to(ids, (t, ids.shape[0])))  # [T, L]
             instr_mask.append(np.broadcast_to(mask, (t, mask.shape[0])))  # [T, L]
+            if self.variants is not None:
+                if ep.instruction not in variant_rows:
+                    texts = instruction_variants(ep.instruction, self.variants.per_instruction, self.variants.seed)
+                    variant_rows[ep.instruction] = (len(variant_ids), len(texts))
+                    for text in texts:
+                        v_ids, v_mask = tokenizer.encode(text)  # [L]
+                        variant_ids.append(v_ids)
+                        variant_mask.append(v_mask)
+                first, count = variant_rows[ep.instruction]
+                variant_first.append(np.full(t, first, np.int64))  # [T]
+                variant_count.append(np.full(t, count, np.int64))  # [T]
             encoded = {text: tokenizer.encode_reasoning(text) for text in set(ep.reasoning or [""])}
             texts = ep.reasoning or [""] * t
             reas_ids.append(np.stack([encoded[s][0] for s in texts]))  # [T, R]
@@ -145,6 +165,13 @@ class VLADataset(Dataset):
         self.target_valid = torch.from_numpy(np.concatenate(target_valid))  # [N]
         self.step_in_episode = torch.from_numpy(np.concatenate(step_index))  # [N] step t of each sample
         self.has_target = bool(self.target_valid.any())
+        if self.variants is not None:
+            length = contract.max_instruction_tokens
+            self.variant_ids = torch.from_numpy(np.stack(variant_ids) if variant_ids else np.zeros((1, length), np.int64))  # [V, L]
+            self.variant_mask = torch.from_numpy(np.stack(variant_mask) if variant_mask else np.zeros((1, length), np.int64))  # [V, L]
+            self.variant_first = torch.from_numpy(np.concatenate(variant_first))  # [N]
+            self.variant_count = torch.from_numpy(np.concatenate(variant_count))  # [N]
+            self._variant_generator = torch.Generator().manual_seed(self.variants.seed)
         if not self.has_target:
             warnings.warn(NO_TARGET_WARNING, stacklevel=2)
         self.episode_indices = indices
@@ -155,17 +182,32 @@ class VLADataset(Dataset):
     def batch(self, indices: torch.Tensor | Sequence[int]) -> dict[str, torch.Tensor]:
         """Samples `indices` stacked along a new batch dimension (vectorised, no collate)."""
         idx = torch.as_tensor(indices, dtype=torch.long)  # [B]
+        instruction_ids, instruction_mask = self._instructions(idx)  # [B, L], [B, L]
         return {
             "images": self.images[idx],  # [B, C, 3, H, W]
             "state": self.states[idx],  # [B, J]
-            "instruction_ids": self.instruction_ids[idx],  # [B, L]
-            "instruction_mask": self.instruction_mask[idx],  # [B, L]
+            "instruction_ids": instruction_ids,  # [B, L]
+            "instruction_mask": instruction_mask,  # [B, L]
             "reasoning_ids": self.reasoning_ids[idx],  # [B, R]
             "reasoning_mask": self.reasoning_mask[idx],  # [B, R]
             "actions": self.step_actions[self.chunk_rows[idx]],  # [B, H, J]
             "target_position": self.target_position[idx],  # [B, 3]
             "target_valid": self.target_valid[idx],  # [B]
         }
+
+    def _instructions(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Instruction ids and mask of samples `idx` [B]: the recorded ones, or with instruction
+        variants each one replaced by a random paraphrase with the configured probability."""
+        ids, mask = self.instruction_ids[idx], self.instruction_mask[idx]  # [B, L]
+        if self.variants is None:
+            return ids, mask
+        count = self.variant_count[idx]  # [B]
+        draw = torch.rand(idx.shape[0], 2, generator=self._variant_generator)  # [B, 2]
+        use = (draw[:, 0] < self.variants.probability) & (count > 0)  # [B]
+        row = self.variant_first[idx] + (draw[:, 1] * count).long()  # [B]
+        row = row.clamp(max=self.variant_ids.shape[0] - 1)
+        return (torch.where(use[:, None], self.variant_ids[row], ids),
+                torch.where(use[:, None], self.variant_mask[row], mask))
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in self.batch([i]).items()}
