@@ -5,11 +5,12 @@ Pure Python: no rclpy.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.control.blending import BLEND_MODES
+from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.validation import require_bool, require_choice, require_int, require_non_negative, require_positive
 
 
 @dataclass(frozen=True)
@@ -61,45 +62,32 @@ class ChunkExecutorConfig:
     allow_nonzero_end_velocity: bool = False
 
     def __post_init__(self) -> None:
-        def positive(name: str, value: float, allow_zero: bool = False) -> None:
-            ok = math.isfinite(value) and (value >= 0.0 if allow_zero else value > 0.0)
-            if not ok:
-                raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-
-        if int(self.num_joints) != self.num_joints or self.num_joints < 1:
-            raise ValueError(f"num_joints must be an integer >= 1, got {self.num_joints!r}")
-        if int(self.chunk_length) != self.chunk_length or self.chunk_length < 1:
-            raise ValueError(f"chunk_length must be an integer >= 1, got {self.chunk_length!r}")
-        positive("control_period_s", self.control_period_s)
+        require_int("num_joints", self.num_joints, 1)
+        require_int("chunk_length", self.chunk_length, 1)
+        require_positive("control_period_s", self.control_period_s)
         if self.refill_threshold_steps is not None and self.refill_threshold_s is not None:
-            raise ValueError(
+            raise BadInputError(
                 f"set refill_threshold_steps ({self.refill_threshold_steps!r}) or refill_threshold_s "
                 f"({self.refill_threshold_s!r}), not both"
             )
-        steps = self.refill_threshold_steps
-        if steps is not None and (int(steps) != steps or not 0 <= steps < self.chunk_length):
-            raise ValueError(
-                f"refill_threshold_steps must be an integer in [0, {self.chunk_length}), got {steps!r}"
-            )
+        if self.refill_threshold_steps is not None:
+            require_int("refill_threshold_steps", self.refill_threshold_steps, 0, self.chunk_length, high_open=True)
         if self.refill_threshold_s is not None:
-            positive("refill_threshold_s", self.refill_threshold_s, allow_zero=True)
+            require_non_negative("refill_threshold_s", self.refill_threshold_s)
             if self.refill_threshold_s >= self.chunk_length * self.control_period_s:
-                raise ValueError(
+                raise BadInputError(
                     f"refill_threshold_s must be shorter than a chunk "
                     f"({self.chunk_length * self.control_period_s} s), got {self.refill_threshold_s!r}"
                 )
-        if self.blend not in BLEND_MODES:
-            raise ValueError(f"blend must be one of {BLEND_MODES}, got {self.blend!r}")
-        if int(self.blend_steps) != self.blend_steps or self.blend_steps < 1:
-            raise ValueError(f"blend_steps must be an integer >= 1, got {self.blend_steps!r}")
-        positive("exponential_rate", self.exponential_rate)
-        positive("max_observation_age_s", self.max_observation_age_s)
-        positive("max_clock_skew_s", self.max_clock_skew_s, allow_zero=True)
-        positive("execution_lead_s", self.execution_lead_s, allow_zero=True)
+        require_choice("blend", self.blend, BLEND_MODES)
+        require_int("blend_steps", self.blend_steps, 1)
+        require_positive("exponential_rate", self.exponential_rate)
+        require_positive("max_observation_age_s", self.max_observation_age_s)
+        require_non_negative("max_clock_skew_s", self.max_clock_skew_s)
+        require_non_negative("execution_lead_s", self.execution_lead_s)
         if self.max_tracking_error_rad is not None:
-            positive("max_tracking_error_rad", self.max_tracking_error_rad)
-        if not isinstance(self.allow_nonzero_end_velocity, bool):
-            raise ValueError(f"allow_nonzero_end_velocity must be a bool, got {self.allow_nonzero_end_velocity!r}")
+            require_positive("max_tracking_error_rad", self.max_tracking_error_rad)
+        require_bool("allow_nonzero_end_velocity", self.allow_nonzero_end_velocity)
 
     @property
     def refill_threshold(self) -> float:

@@ -77,6 +77,7 @@ from typing import Any
 
 from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.param_files import flatten_parameters
+from moe_vla_ros.validation import require_bool, require_choice, require_distinct, require_non_negative, require_number
 
 FLT_EPSILON = 1.1920928955078125e-07  # std::numeric_limits<float>::epsilon(), rule 5
 _NS = 1_000_000_000
@@ -193,16 +194,9 @@ class JtcParams:
     goal_tolerances: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.joints, str):
-            raise JtcParamsError(f"joints must be a list of names, got the string {self.joints!r}")
-        joints = tuple(str(j) for j in self.joints)
-        if not joints or len(set(joints)) != len(joints) or not all(joints):
-            raise JtcParamsError(f"joints must be non-empty, unique names, got {list(joints)}")
+        joints = tuple(str(j) for j in require_distinct("joints", self.joints, error=JtcParamsError))
         object.__setattr__(self, "joints", joints)
-        cmd = tuple(str(c) for c in self.command_interfaces)
-        if not cmd or len(set(cmd)) != len(cmd) or any(c not in COMMAND_INTERFACES for c in cmd):
-            raise JtcParamsError(f"command_interfaces must be unique entries of {list(COMMAND_INTERFACES)}, "
-                                 f"got {list(cmd)}")
+        cmd = require_distinct("command_interfaces", self.command_interfaces, COMMAND_INTERFACES, error=JtcParamsError)
         if "velocity" in cmd and len(cmd) > 1 and "position" not in cmd:
             raise JtcParamsError(f"command_interfaces {list(cmd)}: 'velocity' is used alone or with 'position'")
         if "acceleration" in cmd and "velocity" not in cmd and "position" not in cmd:
@@ -210,27 +204,18 @@ class JtcParams:
         if "effort" in cmd and not (len(cmd) == 1 or (len(cmd) == 2 and "position" in cmd)):
             raise JtcParamsError(f"command_interfaces {list(cmd)}: 'effort' is used alone or with 'position'")
         object.__setattr__(self, "command_interfaces", cmd)
-        state = tuple(str(s) for s in self.state_interfaces)
-        if not state or len(set(state)) != len(state) or any(s not in STATE_INTERFACES for s in state):
-            raise JtcParamsError(f"state_interfaces must be unique entries of {list(STATE_INTERFACES)}, "
-                                 f"got {list(state)}")
+        state = require_distinct("state_interfaces", self.state_interfaces, STATE_INTERFACES, error=JtcParamsError)
         if "position" not in state or ("acceleration" in state and "velocity" not in state):
             raise JtcParamsError(f"state_interfaces {list(state)}: position [velocity [acceleration]] expected")
         object.__setattr__(self, "state_interfaces", state)
-        if self.interpolation_method not in INTERPOLATION_METHODS:
-            raise JtcParamsError(f"interpolation_method must be one of {list(INTERPOLATION_METHODS)}, "
-                                 f"got {self.interpolation_method!r}")
-        for name in ("cmd_timeout", "stopped_velocity_tolerance", "goal_time"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise JtcParamsError(f"{name} must be a finite number, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        if self.goal_time < 0.0:
-            raise JtcParamsError(f"constraints.goal_time must be >= 0, got {self.goal_time!r}")
+        require_choice("interpolation_method", self.interpolation_method, INTERPOLATION_METHODS, error=JtcParamsError)
+        for name in ("cmd_timeout", "stopped_velocity_tolerance"):
+            object.__setattr__(self, name, require_number(name, getattr(self, name), error=JtcParamsError))
+        object.__setattr__(self, "goal_time", require_non_negative("constraints.goal_time", self.goal_time,
+                                                                   error=JtcParamsError))
         for name in ("allow_partial_joints_goal", "allow_nonzero_velocity_at_trajectory_end",
                      "allow_integration_in_goal_trajectories", "interpolate_from_desired_state"):
-            if not isinstance(getattr(self, name), bool):
-                raise JtcParamsError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            require_bool(name, getattr(self, name), error=JtcParamsError)
         object.__setattr__(self, "trajectory_tolerances",
                            _tolerances("trajectory_tolerances", self.trajectory_tolerances, joints))
         object.__setattr__(self, "goal_tolerances", _tolerances("goal_tolerances", self.goal_tolerances, joints))

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.validation import require_distinct, require_keys
 
 LIMIT_FIELDS = ("lower", "upper", "max_velocity", "max_acceleration")
 
@@ -59,12 +60,7 @@ class SafetyConfigError(BadInputError):
 def _per_joint(name: str, value: Any, joint_names: tuple[str, ...]) -> tuple[float, ...]:
     """One float per joint from a scalar, a list in joint order or a {joint: value} mapping."""
     if isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(joint_names))
-        if unknown:
-            raise SafetyConfigError(f"{name} names unknown joints {unknown}; joints are {list(joint_names)}")
-        missing = [j for j in joint_names if j not in value]
-        if missing:
-            raise SafetyConfigError(f"{name} has no value for joints {missing}")
+        require_keys(name, value, joint_names, noun="joints", all_required=True, error=SafetyConfigError)
         return tuple(float(value[j]) for j in joint_names)
     if isinstance(value, (int, float)):
         return (float(value),) * len(joint_names)
@@ -113,9 +109,7 @@ class SafetyLimits:
     arrays: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        names = tuple(str(n) for n in self.joint_names)
-        if not names or len(set(names)) != len(names):
-            raise SafetyConfigError(f"joint_names must be unique and non-empty, got {list(names)}")
+        names = tuple(str(n) for n in require_distinct("joint_names", self.joint_names, error=SafetyConfigError))
         object.__setattr__(self, "joint_names", names)
         if _is_unset(self.lower) != _is_unset(self.upper):
             given, missing = ("lower", "upper") if _is_unset(self.upper) else ("upper", "lower")
@@ -197,12 +191,7 @@ class SafetyLimits:
         (every joint), a list in joint order, a {joint_name: number} mapping naming every joint,
         or None / [] for a limit that is deliberately not configured.
         """
-        unknown = sorted(set(config) - set(LIMIT_FIELDS))
-        if unknown:
-            raise SafetyConfigError(f"unknown safety limit fields {unknown}; expected {list(LIMIT_FIELDS)}")
-        missing = [f for f in LIMIT_FIELDS if f not in config]
-        if missing:
-            raise SafetyConfigError(f"safety limits config is missing {missing}")
+        require_keys("safety limits config", config, LIMIT_FIELDS, all_required=True, error=SafetyConfigError)
         return cls(tuple(joint_names), *(config[f] for f in LIMIT_FIELDS))
 
 

@@ -202,7 +202,7 @@ def test_cmd_timeout_only_counts_above_goal_time():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(joints=()), r"joints must be non-empty, unique names, got \[\]"),
+        (dict(joints=()), r"joints must be non-empty and distinct, got \[\]"),
         (dict(joints=("a", "a")), r"got \['a', 'a'\]"),
         (dict(joints="abc"), "the string 'abc'"),
         (dict(command_interfaces=("torque",)), r"got \['torque'\]"),
@@ -213,7 +213,7 @@ def test_cmd_timeout_only_counts_above_goal_time():
         (dict(interpolation_method="cubic"), "got 'cubic'"),
         (dict(goal_time=-1.0), "constraints.goal_time must be >= 0, got -1.0"),
         (dict(cmd_timeout=float("nan")), "cmd_timeout must be a finite number, got nan"),
-        (dict(allow_partial_joints_goal="yes"), "allow_partial_joints_goal must be true or false, got 'yes'"),
+        (dict(allow_partial_joints_goal="yes"), "allow_partial_joints_goal must be a bool, got 'yes'"),
         (dict(trajectory_tolerances=(0.1, 0.1)), r"3 finite values >= 0 .* got \[0.1, 0.1\]"),
         (dict(goal_tolerances=(0.1, -0.1, 0.1)), r"goal_tolerances .* got \[0.1, -0.1, 0.1\]"),
     ],

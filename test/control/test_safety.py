@@ -58,13 +58,13 @@ def test_limits_from_scalars_lists_and_mappings(limits):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"lower": {"shoulder": -1.0, "elbow": -1.0}}, r"lower has no value for joints \['wrist'\]"),
+        ({"lower": {"shoulder": -1.0, "elbow": -1.0}}, r"lower is missing joints \['wrist'\]"),
         ({"lower": {"shoulder": -1, "elbow": -1, "wrist": -1, "knee": 0}}, r"unknown joints \['knee'\]"),
         ({"upper": [1.0, 2.0]}, "upper has 2 values, expected 3"),
         ({"upper": [1.0, -5.0, 3.0]}, r"lower must be < upper, got elbow: \[-1.0, -5.0\]"),
         ({"max_velocity": [1.0, 0.0, 1.0]}, r"max_velocity must be > 0, got elbow=0.0"),
         ({"max_acceleration": math.nan}, "max_acceleration must be finite"),
-        ({"jerk": 1.0}, r"unknown safety limit fields \['jerk'\]"),
+        ({"jerk": 1.0}, r"safety limits config has unknown fields \['jerk'\]"),
     ],
 )
 def test_limit_errors_name_the_bad_value(change, message):
@@ -74,7 +74,7 @@ def test_limit_errors_name_the_bad_value(change, message):
 
 
 def test_missing_limit_fields_are_listed():
-    with pytest.raises(SafetyConfigError, match=r"missing \['max_velocity', 'max_acceleration'\]"):
+    with pytest.raises(SafetyConfigError, match=r"missing fields \['max_velocity', 'max_acceleration'\]"):
         SafetyLimits.from_config(NAMES, {"lower": -1.0, "upper": 1.0})
 
 
