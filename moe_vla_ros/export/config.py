@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.runtime.manifest import FORMULATIONS
+from moe_vla_ros.validation import require_bool, require_choice, require_distinct, require_int, require_non_negative, require_number
 
 EXPORT_OPSETS = range(18, 22)  # torch.onnx.export(dynamo=True) targets opset >= 18
 # int8 schemes that cannot saturate on any CPU (export/quantize.py INT8_SCHEMES; 8-bit U8S8 is not offered).
@@ -15,16 +15,6 @@ INT8_SCHEME_CHOICES = ("u8s8_w7",)
 
 class ExportConfigError(BadInputError):
     """An ExportConfig field has an invalid value."""
-
-
-def _non_negative(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-        raise ExportConfigError(f"{name} must be a finite number >= 0, got {value!r}")
-
-
-def _fraction(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ExportConfigError(f"{name} must be in [0, 1], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -45,9 +35,9 @@ class QuantizationGate:
     min_reasoning_agreement: float = 0.0
 
     def __post_init__(self) -> None:
-        _non_negative("max_action_error", self.max_action_error)
-        _fraction("min_router_agreement", self.min_router_agreement)
-        _fraction("min_reasoning_agreement", self.min_reasoning_agreement)
+        require_non_negative("max_action_error", self.max_action_error, error=ExportConfigError)
+        for name in ("min_router_agreement", "min_reasoning_agreement"):
+            require_number(name, getattr(self, name), 0, 1, error=ExportConfigError)
 
     def to_dict(self) -> dict[str, float]:
         return {"max_action_error": self.max_action_error, "min_router_agreement": self.min_router_agreement,
@@ -105,27 +95,17 @@ class ExportConfig:
     fp16_gate: QuantizationGate = field(default_factory=lambda: QuantizationGate(0.01, 0.97))
 
     def __post_init__(self) -> None:
-        if isinstance(self.formulations, str):
-            raise ExportConfigError(f"formulations must be a list, got the string {self.formulations!r}")
-        formulations = tuple(self.formulations)
-        bad = [f for f in formulations if f not in FORMULATIONS]
-        if bad or not formulations or len(set(formulations)) != len(formulations):
-            raise ExportConfigError(f"formulations must be distinct values from {FORMULATIONS}, got {list(formulations)}")
+        formulations = require_distinct("formulations", self.formulations, FORMULATIONS, error=ExportConfigError)
         object.__setattr__(self, "formulations", formulations)
-        if self.opset not in EXPORT_OPSETS:
-            raise ExportConfigError(f"opset must be in {EXPORT_OPSETS.start}..{EXPORT_OPSETS.stop - 1}, got {self.opset!r}")
-        if self.int8_scheme not in INT8_SCHEME_CHOICES:
-            raise ExportConfigError(f"int8_scheme must be one of {INT8_SCHEME_CHOICES}, got {self.int8_scheme!r}")
+        require_int("opset", self.opset, EXPORT_OPSETS.start, EXPORT_OPSETS.stop - 1, error=ExportConfigError)
+        require_choice("int8_scheme", self.int8_scheme, INT8_SCHEME_CHOICES, error=ExportConfigError)
         if self.fp16 and "dense" not in formulations:
             raise ExportConfigError(f"fp16 variants are made from dense graphs: add 'dense' to formulations {list(formulations)}")
         for name in ("tolerance", "tie_margin", "action_tolerance"):
-            _non_negative(name, getattr(self, name))
+            require_non_negative(name, getattr(self, name), error=ExportConfigError)
         for name in ("policy_observations", "gate_observations"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-                raise ExportConfigError(f"{name} must be an integer in [1, 1000], got {value!r}")
+            require_int(name, getattr(self, name), 1, 1000, error=ExportConfigError)
         for name in ("keep_checkpoint", "force", "int8", "fp16"):
-            if not isinstance(getattr(self, name), bool):
-                raise ExportConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            require_bool(name, getattr(self, name), error=ExportConfigError)
         if any(c in self.name for c in "/\\") or self.name.strip() != self.name:
             raise ExportConfigError(f"name must be a plain name without slashes or surrounding spaces, got {self.name!r}")

@@ -9,63 +9,77 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Self
 
+from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.model.moe import MoEConfig
+from moe_vla_ros.validation import (
+    require_bool,
+    require_choice,
+    require_int,
+    require_keys,
+    require_non_negative,
+    require_number,
+    require_positive,
+)
 
 VISION_BACKBONES = ("vit", "efficientnet_lite0", "keypoints")
 FFN_ACTIVATIONS = ("gelu", "gelu_tanh", "geglu", "swiglu")
 ACTION_LOSSES = ("l1", "mse")
 
 
-def positive_int(name: str, value: Any) -> None:
-    """Raise ValueError naming `name` unless `value` is an int >= 1 (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _probability(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-
-
-def _non_negative(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0.0:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-
-
 def heads_divide(prefix: str, width: int, heads: int) -> None:
-    """Raise ValueError unless `heads` is a positive integer dividing `width`."""
-    positive_int(f"{prefix}.num_heads", heads)
+    """Raise BadInputError unless `heads` is a positive integer dividing `width`."""
+    require_int(f"{prefix}.num_heads", heads, 1)
     if width % heads:
-        raise ValueError(f"{prefix}: width {width} is not divisible by num_heads={heads}")
-
-
-def _layer_indices(name: str, value: Any, num_layers: int) -> tuple[int, ...]:
-    layers = tuple(value)
-    if any(isinstance(i, bool) or not isinstance(i, int) for i in layers):
-        raise ValueError(f"{name} must be layer indices (integers), got {list(layers)}")
-    if len(set(layers)) != len(layers) or any(not 0 <= i < num_layers for i in layers):
-        raise ValueError(f"{name} must be distinct indices in [0, {num_layers}), got {list(layers)}")
-    return tuple(sorted(layers))
+        raise BadInputError(f"{prefix}: width {width} is not divisible by num_heads={heads}")
 
 
 def check_keys(cls: type, d: Mapping[str, Any]) -> None:
-    """Raise ValueError listing the keys of `d` that are not fields of dataclass `cls`."""
-    unknown = sorted(set(d) - {f.name for f in fields(cls)})
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
+    """Raise BadInputError listing the keys of `d` that are not fields of dataclass `cls`."""
+    require_keys(cls.__name__, d, [f.name for f in fields(cls)])
 
 
-def _moe_from_dict(d: Mapping[str, Any] | None) -> MoEConfig | None:
-    if d is None:
-        return None
-    check_keys(MoEConfig, d)
-    return MoEConfig(**d)
+def _check_blocks(prefix: str, cfg: TrunkConfig | ReasoningConfig | ActionHeadConfig) -> None:
+    """The fields of every transformer block stack: num_layers, num_heads, ffn_hidden, activation, dropout."""
+    for name in ("num_layers", "num_heads", "ffn_hidden"):
+        require_int(f"{prefix}.{name}", getattr(cfg, name), 1)
+    require_choice(f"{prefix}.activation", cfg.activation, FFN_ACTIVATIONS)
+    require_number(f"{prefix}.dropout", cfg.dropout, 0, 1, high_open=True)
+
+
+def _check_moe_layers(prefix: str, cfg: TrunkConfig | ActionHeadConfig) -> None:
+    """Sort `cfg.moe_layers` (distinct block indices) and require `cfg.moe` when there are any."""
+    layers = tuple(cfg.moe_layers)
+    name = f"{prefix}.moe_layers"
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in layers):
+        raise BadInputError(f"{name} must be layer indices (integers), got {list(layers)}")
+    if len(set(layers)) != len(layers) or any(not 0 <= i < cfg.num_layers for i in layers):
+        raise BadInputError(f"{name} must be distinct indices in [0, {cfg.num_layers}), got {list(layers)}")
+    cfg.moe_layers = tuple(sorted(layers))
+    if cfg.moe_layers and cfg.moe is None:
+        raise BadInputError(f"{name}={list(cfg.moe_layers)} needs {prefix}.moe (a MoEConfig)")
+
+
+class _JsonConfig:
+    """`to_dict` / `from_dict` of a component config: tuples as JSON lists, a `moe` entry as a
+    MoEConfig, unknown keys rejected."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        check_keys(cls, d)
+        d = dict(d)
+        if d.get("moe") is not None:
+            check_keys(MoEConfig, d["moe"])
+            d["moe"] = MoEConfig(**d["moe"])
+        return cls(**d)
 
 
 @dataclass
-class VisionConfig:
+class VisionConfig(_JsonConfig):
     """Image encoder: uint8 images of every camera -> tokens of width d_model.
 
     Attributes:
@@ -99,16 +113,13 @@ class VisionConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.backbone not in VISION_BACKBONES:
-            raise ValueError(f"vision.backbone must be one of {VISION_BACKBONES}, got {self.backbone!r}")
+        require_choice("vision.backbone", self.backbone, VISION_BACKBONES)
         for name in ("patch_size", "width", "depth", "num_keypoints"):
-            positive_int(f"vision.{name}", getattr(self, name))
+            require_int(f"vision.{name}", getattr(self, name), 1)
         heads_divide("vision", self.width, self.num_heads)
-        if not (isinstance(self.mlp_ratio, (int, float)) and self.mlp_ratio > 0):
-            raise ValueError(f"vision.mlp_ratio must be > 0, got {self.mlp_ratio!r}")
-        if self.efficientnet_stride not in (16, 32):
-            raise ValueError(f"vision.efficientnet_stride must be 16 or 32, got {self.efficientnet_stride!r}")
-        _probability("vision.dropout", self.dropout)
+        require_positive("vision.mlp_ratio", self.mlp_ratio)
+        require_choice("vision.efficientnet_stride", self.efficientnet_stride, (16, 32))
+        require_number("vision.dropout", self.dropout, 0, 1, high_open=True)
 
     def num_tokens_per_camera(self, height: int, width: int) -> int:
         """P, the tokens one camera image of this size produces."""
@@ -119,17 +130,9 @@ class VisionConfig:
         stride = self.efficientnet_stride
         return -(-height // stride) * -(-width // stride)  # ceil: SAME padding
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> VisionConfig:
-        check_keys(cls, d)
-        return cls(**d)
-
 
 @dataclass
-class TrunkConfig:
+class TrunkConfig(_JsonConfig):
     """Transformer encoder over [vision tokens; instruction tokens; state tokens].
 
     Attributes:
@@ -158,33 +161,14 @@ class TrunkConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "ffn_hidden", "num_state_tokens"):
-            positive_int(f"trunk.{name}", getattr(self, name))
-        if not isinstance(self.target_input, bool):
-            raise ValueError(f"trunk.target_input must be a bool, got {self.target_input!r}")
-        positive_int("trunk.num_heads", self.num_heads)
-        if self.activation not in FFN_ACTIVATIONS:
-            raise ValueError(f"trunk.activation must be one of {FFN_ACTIVATIONS}, got {self.activation!r}")
-        self.moe_layers = _layer_indices("trunk.moe_layers", self.moe_layers, self.num_layers)
-        if self.moe_layers and self.moe is None:
-            raise ValueError(f"trunk.moe_layers={list(self.moe_layers)} needs a trunk.moe config")
-        _probability("trunk.dropout", self.dropout)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["moe_layers"] = list(self.moe_layers)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrunkConfig:
-        check_keys(cls, d)
-        d = dict(d)
-        d["moe"] = _moe_from_dict(d.get("moe"))
-        return cls(**d)
+        _check_blocks("trunk", self)
+        _check_moe_layers("trunk", self)
+        require_int("trunk.num_state_tokens", self.num_state_tokens, 1)
+        require_bool("trunk.target_input", self.target_input)
 
 
 @dataclass
-class ReasoningConfig:
+class ReasoningConfig(_JsonConfig):
     """Autoregressive reasoning decoder, cross-attending to the trunk tokens.
 
     Attributes:
@@ -202,23 +186,11 @@ class ReasoningConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "num_heads", "ffn_hidden"):
-            positive_int(f"reasoning.{name}", getattr(self, name))
-        if self.activation not in FFN_ACTIVATIONS:
-            raise ValueError(f"reasoning.activation must be one of {FFN_ACTIVATIONS}, got {self.activation!r}")
-        _probability("reasoning.dropout", self.dropout)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ReasoningConfig:
-        check_keys(cls, d)
-        return cls(**d)
+        _check_blocks("reasoning", self)
 
 
 @dataclass
-class ActionHeadConfig:
+class ActionHeadConfig(_JsonConfig):
     """Action chunk head: H learned queries cross-attending to [trunk tokens; reasoning tokens].
 
     The head outputs ABSOLUTE joint targets in the action-normalised space of the contract
@@ -248,32 +220,13 @@ class ActionHeadConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "num_heads", "ffn_hidden"):
-            positive_int(f"action_head.{name}", getattr(self, name))
-        if self.activation not in FFN_ACTIVATIONS:
-            raise ValueError(f"action_head.activation must be one of {FFN_ACTIVATIONS}, got {self.activation!r}")
-        self.moe_layers = _layer_indices("action_head.moe_layers", self.moe_layers, self.num_layers)
-        if self.moe_layers and self.moe is None:
-            raise ValueError(f"action_head.moe_layers={list(self.moe_layers)} needs an action_head.moe config")
-        if not isinstance(self.residual_to_state, bool):
-            raise ValueError(f"action_head.residual_to_state must be a bool, got {self.residual_to_state!r}")
-        _probability("action_head.dropout", self.dropout)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["moe_layers"] = list(self.moe_layers)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ActionHeadConfig:
-        check_keys(cls, d)
-        d = dict(d)
-        d["moe"] = _moe_from_dict(d.get("moe"))
-        return cls(**d)
+        _check_blocks("action_head", self)
+        _check_moe_layers("action_head", self)
+        require_bool("action_head.residual_to_state", self.residual_to_state)
 
 
 @dataclass
-class LossConfig:
+class LossConfig(_JsonConfig):
     """Terms of `MoEVLA.compute_loss`.
 
     Attributes:
@@ -297,16 +250,7 @@ class LossConfig:
     target_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.action_loss not in ACTION_LOSSES:
-            raise ValueError(f"loss.action_loss must be one of {ACTION_LOSSES}, got {self.action_loss!r}")
+        require_choice("loss.action_loss", self.action_loss, ACTION_LOSSES)
         for name in ("action_weight", "reasoning_weight", "moe_weight", "target_weight"):
-            _non_negative(f"loss.{name}", getattr(self, name))
-        _probability("loss.reasoning_dropout", self.reasoning_dropout)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LossConfig:
-        check_keys(cls, d)
-        return cls(**d)
+            require_non_negative(f"loss.{name}", getattr(self, name))
+        require_number("loss.reasoning_dropout", self.reasoning_dropout, 0, 1, high_open=True)

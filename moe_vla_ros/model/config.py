@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moe_vla_ros.contract import PolicyContract, SensorContract
+from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.model.component_configs import (
     ActionHeadConfig,
     LossConfig,
@@ -30,9 +31,9 @@ from moe_vla_ros.model.component_configs import (
     VisionConfig,
     check_keys,
     heads_divide,
-    positive_int,
 )
 from moe_vla_ros.model.moe import MoEConfig
+from moe_vla_ros.validation import require_int
 
 __all__ = [
     "ActionHeadConfig",
@@ -68,20 +69,19 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.contract, PolicyContract):
-            raise ValueError(f"contract must be a PolicyContract, got {type(self.contract).__name__}")
-        positive_int("d_model", self.d_model)
-        if isinstance(self.vocab_size, bool) or not isinstance(self.vocab_size, int) or self.vocab_size < 5:
-            raise ValueError(f"vocab_size must be an integer >= 5 (4 special tokens + 1), got {self.vocab_size!r}")
+            raise BadInputError(f"contract must be a PolicyContract, got {type(self.contract).__name__}")
+        require_int("d_model", self.d_model, 1)
+        require_int("vocab_size", self.vocab_size, 5)  # 4 special tokens + 1
         sensors = self.contract.sensors
         if self.vision.backbone == "vit":
             p = self.vision.patch_size
             if sensors.image_height % p or sensors.image_width % p:
-                raise ValueError(
+                raise BadInputError(
                     f"vision.patch_size={p} does not divide the contract image size "
                     f"{sensors.image_height}x{sensors.image_width}"
                 )
         if self.contract.max_reasoning_tokens < 2:
-            raise ValueError(
+            raise BadInputError(
                 f"contract.max_reasoning_tokens must be >= 2 (BOS + 1), got {self.contract.max_reasoning_tokens}"
             )
         for prefix, part in (("trunk", self.trunk), ("reasoning", self.reasoning), ("action_head", self.action_head)):
@@ -93,7 +93,7 @@ class ModelConfig:
             want = (self.d_model, part.ffn_hidden, part.activation)
             got = (moe.d_model, moe.d_hidden, moe.activation)
             if got != want:
-                raise ValueError(
+                raise BadInputError(
                     f"{prefix}.moe has (d_model, d_hidden, activation)={got}, "
                     f"the {prefix} FFN has {want}: experts are upcycled from that FFN"
                 )
@@ -130,7 +130,7 @@ class ModelConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
         check_keys(cls, d)
         if "contract" not in d:
-            raise ValueError("model config has no 'contract' section")
+            raise BadInputError("model config has no 'contract' section")
         parts = {"vision": VisionConfig, "trunk": TrunkConfig, "reasoning": ReasoningConfig,
                  "action_head": ActionHeadConfig, "loss": LossConfig}
         kwargs: dict[str, Any] = {"contract": PolicyContract.from_dict(d["contract"])}

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.validation import require_distinct, require_int, require_number
 
 # Commanded joints, in the order of every state/action vector (same names as a URDF would use).
 ARM_JOINT_NAMES = ("joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6")
@@ -78,24 +79,13 @@ class SimConfig:
     model_path: str | None = None
 
     def __post_init__(self) -> None:
-        if int(self.seed) != self.seed or self.seed < 0:
-            raise SimConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        require_int("seed", self.seed, 0, error=SimConfigError)
         for name in ("image_height", "image_width"):
-            value = getattr(self, name)
-            if int(value) != value or not 8 <= int(value) <= 2048:
-                raise SimConfigError(f"{name} must be an integer in [8, 2048], got {value!r}")
-            object.__setattr__(self, name, int(value))
-        if isinstance(self.camera_names, str):
-            raise SimConfigError(f"camera_names must be a list of names, got the string {self.camera_names!r}")
-        cams = tuple(self.camera_names)
-        unknown = [c for c in cams if c not in CAMERA_NAMES]
-        if not cams or unknown or len(set(cams)) != len(cams):
-            raise SimConfigError(f"camera_names must be distinct names from {CAMERA_NAMES}, got {list(cams)}")
-        object.__setattr__(self, "camera_names", cams)
-        if not (math.isfinite(self.control_rate_hz) and 0.5 <= self.control_rate_hz <= 100.0):
-            raise SimConfigError(f"control_rate_hz must be in [0.5, 100], got {self.control_rate_hz!r}")
-        if not (math.isfinite(self.physics_timestep_s) and 1e-4 <= self.physics_timestep_s <= 0.01):
-            raise SimConfigError(f"physics_timestep_s must be in [1e-4, 0.01], got {self.physics_timestep_s!r}")
+            object.__setattr__(self, name, require_int(name, getattr(self, name), 8, 2048, error=SimConfigError))
+        object.__setattr__(self, "camera_names", require_distinct("camera_names", self.camera_names, CAMERA_NAMES,
+                                                                  error=SimConfigError))
+        require_number("control_rate_hz", self.control_rate_hz, 0.5, 100.0, error=SimConfigError)
+        require_number("physics_timestep_s", self.physics_timestep_s, 1e-4, 0.01, error=SimConfigError)
         ratio = 1.0 / (self.control_rate_hz * self.physics_timestep_s)
         if abs(ratio - round(ratio)) > 1e-6:
             raise SimConfigError(
@@ -104,8 +94,8 @@ class SimConfig:
             )
         object.__setattr__(self, "cube_spawn_x", _check_range("cube_spawn_x", self.cube_spawn_x, 0.2, 0.6))
         object.__setattr__(self, "cube_spawn_y", _check_range("cube_spawn_y", self.cube_spawn_y, -0.35, 0.35))
-        if not 2 * CUBE_HALF_SIZE * math.sqrt(2) <= self.min_cube_separation <= 0.2:
-            raise SimConfigError(f"min_cube_separation must be in [0.057, 0.2] m, got {self.min_cube_separation!r}")
+        require_number("min_cube_separation", self.min_cube_separation, 2 * CUBE_HALF_SIZE * math.sqrt(2), 0.2,
+                       error=SimConfigError)
         if self.model_path is not None and not Path(self.model_path).is_file():
             raise SimConfigError(f"model_path {self.model_path!r} is not a file")
 

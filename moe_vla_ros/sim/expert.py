@@ -25,6 +25,7 @@ from moe_vla_ros.sim.config import CUBE_HALF_SIZE, GRIPPER_CLOSED, GRIPPER_OPEN
 from moe_vla_ros.sim.kinematics import GripperIK, top_down_rotation
 from moe_vla_ros.sim.reasoning_templates import relation, render_trace
 from moe_vla_ros.sim.tasks import Task, TaskMonitor, direction_sign, reach_point
+from moe_vla_ros.validation import require_number, require_positive
 
 FINGER_HALF_LENGTH_ACROSS = 0.012  # m, finger extent along the push direction (finger box x half-size)
 GRASP_SITE_HEIGHT = 0.015  # m, gripper site height when grasping (fingertips 1 cm above the table)
@@ -65,13 +66,8 @@ class ExpertConfig:
         for name in ("free_speed_mps", "slow_speed_mps", "yaw_rate_radps", "hover_height_m",
                      "waypoint_tolerance_m", "push_distance_m", "push_standoff_m", "grasp_duration_s",
                      "lift_height_m"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"ExpertConfig.{name} must be a positive number, got {value!r}")
-        if not GRIPPER_OPEN <= self.push_opening_m <= GRIPPER_CLOSED:
-            raise ValueError(
-                f"ExpertConfig.push_opening_m must be in [{GRIPPER_OPEN}, {GRIPPER_CLOSED}], got {self.push_opening_m!r}"
-            )
+            require_positive(f"ExpertConfig.{name}", getattr(self, name))
+        require_number("ExpertConfig.push_opening_m", self.push_opening_m, GRIPPER_OPEN, GRIPPER_CLOSED)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.model.component_configs import check_keys
 from moe_vla_ros.model.config import ModelConfig
+from moe_vla_ros.validation import require_choice, require_int, require_non_negative, require_number, require_positive
 
 PRESETS = ("small", "tiny")
 DEVICES = ("cpu", "cuda")
@@ -94,54 +96,45 @@ class TrainConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        require_choice("preset", self.preset, PRESETS)
         if not isinstance(self.model_overrides, Mapping):
-            raise ValueError(f"model_overrides must be a mapping, got {type(self.model_overrides).__name__}")
+            raise BadInputError(f"model_overrides must be a mapping, got {type(self.model_overrides).__name__}")
         getattr(ModelConfig, self.preset)().with_overrides(self.model_overrides)  # raises naming a bad override
         for name in ("chunk_length", "max_instruction_tokens", "max_reasoning_tokens", "num_threads"):
-            value = getattr(self, name)
-            if value is not None:
-                _int_at_least(name, value, 1)
-        _int_at_least("seed", self.seed, 0)
-        for name in ("dense_steps", "moe_steps", "warmup_steps", "eval_generated_samples", "image_shift_pixels"):
-            _int_at_least(name, getattr(self, name), 0)
+            if getattr(self, name) is not None:
+                require_int(name, getattr(self, name), 1)
+        for name in ("seed", "dense_steps", "moe_steps", "warmup_steps", "eval_generated_samples", "image_shift_pixels"):
+            require_int(name, getattr(self, name), 0)
         for name in ("batch_size", "eval_every", "max_eval_samples", "log_every", "start_steps"):
-            _int_at_least(name, getattr(self, name), 1)
+            require_int(name, getattr(self, name), 1)
         if self.dense_steps + self.moe_steps < 1:
-            raise ValueError(f"dense_steps + moe_steps must be >= 1, got {self.dense_steps} + {self.moe_steps}")
-        _positive("lr", self.lr)
+            raise BadInputError(f"dense_steps + moe_steps must be >= 1, got {self.dense_steps} + {self.moe_steps}")
+        require_positive("lr", self.lr)
         if self.moe_lr is not None:
-            _positive("moe_lr", self.moe_lr)
+            require_positive("moe_lr", self.moe_lr)
         for name in ("weight_decay", "grad_clip", "upcycle_noise_std"):
-            _non_negative(name, getattr(self, name))
-        if not (isinstance(self.state_dropout, (int, float)) and 0.0 <= self.state_dropout < 1.0):
-            raise ValueError(f"state_dropout must be in [0, 1), got {self.state_dropout!r}")
-        if isinstance(self.start_oversampling, bool) or not isinstance(self.start_oversampling, (int, float)) or not (
-            math.isfinite(self.start_oversampling) and self.start_oversampling >= 1.0
-        ):
-            raise ValueError(f"start_oversampling must be a finite number >= 1, got {self.start_oversampling!r}")
+            require_non_negative(name, getattr(self, name))
+        for name in ("state_dropout", "val_fraction"):
+            require_number(name, getattr(self, name), 0, 1, high_open=True)
+        require_number("start_oversampling", self.start_oversampling, 1)
         if self.init_checkpoint is not None:
             self._check_fine_tuning()
-        if not (isinstance(self.val_fraction, (int, float)) and 0.0 <= self.val_fraction < 1.0):
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        require_choice("device", self.device, DEVICES)
 
     def _check_fine_tuning(self) -> None:
         if not isinstance(self.init_checkpoint, str) or not self.init_checkpoint:
-            raise ValueError(f"init_checkpoint must be a checkpoint folder path, got {self.init_checkpoint!r}")
+            raise BadInputError(f"init_checkpoint must be a checkpoint folder path, got {self.init_checkpoint!r}")
         if self.dense_steps != 0:
-            raise ValueError(
+            raise BadInputError(
                 f"init_checkpoint {self.init_checkpoint!r} is already an MoE model: only stage 3 (moe_steps) "
                 f"can run, so dense_steps must be 0 (got {self.dense_steps})"
             )
         if self.moe_steps < 1:
-            raise ValueError(f"fine-tuning from init_checkpoint needs moe_steps >= 1, got {self.moe_steps!r}")
+            raise BadInputError(f"fine-tuning from init_checkpoint needs moe_steps >= 1, got {self.moe_steps!r}")
         fixed = [n for n in ("chunk_length", "max_instruction_tokens", "max_reasoning_tokens") if getattr(self, n) is not None]
         if self.model_overrides or fixed:
             what = (["model_overrides"] if self.model_overrides else []) + fixed
-            raise ValueError(f"init_checkpoint fixes the model and its contract; do not also set {what}")
+            raise BadInputError(f"init_checkpoint fixes the model and its contract; do not also set {what}")
 
     @property
     def stage3_lr(self) -> float:
@@ -152,22 +145,6 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {unknown}")
+        check_keys(cls, d)
         return cls(**d)
 
-
-def _int_at_least(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _non_negative(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

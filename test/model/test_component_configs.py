@@ -13,7 +13,7 @@ from moe_vla_ros.model.moe import MoEConfig
         (lambda: VisionConfig(width=30, num_heads=4), "num_heads=4"),
         (lambda: VisionConfig(efficientnet_stride=8), "efficientnet_stride"),
         (lambda: TrunkConfig(moe_layers=(0, 7)), "[0, 7]"),
-        (lambda: TrunkConfig(moe_layers=(1,)), "needs a trunk.moe"),
+        (lambda: TrunkConfig(moe_layers=(1,)), "needs trunk.moe"),
         (lambda: TrunkConfig(dropout=1.5), "1.5"),
         (lambda: ActionHeadConfig(activation="relu"), "'relu'"),
         (lambda: LossConfig(action_loss="huber"), "'huber'"),

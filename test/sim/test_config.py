@@ -17,7 +17,7 @@ def test_defaults_are_valid_and_derived_values_consistent():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
         ({"image_height": 4}, "image_height must be an integer in \\[8, 2048\\], got 4"),
         ({"image_width": 10.5}, "image_width"),
         ({"camera_names": "front"}, "got the string 'front'"),
