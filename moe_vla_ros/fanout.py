@@ -202,24 +202,36 @@ def fan_out(fn: Callable[..., Any], bags: Sequence[str | os.PathLike], config: F
     extra = [tuple(a) for a in args] if args is not None else [()] * len(paths)
     if len(extra) != len(paths):
         raise ValueError(f"{len(extra)} argument tuples for {len(paths)} bags")
-    with tqdm(total=len(paths), desc=desc, unit="bag", disable=not config.progress) as bar:
+    if config.executor == "local":
+        return _fan_out_local(fn, paths, extra, config.progress, desc)
+    with ray_session(config.ray_address, config.ray_num_cpus, config.progress), _bar(len(paths), config.progress, desc) as done:
+        return _fan_out_ray(fn, paths, extra, done)
+
+
+@contextmanager
+def _bar(total: int, progress: bool, desc: str) -> Iterator[Callable[[BagResult], None]]:
+    """A progress bar over the bags; the callable counts one finished bag (naming a failed one on stderr)."""
+    with tqdm(total=total, desc=desc, unit="bag", disable=not progress) as bar:
         def done(result: BagResult) -> None:
             if not result.ok:
                 message = f"{desc}: {result.bag} failed: {result.error}"
-                if config.progress:
+                if progress:
                     bar.write(message, file=sys.stderr)
                 else:
                     print(message, file=sys.stderr)
             bar.update(1)
 
-        if config.executor == "local":
-            results = []
-            for i, bag in enumerate(paths):
-                results.append(run_one(fn, i, bag, extra[i]))
-                done(results[-1])
-            return results
-        with ray_session(config.ray_address, config.ray_num_cpus):
-            return _fan_out_ray(fn, paths, extra, done)
+        yield done
+
+
+def _fan_out_local(fn: Callable[..., Any], paths: list[Path], extra: list[tuple], progress: bool,
+                   desc: str) -> list[BagResult]:
+    results = []
+    with _bar(len(paths), progress, desc) as done:
+        for i, bag in enumerate(paths):
+            results.append(run_one(fn, i, bag, extra[i]))
+            done(results[-1])
+    return results
 
 
 def _fan_out_ray(fn: Callable[..., Any], paths: list[Path], extra: list[tuple],
@@ -251,9 +263,10 @@ def _fan_out_ray(fn: Callable[..., Any], paths: list[Path], extra: list[tuple],
 
 
 @contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+def ray_session(address: str | None = None, num_cpus: int | None = None, announce: bool = False) -> Iterator[None]:
     """A Ray session for the block: the one already open in this process, else one connected to
-    `address` or a new local cluster of `num_cpus` CPUs, shut down at the end."""
+    `address` or a new local cluster of `num_cpus` CPUs, shut down at the end (`announce`: one
+    line on stderr when it is up)."""
     try:
         import ray
     except ImportError as error:
@@ -261,7 +274,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if ray.is_initialized():
         yield
         return
+    started = time.perf_counter()
     start_ray(address, num_cpus)
+    if announce:
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        where = f"Ray cluster at {address}" if address else "local Ray cluster"
+        print(f"{where}: {cpus} CPUs, up in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     try:
         yield
     finally:
