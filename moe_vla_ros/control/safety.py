@@ -599,12 +599,13 @@ class _SplineSteps:
     def _bisect(self, chosen: np.ndarray, floor: np.ndarray, bad_at) -> np.ndarray:
         """`chosen` [J] moved towards `floor` [J] as little as needed where `bad_at(w)` ([K, J]
         candidates -> [K, J]) holds; two grid searches (resolution 1/256 of the distance)."""
+        bad_chosen = bad_at(chosen[None, :])[0]  # [J]
+        if not bad_chosen.any():
+            return chosen
         low, high = floor, chosen
         for round_ in range(2):
             candidates = low + _GRID * (high - low)  # [K, J]
             bad = bad_at(candidates)  # [K, J]
-            if round_ == 0 and not bad[-1].any():
-                return chosen
             good = ~bad
             good[0] |= round_ == 0  # the floor is the fallback
             last = len(_GRID) - 1 - np.argmax(good[::-1], axis=0)  # [J] last good candidate
@@ -612,7 +613,7 @@ class _SplineSteps:
             new_low = candidates[last, columns]
             high = np.where(last < len(_GRID) - 1, candidates[np.minimum(last + 1, len(_GRID) - 1), columns], high)
             low = new_low
-        return np.where(bad_at(chosen[None, :])[0], low, chosen)
+        return np.where(bad_chosen, low, chosen)
 
     def step(self, desired: np.ndarray, target: np.ndarray | None = None,
              target_velocity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
