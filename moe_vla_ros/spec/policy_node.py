@@ -371,6 +371,10 @@ class SafetyParams:
     allow_missing_position_limits: bool = param(
         False, "Activate without robot.position_lower/upper (warns). Off: activation is refused without them. "
                "Velocity and acceleration limits apply on their own whenever they are set.")
+    max_unread_words: int = param(
+        0, "Hold (and say which words) when more words of the instruction than this are unknown to the model's "
+           "vocabulary or past its instruction length: the policy would guess what they mean. 0: every word "
+           "must be known; -1: never hold for this.", min=-1, max=64)
 
     def __post_init__(self) -> None:
         _positive("safety.input_timeout_s", self.input_timeout_s)
@@ -448,7 +452,7 @@ class PolicyNodeConfig:
             input_timeout_s=safety.input_timeout_s, startup_grace_s=safety.startup_grace_s,
             start_enabled=not safety.require_enable, reasoning_period_s=ex.reasoning_period_s,
             default_instruction=ex.default_instruction, recovery_s=safety.recovery_s,
-            input_checks=self.input_checks.config(),
+            input_checks=self.input_checks.config(), max_unread_words=safety.max_unread_words,
         )
 
     def open_loop(self) -> PolicyNodeConfig:

@@ -136,13 +136,14 @@ def test_every_runner_field_changes_the_runner_config(group):
 def test_runner_config_from_the_groups():
     cfg = PolicyNodeConfig(
         execution=ExecutionParams(refill_threshold_s=30.0, reasoning_rate_hz=0.0, default_instruction="reach"),
-        safety=SafetyParams(require_enable=True, recovery_s=0.5),
+        safety=SafetyParams(require_enable=True, recovery_s=0.5, max_unread_words=-1),
         input_checks=InputCheckParams(jump_velocity_factor=0.0, max_stamp_age_s=0.3),
     )
     runner = cfg.runner_config(CONTRACT)
     assert runner.executor.refill_threshold_s == pytest.approx(0.999 * CONTRACT.chunk_duration_s)  # capped
     assert runner.reasoning_period_s is None and not cfg.runtime_config().reasoning_enabled
     assert not runner.start_enabled and runner.default_instruction == "reach" and runner.recovery_s == 0.5
+    assert runner.max_unread_words == -1
     assert runner.input_checks.jump_velocity_factor is None and runner.input_checks.max_stamp_age_s == 0.3
     open_loop = cfg.open_loop().runner_config(CONTRACT)
     assert open_loop.input_checks.max_tracking_error_rad is None and open_loop.input_checks.frozen_after_s is None

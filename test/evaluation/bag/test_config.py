@@ -25,7 +25,8 @@ TUNED = (  # non-default values in every group the runner, the runtime and the l
     "    execution: {refill_threshold_s: 0.4, blend: linear, blend_steps: 3, execution_lead_s: 0.03,\n"
     "                max_observation_age_s: 0.4, reasoning_rate_hz: 2.0, sync_slop_s: 0.04,\n"
     "                default_instruction: reach the red cube, allow_nonzero_velocity_at_trajectory_end: true}\n"
-    "    safety: {input_timeout_s: 0.7, startup_grace_s: 3.0, recovery_s: 0.5, require_enable: true}\n"
+    "    safety: {input_timeout_s: 0.7, startup_grace_s: 3.0, recovery_s: 0.5, require_enable: true,\n"
+    "             max_unread_words: 2}\n"
     "    input_checks: {position_tolerance_rad: 0.1, jump_velocity_factor: 0.0, max_stamp_age_s: 0.3}\n"
 )
 
