@@ -135,5 +135,5 @@ def read_json(path: str | Path, missing: str, *, error: ErrorType = BadInputErro
         raise error(missing)
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise error(f"{path} is not valid JSON: {e}") from None

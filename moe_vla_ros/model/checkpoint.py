@@ -28,6 +28,7 @@ from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.runtime.tokenization import InstructionTokenizer
+from moe_vla_ros.validation import read_json
 
 FORMAT_NAME = "moe_vla_checkpoint"
 FORMAT_VERSION = 1
@@ -69,12 +70,7 @@ def save_checkpoint(
 def read_checkpoint_config(directory: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
     """(ModelConfig, metadata) from `directory/config.json`."""
     path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{directory} is not a checkpoint: {path} is missing")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+    raw = read_json(path, f"{directory} is not a checkpoint: {path} is missing", error=CheckpointError)
     if raw.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: format is {raw.get('format')!r}, expected {FORMAT_NAME!r}")
     if raw.get("version") != FORMAT_VERSION:

@@ -38,6 +38,7 @@ from typing import Any
 from moe_vla_ros.contract import ContractError, PolicyContract
 from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.runtime.onnx_file import OnnxHeaderError, read_header
+from moe_vla_ros.validation import read_json, require_choice
 
 FORMAT_NAME = "moe_vla_onnx_model"
 FORMAT_VERSION = 1
@@ -115,13 +116,10 @@ class GraphEntry:
     outputs: tuple[TensorSpec, ...]
 
     def __post_init__(self) -> None:
-        if self.stage not in STAGES:
-            raise ModelLoadError(f"graph {self.file}: stage must be one of {STAGES}, got {self.stage!r}")
-        allowed = FORMULATIONS if self.stage in MOE_STAGES else (ANY_FORMULATION,)
-        if self.formulation not in allowed:
-            raise ModelLoadError(f"graph {self.file}: formulation must be one of {allowed}, got {self.formulation!r}")
-        if self.precision not in PRECISIONS:
-            raise ModelLoadError(f"graph {self.file}: precision must be one of {PRECISIONS}, got {self.precision!r}")
+        require_choice(f"graph {self.file}: stage", self.stage, STAGES, error=ModelLoadError)
+        formulations = FORMULATIONS if self.stage in MOE_STAGES else (ANY_FORMULATION,)
+        require_choice(f"graph {self.file}: formulation", self.formulation, formulations, error=ModelLoadError)
+        require_choice(f"graph {self.file}: precision", self.precision, PRECISIONS, error=ModelLoadError)
         for kind, specs, want in (("inputs", self.inputs, STAGE_INPUTS), ("outputs", self.outputs, STAGE_OUTPUTS)):
             names = tuple(s.name for s in specs)
             if names != want[self.stage]:
@@ -335,12 +333,7 @@ def read_manifest(model_dir: str | os.PathLike, verify_checksums: bool = True) -
     path = root / MANIFEST_FILE
     if not root.is_dir():
         raise ModelLoadError(f"model folder {root} does not exist")
-    if not path.is_file():
-        raise ModelLoadError(f"{root} has no {MANIFEST_FILE}: not an exported model folder")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{path} is not valid JSON: {e}") from None
+    raw = read_json(path, f"{root} has no {MANIFEST_FILE}: not an exported model folder", error=ModelLoadError)
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{path} does not hold a JSON object")
     manifest = Manifest.from_dict(raw, source=str(path))

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.validation import read_json
 
 CODEBASE_VERSION = "v3.0"
 SUPPORTED_VERSIONS = (CODEBASE_VERSION,)
@@ -117,13 +118,8 @@ class LeRobotVersionError(LeRobotFormatError):
 
 def read_info(root: str | Path) -> dict[str, Any]:
     """meta/info.json of the dataset at `root`; LeRobotVersionError for a version other than v3.0."""
-    path = Path(root) / INFO_PATH
-    if not path.is_file():
-        raise LeRobotFormatError(f"{root} is not a LeRobot dataset: {INFO_PATH} is missing")
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise LeRobotFormatError(f"{path} is not valid JSON: {e}") from None
+    missing = f"{root} is not a LeRobot dataset: {INFO_PATH} is missing"
+    info = read_json(Path(root) / INFO_PATH, missing, error=LeRobotFormatError)
     version = info.get("codebase_version") if isinstance(info, dict) else None
     if version not in SUPPORTED_VERSIONS:
         hint = ""
