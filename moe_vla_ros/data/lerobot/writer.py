@@ -48,6 +48,7 @@ from moe_vla_ros.data.lerobot.schema import (
 )
 from moe_vla_ros.data.lerobot.stats import aggregate, feature_stats, image_stats, to_json
 from moe_vla_ros.data.lerobot.video import CODECS, VideoEncoder, video_info
+from moe_vla_ros.validation import require_choice, require_int, require_positive
 
 TARGET_KEY = "observation.target_position"
 REASONING_KEY = "reasoning"
@@ -81,17 +82,14 @@ class ExportOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.codec not in CODECS:
-            raise LeRobotFormatError(f"codec must be one of {CODECS}, got {self.codec!r}")
-        if self.crf is not None and not 0 <= self.crf <= 63:
-            raise LeRobotFormatError(f"crf must be in [0, 63], got {self.crf!r}")
-        if self.gop is not None and self.gop < 1:
-            raise LeRobotFormatError(f"gop must be >= 1, got {self.gop!r}")
+        require_choice("codec", self.codec, CODECS, error=LeRobotFormatError)
+        if self.crf is not None:
+            require_int("crf", self.crf, 0, 63, error=LeRobotFormatError)
+        if self.gop is not None:
+            require_int("gop", self.gop, 1, error=LeRobotFormatError)
         for name in ("data_file_size_mb", "video_file_size_mb"):
-            if not getattr(self, name) > 0:
-                raise LeRobotFormatError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.chunks_size < 1:
-            raise LeRobotFormatError(f"chunks_size must be >= 1, got {self.chunks_size!r}")
+            require_positive(name, getattr(self, name), error=LeRobotFormatError)
+        require_int("chunks_size", self.chunks_size, 1, error=LeRobotFormatError)
 
 
 @dataclass

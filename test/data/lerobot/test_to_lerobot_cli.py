@@ -31,7 +31,7 @@ def test_dataset_to_lerobot(ours, tmp_path, capsys):
     assert main([str(tmp_path), "-o", str(tmp_path / "x")]) == 2
     assert "neither a dataset folder" in capsys.readouterr().err
     assert main([str(ours), "-o", str(tmp_path / "y"), "--crf", "99"]) == 2
-    assert "crf must be in [0, 63]" in capsys.readouterr().err
+    assert "crf must be an integer in [0, 63]" in capsys.readouterr().err
 
 
 def test_images_flag_embeds_pngs(ours, tmp_path):
