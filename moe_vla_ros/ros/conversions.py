@@ -119,6 +119,18 @@ def _bridge_or_raise() -> Any:
     return bridge
 
 
+def _rgb_via_cv_bridge(method: str, msg: Image | CompressedImage, size: tuple[int, int] | None, failure: str) -> np.ndarray:
+    """`msg` -> RGB uint8 [H, W, 3] through cv_bridge's `method` (imgmsg_to_cv2 or
+    compressed_imgmsg_to_cv2), resized to `size`; ImageConversionError "cv_bridge <failure>: ..."."""
+    try:
+        rgb = getattr(_bridge_or_raise(), method)(msg, desired_encoding="rgb8")
+    except ImageConversionError:
+        raise
+    except Exception as exc:
+        raise ImageConversionError(f"cv_bridge {failure}: {exc}") from exc
+    return np.array(resize_image(rgb, size), dtype=np.uint8, copy=True)
+
+
 def image_msg_to_rgb(
     msg: Image, size: tuple[int, int] | None = None, *, use_cv_bridge: bool = False
 ) -> np.ndarray:
@@ -128,13 +140,7 @@ def image_msg_to_rgb(
         ImageConversionError: unsupported encoding, inconsistent step/size/data.
     """
     if use_cv_bridge:
-        try:
-            rgb = _bridge_or_raise().imgmsg_to_cv2(msg, desired_encoding="rgb8")
-        except ImageConversionError:
-            raise
-        except Exception as exc:
-            raise ImageConversionError(f"cv_bridge could not convert {msg.encoding!r}: {exc}") from exc
-        return np.array(resize_image(rgb, size), dtype=np.uint8, copy=True)
+        return _rgb_via_cv_bridge("imgmsg_to_cv2", msg, size, f"could not convert {msg.encoding!r}")
     return raw_to_rgb(
         msg.data,
         height=msg.height,
@@ -155,13 +161,7 @@ def compressed_msg_to_rgb(
         ImageConversionError: empty or undecodable data, unsupported format.
     """
     if use_cv_bridge:
-        try:
-            rgb = _bridge_or_raise().compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8")
-        except ImageConversionError:
-            raise
-        except Exception as exc:
-            raise ImageConversionError(f"cv_bridge could not decode {msg.format!r}: {exc}") from exc
-        return np.array(resize_image(rgb, size), dtype=np.uint8, copy=True)
+        return _rgb_via_cv_bridge("compressed_imgmsg_to_cv2", msg, size, f"could not decode {msg.format!r}")
     return compressed_to_rgb(msg.data, format=msg.format, size=size)
 
 
