@@ -32,14 +32,14 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 from rosbags.interfaces import QosDurability, QosReliability
 from rosgraph_msgs.msg import Clock
 
 from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagMessage, BagReader, TopicInfo
 from moe_vla_ros.cli import add_bag_argument, parse_pairs, run_tool, split_ros_args, tool_parser
-from moe_vla_ros.ros.bag_recorder import BagRecorder, RecorderConfig, message_class
+from moe_vla_ros.ros.bag_recorder import BagRecorder, RecorderConfig, keep_last_qos, message_class
 from moe_vla_ros.ros.qos import CLOCK_TOPIC
 
 _POLL_S = 0.02  # granularity of waits for subscribers and of /clock between messages
@@ -108,12 +108,7 @@ def publisher_qos(info: TopicInfo, depth: int) -> QoSProfile:
     offered = info.qos
     best_effort = bool(offered) and all(q.reliability == QosReliability.BEST_EFFORT for q in offered)
     latched = bool(offered) and all(q.durability == QosDurability.TRANSIENT_LOCAL for q in offered)
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
-    )
+    return keep_last_qos(depth, reliable=not best_effort, transient_local=latched)
 
 
 class BagPlayer(Node):

@@ -87,11 +87,17 @@ def subscription_qos(offered: Sequence[QoSProfile], depth: int) -> QoSProfile:
     """QoS that matches every publisher in `offered` and loses as little as they allow."""
     reliable = bool(offered) and all(p.reliability == ReliabilityPolicy.RELIABLE for p in offered)
     latched = bool(offered) and all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in offered)
+    return keep_last_qos(depth, reliable=reliable, transient_local=latched)
+
+
+def keep_last_qos(depth: int, *, reliable: bool, transient_local: bool) -> QoSProfile:
+    """Keep-last QoS of `depth`: reliable or best effort, transient local or volatile (the profiles
+    the recorder subscribes and the player publishes with)."""
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=depth,
         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if transient_local else DurabilityPolicy.VOLATILE,
     )
 
 
