@@ -10,26 +10,31 @@ launch/sim.launch.py passes them; the other parameters are grouped like the poli
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from moe_vla_ros.control.jtc_rules import INTERPOLATION_METHODS, JtcParams, JtcParamsError
 from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.sim.config import CAMERA_NAMES, CUBE_COLORS, JOINT_NAMES, SimConfig
 from moe_vla_ros.sim.tasks import INSTRUCTION_TEMPLATES, PUSH_DIRECTIONS, TASK_FAMILIES, Task, TaskError
-from moe_vla_ros.spec.described import param
+from moe_vla_ros.spec.described import PARAM_META, param, param_meta
+from moe_vla_ros.spec.policy_node import RELIABILITIES
+from moe_vla_ros.validation import require_choice, require_distinct, require_int, require_number
 
 ENCODINGS = ("rgb8", "bgr8")
-RELIABILITIES = ("best_effort", "reliable")
 
 
 class SimNodeConfigError(BadInputError):
     """A sim_node parameter has an invalid value."""
 
 
-def _rate(name: str, value: float, lo: float, hi: float) -> None:
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise SimNodeConfigError(f"{name} must be in [{lo:g}, {hi:g}], got {value!r}")
+def _check_ranges(config) -> None:
+    """Every field of `config` declared with a range (param() min/max, the range the node declares)
+    lies in it; SimNodeConfigError naming the field otherwise."""
+    for f in fields(config):
+        meta = param_meta(f) if PARAM_META in f.metadata else {"min": None, "max": None}
+        if meta["min"] is not None or meta["max"] is not None:
+            check = require_int if f.type in ("int", int) else require_number
+            check(f.name, getattr(config, f.name), meta["min"], meta["max"], error=SimNodeConfigError)
 
 
 def _normalise(text: str) -> str:
@@ -57,10 +62,8 @@ class TaskParams:
     direction: str = param("", "Push direction: left (robot's +y) or right (-y) for push tasks, empty otherwise.")
 
     def __post_init__(self) -> None:
-        if self.family not in ("",) + TASK_FAMILIES:
-            raise SimNodeConfigError(f"task.family must be one of {['', *TASK_FAMILIES]}, got {self.family!r}")
-        if self.color not in CUBE_COLORS:
-            raise SimNodeConfigError(f"task.color must be one of {list(CUBE_COLORS)}, got {self.color!r}")
+        require_choice("task.family", self.family, ("", *TASK_FAMILIES), error=SimNodeConfigError)
+        require_choice("task.color", self.color, CUBE_COLORS, error=SimNodeConfigError)
         if (self.family == "push") != (self.direction != ""):
             raise SimNodeConfigError(
                 f"task.direction must be one of {list(PUSH_DIRECTIONS)} for push tasks and empty otherwise, "
@@ -78,15 +81,12 @@ class CameraParams:
     encoding: str = param("rgb8", "sensor_msgs/Image encoding of the published images.", choices=ENCODINGS)
 
     def __post_init__(self) -> None:
-        names = list(self.names)
-        if not names or len(set(names)) != len(names) or any(n not in CAMERA_NAMES for n in names):
-            raise SimNodeConfigError(f"cameras.names must be distinct names from {list(CAMERA_NAMES)}, got {names}")
+        names = list(require_distinct("cameras.names", self.names, CAMERA_NAMES, error=SimNodeConfigError))
         if len(self.frame_ids) != len(names) or not all(self.frame_ids):
             raise SimNodeConfigError(
                 f"cameras.frame_ids must give one non-empty frame per camera {names}, got {list(self.frame_ids)}"
             )
-        if self.encoding not in ENCODINGS:
-            raise SimNodeConfigError(f"cameras.encoding must be one of {list(ENCODINGS)}, got {self.encoding!r}")
+        require_choice("cameras.encoding", self.encoding, ENCODINGS, error=SimNodeConfigError)
 
 
 @dataclass
@@ -100,9 +100,8 @@ class SimTopicParams:
                                           "again to every new subscriber).")
 
     def __post_init__(self) -> None:
-        topics = [*self.camera_topics, self.joint_states, self.trajectory, self.instruction]
-        if not all(topics) or len(set(topics)) != len(topics):
-            raise SimNodeConfigError(f"topics must be non-empty and distinct, got {topics}")
+        require_distinct("topics", [*self.camera_topics, self.joint_states, self.trajectory, self.instruction],
+                         error=SimNodeConfigError)
 
 
 @dataclass
@@ -112,10 +111,7 @@ class SimQosParams:
     camera_depth: int = param(2, "History depth of the image publishers.", min=1, max=100)
 
     def __post_init__(self) -> None:
-        if self.camera_reliability not in RELIABILITIES:
-            raise SimNodeConfigError(
-                f"qos.camera_reliability must be one of {list(RELIABILITIES)}, got {self.camera_reliability!r}"
-            )
+        require_choice("qos.camera_reliability", self.camera_reliability, RELIABILITIES, error=SimNodeConfigError)
 
 
 # Defaults of the controller group: config/controllers/joint_trajectory_controller.yaml, the
@@ -160,10 +156,13 @@ class ControllerParams:
         [ARM_GOAL_TOLERANCE] * 6 + [0.0],
         "constraints.<joint>.goal per joint (0 = not checked): the position error allowed goal_time after the end.")
 
+    # fields passed to JtcParams as they are (same name there)
+    JTC_NAMES = ("allow_partial_joints_goal", "allow_nonzero_velocity_at_trajectory_end", "interpolation_method",
+                 "cmd_timeout", "stopped_velocity_tolerance", "goal_time")
+
     def __post_init__(self) -> None:
-        if self.interpolation_method not in INTERPOLATION_METHODS:
-            raise SimNodeConfigError(f"controller.interpolation_method must be one of {list(INTERPOLATION_METHODS)}, "
-                                     f"got {self.interpolation_method!r}")
+        require_choice("controller.interpolation_method", self.interpolation_method, INTERPOLATION_METHODS,
+                       error=SimNodeConfigError)
         try:
             self.jtc_params()
         except JtcParamsError as e:
@@ -173,19 +172,15 @@ class ControllerParams:
         """The JtcParams of a joint_trajectory_controller for the simulated arm with these values
         (command interface position, state interfaces position + velocity, like sim_node's
         joint states)."""
+        same = {name: getattr(self, name) for name in self.JTC_NAMES}
         return JtcParams(
             joints=JOINT_NAMES,
             command_interfaces=("position",),
             state_interfaces=("position", "velocity"),
-            allow_partial_joints_goal=self.allow_partial_joints_goal,
-            allow_nonzero_velocity_at_trajectory_end=self.allow_nonzero_velocity_at_trajectory_end,
             interpolate_from_desired_state=self.open_loop_control,
-            interpolation_method=self.interpolation_method,
-            cmd_timeout=self.cmd_timeout,
-            stopped_velocity_tolerance=self.stopped_velocity_tolerance,
-            goal_time=self.goal_time,
             trajectory_tolerances=tuple(self.trajectory_tolerances),
             goal_tolerances=tuple(self.goal_tolerances),
+            **same,
         )
 
 
@@ -212,13 +207,7 @@ class SimNodeConfig:
     controller: ControllerParams = field(default_factory=ControllerParams)
 
     def __post_init__(self) -> None:
-        if int(self.seed) != self.seed or not 0 <= self.seed <= 2**31 - 1:
-            raise SimNodeConfigError(f"seed must be an integer in [0, 2^31 - 1], got {self.seed!r}")
-        _rate("real_time_factor", self.real_time_factor, 0.01, 100.0)
-        _rate("clock_rate_hz", self.clock_rate_hz, 1.0, 1000.0)
-        _rate("camera_rate_hz", self.camera_rate_hz, 0.1, 120.0)
-        _rate("joint_state_rate_hz", self.joint_state_rate_hz, 1.0, 500.0)
-        _rate("physics_timestep_s", self.physics_timestep_s, 1e-4, 0.01)
+        _check_ranges(self)
         if len(self.topics.camera_topics) != len(self.cameras.names):
             raise SimNodeConfigError(
                 f"topics.camera_topics has {len(self.topics.camera_topics)} topics for "

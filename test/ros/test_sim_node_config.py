@@ -36,7 +36,7 @@ def test_defaults_match_the_gazebo_ros2_control_topics():
     "make, message",
     [
         (lambda: CameraParams(names=["front", "side"]), r"cameras.names .* got \['front', 'side'\]"),
-        (lambda: CameraParams(names=["front", "front"], frame_ids=["a", "b"]), "cameras.names must be distinct"),
+        (lambda: CameraParams(names=["front", "front"], frame_ids=["a", "b"]), "cameras.names must be non-empty and distinct"),
         (lambda: CameraParams(frame_ids=["only_one"]), r"one non-empty frame per camera .* \['only_one'\]"),
         (lambda: CameraParams(encoding="mono8"), "cameras.encoding .* got 'mono8'"),
         (lambda: SimTopicParams(joint_states="camera/front/image_raw"), "non-empty and distinct"),
