@@ -53,6 +53,11 @@ def latency_stats_msg(summary: LatencySummary) -> LatencyStats:
     return LatencyStats(**summary.as_milliseconds())
 
 
+# StatusSnapshot fields that PolicyStatus carries as they are, under the same name
+STATUS_AS_IS = ("chunks_published", "dropped_inputs", "stale_inputs", "rejected_commands", "rejected_inputs",
+                "inference_errors", "commanding", "hold_reason", "last_error")
+
+
 @dataclass(frozen=True)
 class StatusSnapshot:
     """Everything PolicyStatus and /diagnostics report, gathered by the node."""
@@ -97,19 +102,11 @@ def policy_status_msg(s: StatusSnapshot) -> PolicyStatus:
         cpu_fallback=bool(meta.cpu_fallback) if meta else False,
         model_id=meta.model_id if meta else "",
         inference_latency=latency_stats_msg(s.latency),
-        chunks_published=s.chunks_published,
-        dropped_inputs=s.dropped_inputs,
-        stale_inputs=s.stale_inputs,
-        rejected_commands=s.rejected_commands,
-        rejected_inputs=s.rejected_inputs,
-        inference_errors=s.inference_errors,
-        commanding=s.commanding,
-        hold_reason=s.hold_reason,
         hold_causes=list(s.holds_by_reason),
         hold_counts=[int(v) for v in s.holds_by_reason.values()],
         rejected_input_causes=list(s.rejected_inputs_by_reason),
         rejected_input_counts=[int(v) for v in s.rejected_inputs_by_reason.values()],
-        last_error=s.last_error,
+        **{name: getattr(s, name) for name in STATUS_AS_IS},
     )
 
 
