@@ -27,7 +27,7 @@ from moe_vla_ros.sim.config import (
     default_model_path,
 )
 from moe_vla_ros.sim.mujoco_backend import mujoco
-from moe_vla_ros.sim.rendering import CameraRenderer
+from moe_vla_ros.sim.rendering import CameraRenderer, OwnsRenderer
 
 # Arm joints at reset: gripper 30 cm in front of the base, 25 cm above the table, pointing down.
 HOME_ARM_POSITIONS = (0.0, 0.05, 1.75, 0.0, 1.35, 0.0)
@@ -52,7 +52,7 @@ def sim_sensor_contract(
     )
 
 
-class ArmSim:
+class ArmSim(OwnsRenderer):
     """The simulated arm. Use as a context manager (or call `close()`) to free the renderer."""
 
     def __init__(self, config: SimConfig | None = None) -> None:
@@ -198,14 +198,3 @@ class ArmSim:
     def render_all(self) -> dict[str, np.ndarray]:
         """Images of every camera in `config.camera_names`."""
         return {camera: self.render(camera) for camera in self.config.camera_names}
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __enter__(self) -> ArmSim:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -7,6 +7,7 @@ EGL, else OSMesa when no display is available).
 from __future__ import annotations
 
 import os
+from typing import Self
 
 import numpy as np
 
@@ -26,7 +27,25 @@ def _fix_hint() -> str:
     )
 
 
-class CameraRenderer:
+class OwnsRenderer:
+    """Closes the renderer it holds in `_renderer` (None once closed) on `close()` or at the end of
+    a `with` block; closing twice is harmless."""
+
+    _renderer: CameraRenderer | mujoco.Renderer | None = None
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class CameraRenderer(OwnsRenderer):
     """Renders named cameras of one model into uint8 RGB arrays of a fixed size.
 
     Owns an OpenGL context: call `close()` (or use it as a context manager) when done.
@@ -59,14 +78,3 @@ class CameraRenderer:
             raise RenderingError(f"unknown camera {camera!r}; the model has {sorted(self._camera_ids)}")
         self._renderer.update_scene(data, camera=self._camera_ids[camera])
         return self._renderer.render()
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __enter__(self) -> CameraRenderer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
