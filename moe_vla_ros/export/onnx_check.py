@@ -23,6 +23,8 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
+from moe_vla_ros.export.tensorrt_ops import all_nodes
+
 __all__ = [
     "FORBIDDEN_DYNAMIC_OPS",
     "TENSORRT_STATIC_OPS",
@@ -91,21 +93,9 @@ def graph_op_types(model: onnx.ModelProto) -> frozenset[str]:
 
     Default-domain ops are plain names ("MatMul"); other domains are "domain::Op".
     """
-    found: set[str] = set()
-
-    def visit(nodes: Sequence[onnx.NodeProto]) -> None:
-        for node in nodes:
-            found.add(node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}")
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.GRAPH:
-                    visit(attr.g.node)
-                for graph in attr.graphs:
-                    visit(graph.node)
-
-    visit(model.graph.node)
-    for function in model.functions:
-        visit(function.node)
-    return frozenset(found)
+    return frozenset(
+        node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}" for node in all_nodes(model)
+    )
 
 
 def ort_session(path: str | Path, intra_op_threads: int = 1) -> ort.InferenceSession:

@@ -68,7 +68,9 @@ RESTRICTIONS: dict[str, Callable[[onnx.NodeProto], str]] = {
 }
 
 
-def _nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+def all_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """Every node of `model`: the main graph's, those of subgraphs (If/Loop/Scan bodies) and of
+    local functions."""
     found: list[onnx.NodeProto] = []
 
     def visit(nodes: Sequence[onnx.NodeProto]) -> None:
@@ -92,7 +94,7 @@ def tensorrt_op_report(model: onnx.ModelProto) -> dict[str, Any]:
     Ops of other domains (com.microsoft contrib ops) are reported as "domain::Op".
     """
     unsupported: set[str] = set()
-    for node in _nodes(model):
+    for node in all_nodes(model):
         if node.domain not in ("", "ai.onnx"):
             unsupported.add(f"{node.domain}::{node.op_type}")
         elif node.op_type not in TENSORRT10_ONNX_OPS:
