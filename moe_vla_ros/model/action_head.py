@@ -26,47 +26,25 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from moe_vla_ros.model.blocks import LearnedQueries, TransformerBlock, collect_telemetry, make_ffn, upcycle_blocks
+from moe_vla_ros.model.blocks import TELEMETRY_FIELDS, LearnedQueries, MoEBlockStack
 from moe_vla_ros.model.config import ModelConfig
 
-
-class ActionHeadOutput(NamedTuple):
-    actions: Tensor  # [B, H, J] action-normalised absolute joint targets
-    router_logits: Tensor  # [M, N, E]
-    expert_load: Tensor  # [M, E]
-    router_entropy: Tensor  # [M]
-    aux_loss: Tensor  # [] weighted MoE aux losses, summed over layers
-    dropped_tokens: Tensor  # [M] int64 token slots dropped by expert capacity, per layer
+ActionHeadOutput = NamedTuple("ActionHeadOutput", [("actions", Tensor), *TELEMETRY_FIELDS])  # actions [B, H, J], MoETelemetry
 
 
-class ActionHead(nn.Module):
-    """Chunk predictor; see the module docstring.
-
-    Args:
-        cfg: the model config.
-        use_moe: build MoE layers at `action_head.moe_layers` now (False: dense, for warm-up).
-    """
+class ActionHead(MoEBlockStack):
+    """Chunk predictor; see the module docstring. Built as MoEBlockStack says, from `cfg.action_head`."""
 
     def __init__(self, cfg: ModelConfig, use_moe: bool = True) -> None:
         super().__init__()
-        acfg, d = cfg.action_head, cfg.d_model
-        self.cfg = acfg
+        d = cfg.d_model
         contract = cfg.contract
         num_joints = contract.sensors.num_joints
         self.queries = LearnedQueries(contract.chunk_length, d)
         self.state_proj = nn.Linear(num_joints, d)
         self.reasoning_embed = nn.Embedding(cfg.vocab_size, d)
         self.reasoning_pos = nn.Parameter(torch.randn(contract.max_reasoning_tokens, d) * 0.02)  # [R, D]
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                d,
-                acfg.num_heads,
-                make_ffn(d, acfg.ffn_hidden, acfg.activation, acfg.moe if use_moe and i in acfg.moe_layers else None),
-                cross_attention=True,
-                dropout=acfg.dropout,
-            )
-            for i in range(acfg.num_layers)
-        )
+        self.build_blocks(cfg.action_head, d, use_moe, cross_attention=True)
         self.norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, num_joints)
         nn.init.normal_(self.out.weight, std=0.01)
@@ -78,16 +56,6 @@ class ActionHead(nn.Module):
         self.register_buffer("state_to_action_scale", (state_std / action_std).float(), persistent=False)
         self.register_buffer("state_to_action_offset", ((state_mean - action_mean) / action_std).float(), persistent=False)
 
-    @property
-    def num_moe_layers(self) -> int:
-        return sum(block.is_moe for block in self.blocks)
-
-    def upcycle(self, noise_std: float = 0.0, seed: int | None = None) -> int:
-        """Turn the dense FFNs of the configured MoE layers into MoE layers; returns how many."""
-        if not self.cfg.moe_layers:
-            return 0
-        return upcycle_blocks(self.blocks, self.cfg.moe_layers, self.cfg.moe, noise_std, seed)
-
     def forward(self, trunk_tokens: Tensor, state: Tensor, reasoning_ids: Tensor, reasoning_mask: Tensor) -> ActionHeadOutput:
         """See the module docstring for shapes."""
         b, num_trunk, _ = trunk_tokens.shape
@@ -96,14 +64,9 @@ class ActionHead(nn.Module):
         trunk_valid = torch.ones(b, num_trunk, dtype=torch.bool, device=trunk_tokens.device)  # [B, S]
         context_mask = torch.cat([trunk_valid, reasoning_mask != 0], dim=1)  # [B, S + R]
         x = self.queries(trunk_tokens) + self.state_proj(state).unsqueeze(1)  # [B, H, D]
-        moe_outputs = []
-        for block in self.blocks:
-            x, moe = block(x, context=context, context_mask=context_mask)  # [B, H, D]
-            if moe is not None:
-                moe_outputs.append(moe)
+        x, telemetry = self.run_blocks(x, context=context, context_mask=context_mask)  # [B, H, D]
         actions = self.out(self.norm(x))  # [B, H, J]
         if self.cfg.residual_to_state:
             pose = state * self.state_to_action_scale + self.state_to_action_offset  # [B, J]
             actions = actions + pose.unsqueeze(1)  # [B, H, J]
-        telemetry = collect_telemetry(moe_outputs, [self.cfg.moe] * len(moe_outputs), actions)
         return ActionHeadOutput(actions, *telemetry)

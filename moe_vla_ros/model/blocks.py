@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from moe_vla_ros.model.component_configs import ActionHeadConfig, TrunkConfig
 from moe_vla_ros.model.moe import DenseFFN, MoEConfig, MoELayer, MoEOutput
 from moe_vla_ros.model.upcycle import upcycle_ffn
 
@@ -178,6 +179,63 @@ def collect_telemetry(outputs: Sequence[MoEOutput], cfgs: Sequence[MoEConfig], l
         aux,
         torch.stack([o.dropped_tokens for o in outputs]),  # [M]
     )
+
+
+# (name, type) of MoETelemetry's fields: a module's output NamedTuple is its own tensor, then these
+TELEMETRY_FIELDS = [(name, Tensor) for name in MoETelemetry._fields]
+
+
+class MoEBlockStack(nn.Module):
+    """A module whose transformer `blocks` have MoE FFNs at `cfg.moe_layers` (the trunk, the action
+    head): building, counting and upcycling them, and running them with the router telemetry of
+    the MoE layers collected. The module calls `build_blocks` where its blocks belong in its
+    construction order (which decides the random initialisation of everything built after).
+
+    Subclasses are built as `Cls(cfg, use_moe=True)`:
+        cfg: the model config (ModelConfig).
+        use_moe: build MoE layers at the module's `moe_layers` now (False: dense FFNs
+            everywhere, for the dense warm-up; `upcycle` converts them later).
+    """
+
+    cfg: TrunkConfig | ActionHeadConfig
+    blocks: nn.ModuleList
+
+    def build_blocks(self, cfg: TrunkConfig | ActionHeadConfig, d_model: int, use_moe: bool,
+                     cross_attention: bool = False) -> None:
+        """`cfg.num_layers` blocks of width `d_model`, with MoE layers at `cfg.moe_layers` when
+        `use_moe` (False: dense FFNs everywhere, for the dense warm-up; `upcycle` converts them
+        later) and cross-attention to a context when `cross_attention`."""
+        self.cfg = cfg
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                d_model,
+                cfg.num_heads,
+                make_ffn(d_model, cfg.ffn_hidden, cfg.activation, cfg.moe if use_moe and i in cfg.moe_layers else None),
+                cross_attention=cross_attention,
+                dropout=cfg.dropout,
+            )
+            for i in range(cfg.num_layers)
+        )
+
+    @property
+    def num_moe_layers(self) -> int:
+        return sum(block.is_moe for block in self.blocks)
+
+    def upcycle(self, noise_std: float = 0.0, seed: int | None = None) -> int:
+        """Turn the dense FFNs of the configured MoE layers into MoE layers; returns how many."""
+        if not self.cfg.moe_layers:
+            return 0
+        return upcycle_blocks(self.blocks, self.cfg.moe_layers, self.cfg.moe, noise_std, seed)
+
+    def run_blocks(self, x: Tensor, **masks: Tensor) -> tuple[Tensor, MoETelemetry]:
+        """x [B, T, D] through every block (`masks`: TransformerBlock.forward's self_mask, context,
+        context_mask) -> (x [B, T, D], the telemetry of the MoE layers)."""
+        moe_outputs = []
+        for block in self.blocks:
+            x, moe = block(x, **masks)  # [B, T, D]
+            if moe is not None:
+                moe_outputs.append(moe)
+        return x, collect_telemetry(moe_outputs, [self.cfg.moe] * len(moe_outputs), x)
 
 
 class LearnedQueries(nn.Module):

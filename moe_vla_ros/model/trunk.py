@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from moe_vla_ros.model.blocks import TransformerBlock, collect_telemetry, make_ffn, upcycle_blocks
+from moe_vla_ros.model.blocks import TELEMETRY_FIELDS, MoEBlockStack
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.target_probe import TargetProbe
 
@@ -41,54 +41,22 @@ class StateEmbedding(nn.Module):
         return self.mlp(state).reshape(state.shape[0], self.num_tokens, -1)  # [B, Ns, D]
 
 
-class TrunkOutput(NamedTuple):
-    tokens: Tensor  # [B, S, D]
-    router_logits: Tensor  # [M, N, E]
-    expert_load: Tensor  # [M, E]
-    router_entropy: Tensor  # [M]
-    aux_loss: Tensor  # [] weighted MoE aux losses, summed over layers
-    dropped_tokens: Tensor  # [M] int64 token slots dropped by expert capacity, per layer
+TrunkOutput = NamedTuple("TrunkOutput", [("tokens", Tensor), *TELEMETRY_FIELDS])  # tokens [B, S, D], MoETelemetry
 
 
-class Trunk(nn.Module):
-    """Instruction + state embeddings and the (partly MoE) transformer encoder.
-
-    Args:
-        cfg: the model config.
-        use_moe: build MoE layers at `trunk.moe_layers` now (False: dense FFNs everywhere, for
-            the dense warm-up; `upcycle` converts them later).
-    """
+class Trunk(MoEBlockStack):
+    """Instruction + state embeddings and the (partly MoE) transformer encoder. Built as MoEBlockStack says, from `cfg.trunk`."""
 
     def __init__(self, cfg: ModelConfig, use_moe: bool = True) -> None:
         super().__init__()
-        tcfg = cfg.trunk
-        self.cfg = tcfg
         d = cfg.d_model
         self.instruction_embed = nn.Embedding(cfg.vocab_size, d)
         self.instruction_pos = nn.Parameter(torch.randn(cfg.contract.max_instruction_tokens, d) * 0.02)  # [L, D]
-        self.state_embed = StateEmbedding(cfg.contract.sensors.num_joints, d, tcfg.num_state_tokens)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                d,
-                tcfg.num_heads,
-                make_ffn(d, tcfg.ffn_hidden, tcfg.activation, tcfg.moe if use_moe and i in tcfg.moe_layers else None),
-                dropout=tcfg.dropout,
-            )
-            for i in range(tcfg.num_layers)
-        )
+        self.state_embed = StateEmbedding(cfg.contract.sensors.num_joints, d, cfg.trunk.num_state_tokens)
+        self.build_blocks(cfg.trunk, d, use_moe)
         self.norm = nn.LayerNorm(d)
-        self.target_probe = TargetProbe(d, tcfg.num_heads)
-        self.target_proj = nn.Linear(3, d) if tcfg.target_input else None
-
-    @property
-    def num_moe_layers(self) -> int:
-        return sum(block.is_moe for block in self.blocks)
-
-    def upcycle(self, noise_std: float = 0.0, seed: int | None = None) -> int:
-        """Turn the dense FFNs of the configured MoE layers into MoE layers; returns how many."""
-        if not self.cfg.moe_layers:
-            return 0
-        return upcycle_blocks(self.blocks, self.cfg.moe_layers, self.cfg.moe, noise_std, seed)
+        self.target_probe = TargetProbe(d, cfg.trunk.num_heads)
+        self.target_proj = nn.Linear(3, d) if cfg.trunk.target_input else None
 
     def estimate_target(self, vision_tokens: Tensor, instruction_ids: Tensor, instruction_mask: Tensor) -> Tensor:
         """The target probe: vision tokens [B, Nv, D], ids/mask [B, L] -> position [B, 3] (see target_probe.py)."""
@@ -115,11 +83,5 @@ class Trunk(nn.Module):
         always = torch.ones(b, num_vision, dtype=torch.bool, device=x.device)  # [B, Nv]
         state_valid = torch.ones(b, state_tokens.shape[1], dtype=torch.bool, device=x.device)  # [B, Ns]
         key_mask = torch.cat([always, instruction_mask != 0, state_valid], dim=1)  # [B, S]
-        moe_outputs = []
-        for block in self.blocks:
-            x, moe = block(x, self_mask=key_mask)  # [B, S, D]
-            if moe is not None:
-                moe_outputs.append(moe)
-        x = self.norm(x)  # [B, S, D]
-        telemetry = collect_telemetry(moe_outputs, [self.cfg.moe] * len(moe_outputs), x)
-        return TrunkOutput(x, *telemetry)
+        x, telemetry = self.run_blocks(x, self_mask=key_mask)  # [B, S, D]
+        return TrunkOutput(self.norm(x), *telemetry)
