@@ -70,14 +70,25 @@ class VisionGraph(nn.Module):
         return self.vision(images).tokens  # [1, Nv, D]
 
 
-class TrunkGraph(nn.Module):
+class MoEStageGraph(nn.Module):
+    """A MoE stage of the model (`stage`: trunk or action head) as a graph: the stage's own output
+    and the router telemetry the runtime reads (aux_loss and dropped_tokens are training-only).
+    The submodule keeps its name in the model, so the graph's initializers are named as its weights."""
+
+    stage = ""
+
     def __init__(self, model: MoEVLA) -> None:
         super().__init__()
-        self.trunk = model.trunk
+        self.add_module(self.stage, getattr(model, self.stage))
 
-    def forward(self, vision_tokens: Tensor, instruction_ids: Tensor, instruction_mask: Tensor, state: Tensor):
-        out = self.trunk(vision_tokens, instruction_ids, instruction_mask, state)
-        return out.tokens, out.router_logits, out.expert_load, out.router_entropy  # aux_loss is training-only
+    def forward(self, a: Tensor, b: Tensor, c: Tensor, d: Tensor):
+        """The stage's inputs (manifest STAGE_INPUTS) -> STAGE_OUTPUTS."""
+        out = getattr(self, self.stage)(a, b, c, d)
+        return out[0], out.router_logits, out.expert_load, out.router_entropy
+
+
+class TrunkGraph(MoEStageGraph):
+    stage = "trunk"  # vision_tokens, instruction_ids, instruction_mask, state -> trunk_tokens + telemetry
 
 
 class ReasoningContextGraph(nn.Module):
@@ -117,14 +128,8 @@ class ReasoningStepGraph(nn.Module):
         return dec.lm_head(dec.norm(x))  # [B, R, V]
 
 
-class ActionHeadGraph(nn.Module):
-    def __init__(self, model: MoEVLA) -> None:
-        super().__init__()
-        self.action_head = model.action_head
-
-    def forward(self, trunk_tokens: Tensor, state: Tensor, reasoning_ids: Tensor, reasoning_mask: Tensor):
-        out = self.action_head(trunk_tokens, state, reasoning_ids, reasoning_mask)
-        return out.actions, out.router_logits, out.expert_load, out.router_entropy
+class ActionHeadGraph(MoEStageGraph):
+    stage = "action_head"  # trunk_tokens, state, reasoning_ids, reasoning_mask -> actions + telemetry
 
 
 GRAPH_MODULES: dict[str, type[nn.Module]] = {
