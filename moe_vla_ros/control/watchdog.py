@@ -7,10 +7,10 @@ moment), afterwards it is *stale*. Either way the robot holds; the difference is
 reported and counted. Messages received before activation count, so a node whose inputs were
 already flowing commands at once.
 
-On top of staleness: an e-stop (engaged -> hold) and an enable switch (disabled -> hold).
-:meth:`InputWatchdog.hold_reason` folds all of it into one string, "" when commanding is
-allowed, e.g. "stale joint_states", "e-stop", "waiting for wrist_camera" (moe_vla_msgs/
-PolicyStatus.hold_reason).
+On top of staleness: an enable switch (disabled -> hold; the operator's e-stop is the node's
+enable topic, see PolicyRunner.set_enabled). :meth:`InputWatchdog.hold_reason` folds it all
+into one string, "" when commanding is allowed, e.g. "stale joint_states", "disabled",
+"waiting for wrist_camera" (moe_vla_msgs/PolicyStatus.hold_reason).
 
 Time is passed in (``now`` in seconds); nothing reads a clock. Pure Python: no rclpy.
 """
@@ -84,13 +84,12 @@ class _InputState:
 
 
 class InputWatchdog:
-    """Tracks input freshness, e-stop and enable state (see the module docstring)."""
+    """Tracks input freshness and the enable state (see the module docstring)."""
 
     def __init__(self, config: WatchdogConfig) -> None:
         self.config = config
         self._inputs = {name: _InputState(timeout) for name, timeout in config.timeouts_s.items()}
         self._activated_at: float | None = None
-        self._estop = False
         self._enabled = bool(config.start_enabled)
 
     # -- inputs and switches -------------------------------------------------------------
@@ -115,14 +114,6 @@ class InputWatchdog:
     @property
     def active(self) -> bool:
         return self._activated_at is not None
-
-    def set_estop(self, engaged: bool) -> None:
-        """Engage (True) or release (False) the e-stop."""
-        self._estop = bool(engaged)
-
-    @property
-    def estop_engaged(self) -> bool:
-        return self._estop
 
     def set_enabled(self, enabled: bool) -> None:
         """Enable or disable commanding (operator switch)."""
@@ -158,8 +149,6 @@ class InputWatchdog:
     def _reason(self, stale: list[str], waiting: list[str]) -> str:
         if not self.active:
             return "inactive"
-        if self._estop:
-            return "e-stop"
         if not self._enabled:
             return "disabled"
         if stale:

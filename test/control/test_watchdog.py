@@ -1,4 +1,4 @@
-"""Tests of moe_vla_ros/control/watchdog.py: staleness, grace period, e-stop, enable."""
+"""Tests of moe_vla_ros/control/watchdog.py: staleness, grace period, enable."""
 
 import pytest
 
@@ -65,7 +65,7 @@ def test_timeout_is_inclusive():
     assert dog.hold_reason(0.1001) == "stale joints"
 
 
-def test_estop_and_enable_override_fresh_inputs():
+def test_disable_overrides_fresh_inputs_and_staleness():
     dog = make(grace=0.0, start_enabled=False)
     dog.activate(0.0)
     dog.feed("camera", 0.0)
@@ -73,10 +73,10 @@ def test_estop_and_enable_override_fresh_inputs():
     assert dog.hold_reason(0.01) == "disabled"
     dog.set_enabled(True)
     assert dog.hold_reason(0.01) == ""
-    dog.set_estop(True)
-    assert dog.estop_engaged and dog.hold_reason(0.01) == "e-stop"
-    assert dog.hold_reason(5.0) == "e-stop"  # e-stop outranks staleness
-    dog.set_estop(False)
+    dog.set_enabled(False)
+    assert not dog.enabled and dog.hold_reason(0.01) == "disabled"
+    assert dog.hold_reason(5.0) == "disabled"  # disabled (the operator's e-stop) outranks staleness
+    dog.set_enabled(True)
     assert dog.hold_reason(0.01) == ""
     dog.deactivate()
     assert dog.hold_reason(0.01) == "inactive"
