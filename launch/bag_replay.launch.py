@@ -29,17 +29,14 @@ def in_namespace(topic: str, namespace: str) -> str:
     return ns + topic
 
 
-def _node_outputs(policy_config: str, robot_config: str, namespace: str) -> list[str]:
-    """Fully qualified output topics of the policy node in `namespace`."""
-    from moe_vla_ros.param_files import load_params_file
-    from moe_vla_ros.spec.policy_node import TopicParams
+def _node_outputs(params_files: list[str], namespace: str) -> list[str]:
+    """Fully qualified output topics of the policy node in `namespace` with `params_files`, as the
+    node spec resolves them (evaluation/bag/replay.py OUTPUTS names the output roles), and /diagnostics."""
+    from moe_vla_ros.evaluation.bag.replay import OUTPUTS
+    from moe_vla_ros.spec.policy_node import PolicyNodeConfig
 
-    params = {**load_params_file(policy_config, "policy_node", namespace or "/"),
-              **load_params_file(robot_config, "policy_node", namespace or "/")}
-    defaults = TopicParams()
-    names = [params.get(f"topics.{k}", getattr(defaults, k)) for k in ("trajectory", "reasoning_trace",
-                                                                       "expert_usage", "status")]
-    return [in_namespace(n if n.startswith("/") else "/" + n, namespace) for n in names] + ["/diagnostics"]
+    topics = PolicyNodeConfig.from_params_files(params_files, namespace=namespace or "/").topics
+    return [topics.resolved(role, namespace or "/") for role in OUTPUTS] + ["/diagnostics"]
 
 
 def _player_and_recorder(context) -> list:
@@ -53,7 +50,7 @@ def _player_and_recorder(context) -> list:
         bag_topics = list(reader.topics)
     # The node's own outputs in the bag (a recording of a run) are not played: the node publishes
     # them. Only they are recorded, so the player's wait for subscribers waits for the node.
-    outputs = _node_outputs(arg("policy_config"), arg("robot_config"), namespace)
+    outputs = _node_outputs([arg("policy_config"), arg("robot_config"), _replay_config(context)], namespace)
     played = [t for t in bag_topics if t not in outputs and in_namespace(t, namespace) not in outputs]
     remap = [f"{t}:={in_namespace(t, namespace)}" for t in played if in_namespace(t, namespace) != t]
     player_args = [arg("bag"), "--rate", arg("rate"), "--wait-timeout", arg("wait_timeout"), "--topics", *played]
@@ -67,6 +64,12 @@ def _player_and_recorder(context) -> list:
     ]
 
 
+def _replay_config(context=None):
+    """config/bag_replay.yaml, the node's extra parameter file here (a path when `context` is given)."""
+    path = PathJoinSubstitution([FindPackageShare("moe_vla_ros"), "config", "bag_replay.yaml"])
+    return path.perform(context) if context is not None else path
+
+
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("moe_vla_ros")
     policy = IncludeLaunchDescription(
@@ -75,7 +78,7 @@ def generate_launch_description() -> LaunchDescription:
             "policy_config": LaunchConfiguration("policy_config"),
             "robot_config": LaunchConfiguration("robot_config"),
             # the bag's joint states follow the recorded commands: no tracking/frozen checks
-            "extra_config": PathJoinSubstitution([share, "config", "bag_replay.yaml"]),
+            "extra_config": _replay_config(),
             "model_path": LaunchConfiguration("model_path"),
             "use_sim_time": "true",
             "autostart": "true",
