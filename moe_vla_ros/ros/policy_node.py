@@ -10,6 +10,13 @@ A lifecycle node (rclpy.lifecycle):
   cleanup     free the model (publishers/subscriptions stay; inputs are ignored)
 `autostart: true` configures and activates on start-up.
 
+`model.backend: triton` runs the stage graphs on a Triton Inference Server (model.triton.*): the
+contract is checked against the server's model metadata at configure (a mismatch or an
+unreachable server fails configure naming the url), an inference that misses its deadline or
+loses the server is a hold, and with `model.triton.fallback_onboard` the following steps run on
+the onboard ONNX Runtime policy, reported in PolicyStatus, /diagnostics and the log
+(ros/policy_model.py RemoteWatch).
+
 Everything between decoded messages and commands lives in moe_vla_ros.control.policy_runner;
 what the parameters mean (runtime config, contract check, limits, runner config) is the spec's,
 moe_vla_ros/spec/policy_node.py; this file only converts messages, wires callbacks and publishes.
@@ -45,7 +52,6 @@ from moe_vla_ros.control.input_checks import MALFORMED, NON_FINITE
 from moe_vla_ros.control.joint_state import JointStateError, JointStateMapper
 from moe_vla_ros.control.policy_runner import JOINT_STATES, PolicyRunner, camera_input
 from moe_vla_ros.control.safety import SafetyLimits
-from moe_vla_ros.control.warm_up import warm_up
 from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros.conversions import (
@@ -56,7 +62,7 @@ from moe_vla_ros.ros.conversions import (
     stamp_to_seconds,
 )
 from moe_vla_ros.ros.params import declare_config, read_config
-from moe_vla_ros.ros.policy_model import load_configured_policy
+from moe_vla_ros.ros.policy_model import RemoteWatch, load_configured_policy, warm_up_policy
 from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 from moe_vla_ros.ros.telemetry_msgs import (
     StatusSnapshot,
@@ -96,6 +102,7 @@ class PolicyNode(LifecycleNode):
         self._stopping = False  # set by stop_commanding: nothing but the final hold is published
         self.policy = None
         self.runner: PolicyRunner | None = None
+        self.remote: RemoteWatch | None = None  # model.triton.fallback_onboard: the switch, for status
         self.limits: SafetyLimits | None = None
         self.joint_names: tuple[str, ...] = ()
         self._mapper: JointStateMapper | None = None
@@ -104,6 +111,9 @@ class PolicyNode(LifecycleNode):
         self._active = False  # inputs are only used while active
         self._state = Lifecycle.UNCONFIGURED
         self._configure_error = ""  # why the last configure/activate failed ("" when it did not)
+        # The inference loop's last hold while no input check holds (e.g. a failed inference):
+        # PolicyStatus.hold_reason until the next command; "" once commanding again.
+        self._step_hold = ""
         self._instruction = ""  # kept across cleanup/configure: activation resumes the task
         self._enabled: bool | None = None  # last operator enable/disable, for logging changes
         self._enable_stamp = -1  # source timestamp (ns) of the enable message applied last
@@ -172,8 +182,9 @@ class PolicyNode(LifecycleNode):
             self.joint_names = contract.sensors.joint_names
             self._mapper = JointStateMapper(self.joint_names)
             self.limits = limits = cfg.safety_limits(contract)
-            warm_up(self.policy, cfg.model.warmup_runs, limits)
+            warm_up_policy(self.policy, cfg.model.warmup_runs, limits)
             self.runner = PolicyRunner(self.policy, cfg.runner_config(contract), limits)
+            self.remote = RemoteWatch.of(self.policy, self.get_logger())
             if self._instruction:
                 self.runner.set_instruction(self._instruction)
             if self._enabled is not None:  # an e-stop stays engaged across reconfiguration
@@ -205,6 +216,7 @@ class PolicyNode(LifecycleNode):
         self.runner.activate(self._now())
         self._active = True
         self._stopping = False
+        self._step_hold = ""
         self._inference.start()
         self._state = Lifecycle.ACTIVE
         self.get_logger().info("activated: commanding once inputs are fresh and an instruction is set")
@@ -294,7 +306,7 @@ class PolicyNode(LifecycleNode):
     def _free_model(self) -> None:
         if self.policy is not None:
             self.policy.close()
-        self.policy, self.runner = None, None
+        self.policy, self.runner, self.remote = None, None, None
 
     # -- inputs ---------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -359,9 +371,12 @@ class PolicyNode(LifecycleNode):
         if runner is None or self._stopping:
             return
         command = runner.step(self._now)
+        if self.remote is not None:
+            self.remote.poll(runner.counters.last_error)
         if command is None:
             return
         if command.is_hold:
+            self._step_hold = command.hold_reason
             self._publish_hold(command.hold_reason, command)
             return
         out, chunk_id = command.output, command.accept.chunk_id
@@ -369,6 +384,7 @@ class PolicyNode(LifecycleNode):
             if self._stopping or not runner.commanding:
                 return  # stopped or held (e-stop, deactivate) meanwhile: the hold went out, nothing after it
             self._pubs["trajectory"].publish(planned_trajectory_to_msg(self.joint_names, command.trajectory))
+            self._step_hold = ""
         self._pubs["usage"].publish(expert_usage_msg(out.stamp, chunk_id, out.expert_usage))
         if out.reasoning is not None and out.reasoning_is_new:
             trace = reasoning_trace_msg(out.reasoning, chunk_id, runner.instruction, out.expert_usage)
@@ -412,10 +428,10 @@ class PolicyNode(LifecycleNode):
                                         instruction=self._instruction)
         c = runner.counters
         active = state is Lifecycle.ACTIVE
-        hold = runner.hold_reason(now) if active else f"node {state.label}"
+        hold = (runner.hold_reason(now) or self._step_hold) if active else f"node {state.label}"
         if self._configure_error:
             hold = self._configure_error
-        return StatusSnapshot(
+        snapshot = StatusSnapshot(
             stamp=now, lifecycle_id=int(state), lifecycle_label=state.label, metadata=self.policy.metadata,
             latency=runner.latency_summary(), chunks_published=c.chunks_published,
             dropped_inputs=runner.input_drop_count() + c.rejected_inputs, stale_inputs=runner.stale_event_count(),
@@ -425,11 +441,17 @@ class PolicyNode(LifecycleNode):
             last_error=self._configure_error or c.last_error, instruction=runner.instruction,
             holds_by_reason=dict(c.holds_by_reason), rejected_inputs_by_reason=dict(c.rejected_by_reason),
         )
+        remote = self.remote
+        return snapshot if remote is None else remote.status_snapshot(snapshot)
 
     def _publish_status(self) -> None:
         snapshot = self.status_snapshot()
         self._pubs["status"].publish(policy_status_msg(snapshot))
-        self._pubs["diagnostics"].publish(diagnostics_msg(snapshot, self.get_name()))
+        diagnostics = diagnostics_msg(snapshot, self.get_name())
+        remote = self.remote
+        if remote is not None and snapshot.metadata is not None:
+            diagnostics = remote.diagnostics(diagnostics, snapshot.commanding)
+        self._pubs["diagnostics"].publish(diagnostics)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -328,7 +328,7 @@ class FallbackPolicy(Policy):
     last trace predates the outage); a success serves the step and switches back, a failure is
     served by the fallback in the same step (no further hold). With 0 it stays on the fallback
     until reset_to_primary() (e.g. the next configure). `switches` and `recoveries` count both
-    directions. metadata is the active policy's.
+    directions, `last_fallback_reason` keeps the last switch's reason. metadata is the active policy's.
     """
 
     def __init__(self, primary: Policy, fallback: Policy, retry_primary_s: float = 0.0,
@@ -341,6 +341,7 @@ class FallbackPolicy(Policy):
         self.contract = primary.contract
         self.retry_primary_s = float(retry_primary_s)
         self.fallback_reason = ""
+        self.last_fallback_reason = ""  # why it switched last (kept after going back)
         self.fallback_since = 0.0  # clock() at the switch
         self.switches = 0
         self.recoveries = 0
@@ -365,7 +366,7 @@ class FallbackPolicy(Policy):
         try:
             return self.primary.infer(observation, generate_reasoning)
         except RemotePolicyError as e:
-            self.fallback_reason = str(e)
+            self.fallback_reason = self.last_fallback_reason = str(e)
             self.fallback_since = self._clock()
             self.switches += 1
             self._schedule_try()
