@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from moe_vla_ros.runtime.config import KNOWN_PROVIDERS, RuntimeConfig, RuntimeConfigError
+from moe_vla_ros.runtime.config import BACKENDS, KNOWN_PROVIDERS, RuntimeConfig, RuntimeConfigError
 
 
 def test_defaults_prefer_gpu_and_keep_cpu_last():
@@ -39,3 +39,23 @@ def test_engine_cache_is_per_model(tmp_path):
     assert RuntimeConfig(trt_engine_cache_dir=str(tmp_path)).engine_cache_dir("demo-123") == tmp_path / "demo-123"
     default = RuntimeConfig().engine_cache_dir("demo-123")
     assert default == Path.home() / ".cache/moe_vla_ros/trt/demo-123"
+
+
+def test_triton_config_validation_and_deadline_check():
+    from moe_vla_ros.runtime.config import TritonConfig, TritonConfigError
+
+    assert RuntimeConfig().triton == TritonConfig() and "triton" in BACKENDS
+    assert RuntimeConfig(backend="triton", triton=TritonConfig(url="gpu:9001")).triton.endpoint == "triton://gpu:9001"
+    for kw, match in (({"url": "gpu"}, "url"), ({"url": "gpu:0"}, "url"), ({"deadline_s": 0}, "deadline_s"),
+                      ({"deadline_s": float("nan")}, "deadline_s"), ({"connect_timeout_s": True}, "connect_timeout_s"),
+                      ({"retry_primary_s": -1}, "retry_primary_s"), ({"model_version": "v1"}, "model_version"),
+                      ({"fallback_onboard": 1}, "fallback_onboard")):
+        with pytest.raises(TritonConfigError, match=match):
+            TritonConfig(**kw)
+    assert issubclass(TritonConfigError, RuntimeConfigError)
+    with pytest.raises(RuntimeConfigError, match="triton must be a TritonConfig"):
+        RuntimeConfig(triton={"url": "gpu:1"})
+    cfg = TritonConfig(deadline_s=0.08)
+    assert cfg.deadline_problem(10.0) == "" and "not shorter" in cfg.deadline_problem(12.5)
+    with pytest.raises(TritonConfigError, match=r"gpu:1|127.0.0.1:8001.*deadline_s 80 ms is not shorter than .* 80 ms"):
+        cfg.check_deadline(12.5)

@@ -218,3 +218,29 @@ def test_a_new_field_is_a_parameter_read_from_yaml_and_reported_without_other_ed
     assert EvaluationConfig(node=cfg).to_dict()["node"]["execution.new_setting_s"] == 0.5  # the evaluator's report
     with pytest.raises(NodeConfigError):
         ExtendedConfig.from_params({"execution.new_setting_s": 0.5, "execution.blend": "spline"})
+
+
+def test_triton_parameters_reach_the_runtime_config(tmp_path):
+    from moe_vla_ros.runtime.config import TRITON_RANGES, TritonConfig
+
+    names = [n for n in param_names(PolicyNodeConfig) if n.startswith("model.triton.")]
+    assert [n.removeprefix("model.triton.") for n in names] == [f.name for f in dataclasses.fields(TritonConfig)]
+    meta = {name: param_meta(f) for name, f, _ in iter_params(PolicyNodeConfig)}
+    for name, (lo, hi) in TRITON_RANGES.items():
+        assert (meta[f"model.triton.{name}"]["min"], meta[f"model.triton.{name}"]["max"]) == (lo, hi), name
+    assert PolicyNodeConfig.from_params_files(default_params_files()).runtime_config().triton == TritonConfig()
+    flat = {"model.backend": "triton", "model.triton.url": "fleet-gpu:8001", "model.triton.deadline_s": 0.05,
+            "model.triton.connect_timeout_s": 2.0, "model.triton.model_version": "3", "model.triton.ssl": True,
+            "model.triton.fallback_onboard": True, "model.triton.retry_primary_s": 0.0}
+    cfg = PolicyNodeConfig.from_params_files([*default_params_files(), write_params(tmp_path / "t.yaml", flat)])
+    runtime = cfg.runtime_config()
+    assert runtime.backend == "triton" and runtime.triton == TritonConfig(
+        url="fleet-gpu:8001", deadline_s=0.05, connect_timeout_s=2.0, model_version="3", ssl=True,
+        fallback_onboard=True, retry_primary_s=0.0)
+    assert runtime.verify_on_target  # for the onboard fallback
+    no_fallback = cfg.with_params({"model.triton.fallback_onboard": False}).runtime_config()
+    assert not no_fallback.verify_on_target and not no_fallback.triton.fallback_onboard
+    for name, value, error in (("url", "fleet-gpu", "url must be 'host:port'"), ("deadline_s", 0.0, "deadline_s"),
+                               ("model_version", "latest", "model_version"), ("retry_primary_s", -1.0, "retry_primary_s")):
+        with pytest.raises(NodeConfigError, match=f"model.triton: {error}"):
+            PolicyNodeConfig.from_params({f"model.triton.{name}": value})
