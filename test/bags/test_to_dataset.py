@@ -184,3 +184,39 @@ def test_cli(demo_bag, tmp_path, capsys):
     bad_camera = [str(path), "-o", str(tmp_path / "ds2"), "--contract", str(contract_file), "--camera", "wrist"]
     assert main(bad_camera) == 2
     assert "--camera takes NAME=TOPIC, got 'wrist'" in capsys.readouterr().err
+
+
+def test_cli_several_bags(tmp_path, capsys):
+    """Several bags: one dataset per bag in OUT/<bag name>/ (bags of the same name told apart by
+    their parent folder), equal to converting each alone; a folder that is not a bag is reported
+    in the fleet summary without stopping the rest, and the exit code is 1."""
+    demo = SyntheticDemo(duration_s=3.0)
+    bags = [tmp_path / "robot1" / "bag", tmp_path / "robot2" / "bag"]
+    for bag in bags:
+        write_demo_bag(bag, demo)
+    (tmp_path / "not_a_bag").mkdir()
+    contract_file = tmp_path / "contract.json"
+    contract_file.write_text(json.dumps({"sensors": demo.contract().to_dict()}))
+    common = ["--contract", str(contract_file), "--camera", "wrist=/camera/wrist/image_raw/compressed", "--no-progress"]
+    fleet = [str(bags[0]), str(tmp_path / "not_a_bag"), str(bags[1])]
+    assert main([*fleet, "-o", str(tmp_path / "out"), *common]) == 1
+    run = capsys.readouterr()
+    assert "2 of 3 bags ok, 1 failed" in run.out and "not_a_bag: BagError:" in run.out
+    assert "moe_vla_bag_to_dataset: error: 1 of 3 bags failed" in run.err
+    summary = json.loads((tmp_path / "out" / "fleet_summary.json").read_text())
+    assert [(r["name"], r["status"]) for r in summary["per_bag"]] == [
+        ("robot1_bag", "ok"), ("not_a_bag", "failed"), ("robot2_bag", "ok")]
+    assert summary["totals"]["episodes"] == 2 and summary["per_bag"][0]["steps"] == summary["totals"]["steps"] // 2
+    assert main([str(bags[0]), "-o", str(tmp_path / "alone"), *common]) == 0  # one bag: OUT is the dataset
+    alone, in_fleet = DemoDataset(tmp_path / "alone"), DemoDataset(tmp_path / "out" / "robot1_bag")
+    np.testing.assert_array_equal(alone.episode(0).action, in_fleet.episode(0).action)
+    capsys.readouterr()
+    # refused before any work: a missing bag, the same bag twice, an output folder in use, Ray options without Ray
+    for argv, message in (([str(bags[0]), str(tmp_path / "missing")], "not found"),
+                          ([str(bags[0]), str(tmp_path / "robot1" / ".." / "robot1" / "bag")], "given twice"),
+                          ([*map(str, bags), "-o", str(tmp_path / "out")], "not empty"),
+                          ([*map(str, bags), "--ray-num-cpus", "2"], "need --executor ray")):
+        out = [] if "-o" in argv else ["-o", str(tmp_path / "new")]
+        assert main([*argv, *out, *common]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
