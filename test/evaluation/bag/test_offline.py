@@ -240,3 +240,28 @@ def test_a_renamed_topic_or_a_corrupt_chunk_stops_the_evaluation_with_exit_2(exp
                 "--no-plots", "--no-progress"]
         assert main(args) == 2
         assert reason in capsys.readouterr().err
+
+
+def test_command_line_several_bags(expert_bag, random_model, tmp_path, capsys):
+    """Several bags: one report per bag in OUT/<bag name>/, equal to the bag evaluated alone; a
+    folder that is not a bag is reported in the fleet summary (table + JSON) and the exit code is 1."""
+    import shutil
+
+    copy = tmp_path / "robot2" / "bag"
+    shutil.copytree(expert_bag.path, copy)
+    (tmp_path / "empty").mkdir()
+    common = ["--model", str(random_model), "--max-seconds", "1.5", "--latency", "0.05", "--no-plots", "--no-progress"]
+    fleet = [str(expert_bag.path), str(tmp_path / "empty"), str(copy)]
+    assert main([*fleet, "-o", str(tmp_path / "fleet"), *common]) == 1
+    run = capsys.readouterr()
+    first = f"{expert_bag.path.parent.name}_bag"
+    assert "2 of 3 bags ok, 1 failed" in run.out and "empty: BagError:" in run.out and "action MAE" in run.out
+    assert "moe_vla_eval_bag: error: 1 of 3 bags failed" in run.err
+    summary = json.loads((tmp_path / "fleet" / "fleet_summary.json").read_text())
+    assert [(r["name"], r["status"]) for r in summary["per_bag"]] == [(first, "ok"), ("empty", "failed"), ("robot2_bag", "ok")]
+    ok = [r for r in summary["per_bag"] if r["status"] == "ok"]
+    assert ok[0]["action_mae"] == ok[1]["action_mae"] and ok[0]["commands"] >= 1  # the same recording twice
+    assert summary["totals"]["action_mae"] == pytest.approx(ok[0]["action_mae"])
+    assert main([str(expert_bag.path), "-o", str(tmp_path / "alone"), *common]) == 0  # one bag: OUT is the report
+    alone = json.loads((tmp_path / "alone" / "report.json").read_text())
+    assert alone["action_error"] == json.loads((tmp_path / "fleet" / first / "report.json").read_text())["action_error"]
