@@ -197,6 +197,8 @@ def fan_out(fn: Callable[..., Any], bags: Sequence[str | os.PathLike], config: F
 
     With ray, `fn` (e.g. a functools.partial of a module-level function) is pickled once and must
     import on the workers; it writes its outputs itself and returns something small and picklable.
+    The workers get the bags and Path arguments as absolute paths (paths inside `fn` are the
+    caller's to make absolute: workers of an existing cluster do not run in this folder).
     """
     paths = [Path(b) for b in bags]
     extra = [tuple(a) for a in args] if args is not None else [()] * len(paths)
@@ -240,7 +242,9 @@ def _fan_out_ray(fn: Callable[..., Any], paths: list[Path], extra: list[tuple],
 
     task = ray.remote(run_one).options(num_cpus=1, max_retries=1)  # a retry only for a lost worker/node
     fn_ref = ray.put(fn)
-    refs = [task.remote(fn_ref, i, bag, extra[i]) for i, bag in enumerate(paths)]
+    # workers of an existing cluster run in their own folder: they get absolute paths
+    refs = [task.remote(fn_ref, i, bag.absolute(), tuple(a.absolute() if isinstance(a, Path) else a for a in extra[i]))
+            for i, bag in enumerate(paths)]
     index_of = {ref: i for i, ref in enumerate(refs)}
     results: list[BagResult | None] = [None] * len(paths)
     pending = list(refs)
@@ -250,7 +254,7 @@ def _fan_out_ray(fn: Callable[..., Any], paths: list[Path], extra: list[tuple],
             for ref in ready:
                 i = index_of[ref]
                 try:
-                    results[i] = ray.get(ref)
+                    results[i] = replace(ray.get(ref), bag=paths[i])  # the bag as given
                 except ray.exceptions.RayError as error:  # the task itself did not run to the end
                     results[i] = BagResult(paths[i], i, error=one_line(error), error_type=type(error).__name__,
                                            exit_code=EXIT_FAILED)

@@ -335,7 +335,8 @@ def _run(argv: Sequence[str] | None) -> int:
     cfg = config_from_args(args, simulate_latency=not args.no_simulate_latency, fixed_latency_s=args.latency,
                            max_seconds=args.max_seconds,
                            progress=args.progress and not fleet and executor.executor == "local")
-    evaluate = partial(evaluate_into, model=args.model, config=cfg, runtime=replace(CPU_RUNTIME, backend=args.backend))
+    model = Path(args.model).absolute() if executor.executor == "ray" else args.model  # Ray workers run elsewhere
+    evaluate = partial(evaluate_into, model=model, config=cfg, runtime=replace(CPU_RUNTIME, backend=args.backend))
     if not fleet:
         report = fanout.run_single(evaluate, args.bags[0], args.out, executor)
         print(report.format())
