@@ -12,7 +12,8 @@
 #   4. both exported (sparse expert graphs, fp32, no checkpoint copy),
 #   5. both evaluated closed loop through the policy node, one after the other, on the SAME
 #      held-out scene seeds (not training seeds),
-#   6. report: success per model with a 95 % Wilson interval, two-proportion z-test, Fisher's
+#   6. each model evaluated offline on the held-out demos both as npz images and as decoded video,
+#   7. report: success per model with a 95 % Wilson interval, two-proportion z-test, Fisher's
 #      exact test, paired (same seeds) exact McNemar test, training metrics side by side, wall
 #      times; written to build/lerobot_parity/report.json and printed.
 # A step is skipped when its output exists (delete it to redo it). Sizes come from the environment:
@@ -150,7 +151,42 @@ for m in npz lerobot; do
     || { echo "[parity] evaluation of $m failed:"; tail -20 "$work/eval_$m.log"; exit 1; }
 done
 
-echo "[parity] $(date -u +%H:%M:%S) 6. report"
+echo "[parity] $(date -u +%H:%M:%S) 6. each model on the held-out demos as npz images and as decoded video"
+[ -f "$work/cross_eval.json" ] || timed cross_eval "$bin/python" - "$work" <<'EOF'
+"""Each trained model on the held-out demos as npz images and as decoded video: does the codec change what a model sees?"""
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from moe_vla_ros.data.dataset import DemoDataset
+from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset
+from moe_vla_ros.model.checkpoint import load_checkpoint, load_tokenizer
+from moe_vla_ros.training.train_config import TrainConfig
+from moe_vla_ros.training.data import VLADataset, split_episodes
+from moe_vla_ros.training.evaluate import evaluate
+
+torch.set_num_threads(1)
+work = Path(sys.argv[1])
+cfg = TrainConfig()
+sources = {"npz": DemoDataset(work / "demos"), "lerobot": LeRobotDemoDataset(work / "lerobot")}
+_, val_eps = split_episodes(len(sources["npz"]), cfg.val_fraction, int(json.loads((work / "train_npz/train_config.json").read_text())["seed"]))
+keys = ("action_l1_rad", "action_l1_rad_episode_start", "target_error_cm", "target_error_cm_episode_start")
+out = {}
+for model_name in ("npz", "lerobot"):
+    model = load_checkpoint(work / f"train_{model_name}")
+    tokenizer = load_tokenizer(work / f"train_{model_name}")
+    for source_name, source in sources.items():
+        torch.manual_seed(0)
+        m = evaluate(model, VLADataset(source, model.cfg.contract, tokenizer, val_eps), batch_size=64,
+                     max_samples=cfg.max_eval_samples, generated_samples=cfg.eval_generated_samples)
+        out[f"model_{model_name}_on_{source_name}_images"] = {k: m.get(k) for k in keys}
+        print(f"model {model_name:8} on {source_name:8} images: " + ", ".join(f"{k} {m.get(k, float('nan')):.4f}" for k in keys))
+(work / "cross_eval.json").write_text(json.dumps(out, indent=1))
+EOF
+
+echo "[parity] $(date -u +%H:%M:%S) 7. report"
 "$bin/python" - "$work" <<'EOF'
 """Success with 95 % Wilson intervals and tests of the difference; training metrics; round trip; times."""
 import json
@@ -196,7 +232,7 @@ def train_metrics(folder):
     trains = [r for r in records if r.get("kind") == "train"]
     last = evals[-1] if evals else {}
     keys = ("action_l1_rad", "action_l1_rad_episode_start", "target_error_cm", "target_error_cm_episode_start",
-            "reasoning_token_accuracy")
+            "reasoning_accuracy")
     out = {k: last.get(k) for k in keys}
     out.update(step=last.get("step"), final_train_loss=trains[-1].get("loss") if trains else None,
                curve={k: [[r["step"], r.get(k)] for r in evals] for k in ("action_l1_rad_episode_start",
@@ -228,13 +264,15 @@ tests = {
     "mcnemar_exact_p": mcnemar_p(only_a, only_b) if same_seeds else None,
 }
 tests["within_noise"] = bool(tests["two_proportion_z_p"] >= 0.05 and tests["fisher_exact_p"] >= 0.05)
+# 0 % against 0 % (or 100 % against 100 %) says nothing about the data path
+tests["informative"] = 0 < a["successes"] + b["successes"] < a["episodes"] + b["episodes"]
 roundtrip = json.loads((work / "roundtrip.json").read_text())
 config = json.loads((work / "train_npz/train_config.json").read_text())
 result = {"config": {k: config.get(k) for k in ("dense_steps", "moe_steps", "batch_size", "seed", "model_overrides",
                                                 "start_oversampling", "start_steps", "image_shift_pixels", "val_fraction")},
           "demos": roundtrip["episodes"], "demo_frames": roundtrip["frames"],
           "eval_seed_start": min(a["seeds"]), "models": models, "tests": tests, "roundtrip": roundtrip,
-          "wall_times_s": times}
+          "cross_eval": json.loads((work / "cross_eval.json").read_text()), "wall_times_s": times}
 (work / "report.json").write_text(json.dumps(result, indent=1))
 
 def f(v, fmt="{:.4f}"):
@@ -248,18 +286,21 @@ for label, key in (("closed-loop success", None),):
 print(f"{'  95 % Wilson interval':34} " + " ".join(f"{m['wilson95'][0] * 100:.0f}-{m['wilson95'][1] * 100:.0f} %".rjust(18) for m in (a, b)))
 print(f"{'  mean episode time [s]':34} " + " ".join(f(m["mean_episode_time_s"], "{:.2f}").rjust(18) for m in (a, b)))
 for key in ("action_l1_rad", "action_l1_rad_episode_start", "target_error_cm", "target_error_cm_episode_start",
-            "reasoning_token_accuracy", "final_train_loss"):
+            "reasoning_accuracy", "final_train_loss"):
     print(f"{key:34} " + " ".join(f(m["training"][key]).rjust(18) for m in (a, b)))
 print(f"difference B - A {tests['difference_lerobot_minus_npz'] * 100:+.1f} points; two-proportion z p = "
       f"{tests['two_proportion_z_p']:.3f}; Fisher exact p = {tests['fisher_exact_p']:.3f}; intervals overlap: "
       f"{tests['intervals_overlap']}; paired (same seeds): only A {only_a}, only B {only_b}, McNemar exact p = "
       f"{f(tests['mcnemar_exact_p'], '{:.3f}')}")
-print(f"within noise: {tests['within_noise']}")
+print(f"within noise: {tests['within_noise']}" + ("" if tests["informative"] else
+      " (NOT informative: both models at 0 % or both at 100 %)"))
 cams = ", ".join(f"{c} {v['mean_abs_error']:.2f} (p99 {v['p99_abs_error']}, max {v['max_abs_error']})"
                  for c, v in roundtrip["cameras"].items())
 print(f"codec {roundtrip['codec']}: mean abs pixel error {roundtrip['pixels_mean_abs_error']:.2f} / 255 ({cams}); "
       f"joints/actions/targets max diff {max(roundtrip['max_abs_diff'].values()):.2g}; "
       f"mp4 {roundtrip['mp4_bytes'] / 1e6:.1f} MB vs npz {roundtrip['npz_bytes'] / 1e6:.1f} MB")
+for name, m in result["cross_eval"].items():
+    print(f"{name:34} " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()))
 print("wall times [s]: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
 print(f"written {work / 'report.json'}")
 EOF
