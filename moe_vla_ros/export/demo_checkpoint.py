@@ -40,6 +40,12 @@ DEMO_CORPUS = (
     "the red square is top left . moving there",
     "the blue square is bottom right . moving there",
     "reached the green square . closing gripper",
+    # the simulator's task wordings (sim/tasks.py INSTRUCTION_TEMPLATES), so its instructions are
+    # known words: the node holds on instructions with unknown words (safety.max_unread_words)
+    "reach the red cube", "go to the green cube", "touch the blue cube",
+    "move the gripper to the red cube", "push the green cube to the left", "slide the blue cube to the right",
+    "move the red cube left", "lift the green cube", "pick up the blue cube", "raise the red cube",
+    "grab the green cube and lift it",
 )
 
 

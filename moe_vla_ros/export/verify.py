@@ -5,13 +5,16 @@ Graph level (`verify_graphs`), per graph, ONNX Runtime CPU vs the torch module o
 input sets:
 
     vision             random scene, all-black and all-white images
-    trunk              a random batch; full-length and one-word instructions; degenerate tokens
+    trunk              a random batch; full-length and one-word instructions; degenerate tokens;
+                       identical vision tokens along the direction that concentrates routing most
     reasoning_context  trunk tokens of a random batch; all-zero tokens
     reasoning_step     only BOS, half and full token buffers
     action_head        no reasoning (all-zero mask), partial and full reasoning; degenerate tokens
 
 "Degenerate" inputs (identical tokens, PAD-only instructions) concentrate routing so that
-some expert receives no token; the report says whether such a case was covered
+some expert receives no token; for the trunk, `CONCENTRATION_DIRECTIONS` seeded directions are
+tried and the one leaving the most experts idle in torch is verified (a property of the weights,
+so searched rather than assumed). The report says whether such a case was covered
 (`idle_expert_covered`). Float outputs must agree within tolerance + 1e-4 * max|output|; the
 top-k routing implied by each MoE layer's router logits must agree except at near-ties. The
 split reasoning pair (context + step) must also equal ReasoningDecoder.forward in torch.
@@ -47,6 +50,7 @@ from moe_vla_ros.runtime.torch_policy import TorchPolicy
 from moe_vla_ros.runtime.types import PolicyMetadata
 
 RELATIVE_TOLERANCE = 1e-4
+CONCENTRATION_DIRECTIONS = 8  # seeded directions tried for the trunk's concentrated-routing input set
 InputSet = tuple[str, tuple[Tensor, ...]]
 
 
@@ -78,6 +82,8 @@ def input_sets(model: MoEVLA, stage: str, seed: int) -> list[InputSet]:
             ("degenerate_zero_tokens", (zeros, one_word, first, torch.zeros_like(state))),
             ("degenerate_constant_tokens", (zeros + 3.0, one_word, first, torch.zeros_like(state))),
             ("degenerate_negative_tokens", (zeros - 3.0, one_word, first, torch.zeros_like(state))),
+            ("concentrated_routing", (concentrated_vision_tokens(model, (zeros, one_word, first, torch.zeros_like(state)), seed),
+                                      one_word, first, torch.zeros_like(state))),
         ]
     if stage == "reasoning_context":
         return [("random", (trunk_tokens,)), ("zero_tokens", (torch.zeros_like(trunk_tokens),))]
@@ -95,6 +101,21 @@ def input_sets(model: MoEVLA, stage: str, seed: int) -> list[InputSet]:
         ("degenerate_zero_tokens", (zeros, torch.zeros_like(state), torch.zeros_like(reasoning), none)),
         ("degenerate_constant_tokens", (zeros + 3.0, torch.zeros_like(state), torch.zeros_like(reasoning), none)),
     ]
+
+
+def concentrated_vision_tokens(model: MoEVLA, trunk_inputs: tuple[Tensor, ...], seed: int) -> Tensor:
+    """Vision tokens [1, Nv, D] all equal to one seeded direction: of CONCENTRATION_DIRECTIONS
+    tried with the other trunk inputs of `trunk_inputs` (vision tokens, ids, mask, state), the one
+    whose trunk routing (torch) leaves the most expert slots idle."""
+    vision_tokens, ids, mask, state = trunk_inputs
+    g = torch.Generator().manual_seed(seed + 3)
+    best, best_idle = vision_tokens, -1
+    for _ in range(CONCENTRATION_DIRECTIONS):
+        tokens = torch.randn(vision_tokens.shape[-1], generator=g).expand_as(vision_tokens).contiguous()
+        idle = int((model.trunk(tokens, ids, mask, state).expert_load == 0).sum())  # expert_load [M, E]
+        if idle > best_idle:
+            best, best_idle = tokens, idle
+    return best
 
 
 def reasoning_inputs(trunk_tokens: Tensor, words: Tensor, r: int) -> list[InputSet]:

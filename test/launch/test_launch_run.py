@@ -85,6 +85,7 @@ def test_two_namespaced_robots_each_get_their_own_parameters_and_topics(probe, t
 
     node, executor = probe
     limits = {"robot1": 0.5, "robot2": 2.5}
+    instructions = {"robot1": "reach the red cube", "robot2": "touch the blue cube"}  # words the model knows
     commands = {ns: [] for ns in limits}
     subs = {}
     for ns in limits:
@@ -93,7 +94,7 @@ def test_two_namespaced_robots_each_get_their_own_parameters_and_topics(probe, t
     configs = {
         ns: robot_config(tmp_path, ns, sim_model_dir, **{
             "robot.position_lower": [-lim] * 6 + [0.0], "robot.position_upper": [lim] * 6 + [0.04],
-            "execution.default_instruction": f"reach the red cube {ns}"})
+            "execution.default_instruction": instructions[ns]})
         for ns, lim in limits.items()
     }
     peers = [RosPeerProcess([str(REPO_ROOT / "test" / "ros" / "fake_robot.py"), "--namespace", ns,
@@ -111,7 +112,7 @@ def test_two_namespaced_robots_each_get_their_own_parameters_and_topics(probe, t
             values = get_parameters(node, executor, f"/{ns}/policy_node",
                                     ["robot.position_upper", "execution.default_instruction", "topics.trajectory"])
             assert list(values["robot.position_upper"]) == [lim] * 6 + [0.04]
-            assert values["execution.default_instruction"] == f"reach the red cube {ns}"
+            assert values["execution.default_instruction"] == instructions[ns]
             assert values["topics.trajectory"] == TRAJECTORY  # relative: resolved in the namespace
             publishers = node.get_publishers_info_by_topic(f"/{ns}/{TRAJECTORY}")
             assert [(p.node_name, p.node_namespace) for p in publishers] == [("policy_node", f"/{ns}")]
