@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,13 +132,20 @@ class InstructionTokenizer:
 
     @classmethod
     def from_dataset(
-        cls, dataset, max_instruction_tokens: int = 16, max_reasoning_tokens: int = 24, min_frequency: int = 1
+        cls, dataset, max_instruction_tokens: int = 16, max_reasoning_tokens: int = 24, min_frequency: int = 1,
+        expand_instructions: Callable[[list[str]], Iterable[str]] | None = None,
     ) -> InstructionTokenizer:
-        """Learn a vocabulary from every instruction and reasoning text of a `DemoDataset`."""
+        """Learn a vocabulary from every instruction and reasoning text of a `DemoDataset`, plus
+        the texts `expand_instructions(instructions)` gives (e.g. the words of training-time
+        instruction variants, training/instruction_variants.vocabulary_texts)."""
         texts: list[str] = []
+        instructions: list[str] = []
         for episode in dataset:
+            instructions.append(episode.instruction)
             texts.append(episode.instruction)
             texts.extend(sorted(set(episode.reasoning)))
+        if expand_instructions is not None:
+            texts.extend(expand_instructions(instructions))
         return cls.train(texts, max_instruction_tokens, max_reasoning_tokens, min_frequency)
 
     def save(self, directory: str | os.PathLike) -> None:
@@ -179,6 +186,11 @@ class InstructionTokenizer:
     def encode_reasoning(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Reasoning text -> (ids [R] int64, mask [R] int64), at most R - 1 tokens ("" -> all PAD)."""
         return pad_ids(self.tokenize_ids(text)[: self.max_reasoning_tokens - 1], self.max_reasoning_tokens)
+
+    def read(self, instruction: str) -> InstructionReading:
+        """Which words of `instruction` the model does not read (as RuntimeTokenizer.read)."""
+        encoding = self.hf.backend_tokenizer.encode(instruction, add_special_tokens=False)
+        return read_encoding(instruction, encoding.ids, encoding.offsets, self.max_instruction_tokens)
 
     def decode(self, ids) -> str:
         """Ids -> text: stops at the first EOS, drops PAD/BOS."""

@@ -92,8 +92,9 @@ class VLADataset(Dataset):
         tokenizer: encodes instructions and reasoning (lengths must match the contract).
         episode_indices: episodes to use (default: all).
         variants: instruction paraphrases shown instead of the recorded instruction with
-            `variants.probability` (training only; the tokenizer must know their words,
-            training/instruction_variants.vocabulary_texts). None or probability 0: off.
+            `variants.probability` (training only). Variants with a word the tokenizer does not
+            know (or cut by the instruction length) are left out: a fresh tokenizer learns them
+            from training/instruction_variants.vocabulary_texts. None or probability 0: off.
     """
 
     def __init__(
@@ -134,9 +135,9 @@ class VLADataset(Dataset):
             if self.variants is not None:
                 if ep.instruction not in variant_rows:
                     texts = instruction_variants(ep.instruction, self.variants.per_instruction, self.variants.seed)
-                    variant_rows[ep.instruction] = (len(variant_ids), len(texts))
-                    for text in texts:
-                        v_ids, v_mask = tokenizer.encode(text)  # [L]
+                    readable = [tokenizer.encode(text) for text in texts if not tokenizer.read(text).unread_words]  # [L] each
+                    variant_rows[ep.instruction] = (len(variant_ids), len(readable))
+                    for v_ids, v_mask in readable:
                         variant_ids.append(v_ids)
                         variant_mask.append(v_mask)
                 first, count = variant_rows[ep.instruction]

@@ -45,6 +45,7 @@ from moe_vla_ros.training.data import (
     start_weights,
 )
 from moe_vla_ros.training.evaluate import evaluate
+from moe_vla_ros.training.instruction_variants import vocabulary_texts
 from moe_vla_ros.training.stages import (
     STAGE_DENSE,
     STAGE_MOE,
@@ -231,10 +232,11 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
             dataset,
             max_instruction_tokens=cfg.max_instruction_tokens or preset.max_instruction_tokens,
             max_reasoning_tokens=cfg.max_reasoning_tokens or preset.max_reasoning_tokens,
+            expand_instructions=vocabulary_texts if cfg.variants.enabled else None,
         )
         model_cfg = build_model_config(dataset, tokenizer, cfg, normalization_from_episodes(dataset, train_eps))
         model = MoEVLA(model_cfg, use_moe=False).to(cfg.device)
-    train = VLADataset(dataset, model.cfg.contract, tokenizer, train_eps)
+    train = VLADataset(dataset, model.cfg.contract, tokenizer, train_eps, variants=cfg.variants)
     val = VLADataset(dataset, model.cfg.contract, tokenizer, val_eps) if val_eps else train
 
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -307,6 +309,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
                    help="draw samples of the first --start-steps steps of each episode this many times as often (1: uniform)")
     p.add_argument("--start-steps", type=int, default=defaults.start_steps,
                    help="episode-start steps that --start-oversampling applies to")
+    p.add_argument("--instruction-variants", type=float, default=defaults.instruction_variants, metavar="P",
+                   help="probability that a sample shows a paraphrase of its instruction (synonyms, polite "
+                        "forms); the tokenizer learns their words (default: off)")
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="share of held-out episodes")
     p.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device, help="torch device")
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -322,7 +327,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
         dense_steps=args.dense_steps, moe_steps=args.moe_steps, batch_size=args.batch_size, lr=args.lr,
         moe_lr=args.moe_lr, eval_every=args.eval_every, image_shift_pixels=args.image_shift,
         state_dropout=args.state_dropout, start_oversampling=args.start_oversampling,
-        start_steps=args.start_steps, val_fraction=args.val_fraction, device=args.device,
+        start_steps=args.start_steps, instruction_variants=args.instruction_variants, val_fraction=args.val_fraction, device=args.device,
         num_threads=args.num_threads, overwrite=args.overwrite, progress=args.progress,
     )
     return args, cfg

@@ -9,6 +9,7 @@ from typing import Any
 from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.model.component_configs import check_keys
 from moe_vla_ros.model.config import ModelConfig
+from moe_vla_ros.training.instruction_variants import InstructionVariantsConfig
 from moe_vla_ros.validation import require_choice, require_int, require_non_negative, require_number, require_positive
 
 PRESETS = ("small", "tiny")
@@ -50,6 +51,12 @@ class TrainConfig:
             many times as often as the others (1 = uniform). At the start pose only the
             cameras say where the target is; the few such samples otherwise barely count.
         start_steps: how many steps at each episode start `start_oversampling` applies to.
+        instruction_variants: probability in [0, 1] that a training sample shows a paraphrase
+            of its instruction (synonyms, polite forms: training/instruction_variants.py) instead
+            of the recorded one; a fresh tokenizer learns every variant word, so the node reads
+            the usual wordings instead of holding on unknown words. When fine-tuning, variants
+            with words the checkpoint's tokenizer does not know are left out. 0 disables.
+        variants_per_instruction: paraphrases generated per distinct instruction (>= 1).
 
     Evaluation and logging:
         val_fraction: share of episodes held out for evaluation.
@@ -85,6 +92,8 @@ class TrainConfig:
     state_dropout: float = 0.0
     start_oversampling: float = 1.0
     start_steps: int = 3
+    instruction_variants: float = 0.0
+    variants_per_instruction: int = 8
     val_fraction: float = 0.1
     eval_every: int = 250
     max_eval_samples: int = 512
@@ -105,7 +114,7 @@ class TrainConfig:
                 require_int(name, getattr(self, name), 1)
         for name in ("seed", "dense_steps", "moe_steps", "warmup_steps", "eval_generated_samples", "image_shift_pixels"):
             require_int(name, getattr(self, name), 0)
-        for name in ("batch_size", "eval_every", "max_eval_samples", "log_every", "start_steps"):
+        for name in ("batch_size", "eval_every", "max_eval_samples", "log_every", "start_steps", "variants_per_instruction"):
             require_int(name, getattr(self, name), 1)
         if self.dense_steps + self.moe_steps < 1:
             raise BadInputError(f"dense_steps + moe_steps must be >= 1, got {self.dense_steps} + {self.moe_steps}")
@@ -116,6 +125,7 @@ class TrainConfig:
             require_non_negative(name, getattr(self, name))
         for name in ("state_dropout", "val_fraction"):
             require_number(name, getattr(self, name), 0, 1, high_open=True)
+        require_number("instruction_variants", self.instruction_variants, 0, 1)
         require_number("start_oversampling", self.start_oversampling, 1)
         if self.init_checkpoint is not None:
             self._check_fine_tuning()
@@ -135,6 +145,11 @@ class TrainConfig:
         if self.model_overrides or fixed:
             what = (["model_overrides"] if self.model_overrides else []) + fixed
             raise BadInputError(f"init_checkpoint fixes the model and its contract; do not also set {what}")
+
+    @property
+    def variants(self) -> InstructionVariantsConfig:
+        """The instruction-variant settings of the training samples (seeded by `seed`)."""
+        return InstructionVariantsConfig(self.instruction_variants, self.variants_per_instruction, self.seed)
 
     @property
     def stage3_lr(self) -> float:

@@ -80,9 +80,10 @@ def test_no_transformers_or_torch_import():
     ],
 )
 def test_read_names_the_words_the_model_cannot_read(tokenizers, text, words, unknown, cut):
-    _, runtime = tokenizers
+    training, runtime = tokenizers
     reading = runtime.read(text)
     assert (reading.num_words, reading.unknown_words, reading.cut_words) == (words, unknown, cut)
+    assert training.read(text) == reading  # the training tokenizer reads the same way
     assert reading.unread_words == unknown + cut
     # every unknown word really is [UNK] in the encoding the model gets
     ids, _ = runtime.encode(text)

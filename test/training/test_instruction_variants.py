@@ -76,3 +76,14 @@ def test_vla_dataset_shows_variants_with_the_configured_probability(setup, proba
     # everything else is the plain sample's
     b1, b2 = varied.batch(idx[:5]), plain.batch(idx[:5])
     assert all(torch.equal(b1[k], b2[k]) for k in b1 if not k.startswith("instruction"))
+
+
+def test_vla_dataset_leaves_out_variants_the_tokenizer_cannot_read(setup):
+    dataset, contract, _ = setup
+    instructions = [dataset.episode(i).instruction for i in range(len(dataset))]
+    plain_words = InstructionTokenizer.train(instructions + ["please"], 8, 10)  # knows "please", no synonyms
+    varied = VLADataset(dataset, contract, plain_words, variants=InstructionVariantsConfig(1.0, 16, seed=1))
+    ids = varied.batch(torch.arange(len(varied)))["instruction_ids"]  # [N, L]
+    assert not (ids == 3).any()  # no [UNK] reaches training
+    texts = {plain_words.decode(row) for row in ids}
+    assert any(t.startswith("please ") or t.endswith(" please") for t in texts)  # readable variants are shown

@@ -110,6 +110,24 @@ def test_cli(dataset_dir, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("moe_vla_train: error: ")
 
 
+def test_instruction_variants_teach_the_tokenizer_their_words(dataset_dir, tmp_path, capsys):
+    from moe_vla_ros.model.checkpoint import load_tokenizer
+    from moe_vla_ros.training.instruction_variants import instruction_variants
+
+    plain = train_policy(dataset_dir, tmp_path / "plain", quick(dense_steps=2, moe_steps=2))
+    args = ["--dataset", str(dataset_dir), "--out", str(tmp_path / "varied"), "--preset", "tiny", "--dense-steps", "2",
+            "--moe-steps", "2", "--batch-size", "8", "--eval-every", "2", "--no-progress", "--instruction-variants", "0.5"]
+    assert main(args) == 0
+    capsys.readouterr()
+    instruction = DemoDataset(dataset_dir).episode(0).instruction
+    variants = instruction_variants(instruction, 8)
+    varied, before = load_tokenizer(tmp_path / "varied"), load_tokenizer(plain.out_dir)
+    assert all(not varied.read(v).unread_words for v in variants), variants
+    assert any(before.read(v).unread_words for v in variants)  # without variants, the synonyms are unknown
+    _, metadata = read_checkpoint_config(tmp_path / "varied")
+    assert metadata["train_config"]["instruction_variants"] == 0.5
+
+
 def test_fine_tuning_starts_from_the_checkpoint_and_keeps_its_inputs(long_run, dataset_dir, tmp_path):
     init = long_run.out_dir
     result = train_policy(dataset_dir, tmp_path / "ft", quick(dense_steps=0, moe_steps=12, init_checkpoint=str(init)))

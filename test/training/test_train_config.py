@@ -8,6 +8,9 @@ from moe_vla_ros.training.train_config import TrainConfig
 def test_round_trip():
     cfg = TrainConfig(preset="tiny", dense_steps=3, moe_lr=1e-4, model_overrides={"loss": {"action_loss": "mse"}})
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg and cfg.stage3_lr == 1e-4
+    varied = TrainConfig(instruction_variants=0.3, variants_per_instruction=5, seed=7)
+    assert (varied.variants.probability, varied.variants.per_instruction, varied.variants.seed) == (0.3, 5, 7)
+    assert varied.variants.enabled and not cfg.variants.enabled
 
 
 @pytest.mark.parametrize(
@@ -22,6 +25,8 @@ def test_round_trip():
         (dict(dense_steps=2.5), "2.5"),
         (dict(state_dropout=1.0), "state_dropout"),
         (dict(image_shift_pixels=-1), "image_shift_pixels"),
+        (dict(instruction_variants=1.5), "instruction_variants"),
+        (dict(variants_per_instruction=0), "variants_per_instruction"),
     ],
 )
 def test_invalid_values_are_named(kwargs, message):
