@@ -5,10 +5,10 @@
                                                             dataset converter first)
 
 Joint positions become `observation.state`, actions `action`, every camera an mp4 video stream
-`observation.images.<camera>` (`--images`: PNG images inside the parquet files instead), the
-instruction the task; reasoning text, the target position and the episode's task family and
-success flag go along as extra features/columns; stats as LeRobot computes them. An existing
-OUT is never overwritten.
+`observation.images.<camera>` (`--vcodec/--crf/--gop/--pix-fmt`; `--images`: PNG images inside
+the parquet files instead), the instruction the task; reasoning text, the target position and
+the episode's task family and success flag go along as extra features/columns; stats as LeRobot
+computes them. An existing OUT is never overwritten.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_input, parse_pairs, run_tool, tool_parser
 from moe_vla_ros.data.dataset import DemoDataset
 from moe_vla_ros.data.lerobot.schema import LeRobotFormatError
-from moe_vla_ros.data.lerobot.video import CODECS
+from moe_vla_ros.data.lerobot.video import CODECS, PIX_FMTS
 from moe_vla_ros.data.lerobot.writer import ExportOptions, ExportReport, export_lerobot
 
 PROG = "moe_vla_to_lerobot"
@@ -60,6 +60,9 @@ def _run(argv: Sequence[str] | None) -> int:
     p.add_argument("--vcodec", choices=CODECS, default="libsvtav1", help="video codec (default: LeRobot's libsvtav1)")
     p.add_argument("--crf", type=int, default=30, help="video quality, lower is better (default 30, LeRobot's)")
     p.add_argument("--gop", type=int, default=2, help="frames between key frames (default 2, LeRobot's)")
+    p.add_argument("--pix-fmt", choices=PIX_FMTS, default="yuv420p",
+                   help="video pixel format (default yuv420p, LeRobot's; yuv444p keeps colour at full "
+                        "resolution, for small coloured objects; needs --vcodec h264 or hevc)")
     p.add_argument("--robot-type", default=None, help="info.json robot_type")
     bag = p.add_argument_group("bag input (as moe_vla_bag_to_dataset)")
     bag.add_argument("--contract", help="JSON sensor contract, a dataset's meta.json or a model's manifest.json")
@@ -73,7 +76,8 @@ def _run(argv: Sequence[str] | None) -> int:
     args = p.parse_args(argv)
     with bad_input():
         options = ExportOptions(
-            video=not args.images, codec=args.vcodec, crf=args.crf, gop=args.gop, robot_type=args.robot_type,
+            video=not args.images, codec=args.vcodec, crf=args.crf, gop=args.gop, pix_fmt=args.pix_fmt,
+            robot_type=args.robot_type,
             progress=args.progress,
         )
     if is_bag(args.input):

@@ -7,6 +7,11 @@ are stamped pts = frame number with time base 1/fps, so frame i of a file is at 
 
 The encoding is lossy (yuv420p halves the colour resolution; crf 30): decoded frames differ
 from the originals by a few grey levels on average (see the round-trip test for the bound).
+yuv444p keeps the colour at full resolution (small coloured objects stay sharp); LeRobot's
+encode_video_frames accepts it for h264 only (for libsvtav1 and hevc it falls back to yuv420p
+with a warning; SVT-AV1 encodes 4:2:0 only). Here libsvtav1 + yuv444p is refused and hevc +
+yuv444p written as asked (libx265 encodes it; LeRobot's decoders, torchcodec and PyAV through
+FFmpeg, convert any of these formats to RGB). The reader decodes whatever format the file has.
 """
 
 from __future__ import annotations
@@ -20,8 +25,24 @@ import numpy as np
 
 from moe_vla_ros.data.lerobot.schema import LeRobotFormatError
 
-CODECS = ("libsvtav1", "h264", "hevc")
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only (its info banner goes to stderr otherwise)
+
+CODECS = ("libsvtav1", "h264", "hevc")
+PIX_FMTS = ("yuv420p", "yuv444p")
+# pixel formats each codec's encoder (FFmpeg: libsvtav1, libx264, libx265) can write
+CODEC_PIX_FMTS = {"libsvtav1": ("yuv420p",), "h264": PIX_FMTS, "hevc": PIX_FMTS}
+
+
+def check_encoding(codec: str, pix_fmt: str, error: type[Exception] = ValueError) -> None:
+    """`error` naming the bad value unless `codec` is one of CODECS and can write `pix_fmt`."""
+    if codec not in CODECS:
+        raise error(f"video codec must be one of {list(CODECS)}, got {codec!r}")
+    if pix_fmt not in PIX_FMTS:
+        raise error(f"pix_fmt must be one of {list(PIX_FMTS)}, got {pix_fmt!r}")
+    if pix_fmt not in CODEC_PIX_FMTS[codec]:
+        able = [c for c in CODECS if pix_fmt in CODEC_PIX_FMTS[c]]
+        raise error(f"video codec {codec!r} cannot write pix_fmt {pix_fmt!r} (it writes {list(CODEC_PIX_FMTS[codec])}); "
+                    f"use {' or '.join(repr(c) for c in able)} for {pix_fmt!r}")
 
 
 def fps_fraction(fps: float) -> Fraction:
@@ -35,8 +56,7 @@ class VideoEncoder:
                  crf: int | None = 30, gop: int | None = 2, pix_fmt: str = "yuv420p") -> None:
         import av
 
-        if codec not in CODECS:
-            raise ValueError(f"video codec must be one of {CODECS}, got {codec!r}")
+        check_encoding(codec, pix_fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.frames = 0

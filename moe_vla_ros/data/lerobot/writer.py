@@ -47,7 +47,7 @@ from moe_vla_ros.data.lerobot.schema import (
     LeRobotFormatError,
 )
 from moe_vla_ros.data.lerobot.stats import aggregate, feature_stats, image_stats, to_json
-from moe_vla_ros.data.lerobot.video import CODECS, VideoEncoder, video_info
+from moe_vla_ros.data.lerobot.video import CODECS, PIX_FMTS, VideoEncoder, check_encoding, video_info
 from moe_vla_ros.validation import require_choice, require_int, require_positive
 
 TARGET_KEY = "observation.target_position"
@@ -64,6 +64,10 @@ class ExportOptions:
         codec: video codec: "libsvtav1" (LeRobot's default), "h264" or "hevc".
         crf: codec quality (lower: better, larger); LeRobot's default 30.
         gop: frames between key frames; LeRobot's default 2 (cheap random access).
+        pix_fmt: video pixel format, "yuv420p" (LeRobot's default: colour at half resolution,
+            which smears small coloured objects) or "yuv444p" (full-resolution colour; needs
+            codec "h264" or "hevc", SVT-AV1 writes 4:2:0 only). Recorded as info.json
+            `video.pix_fmt`, as LeRobot does.
         robot_type: info.json robot_type (None: not stated).
         data_file_size_mb: start a new data parquet file beyond this size.
         video_file_size_mb: start a new mp4 file beyond this size.
@@ -75,6 +79,7 @@ class ExportOptions:
     codec: str = "libsvtav1"
     crf: int | None = 30
     gop: int | None = 2
+    pix_fmt: str = "yuv420p"
     robot_type: str | None = None
     data_file_size_mb: float = DEFAULT_DATA_FILE_SIZE_IN_MB
     video_file_size_mb: float = DEFAULT_VIDEO_FILE_SIZE_IN_MB
@@ -82,7 +87,11 @@ class ExportOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        require_choice("codec", self.codec, CODECS, error=LeRobotFormatError)
+        require_choice("pix_fmt", self.pix_fmt, PIX_FMTS, error=LeRobotFormatError)
+        if self.video:  # PNG images (video=False) ignore codec and pix_fmt
+            check_encoding(self.codec, self.pix_fmt, error=LeRobotFormatError)
+        else:
+            require_choice("codec", self.codec, CODECS, error=LeRobotFormatError)
         if self.crf is not None:
             require_int("crf", self.crf, 0, 63, error=LeRobotFormatError)
         if self.gop is not None:
@@ -238,7 +247,8 @@ class _RollingVideo:
             self.chunk, self.file = _next_file(self.chunk, self.file, o.chunks_size)
         if self.encoder is None:
             path = self.root / VIDEO_PATH.format(video_key=self.key, chunk_index=self.chunk, file_index=self.file)
-            self.encoder = VideoEncoder(path, self.fps, *self.size, codec=o.codec, crf=o.crf, gop=o.gop)
+            self.encoder = VideoEncoder(path, self.fps, *self.size, codec=o.codec, crf=o.crf, gop=o.gop,
+                                        pix_fmt=o.pix_fmt)
         start = self.encoder.frames
         self.encoder.add(frames)
         return {

@@ -387,3 +387,68 @@ def test_degrees_are_refused_unless_scaled(ours, tmp_path):
     assert LeRobotMapping.from_pairs({"scale": "0.5"}).position_scale == 0.5
     with pytest.raises(LeRobotMappingError, match="position_scale must be a finite non-zero"):
         LeRobotMapping(position_scale=0.0)
+
+
+# -- video pixel format (yuv420p, LeRobot's default, or yuv444p) ------------------------------
+
+
+def _small_cubes(ours, tmp_path):
+    """`ours` with every frame redrawn as 3x3 squares of saturated colours on a grey table: the
+    scene's cubes in miniature (4:2:0 keeps one colour sample per 2x2 pixels, so it smears them)."""
+    rng = np.random.default_rng(3)
+    colours = np.array([[220, 30, 30], [30, 200, 40], [40, 60, 230], [230, 210, 30]], np.uint8)
+    masks = {}
+    with DatasetWriter(tmp_path / "cubes", ours.contract) as w:
+        for e, ep in enumerate(ours):
+            images = {}
+            for cam, frames in ep.images.items():
+                drawn = np.full_like(frames, 128)
+                mask = np.zeros(frames.shape[:3], bool)
+                for t in range(len(frames)):
+                    for k in range(6):
+                        y, x = rng.integers(1, frames.shape[1] - 4), rng.integers(1, frames.shape[2] - 4)
+                        drawn[t, y:y + 3, x:x + 3] = colours[k % len(colours)]
+                        mask[t, y:y + 3, x:x + 3] = True
+                images[cam], masks[e, cam] = drawn, mask
+            w.add_episode(dataclasses.replace(ep, images=images))
+    return DemoDataset(tmp_path / "cubes"), masks
+
+
+def test_pix_fmt_round_trips_and_yuv444p_keeps_small_colours(ours, tmp_path):
+    """The pixel format is written as asked, recorded as info.json video.pix_fmt (as LeRobot does)
+    and read back; on small coloured squares yuv444p's error is a fraction of yuv420p's (same codec,
+    crf and frames: only the chroma resolution differs)."""
+    cubes, masks = _small_cubes(ours, tmp_path)
+    error = {}
+    for pix_fmt in ("yuv420p", "yuv444p"):
+        out = tmp_path / pix_fmt
+        export_lerobot(cubes, out, ExportOptions(codec="h264", crf=10, pix_fmt=pix_fmt, **FAST))
+        assert check_dataset(out) == []
+        info = json.loads((out / "meta" / "info.json").read_text())
+        for cam in ("front", "wrist"):
+            assert info["features"][f"observation.images.{cam}"]["info"]["video.pix_fmt"] == pix_fmt
+        back = LeRobotDemoDataset(out)
+        on_cubes = []
+        for e in range(len(cubes)):
+            a, b = cubes.episode(e), back.episode(e)
+            _assert_same(a, b, exact_images=False)
+            for cam in a.images:
+                diff = np.abs(a.images[cam].astype(int) - b.images[cam].astype(int))  # [T, H, W, 3]
+                on_cubes.append(diff[masks[e, cam]])  # [N, 3] pixels of the squares
+        back.close()
+        error[pix_fmt] = float(np.concatenate(on_cubes).mean())
+    # measured (x264, crf 10): yuv420p ~30 grey levels on the squares, yuv444p ~2.4
+    assert error["yuv420p"] > 15.0, error  # 4:2:0 does smear 3x3 colour patches
+    assert error["yuv444p"] < 6.0 and error["yuv444p"] < 0.25 * error["yuv420p"], error
+
+
+def test_pix_fmt_is_validated():
+    with pytest.raises(LeRobotFormatError, match=r"pix_fmt must be one of \['yuv420p', 'yuv444p'\], got 'rgb24'"):
+        ExportOptions(codec="h264", pix_fmt="rgb24")
+    with pytest.raises(LeRobotFormatError, match="video codec 'libsvtav1' cannot write pix_fmt 'yuv444p'.*use 'h264' or 'hevc'"):
+        ExportOptions(pix_fmt="yuv444p")
+    assert ExportOptions().pix_fmt == "yuv420p"  # LeRobot's default
+    assert ExportOptions(codec="hevc", pix_fmt="yuv444p").pix_fmt == "yuv444p"
+    assert ExportOptions(video=False, pix_fmt="yuv444p").pix_fmt == "yuv444p"  # PNG images: no video encoder
+    with pytest.raises(LeRobotFormatError, match="pix_fmt must be one of"):
+        ExportOptions(video=False, pix_fmt="yuv422p")

@@ -34,6 +34,29 @@ def test_dataset_to_lerobot(ours, tmp_path, capsys):
     assert "crf must be an integer in [0, 63]" in capsys.readouterr().err
 
 
+def test_pix_fmt_option(ours, tmp_path, capsys):
+    """--pix-fmt reaches the mp4 streams and info.json (video.pix_fmt), the copy reads back; the
+    default stays LeRobot's yuv420p; a format the codec cannot write or an unknown one is bad input."""
+    out = tmp_path / "le444"
+    assert main([str(ours), "-o", str(out), "--no-progress", "--vcodec", "h264", "--pix-fmt", "yuv444p"]) == 0
+    info = json.loads((out / "meta" / "info.json").read_text())
+    for cam in ("front", "wrist"):
+        assert info["features"][f"observation.images.{cam}"]["info"]["video.pix_fmt"] == "yuv444p"
+    back = LeRobotDemoDataset(out).episode(1)
+    assert back.images["front"].shape[1:] == (32, 32, 3)
+    assert main([str(ours), "-o", str(tmp_path / "le420"), "--no-progress", "--vcodec", "h264"]) == 0
+    info = json.loads((tmp_path / "le420" / "meta" / "info.json").read_text())
+    assert info["features"]["observation.images.front"]["info"]["video.pix_fmt"] == "yuv420p"
+    capsys.readouterr()
+    assert main([str(ours), "-o", str(tmp_path / "x"), "--no-progress", "--pix-fmt", "yuv444p"]) == 2
+    err = capsys.readouterr().err
+    assert "moe_vla_to_lerobot: error: " in err and "video codec 'libsvtav1' cannot write pix_fmt 'yuv444p'" in err
+    assert "use 'h264' or 'hevc'" in err and not (tmp_path / "x").exists()
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own exit, 2
+        main([str(ours), "-o", str(tmp_path / "y"), "--vcodec", "h264", "--pix-fmt", "rgb24"])
+    assert exit_info.value.code == 2 and "argument --pix-fmt: invalid choice: 'rgb24'" in capsys.readouterr().err
+
+
 def test_images_flag_embeds_pngs(ours, tmp_path):
     assert main([str(ours), "-o", str(tmp_path / "le"), "--images", "--no-progress"]) == 0
     info = json.loads((tmp_path / "le" / "meta" / "info.json").read_text())
