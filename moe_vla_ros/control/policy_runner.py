@@ -20,7 +20,7 @@ since activation, or its hold is out already) nothing of ours executes and no ho
 the controller already holds, and a hold from an unconfirmed state could only move the arm.
 `set_enabled(False, now)` and `hold(now, reason)` return the hold at once (e-stop, deactivate).
 
-Why it holds (`hold_state`/`hold_reason`), in priority order: inactive, e-stop, disabled, a
+Why it holds (`hold_state`/`hold_reason`), in priority order: inactive, disabled (the operator's e-stop), a
 rejected joint state (STATE_FAULTS hold at once: out of limits, jump, frozen, tracking error,
 NaN), a stale input (no accepted message for input_timeout_s; other rejections such as bad
 stamps count as missing), waiting for inputs (startup grace), recovering, no instruction, an
@@ -65,7 +65,6 @@ def camera_input(name: str) -> str:
 
 HOLD_INACTIVE = "inactive"
 HOLD_DISABLED = "disabled"
-HOLD_ESTOP = "e-stop"
 HOLD_WAITING = "waiting_for_input"
 HOLD_STALE = "stale_input"
 HOLD_REJECTED = "rejected_input"
@@ -75,7 +74,7 @@ HOLD_INFERENCE = "inference_error"
 HOLD_ERROR = "error"
 HOLD_REQUESTED = "requested"
 HOLD_CODES = (
-    HOLD_INACTIVE, HOLD_DISABLED, HOLD_ESTOP, HOLD_WAITING, HOLD_STALE, HOLD_REJECTED, HOLD_NO_INSTRUCTION,
+    HOLD_INACTIVE, HOLD_DISABLED, HOLD_WAITING, HOLD_STALE, HOLD_REJECTED, HOLD_NO_INSTRUCTION,
     HOLD_UNREAD_INSTRUCTION, HOLD_INFERENCE, HOLD_ERROR, HOLD_REQUESTED,
 )
 """Keys of RunnerCounters.holds_by_reason (and of `PolicyRunner.hold_state`). While recovering
@@ -428,7 +427,7 @@ class PolicyRunner:
     def _hold_state(self, now: float) -> tuple[str, str]:
         report = self.watchdog.check(now)
         reason = report.hold_reason
-        for code in (HOLD_INACTIVE, HOLD_ESTOP, HOLD_DISABLED):
+        for code in (HOLD_INACTIVE, HOLD_DISABLED):
             if reason == code:
                 return code, reason
         if self._fault:

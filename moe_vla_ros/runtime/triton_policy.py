@@ -49,7 +49,7 @@ from moe_vla_ros.runtime.manifest import TELEMETRY_OUTPUTS, GraphEntry, Manifest
 from moe_vla_ros.runtime.onnx_policy import check_contract, load_tokenizer
 from moe_vla_ros.runtime.staged_policy import StagedPolicy, StepFunction
 from moe_vla_ros.runtime.telemetry import StageTelemetry
-from moe_vla_ros.runtime.tokenization import RuntimeTokenizer
+from moe_vla_ros.runtime.tokenization import InstructionReading, RuntimeTokenizer
 from moe_vla_ros.runtime.types import Observation, Policy, PolicyMetadata
 
 logger = logging.getLogger(__name__)
@@ -404,6 +404,10 @@ class FallbackPolicy(Policy):
 
     def reset(self) -> None:
         self.active.reset()
+
+    def read_instruction(self, text: str) -> InstructionReading | None:
+        """The primary's reading (both serve the same model folder, so the same vocabulary)."""
+        return self.primary.read_instruction(text)
 
     def close(self) -> None:
         self.primary.close()

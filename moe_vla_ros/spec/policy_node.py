@@ -51,6 +51,7 @@ from moe_vla_ros.runtime.config import (
     TritonConfig,
 )
 from moe_vla_ros.spec.described import build_config, flat_values, param, ros_arguments
+from moe_vla_ros.validation import require_choice, require_non_negative, require_positive
 
 NODE_NAME = "policy_node"
 INFERENCE_POLL_S = 0.005  # how often the node's inference loop asks the runner for work (wall clock)
@@ -67,13 +68,11 @@ class NodeConfigError(BadInputError):
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise NodeConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+    require_choice(name, value, choices, error=NodeConfigError)
 
 
 def _positive(name: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise NodeConfigError(f"{name} must be > 0, got {value!r}")
+    require_positive(name, value, error=NodeConfigError)
 
 
 def _int_range(name: str) -> dict[str, int]:
@@ -378,8 +377,7 @@ class SafetyParams:
 
     def __post_init__(self) -> None:
         _positive("safety.input_timeout_s", self.input_timeout_s)
-        if not (math.isfinite(self.recovery_s) and self.recovery_s >= 0):
-            raise NodeConfigError(f"safety.recovery_s must be >= 0, got {self.recovery_s!r}")
+        require_non_negative("safety.recovery_s", self.recovery_s, error=NodeConfigError)
 
 
 @dataclass

@@ -253,3 +253,9 @@ def test_fallback_policy_holds_once_then_serves_onboard(local):
     other = dataclasses.replace(local.contract, chunk_length=local.contract.chunk_length + 1)
     with pytest.raises(ModelLoadError, match="contract differs"):
         FallbackPolicy(remote, _Scripted(other, "x"))
+
+
+def test_fallback_policy_reads_instructions_as_its_model_does(local):
+    policy = FallbackPolicy(local, _Scripted(local.contract, "onnxruntime"))
+    reading = policy.read_instruction("wiggle the zorblax")
+    assert reading == local.read_instruction("wiggle the zorblax") and "zorblax" in reading.unknown_words
