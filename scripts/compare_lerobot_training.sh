@@ -2,9 +2,10 @@
 # Does training from a LeRobot-format copy of our demonstrations give the same policy as training
 # from the npz original? Reproducible comparison, reduced from the bundled recipe to fit 2 CPU cores:
 #   1. scripted-expert demonstrations (reach only, fixed seed) in the MuJoCo sim,
-#   2. `moe_vla_to_lerobot` -> LeRobotDataset v3.0 (default mp4 video: AV1 / libsvtav1, crf 30,
-#      g=2, yuv420p, as LeRobot encodes), and the round trip measured: decoded video frames vs the
-#      npz images (mean/max abs pixel error), joints/actions/targets/instructions compared exactly,
+#   2. `moe_vla_to_lerobot` -> LeRobotDataset v3.0 (mp4 video; default AV1 / libsvtav1, crf 30,
+#      g=2, yuv420p, as LeRobot encodes; see PARITY_PIX_FMT below), and the round trip measured:
+#      decoded video frames vs the npz images (mean/p99/max abs pixel error), joints/actions/
+#      targets/instructions compared exactly,
 #   3. model A trained from the npz folder, model B from the LeRobot folder: the bundled recipe's
 #      settings (frozen ImageNet EfficientNet-Lite0, target probe + trunk.target_input, episode
 #      starts oversampled 4x) with fewer steps, same seed; both at once under `nice -n 10`, one
@@ -20,6 +21,11 @@
 #   PARITY_DEMOS (200) PARITY_DEMO_SEED (7) PARITY_DENSE_STEPS (600) PARITY_MOE_STEPS (200)
 #   PARITY_EVAL_EVERY (200) PARITY_EVAL_EPISODES (40) PARITY_EVAL_SEED (10000) PARITY_SEED (0)
 #   PARITY_WORK (build/lerobot_parity)
+# and the LeRobot copy's video encoding (moe_vla_to_lerobot --vcodec/--crf/--gop/--pix-fmt; defaults
+# LeRobot's): PARITY_VCODEC (libsvtav1) PARITY_CRF (30) PARITY_GOP (2) PARITY_PIX_FMT (yuv420p);
+# yuv444p (full-resolution colour) needs PARITY_VCODEC=h264 or hevc, e.g.
+#   PARITY_WORK=build/lerobot_parity_yuv444p PARITY_VCODEC=h264 PARITY_CRF=23 PARITY_PIX_FMT=yuv444p \
+#     bash scripts/compare_lerobot_training.sh
 # e.g. a smoke run: PARITY_WORK=build/lerobot_parity_smoke PARITY_DEMOS=6 PARITY_DENSE_STEPS=20
 #   PARITY_MOE_STEPS=10 PARITY_EVAL_EVERY=10 PARITY_EVAL_EPISODES=2 bash scripts/compare_lerobot_training.sh
 # The defaults take ~50 min on 2 CPU cores (training ~30 min for both at once, evaluation ~2 x 5 min).
@@ -36,6 +42,10 @@ eval_every="${PARITY_EVAL_EVERY:-200}"
 eval_episodes="${PARITY_EVAL_EPISODES:-40}"
 eval_seed="${PARITY_EVAL_SEED:-10000}"
 seed="${PARITY_SEED:-0}"
+vcodec="${PARITY_VCODEC:-libsvtav1}"
+crf="${PARITY_CRF:-30}"
+gop="${PARITY_GOP:-2}"
+pix_fmt="${PARITY_PIX_FMT:-yuv420p}"
 mkdir -p "$work/times"
 # The code under test is a snapshot of the committed HEAD (git archive of moe_vla_ros/): edits made
 # in the working tree during the run do not reach the trainings, the export or the policy node.
@@ -64,9 +74,9 @@ echo "[parity] $(date -u +%H:%M:%S) 1. demonstrations ($demos reach episodes, se
 [ -f "$work/demos/meta.json" ] || { rm -rf "$work/demos"; timed demos "$bin/moe_vla_generate_demos" --out "$work/demos" \
   --episodes "$demos" --seed "$demo_seed" --tasks reach --no-progress; }
 
-echo "[parity] $(date -u +%H:%M:%S) 2. LeRobot copy (mp4, libsvtav1 crf 30 g 2)"
+echo "[parity] $(date -u +%H:%M:%S) 2. LeRobot copy (mp4, $vcodec crf $crf g $gop $pix_fmt)"
 [ -f "$work/lerobot/meta/info.json" ] || { rm -rf "$work/lerobot"; timed convert "$bin/moe_vla_to_lerobot" "$work/demos" \
-  -o "$work/lerobot" --vcodec libsvtav1 --crf 30 --gop 2 --no-progress; }
+  -o "$work/lerobot" --vcodec "$vcodec" --crf "$crf" --gop "$gop" --pix-fmt "$pix_fmt" --no-progress; }
 [ -f "$work/roundtrip.json" ] || timed roundtrip "$bin/python" - "$work" <<'EOF'
 """Decoded LeRobot episodes vs the npz episodes: pixels (codec loss), everything else exact."""
 import json
@@ -280,7 +290,9 @@ def f(v, fmt="{:.4f}"):
 
 print(f"\n{result['demos']} reach demos ({result['demo_frames']} frames), {config['dense_steps']} dense + "
       f"{config['moe_steps']} MoE steps, closed loop on seeds {min(a['seeds'])}..{max(a['seeds'])}")
-print(f"{'':34} {'A: npz':>18} {'B: LeRobot (mp4)':>18}")
+video = next(iter(roundtrip["codec"].values()), {})
+b_label = "B: LeRobot " + (f"({video.get('video.codec')} {video.get('video.pix_fmt')})" if video else "(images)")
+print(f"{'':34} {'A: npz':>18} {b_label:>24}")
 for label, key in (("closed-loop success", None),):
     print(f"{label:34} " + " ".join(f"{m['successes']:>3}/{m['episodes']} = {m['rate'] * 100:5.1f} %".rjust(18) for m in (a, b)))
 print(f"{'  95 % Wilson interval':34} " + " ".join(f"{m['wilson95'][0] * 100:.0f}-{m['wilson95'][1] * 100:.0f} %".rjust(18) for m in (a, b)))
