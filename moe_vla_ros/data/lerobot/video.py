@@ -45,6 +45,35 @@ def check_encoding(codec: str, pix_fmt: str, error: type[Exception] = ValueError
                     f"use {' or '.join(repr(c) for c in able)} for {pix_fmt!r}")
 
 
+_REALTIME = tuple(getattr(os, name) for name in ("SCHED_FIFO", "SCHED_RR") if hasattr(os, name))
+
+
+def _scheduling() -> tuple[int, int] | None:
+    """The calling thread's (policy, priority); None where the OS has no sched_getscheduler."""
+    if not hasattr(os, "sched_getscheduler"):
+        return None
+    return os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+
+
+def _undo_realtime(saved: tuple[int, int] | None) -> int:
+    """SVT-AV1 (svt_av1_enc_init) switches the thread that opens the encoder to SCHED_FIFO priority
+    99 when it may (as root), and its worker threads inherit it: an export run as root, and every
+    thread or child process started after it, would then starve the rest of the machine. When the
+    caller was not real-time before (`saved`), every real-time thread of this process goes back to
+    `saved`. Returns the number of threads changed."""
+    if saved is None or saved[0] in _REALTIME:
+        return 0
+    changed = 0
+    for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ["0"]:
+        try:
+            if os.sched_getscheduler(int(tid)) in _REALTIME:
+                os.sched_setscheduler(int(tid), saved[0], os.sched_param(saved[1]))
+                changed += 1
+        except (OSError, ValueError):  # the thread ended meanwhile
+            pass
+    return changed
+
+
 def fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001) if float(fps) != int(fps) else Fraction(int(fps), 1)
 
@@ -70,6 +99,8 @@ class VideoEncoder:
             options["crf"] = str(crf)
         self._stream = self._container.add_stream(codec, rate=self._rate, options=options)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, pix_fmt
+        self._scheduling = _scheduling()  # restored once the encoder (and its threads) exist
+        self._opened = False
 
     def add(self, frames: np.ndarray) -> None:
         """Append frames [T, H, W, 3] uint8 RGB."""
@@ -82,12 +113,16 @@ class VideoEncoder:
             for packet in self._stream.encode(frame):
                 self.bytes += packet.size
                 self._container.mux(packet)
+            if not self._opened:  # the first encode opened the encoder
+                self._opened = True
+                _undo_realtime(self._scheduling)
 
     def close(self) -> None:
         for packet in self._stream.encode():
             self.bytes += packet.size
             self._container.mux(packet)
         self._container.close()
+        _undo_realtime(self._scheduling)
 
 
 def video_info(path: Path) -> dict[str, Any]:

@@ -452,3 +452,54 @@ def test_pix_fmt_is_validated():
     assert ExportOptions(video=False, pix_fmt="yuv444p").pix_fmt == "yuv444p"  # PNG images: no video encoder
     with pytest.raises(LeRobotFormatError, match="pix_fmt must be one of"):
         ExportOptions(video=False, pix_fmt="yuv422p")
+
+
+# -- SVT-AV1 and real-time scheduling ---------------------------------------------------------
+
+
+def _realtime_threads() -> list[int]:
+    import os
+
+    realtime = (os.SCHED_FIFO, os.SCHED_RR)
+    out = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            if os.sched_getscheduler(int(tid)) in realtime:
+                out.append(int(tid))
+        except OSError:
+            pass
+    return out
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getscheduler"), reason="Linux scheduling API")
+def test_svt_av1_export_leaves_no_real_time_threads(ours, tmp_path):
+    """SVT-AV1 switches the thread that opens it to SCHED_FIFO 99 where it may (root; e.g. CI
+    containers) and its workers inherit it: without the writer undoing it, the test process (and
+    every thread and child it starts later) would run real-time and starve the machine."""
+    if _realtime_threads():
+        pytest.skip("this process already has real-time threads")
+    export_lerobot(ours, tmp_path / "le", ExportOptions(**FAST))
+    LeRobotDemoDataset(tmp_path / "le").episode(1)
+    assert _realtime_threads() == []
+
+
+def test_undo_realtime_restores_the_callers_policy():
+    import os
+
+    from moe_vla_ros.data.lerobot.video import _scheduling, _undo_realtime
+
+    if not hasattr(os, "sched_setscheduler"):
+        pytest.skip("Linux scheduling API")
+    saved = _scheduling()
+    if saved[0] in (os.SCHED_FIFO, os.SCHED_RR):
+        pytest.skip("this process already runs real-time")
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))  # as SVT-AV1 does (with 99)
+    except PermissionError:
+        pytest.skip("no permission to switch to real-time (not root, no CAP_SYS_NICE)")
+    try:
+        assert _undo_realtime(saved) >= 1
+        assert _scheduling() == saved and _realtime_threads() == []
+    finally:
+        os.sched_setscheduler(0, saved[0], os.sched_param(saved[1]))
+    assert _undo_realtime(None) == 0  # no scheduling API: nothing to do
