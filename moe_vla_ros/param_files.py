@@ -23,6 +23,19 @@ def flatten_parameters(tree: Mapping[str, Any], prefix: str = "") -> dict[str, A
     return flat
 
 
+def nest_parameters(flat: Mapping[str, Any], tree: dict[str, Any] | None = None) -> dict[str, Any]:
+    """{"model.path": x} -> {"model": {"path": x}} (the inverse of flatten_parameters), merged
+    into `tree` when given (its other entries kept, the given names overwritten)."""
+    tree = {} if tree is None else tree
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
 def load_params_file(path, node_name: str, namespace: str = "/") -> dict[str, Any]:
     """Flat parameters of the node `namespace`/`node_name` (or a fully qualified `node_name`) from
     a ROS params YAML, matched as rcl/rclpy match `--params-file` keys: a key without a leading

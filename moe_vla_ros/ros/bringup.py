@@ -34,7 +34,7 @@ import yaml
 
 from moe_vla_ros.cli import one_line, run_tool, tool_parser
 from moe_vla_ros.errors import BadInputError, FailedError
-from moe_vla_ros.param_files import load_params_file
+from moe_vla_ros.param_files import load_params_file, nest_parameters
 from moe_vla_ros.paths import find_share_file
 from moe_vla_ros.spec.policy_node import BACKENDS, NODE_NAME, PolicyNodeConfig
 
@@ -126,22 +126,11 @@ def _ros_param_items(argv: list[str]) -> list[tuple[str, str]]:
     return items
 
 
-def _nested(flat: dict) -> dict:
-    tree: dict = {}
-    for name, value in flat.items():
-        *parents, leaf = name.split(".")
-        node = tree
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return tree
-
-
 def _options_file(args: argparse.Namespace) -> Path:
     """A temporary params file with this command's own values (rcl reads it in rclpy.init)."""
-    doc = {f"/**/{POLICY_NODE}": {"ros__parameters": _nested(policy_parameters(args))}}
+    doc = {f"/**/{POLICY_NODE}": {"ros__parameters": nest_parameters(policy_parameters(args))}}
     if args.sim and sim_parameters(args):
-        doc[f"/**/{SIM_NODE}"] = {"ros__parameters": _nested(sim_parameters(args))}
+        doc[f"/**/{SIM_NODE}"] = {"ros__parameters": nest_parameters(sim_parameters(args))}
     fd, name = tempfile.mkstemp(prefix="moe_vla_bringup_", suffix=".yaml")
     with os.fdopen(fd, "w") as fh:
         yaml.safe_dump(doc, fh)

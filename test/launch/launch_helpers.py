@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from moe_vla_ros.param_files import nest_parameters
 from moe_vla_ros.ros.testing import REPO_ROOT, RosPeerProcess, isolated_ros_env
 
 LAUNCH_RUNNER = REPO_ROOT / "scripts" / "ros2_launch.py"
@@ -23,13 +24,8 @@ def robot_config(tmp_path: Path, name: str, model_dir: Path, **overrides) -> Pat
     """config/robots/sim_arm.yaml with the test model on the CPU and `overrides` (dotted names)."""
     doc = yaml.safe_load((REPO_ROOT / "config" / "robots" / "sim_arm.yaml").read_text())
     params = doc["/**/policy_node"]["ros__parameters"]
-    for key, value in {"model.path": str(model_dir), "model.providers": ["CPUExecutionProvider"],
-                       "model.warmup_runs": 0, **overrides}.items():
-        *parents, leaf = key.split(".")
-        node = params
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+    nest_parameters({"model.path": str(model_dir), "model.providers": ["CPUExecutionProvider"],
+                     "model.warmup_runs": 0, **overrides}, params)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

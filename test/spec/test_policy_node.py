@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from moe_vla_ros.contract import ContractError, PolicyContract, SensorContract
+from moe_vla_ros.param_files import nest_parameters
 from moe_vla_ros.runtime.config import INT_RANGES, RuntimeConfig
 from moe_vla_ros.spec.described import default_value, iter_params, param, param_meta, param_names
 from moe_vla_ros.spec.policy_node import (
@@ -75,14 +76,7 @@ def tuned(group: str) -> dict[str, typing.Any]:
 
 
 def write_params(path, flat: dict) -> str:
-    tree: dict = {}
-    for name, value in flat.items():
-        *parents, leaf = name.split(".")
-        node = tree
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    path.write_text(yaml.safe_dump({"/**/policy_node": {"ros__parameters": tree}}))
+    path.write_text(yaml.safe_dump({"/**/policy_node": {"ros__parameters": nest_parameters(flat)}}))
     return str(path)
 
 
