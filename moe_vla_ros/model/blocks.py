@@ -204,13 +204,14 @@ class MoEBlockStack(nn.Module):
                      cross_attention: bool = False) -> None:
         """`cfg.num_layers` blocks of width `d_model`, with MoE layers at `cfg.moe_layers` when
         `use_moe` (False: dense FFNs everywhere, for the dense warm-up; `upcycle` converts them
-        later) and cross-attention to a context when `cross_attention`."""
+        later) and cross-attention to a context when `cross_attention`. Dense FFNs have
+        `cfg.ffn_width(i)` hidden units (ffn_hidden unless `cfg.ffn_hidden_at` says otherwise)."""
         self.cfg = cfg
         self.blocks = nn.ModuleList(
             TransformerBlock(
                 d_model,
                 cfg.num_heads,
-                make_ffn(d_model, cfg.ffn_hidden, cfg.activation, cfg.moe if use_moe and i in cfg.moe_layers else None),
+                make_ffn(d_model, cfg.ffn_width(i), cfg.activation, cfg.moe if use_moe and i in cfg.moe_layers else None),
                 cross_attention=cross_attention,
                 dropout=cfg.dropout,
             )

@@ -61,12 +61,42 @@ def _check_moe_layers(prefix: str, cfg: TrunkConfig | ActionHeadConfig) -> None:
         raise BadInputError(f"{name}={list(cfg.moe_layers)} needs {prefix}.moe (a MoEConfig)")
 
 
+def _check_ffn_hidden_at(prefix: str, cfg: TrunkConfig | ActionHeadConfig) -> None:
+    """Normalise `cfg.ffn_hidden_at` to sorted (block, width) tuples: distinct blocks in range,
+    widths >= 1, none of them a MoE layer (an expert's width is the FFN's it is upcycled from)."""
+    name = f"{prefix}.ffn_hidden_at"
+    pairs = cfg.ffn_hidden_at
+    if not isinstance(pairs, (list, tuple)) or any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in pairs):
+        raise BadInputError(f"{name} must be (block index, FFN width) pairs, got {pairs!r}")
+    for block, width in pairs:
+        require_int(f"{name} block index", block, 0, cfg.num_layers, high_open=True)
+        require_int(f"{name} width of block {block}", width, 1)
+    blocks = [block for block, _ in pairs]
+    if len(set(blocks)) != len(blocks):
+        raise BadInputError(f"{name} names a block twice: {[list(p) for p in pairs]}")
+    clash = sorted(set(blocks) & set(cfg.moe_layers))
+    if clash:
+        raise BadInputError(f"{name} sets the width of MoE layer(s) {clash}: their experts have ffn_hidden")
+    cfg.ffn_hidden_at = tuple(sorted((int(b), int(w)) for b, w in pairs))
+
+
+class _BlockStackConfig:
+    """What the configs of a stack with MoE layers (trunk, action head) share."""
+
+    ffn_hidden: int
+    ffn_hidden_at: tuple[tuple[int, int], ...]
+
+    def ffn_width(self, block: int) -> int:
+        """Hidden width of block `block`'s dense FFN: its `ffn_hidden_at` entry, else ffn_hidden."""
+        return dict(self.ffn_hidden_at).get(block, self.ffn_hidden)
+
+
 class _JsonConfig:
     """`to_dict` / `from_dict` of a component config: tuples as JSON lists, a `moe` entry as a
     MoEConfig, unknown keys rejected."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {k: _as_lists(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
@@ -76,6 +106,11 @@ class _JsonConfig:
             check_keys(MoEConfig, d["moe"])
             d["moe"] = MoEConfig(**d["moe"])
         return cls(**d)
+
+
+def _as_lists(value: Any) -> Any:
+    """Nested tuples as nested lists (JSON's form)."""
+    return [_as_lists(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
 @dataclass
@@ -132,7 +167,7 @@ class VisionConfig(_JsonConfig):
 
 
 @dataclass
-class TrunkConfig(_JsonConfig):
+class TrunkConfig(_BlockStackConfig, _JsonConfig):
     """Transformer encoder over [vision tokens; instruction tokens; state tokens].
 
     Attributes:
@@ -143,6 +178,9 @@ class TrunkConfig(_JsonConfig):
         moe_layers: indices of the blocks whose FFN is a MoE layer (after upcycling).
         moe: the MoE layer of those blocks (d_model/d_hidden/activation must match); None
             makes a dense trunk (moe_layers must then be empty).
+        ffn_hidden_at: (block index, width) pairs: these blocks' dense FFNs have this hidden width
+            instead of ffn_hidden (not MoE layers). The dense baselines of a MoE model
+            (model/baselines.py) put the MoE's active or total expert width there.
         num_state_tokens: tokens the joint-state embedding produces.
         target_input: add the target probe's estimate of the instructed object's position
             (model/target_probe.py, read from the vision tokens alone) to the state tokens:
@@ -159,10 +197,12 @@ class TrunkConfig(_JsonConfig):
     num_state_tokens: int = 1
     target_input: bool = False
     dropout: float = 0.0
+    ffn_hidden_at: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         _check_blocks("trunk", self)
         _check_moe_layers("trunk", self)
+        _check_ffn_hidden_at("trunk", self)
         require_int("trunk.num_state_tokens", self.num_state_tokens, 1)
         require_bool("trunk.target_input", self.target_input)
 
@@ -190,7 +230,7 @@ class ReasoningConfig(_JsonConfig):
 
 
 @dataclass
-class ActionHeadConfig(_JsonConfig):
+class ActionHeadConfig(_BlockStackConfig, _JsonConfig):
     """Action chunk head: H learned queries cross-attending to [trunk tokens; reasoning tokens].
 
     The head outputs ABSOLUTE joint targets in the action-normalised space of the contract
@@ -208,6 +248,8 @@ class ActionHeadConfig(_JsonConfig):
             scale adapter); None makes a dense head (moe_layers must then be empty).
         residual_to_state: add the current pose (in action-normalised units) to the output.
         dropout: dropout on attention and residual branches.
+        ffn_hidden_at: (block index, width) pairs: these blocks' dense FFNs have this hidden width
+            instead of ffn_hidden (not MoE layers; see TrunkConfig).
     """
 
     num_layers: int = 2
@@ -218,10 +260,12 @@ class ActionHeadConfig(_JsonConfig):
     moe: MoEConfig | None = None
     residual_to_state: bool = True
     dropout: float = 0.0
+    ffn_hidden_at: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         _check_blocks("action_head", self)
         _check_moe_layers("action_head", self)
+        _check_ffn_hidden_at("action_head", self)
         require_bool("action_head.residual_to_state", self.residual_to_state)
 
 

@@ -1,6 +1,8 @@
 """The `moe_vla_train` command: dense warm-up -> upcycle -> MoE tuning on a demonstration dataset.
 
     moe_vla_train --dataset DATA --out CKPT --preset small
+    moe_vla_train ... --dense-baseline active   # the dense baseline of equal active parameters,
+                                                # one dense stage of --dense-steps + --moe-steps
 
 Writes into --out: the checkpoint (model.safetensors, config.json, tokenizer files),
 train_config.json, train_log.jsonl (one record per log step, kind "train", and per
@@ -30,6 +32,7 @@ from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.data.dataset import DemoDataset
 from moe_vla_ros.data.lerobot.mapping import LeRobotMapping, LeRobotMappingError
 from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset
+from moe_vla_ros.model.baselines import DENSE_WIDTHS, dense_baseline
 from moe_vla_ros.model.checkpoint import CONFIG_FILE, load_checkpoint, load_tokenizer, save_checkpoint
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA
@@ -96,8 +99,11 @@ class RunLog:
 
 
 def build_model_config(dataset: DemoDataset, tokenizer: InstructionTokenizer, cfg: TrainConfig, normalization) -> ModelConfig:
-    """The preset (with overrides) for the dataset's sensors, the tokenizer and the normalisation stats."""
+    """The preset (with overrides) for the dataset's sensors, the tokenizer and the normalisation
+    stats; its dense baseline when `cfg.dense_baseline` is set."""
     preset = getattr(ModelConfig, cfg.preset)().with_overrides(cfg.model_overrides)
+    if cfg.dense_baseline:
+        preset = dense_baseline(preset, cfg.dense_baseline)
     contract = PolicyContract(
         sensors=dataset.contract,
         chunk_length=cfg.chunk_length or preset.contract.chunk_length,
@@ -251,18 +257,20 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
             log.write({"kind": "init", "step": 0, "checkpoint": str(cfg.init_checkpoint)})
         else:
             step, loss, metrics = _run_stage(
-                model, dense_warmup_parameters(model), STAGE_DENSE, cfg.dense_steps, cfg.lr, 0, batches,
+                model, dense_warmup_parameters(model), STAGE_DENSE, cfg.dense_stage_steps, cfg.lr, 0, batches,
                 augment_rng, train, val, log, cfg, bar,
             )
-            upcycled = upcycle_model(model, cfg.upcycle_noise_std, seed=cfg.seed)
-            log.write({"kind": "upcycle", "step": step, "layers": upcycled, "noise_std": cfg.upcycle_noise_std})
-            model.to(cfg.device)
-        params = freeze_for_moe_tuning(model)
-        step, moe_loss, moe_metrics = _run_stage(
-            model, params, STAGE_MOE, cfg.moe_steps, cfg.stage3_lr, step, batches, augment_rng, train, val, log, cfg, bar
-        )
-        if cfg.moe_steps:
-            loss, metrics = moe_loss, moe_metrics
+        if not cfg.dense_baseline:  # a dense baseline has no MoE stage: every step was dense
+            if not cfg.init_checkpoint:
+                upcycled = upcycle_model(model, cfg.upcycle_noise_std, seed=cfg.seed)
+                log.write({"kind": "upcycle", "step": step, "layers": upcycled, "noise_std": cfg.upcycle_noise_std})
+                model.to(cfg.device)
+            params = freeze_for_moe_tuning(model)
+            step, moe_loss, moe_metrics = _run_stage(
+                model, params, STAGE_MOE, cfg.moe_steps, cfg.stage3_lr, step, batches, augment_rng, train, val, log, cfg, bar
+            )
+            if cfg.moe_steps:
+                loss, metrics = moe_loss, moe_metrics
     finally:
         bar.close()
         log.close()
@@ -271,7 +279,8 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     summary = {"dataset": str(dataset_dir), "steps": step, "final_train_loss": loss, "final_eval": metrics,
                "train_episodes": train_eps, "val_episodes": val_eps, "parameters": model.parameter_counts()}
     save_checkpoint(model, out, tokenizer, metadata={"training": summary, "train_config": cfg.to_dict()})
-    plots.plot_loss_curves(log.records, out / "loss_curves.png", upcycle_step=None if cfg.init_checkpoint else cfg.dense_steps)
+    upcycle_step = None if cfg.init_checkpoint or cfg.dense_baseline else cfg.dense_steps
+    plots.plot_loss_curves(log.records, out / "loss_curves.png", upcycle_step=upcycle_step)
     plots.plot_expert_usage(log.usage, out / "expert_usage.png")
     return TrainResult(out, loss, metrics, log.records, model)
 
@@ -294,6 +303,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
     p.add_argument("--config", help="model overrides: a JSON file or an inline JSON object")
     p.add_argument("--init-checkpoint", default=None,
                    help="fine-tune this trained checkpoint folder (stage 3 only: pass --dense-steps 0)")
+    p.add_argument("--dense-baseline", choices=DENSE_WIDTHS, default=None,
+                   help="train the dense baseline instead: each MoE layer one dense FFN of the MoE's active "
+                        "(top_k + shared experts) or total (all experts) width, one dense stage of "
+                        "--dense-steps + --moe-steps steps, no upcycling")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of init, split, batches and noise")
     p.add_argument("--dense-steps", type=int, default=defaults.dense_steps, help="stage 1 (dense warm-up) steps")
     p.add_argument("--moe-steps", type=int, default=defaults.moe_steps, help="stage 3 (MoE tuning) steps")
@@ -323,7 +336,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
         text = args.config if args.config.lstrip().startswith("{") else Path(args.config).read_text()
         overrides = json.loads(text)
     cfg = TrainConfig(
-        preset=args.preset, model_overrides=overrides, init_checkpoint=args.init_checkpoint, seed=args.seed,
+        preset=args.preset, model_overrides=overrides, init_checkpoint=args.init_checkpoint,
+        dense_baseline=args.dense_baseline, seed=args.seed,
         dense_steps=args.dense_steps, moe_steps=args.moe_steps, batch_size=args.batch_size, lr=args.lr,
         moe_lr=args.moe_lr, eval_every=args.eval_every, image_shift_pixels=args.image_shift,
         state_dropout=args.state_dropout, start_oversampling=args.start_oversampling,

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from moe_vla_ros.errors import BadInputError
+from moe_vla_ros.model.baselines import DENSE_WIDTHS
 from moe_vla_ros.model.component_configs import check_keys
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.training.instruction_variants import InstructionVariantsConfig
@@ -31,6 +32,11 @@ class TrainConfig:
             sensor contract must match the dataset's. The checkpoint is already an MoE model,
             so only stage 3 runs: dense_steps must be 0, and preset, model_overrides and the
             contract fields above do not apply (they must stay unset / empty).
+        dense_baseline: None trains the MoE recipe. "active" / "total" trains the preset's (with
+            overrides) dense baseline instead (model/baselines.py): each MoE layer a dense FFN of
+            the MoE's active or total expert width, trained end to end in ONE dense stage of
+            dense_steps + moe_steps steps (the MoE recipe's total; one warm-up and cosine
+            schedule at lr), no upcycling. Same data, split, batch order and seed as the recipe.
 
     Schedule:
         seed: seeds model init, episode split, batch order, dropout and upcycling noise.
@@ -78,6 +84,7 @@ class TrainConfig:
     max_instruction_tokens: int | None = None
     max_reasoning_tokens: int | None = None
     init_checkpoint: str | None = None
+    dense_baseline: str | None = None
     seed: int = 0
     dense_steps: int = 1500
     moe_steps: int = 1500
@@ -129,6 +136,11 @@ class TrainConfig:
         require_number("start_oversampling", self.start_oversampling, 1)
         if self.init_checkpoint is not None:
             self._check_fine_tuning()
+        if self.dense_baseline is not None:
+            require_choice("dense_baseline", self.dense_baseline, DENSE_WIDTHS)
+            if self.init_checkpoint is not None:
+                raise BadInputError(f"dense_baseline={self.dense_baseline!r} trains a fresh dense model; "
+                                    f"it cannot fine-tune init_checkpoint {self.init_checkpoint!r}")
         require_choice("device", self.device, DEVICES)
 
     def _check_fine_tuning(self) -> None:
@@ -150,6 +162,11 @@ class TrainConfig:
     def variants(self) -> InstructionVariantsConfig:
         """The instruction-variant settings of the training samples (seeded by `seed`)."""
         return InstructionVariantsConfig(self.instruction_variants, self.variants_per_instruction, self.seed)
+
+    @property
+    def dense_stage_steps(self) -> int:
+        """Steps of stage 1: dense_steps, or every step (dense_steps + moe_steps) of a dense baseline."""
+        return self.dense_steps + self.moe_steps if self.dense_baseline else self.dense_steps
 
     @property
     def stage3_lr(self) -> float:

@@ -92,6 +92,29 @@ def test_stage_three_leaves_frozen_parameters_untouched(dataset_dir, tmp_path):
     assert sum(not torch.equal(tuned[k], upcycled_only[k]) for k in trained) > len(trained) // 2
 
 
+@pytest.mark.parametrize("width", ["active", "total"])
+def test_dense_baseline_trains_one_dense_stage_of_all_steps(dataset_dir, tmp_path, width):
+    """--dense-baseline: same data, split, seed and total steps as the recipe, every step dense,
+    no upcycling; the checkpoint is a dense model with the wide FFNs where the MoE layers were."""
+    recipe = train_policy(dataset_dir, tmp_path / "moe", quick(dense_steps=4, moe_steps=3))
+    result = train_policy(dataset_dir, tmp_path / width, quick(dense_steps=4, moe_steps=3, dense_baseline=width))
+    train = [r for r in result.records if r["kind"] == "train"]
+    assert [r["step"] for r in train] == list(range(7)) and {r["stage"] for r in train} == {"dense"}
+    assert not [r for r in result.records if r["kind"] == "upcycle"]
+    assert [r["step"] for r in train[:4]] == [r["step"] for r in recipe.records if r["kind"] == "train"][:4]
+    model = load_checkpoint(tmp_path / width)
+    assert model.num_moe_layers == 0 and model.cfg.trunk.moe_layers == ()
+    moe = recipe.model.cfg.trunk.moe
+    k = moe.top_k if width == "active" else moe.num_experts
+    assert model.trunk.blocks[1].ffn.d_hidden == k * moe.d_hidden
+    _, metadata = read_checkpoint_config(tmp_path / width)
+    params = metadata["training"]["parameters"]
+    assert params["active"] == params["total"]
+    assert metadata["train_config"]["dense_baseline"] == width
+    assert json.loads((tmp_path / width / "train_config.json").read_text())["dense_baseline"] == width
+    assert result.model.cfg.contract == recipe.model.cfg.contract  # same normalisation and tokenizer sizes
+
+
 def test_cli(dataset_dir, tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["--dataset", str(dataset_dir), "--out", str(out), "--preset", "tiny", "--dense-steps", "3",
@@ -108,6 +131,8 @@ def test_cli(dataset_dir, tmp_path, capsys):
     assert "num_layer" in capsys.readouterr().err
     assert main(args[:-2] + ["--config", "{not json"]) == 2
     assert capsys.readouterr().err.startswith("moe_vla_train: error: ")
+    assert main(args[:-2] + ["--dense-baseline", "active", "--out", str(tmp_path / "dense")]) == 0
+    assert read_checkpoint_config(tmp_path / "dense")[1]["train_config"]["dense_baseline"] == "active"
 
 
 def test_instruction_variants_teach_the_tokenizer_their_words(dataset_dir, tmp_path, capsys):

@@ -27,6 +27,8 @@ def test_round_trip():
         (dict(image_shift_pixels=-1), "image_shift_pixels"),
         (dict(instruction_variants=1.5), "instruction_variants"),
         (dict(variants_per_instruction=0), "variants_per_instruction"),
+        (dict(dense_baseline="half"), "dense_baseline must be one of"),
+        (dict(dense_baseline="active", init_checkpoint="ckpt", dense_steps=0), "cannot fine-tune"),
     ],
 )
 def test_invalid_values_are_named(kwargs, message):
@@ -48,6 +50,13 @@ def test_fine_tuning_settings_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{"init_checkpoint": "ckpt", **kwargs})
     assert TrainConfig(init_checkpoint="ckpt", dense_steps=0, moe_steps=5).init_checkpoint == "ckpt"
+
+
+def test_dense_baseline_trains_every_step_densely():
+    recipe = TrainConfig(dense_steps=300, moe_steps=100)
+    baseline = TrainConfig(dense_steps=300, moe_steps=100, dense_baseline="total")
+    assert (recipe.dense_stage_steps, baseline.dense_stage_steps) == (300, 400)
+    assert TrainConfig.from_dict(baseline.to_dict()) == baseline
 
 
 def test_unknown_fields_are_rejected():
