@@ -72,7 +72,8 @@ BAD_INPUT: dict[str, list[str]] = {
 SLOW_TO_START = {"moe_vla_train", "moe_vla_demo", "moe_vla_eval_sim", "moe_vla_eval_bag", "moe_vla_bag_from_sim",
                  "moe_vla_bag_replay_eval", "sim_node"}
 # Not a console script, but a documented command (python -m ...) that follows the convention.
-MODULES = {"python -m moe_vla_ros.export.golden": ["{missing}"]}
+MODULES = {"python -m moe_vla_ros.export.golden": ["{missing}"],
+           "python -m moe_vla_ros.evaluation.compare_experts": ["--out", "{tmp}/compare", "--episodes", "0"]}
 
 # Spellings the convention replaced (in --help text): output is -o/--out, progress --no-progress,
 # a bag is the positional `bag`.
