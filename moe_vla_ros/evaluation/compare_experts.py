@@ -13,7 +13,7 @@ Steps (each skipped when its output exists, so an interrupted run continues; a t
 reused only when its train_config.json has this run's settings):
   1. scripted-expert demonstrations (`moe_vla_generate_demos`),
   2. the three trainings, one after the other (`moe_vla_train`, same dataset, split, seed, steps),
-  3. export (`moe_vla_export`, fp32 sparse graphs, no checkpoint copy),
+  3. export (`moe_vla_export`, fp32 sparse graphs, no checkpoint copy), the three at once,
   4. closed-loop evaluation through the policy node (`moe_vla_eval_sim`) on every held-out seed
      block, block by block with the arms in turn (load drifts hit every arm alike),
   5. ONNX Runtime latency of the three model folders in this process, interleaved rounds
@@ -252,14 +252,16 @@ class Runner:
             self.tools([("moe_vla_train", f"train_{arm}", ["--dataset", str(self.demos), "--out", str(ckpt),
                                                            *self.cfg.train_args(arm)]) for arm, ckpt in group])
 
-    def export(self, arm: str) -> Path:
-        model = self.arm(arm) / "model"
-        if (model / "manifest.json").is_file():
-            return model
-        self.say(f"{arm}: export")
-        self.tool("moe_vla_export", f"export_{arm}", "--checkpoint", str(self.arm(arm) / "checkpoint"),
-                  "--out", str(model), "--name", arm, "--formulations", "sparse", "--no-checkpoint", "--force")
-        return model
+    def export(self, arms: Sequence[str]) -> dict[str, Path]:
+        """Export the arms without a model folder yet, all at once; returns every arm's folder."""
+        models = {arm: self.arm(arm) / "model" for arm in arms}
+        todo = [arm for arm in arms if not (models[arm] / "manifest.json").is_file()]
+        if todo:
+            self.say(f"export: {', '.join(todo)}")
+            self.tools([("moe_vla_export", f"export_{arm}",
+                         ["--checkpoint", str(self.arm(arm) / "checkpoint"), "--out", str(models[arm]), "--name", arm,
+                          "--formulations", "sparse", "--no-checkpoint", "--force"]) for arm in todo])
+        return models
 
     def evaluate(self, arm: str, seed_start: int) -> dict[str, Any]:
         folder = self.arm(arm) / f"eval_{seed_start}"
@@ -496,7 +498,7 @@ def compare(out: Path, cfg: CompareConfig, progress: bool = True) -> dict[str, A
     meta = json.loads((runner.demos / "meta.json").read_text())
     instruction = meta["episodes"][0]["instruction"]
     runner.train(ARMS)
-    models = {arm: runner.export(arm) for arm in ARMS}
+    models = runner.export(ARMS)
     evals: dict[str, dict[int, Any]] = {arm: {} for arm in ARMS}
     for b, seed_start in enumerate(cfg.seed_blocks):
         for arm in ARMS if b % 2 == 0 else ARMS[::-1]:
