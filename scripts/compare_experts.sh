@@ -14,6 +14,8 @@
 # of the committed moe_vla_ros/ (git archive HEAD, in $COMPARE_WORK/src) so that edits made during
 # the run do not reach it; COMPARE_WORKTREE_CODE=1 uses the working tree instead.
 # Progress: $COMPARE_WORK/run.log; each tool's log in $COMPARE_WORK/logs/.
+# The recorded run (models/default/README.md) took ~90 min on 2 shared cores: trainings 72 min at
+# once, exports ~1-2 min, 6 x 20 closed-loop episodes ~13 min (COMPARE_EPISODES=20).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py="${MOE_VLA_VENV:-$repo/.venv}/bin/python"
