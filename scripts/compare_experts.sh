@@ -23,13 +23,9 @@ cd "$repo"
 work="${COMPARE_WORK:-build/moe_vs_dense}"
 mkdir -p "$work"
 if [ -z "${COMPARE_WORKTREE_CODE:-}" ]; then
-  if [ ! -f "$work/src/commit" ]; then
-    rm -rf "$work/src" && mkdir -p "$work/src"
-    git archive HEAD moe_vla_ros | tar -x -C "$work/src"
-    git rev-parse HEAD > "$work/src/commit"
-  fi
-  export PYTHONPATH="$repo/$work/src${PYTHONPATH:+:$PYTHONPATH}"
-  echo "[compare] code: moe_vla_ros at $(cat "$work/src/commit")" | tee -a "$work/run.log"
+  source "$repo/scripts/code_snapshot.sh"
+  use_code_snapshot "$repo" "$work"
+  echo "[compare] code: moe_vla_ros at $SNAPSHOT_COMMIT" | tee -a "$work/run.log"
 fi
 # shellcheck disable=SC2086
 nice -n 10 "$py" -m moe_vla_ros.evaluation.compare_experts --out "$work" \

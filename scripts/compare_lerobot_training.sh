@@ -51,13 +51,9 @@ mkdir -p "$work/times"
 # in the working tree during the run do not reach the trainings, the export or the policy node.
 # PARITY_WORKTREE_CODE=1 uses the working tree instead.
 if [ -z "${PARITY_WORKTREE_CODE:-}" ]; then
-  if [ ! -f "$work/src/commit" ]; then
-    rm -rf "$work/src" && mkdir -p "$work/src"
-    git archive HEAD moe_vla_ros | tar -x -C "$work/src"
-    git rev-parse HEAD > "$work/src/commit"
-  fi
-  export PYTHONPATH="$repo/$work/src${PYTHONPATH:+:$PYTHONPATH}"
-  echo "[parity] code: moe_vla_ros at commit $(cat "$work/src/commit")"
+  source "$repo/scripts/code_snapshot.sh"
+  use_code_snapshot "$repo" "$work"
+  echo "[parity] code: moe_vla_ros at commit $SNAPSHOT_COMMIT"
 fi
 
 # timed NAME CMD...: run CMD, record its wall time in $work/times/NAME.s
