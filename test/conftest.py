@@ -14,6 +14,18 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def no_realtime_threads():
+    """After every test, no thread of the test process keeps real-time scheduling. Run as root, a
+    libsvtav1 encoder (LeRobot video tests) can leave threads at SCHED_FIFO 99 that later ROS
+    contexts inherit; a Fast DDS thread spinning at that priority starves the 2 cores and every
+    timing-sensitive test after it (seen: 151 such threads, load 66, a lifecycle test stalled)."""
+    yield
+    from moe_vla_ros.data.lerobot.video import _undo_realtime
+
+    _undo_realtime((os.SCHED_OTHER, 0))
+
+
 @pytest.fixture
 def ros_context():
     """A fresh rclpy context for one test; shut down afterwards even when the test fails."""
