@@ -7,10 +7,16 @@ With namespace:=robot1 the policy node, player and recorder run in /robot1: the 
 played under /robot1 (a topic already under /robot1 stays as it is; /clock, /tf, /tf_static and
 /diagnostics stay global) and the recorder records the node's outputs under /robot1. The node's
 own outputs found in the bag (a recording of an earlier run) are not played. The player waits
-(wait_timeout) for the node's input subscriptions, i.e. until the node has loaded its model.
+(wait_timeout) for the node's input subscriptions, i.e. until the node has loaded its model, and
+for the recorder's subscriptions to the node's outputs, so the first replies are recorded too.
+When the bag has been played the launch ends (shutdown_at_end:=false keeps the node running) and
+the recorder closes the output bag.
 """
 
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, IncludeLaunchDescription, OpaqueFunction, RegisterEventHandler
+from launch.conditions import IfCondition
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -31,12 +37,12 @@ def in_namespace(topic: str, namespace: str) -> str:
 
 def _node_outputs(params_files: list[str], namespace: str) -> list[str]:
     """Fully qualified output topics of the policy node in `namespace` with `params_files`, as the
-    node spec resolves them (evaluation/bag/replay.py OUTPUTS names the output roles), and /diagnostics."""
+    node spec resolves them (evaluation/bag/replay.py OUTPUTS names the output roles)."""
     from moe_vla_ros.evaluation.bag.replay import OUTPUTS
     from moe_vla_ros.spec.policy_node import PolicyNodeConfig
 
     topics = PolicyNodeConfig.from_params_files(params_files, namespace=namespace or "/").topics
-    return [topics.resolved(role, namespace or "/") for role in OUTPUTS] + ["/diagnostics"]
+    return [topics.resolved(role, namespace or "/") for role in OUTPUTS]
 
 
 def _player_and_recorder(context) -> list:
@@ -49,19 +55,30 @@ def _player_and_recorder(context) -> list:
     with BagReader(arg("bag")) as reader:
         bag_topics = list(reader.topics)
     # The node's own outputs in the bag (a recording of a run) are not played: the node publishes
-    # them. Only they are recorded, so the player's wait for subscribers waits for the node.
+    # them. The player waits until the node subscribes to what it plays (the model is loaded) and
+    # the recorder to the node's outputs (nothing the node publishes in reply is lost).
     outputs = _node_outputs([arg("policy_config"), arg("robot_config"), _replay_config(context)], namespace)
     played = [t for t in bag_topics if t not in outputs and in_namespace(t, namespace) not in outputs]
     remap = [f"{t}:={in_namespace(t, namespace)}" for t in played if in_namespace(t, namespace) != t]
-    player_args = [arg("bag"), "--rate", arg("rate"), "--wait-timeout", arg("wait_timeout"), "--topics", *played]
+    recorder = in_namespace("/bag_recorder", namespace)
+    player_args = [arg("bag"), "--rate", arg("rate"), "--wait-timeout", arg("wait_timeout"), "--topics", *played,
+                   "--wait-for-reader", recorder, "--reader-topics", *outputs]
     player_args += ["--remap", *remap] if remap else []
-    return [
+    player = Node(package="moe_vla_ros", executable="moe_vla_bag_play", name="bag_player", namespace=namespace,
+                  output="screen", arguments=player_args)
+    actions = [
         Node(package="moe_vla_ros", executable="moe_vla_bag_record", name="bag_recorder", namespace=namespace,
              output="screen",
-             arguments=["--out", arg("output"), "--storage", arg("storage"), "--topics", *outputs]),
-        Node(package="moe_vla_ros", executable="moe_vla_bag_play", name="bag_player", namespace=namespace,
-             output="screen", arguments=player_args),
+             arguments=["--out", arg("output"), "--storage", arg("storage"), "--topics", *outputs, "/diagnostics"]),
+        player,
     ]
+    # the recorder closes its bag on the shutdown's SIGINT
+    actions.append(RegisterEventHandler(OnProcessExit(
+        target_action=player,
+        on_exit=lambda event, _context: [EmitEvent(event=Shutdown(
+            reason=f"bag played (player exit code {event.returncode})"))],
+    ), condition=IfCondition(LaunchConfiguration("shutdown_at_end"))))
+    return actions
 
 
 def _replay_config(context=None):
@@ -100,6 +117,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("model_path", default_value="",
                               description="Model folder (empty: the config files' model.path, else the bundled model)."),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the replay (e.g. robot1)."),
+        DeclareLaunchArgument("shutdown_at_end", default_value="true",
+                              description="End the launch (node, recorder) when the player is done."),
         policy,
         OpaqueFunction(function=_player_and_recorder),
     ])

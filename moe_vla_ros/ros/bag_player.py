@@ -59,6 +59,10 @@ class PlayerConfig:
         clock_rate_hz: /clock publications per second of bag time while playing at a rate.
         wait_for_subscribers_s: before playing, wait up to this long for subscribers (0: don't).
         wait_topics: published topics that need a subscriber before playing; None = all.
+        reader_node: fully qualified name of a node (e.g. /robot1/bag_recorder) that must subscribe
+            to every one of `reader_topics` before playing ("": none). With a recorder of the
+            outputs of the nodes under test, nothing they publish in reply is lost to discovery.
+        reader_topics: topics (not played here) `reader_node` must subscribe to.
         queue_depth: publisher history depth.
     """
 
@@ -70,10 +74,17 @@ class PlayerConfig:
     clock_rate_hz: float = 100.0
     wait_for_subscribers_s: float = 10.0
     wait_topics: tuple[str, ...] | None = None
+    reader_node: str = ""
+    reader_topics: tuple[str, ...] = ()
     queue_depth: int = 100
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "topics", tuple(self.topics))
+        object.__setattr__(self, "reader_topics", tuple(self.reader_topics))
+        if bool(self.reader_node) != bool(self.reader_topics):
+            raise BagError("reader_node and reader_topics go together (both set or both empty)")
+        if self.reader_node and not self.reader_node.startswith("/"):
+            raise BagError(f"reader_node must be fully qualified (start with '/'), got {self.reader_node!r}")
         if not (math.isfinite(self.rate) and 0.0 <= self.rate <= 1000.0):
             raise BagError(f"rate must be in [0, 1000] (0 = as fast as possible), got {self.rate!r}")
         if not (math.isfinite(self.start_offset_s) and self.start_offset_s >= 0):
@@ -176,14 +187,25 @@ class BagPlayer(Node):
             raise BagError(f"{missing} are not played (played topics: {sorted(by_output)})")
         return [t for t in wanted if by_output[t].get_subscription_count() == 0]
 
+    def unread_topics(self) -> list[str]:
+        """`config.reader_topics` that `config.reader_node` does not subscribe to yet."""
+        namespace, _, name = self.config.reader_node.rpartition("/")
+        namespace = namespace or "/"
+        return [
+            t for t in self.config.reader_topics
+            if not any(i.node_name == name and i.node_namespace == namespace
+                       for i in self.get_subscriptions_info_by_topic(t))
+        ]
+
     def wait_for_subscribers(
         self, timeout_s: float, topics: Sequence[str] | None = None, executor: Executor | None = None
     ) -> list[str]:
-        """Wait until `topics` (default: all) have subscribers; returns those still without one."""
+        """Wait until `topics` (default: all) have subscribers and `config.reader_node` subscribes
+        to `config.reader_topics`; returns the topics still waited for."""
         deadline = time.monotonic() + timeout_s
-        while (unmatched := self.unmatched_topics(topics)) and time.monotonic() < deadline:
+        while (waiting := self.unmatched_topics(topics) + self.unread_topics()) and time.monotonic() < deadline:
             self._idle(_POLL_S, executor)
-        return unmatched
+        return waiting
 
     def step(self) -> BagMessage | None:
         """Publish the next message (after /clock at its time); None when the bag is done."""
@@ -205,6 +227,8 @@ class BagPlayer(Node):
             unmatched = self.wait_for_subscribers(self.config.wait_for_subscribers_s, self.config.wait_topics, executor)
             if unmatched:
                 self.get_logger().warning(f"starting without subscribers on {unmatched}")
+            else:
+                self.get_logger().info("subscribers ready: playing")
         wall_start, bag_start = time.monotonic(), self._bag_now_ns
         count = 0
         clock_period_ns = int(1e9 / self.config.clock_rate_hz)
@@ -350,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for subscribers before playing (0: do not wait)")
     p.add_argument("--wait-for", nargs="+", default=None, metavar="TOPIC",
                    help="published topics that need a subscriber before playing (default: all)")
+    p.add_argument("--wait-for-reader", default="", metavar="NODE",
+                   help="fully qualified node (e.g. a recorder) that must subscribe to --reader-topics first")
+    p.add_argument("--reader-topics", nargs="+", default=[], metavar="TOPIC",
+                   help="topics --wait-for-reader must subscribe to before playing")
     p.add_argument("--queue-depth", type=int, default=d.queue_depth, help="publisher history depth")
     return p
 
@@ -369,6 +397,7 @@ def _run(argv: Sequence[str]) -> int:
         publish_clock=not args.no_clock, clock_rate_hz=args.clock_rate,
         wait_for_subscribers_s=args.wait_timeout,
         wait_topics=tuple(args.wait_for) if args.wait_for else None, queue_depth=args.queue_depth,
+        reader_node=args.wait_for_reader, reader_topics=tuple(args.reader_topics),
     )
     rclpy.init(args=[PROG, *ros_args])
     player = None

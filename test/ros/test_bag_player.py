@@ -102,6 +102,35 @@ def test_step_mode_publishes_one_message_per_call(ros_context, image_bag):
     executor.shutdown()
 
 
+def test_waits_for_the_named_reader_of_topics_it_does_not_play(ros_context, image_bag):
+    """reader_node/reader_topics: playing waits until that node (in its namespace) subscribes to the
+    topics (e.g. a recorder of the outputs); another node's subscription does not count."""
+    from rclpy.node import Node
+    from std_msgs.msg import String
+
+    from moe_vla_ros.ros.bag_player import BagPlayer, PlayerConfig
+
+    with pytest.raises(BagError, match="go together"):
+        PlayerConfig(reader_node="/ns/recorder")
+    with pytest.raises(BagError, match="fully qualified"):
+        PlayerConfig(reader_node="recorder", reader_topics=("/out",))
+    listener = _listener(ros_context)
+    other = Node("recorder", namespace="/elsewhere", context=ros_context)
+    other.create_subscription(String, "/ns/out", lambda m: None, 10)
+    player = BagPlayer(image_bag, PlayerConfig(reader_node="/ns/recorder", reader_topics=("/ns/out",)),
+                       context=ros_context)
+    executor = _executor(ros_context, listener, other, player)
+    assert player.wait_for_subscribers(1.0, None, executor) == ["/ns/out"]  # the image topic is matched
+    recorder = Node("recorder", namespace="/ns", context=ros_context)
+    recorder.create_subscription(String, "/ns/out", lambda m: None, 10)
+    executor.add_node(recorder)
+    assert player.wait_for_subscribers(15.0, None, executor) == []
+    player.close()
+    for node in (player, listener, other, recorder):
+        node.destroy_node()
+    executor.shutdown()
+
+
 def test_topic_filter_remap_and_start_offset(ros_context, demo_bag):
     from rclpy.node import Node
     from sensor_msgs.msg import JointState
