@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from moe_vla_ros.contract import PolicyContract
 from moe_vla_ros.control.blending import BLEND_MODES
 from moe_vla_ros.errors import BadInputError
-from moe_vla_ros.validation import require_bool, require_choice, require_int, require_non_negative, require_positive
+from moe_vla_ros.validation import (
+    require_bool,
+    require_choice,
+    require_int,
+    require_non_negative,
+    require_number,
+    require_positive,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,11 @@ class ChunkExecutorConfig:
         execution_lead_s: targets due within this time after `now` are treated as already
             sent (transport time to the controller) and never changed, nor is the first target
             after them, the one the controller is heading to; >= 0.
+        start_lead_s: a plan that starts anew (nothing executing: activation, after a hold or a
+            finished plan, a realignment) begins this long after `now` instead: the arm is at
+            rest (or held) meanwhile, and a trajectory that reaches the controller late (a
+            loaded machine or network) still starts with its first spline segment within the
+            limits. None: `execution_lead_s`; else >= `execution_lead_s`.
         max_tracking_error_rad: when the measured position at the observation time differs
             from the plan by more than this, the plan is dropped and the new chunk starts from
             the measured state (the arm did not follow); None disables the check. (The
@@ -58,6 +70,7 @@ class ChunkExecutorConfig:
     max_observation_age_s: float = 1.0
     max_clock_skew_s: float = 0.05
     execution_lead_s: float = 0.0
+    start_lead_s: float | None = None
     max_tracking_error_rad: float | None = None
     allow_nonzero_end_velocity: bool = False
 
@@ -85,9 +98,16 @@ class ChunkExecutorConfig:
         require_positive("max_observation_age_s", self.max_observation_age_s)
         require_non_negative("max_clock_skew_s", self.max_clock_skew_s)
         require_non_negative("execution_lead_s", self.execution_lead_s)
+        if self.start_lead_s is not None:
+            require_number("start_lead_s", self.start_lead_s, self.execution_lead_s)
         if self.max_tracking_error_rad is not None:
             require_positive("max_tracking_error_rad", self.max_tracking_error_rad)
         require_bool("allow_nonzero_end_velocity", self.allow_nonzero_end_velocity)
+
+    @property
+    def start_lead(self) -> float:
+        """Seconds from `now` to the start of a plan that starts anew."""
+        return self.execution_lead_s if self.start_lead_s is None else float(self.start_lead_s)
 
     @property
     def refill_threshold(self) -> float:

@@ -14,7 +14,8 @@ needs_refill`), and by the time it arrives its first steps are already in the pa
    the executing plan, the one the controller is heading to, so a new trajectory never moves
    it (a chunk takes effect from the point after); the plan keeps its fixed control grid, so
    the new chunk is sampled on it (linear interpolation). With nothing executing (a *fresh*
-   plan: start, after a finished plan or a realignment) the plan's grid starts at the arrival:
+   plan: start, after a finished plan or a realignment) the plan's grid starts at the arrival,
+   ``now + start_lead_s`` (a longer lead than a seam's: a late trajectory still starts gently):
    row 0 is the measured state extrapolated to the arrival (measured velocity, or rest), the
    first point is one control period after it, and the chunk is sampled on that grid, so the
    latency never turns into a jump (the safety filter starts from that point velocity with a
@@ -346,13 +347,7 @@ class ActionChunkExecutor:
         if reason:
             return self._rejected(chunk_id, reason)
         plan = self._plan
-        commit = now + cfg.execution_lead_s  # arrival at the controller
         step_times = obs_time + dt * np.arange(1, cfg.chunk_length + 1)  # [H]
-        skipped = int(np.count_nonzero(step_times <= commit + _EPS * dt))
-        if skipped == cfg.chunk_length:
-            reason = f"all {cfg.chunk_length} steps are in the past (latency {now - obs_time:.3f} s)"
-            return self._rejected(chunk_id, reason)
-
         realigned = False
         start_state = None
         if plan is not None and self._end_time(plan) < now:
@@ -366,6 +361,12 @@ class ActionChunkExecutor:
             if commanded is not None and np.abs(commanded[0] - measured).max() > cfg.max_tracking_error_rad:
                 plan, realigned = None, True
 
+        # arrival at the controller; a plan that starts anew starts later (start_lead_s)
+        commit = now + (cfg.execution_lead_s if plan is not None else cfg.start_lead)
+        skipped = int(np.count_nonzero(step_times <= commit + _EPS * dt))
+        if skipped == cfg.chunk_length:
+            reason = f"all {cfg.chunk_length} steps are in the past (latency {now - obs_time:.3f} s)"
+            return self._rejected(chunk_id, reason)
         if plan is None:
             if start_state is not None and not realigned:
                 fresh = self._fresh_plan(chunk, step_times, commit, commit, *start_state)

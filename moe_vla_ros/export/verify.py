@@ -45,7 +45,7 @@ from moe_vla_ros.runtime.config import CPU_PROVIDER, RuntimeConfig
 from moe_vla_ros.runtime.manifest import ANY_FORMULATION, STAGE_OUTPUTS, GraphEntry, MoELayerSpec
 from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy
 from moe_vla_ros.runtime.sample_observations import random_observations
-from moe_vla_ros.runtime.telemetry import routing_agreement, routing_mask
+from moe_vla_ros.runtime.telemetry import routing_agreement
 from moe_vla_ros.runtime.tokenization import BOS_ID, PAD_ID
 from moe_vla_ros.runtime.torch_policy import TorchPolicy
 from moe_vla_ros.runtime.types import PolicyMetadata
@@ -156,7 +156,7 @@ def _compare_outputs(entry: GraphEntry, label: str, expected: Sequence[np.ndarra
             stats = result["routing"].setdefault(spec.name, {"mismatches": 0, "near_ties": 0})
             stats["mismatches"] += agree.mismatches
             stats["near_ties"] += agree.near_ties
-            tied = tied or bool((routing_mask(reference, spec)[1] < cfg.tie_margin).any())
+            tied = tied or agree.tied
             if agree.mismatches:
                 failures.append(f"{entry.file}[{label}] {spec.name}: {agree.mismatches} tokens routed differently")
     if tied:
@@ -239,8 +239,11 @@ def verify_policy_parity(model: MoEVLA, staging: Path, formulations: Sequence[st
             torch_policy.reset()
             a, a_logits = ort_policy.infer_with_router_logits(obs)
             b, b_logits = torch_policy.infer_with_router_logits(obs)
+            agreements = [routing_agreement(b_logits[s.name], a_logits[s.name], s, cfg.tie_margin)
+                          for s in ort_policy.moe_layers]
+            mismatches += sum(agree.mismatches for agree in agreements)
             # near-tied routing may pick other experts in ORT: those actions legitimately differ
-            if any((routing_mask(b_logits[s.name], s)[1] < cfg.tie_margin).any() for s in ort_policy.moe_layers):
+            if any(agree.tied for agree in agreements):
                 tied += 1
             else:
                 max_err = max(max_err, float(np.max(np.abs(a.actions - b.actions))))
@@ -249,8 +252,6 @@ def verify_policy_parity(model: MoEVLA, staging: Path, formulations: Sequence[st
             else:
                 failures.append(f"{formulation} observation {i}: reasoning {a.reasoning.text!r} (ORT) vs "
                                 f"{b.reasoning.text!r} (torch)")
-            for spec in ort_policy.moe_layers:
-                mismatches += routing_agreement(b_logits[spec.name], a_logits[spec.name], spec, cfg.tie_margin).mismatches
         ort_policy.close()
         if max_err > cfg.action_tolerance:
             failures.append(f"{formulation}: max |ORT - torch| action = {max_err:.3g} > {cfg.action_tolerance:.3g}")

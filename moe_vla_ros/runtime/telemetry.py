@@ -42,6 +42,7 @@ class RoutingAgreement(NamedTuple):
     agreement: float  # fraction of tokens routed to the same expert set
     mismatches: int  # tokens routed differently where the reference decision was not a near-tie
     near_ties: int  # tokens routed differently at a near-tie
+    tied: bool  # some reference decision was a near-tie (whether or not the other run flipped it)
 
 
 def capacity(spec: MoELayerSpec, num_tokens: int) -> int:
@@ -98,9 +99,11 @@ def routing_agreement(reference: np.ndarray, other: np.ndarray, spec: MoELayerSp
     other_sel, _ = routing_mask(other, spec)
     differs = ref_sel != other_sel  # [N, E]
     token_differs = differs.any(axis=1)  # [N]
-    real = (differs & (ref_margin >= tie_margin)).any(axis=1)  # [N]
+    near_tie = ref_margin < tie_margin  # [N, E]
+    real = (differs & ~near_tie).any(axis=1)  # [N]
     n = max(int(reference.shape[0]), 1)
-    return RoutingAgreement(1.0 - float(token_differs.sum()) / n, int(real.sum()), int((token_differs & ~real).sum()))
+    return RoutingAgreement(1.0 - float(token_differs.sum()) / n, int(real.sum()), int((token_differs & ~real).sum()),
+                            bool(near_tie.any()))
 
 
 def layer_usages(specs: Sequence[MoELayerSpec], telemetry: Mapping[str, StageTelemetry]) -> tuple[LayerUsage, ...]:

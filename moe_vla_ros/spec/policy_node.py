@@ -320,6 +320,10 @@ class ExecutionParams:
                                     min=0.01, max=100.0)
     execution_lead_s: float = param(0.02, "Targets due within this time are treated as already sent to the "
                                           "controller and never changed [s].", min=0.0, max=1.0)
+    start_lead_s: float = param(0.1, "A trajectory that starts from rest (activation, after a hold or a finished "
+                                     "chunk) begins this long after its chunk is ready, so one that reaches the "
+                                     "controller late still starts within the acceleration limit [s] (at least "
+                                     "execution_lead_s).", min=0.0, max=1.0)
     max_observation_age_s: float = param(0.5, "A chunk computed from an observation older than this is "
                                               "discarded [s].", min=0.01, max=10.0)
     reasoning_rate_hz: float = param(1.0, "Rate of fresh reasoning traces (<= inference rate); 0 disables "
@@ -354,6 +358,7 @@ class ExecutionParams:
             refill_threshold_s=min(self.refill_threshold_s, 0.999 * contract.chunk_duration_s),
             blend=self.blend, blend_steps=self.blend_steps, exponential_rate=self.exponential_rate,
             max_observation_age_s=self.max_observation_age_s, execution_lead_s=self.execution_lead_s,
+            start_lead_s=max(self.start_lead_s, self.execution_lead_s),
             allow_nonzero_end_velocity=self.allow_nonzero_velocity_at_trajectory_end,
         )
 

@@ -485,6 +485,36 @@ def test_fresh_plan_after_latency_respects_the_limits_from_the_arrival_state(lat
     assert jtc_verdict(traj, arrival).accepted
 
 
+@pytest.mark.parametrize("late", [0.0, 0.03, 0.06, 0.08])
+def test_a_fresh_plan_starts_after_start_lead_so_a_late_delivery_keeps_the_limits(late):
+    """start_lead_s: a plan from rest begins 0.1 s after `now` (seams keep execution_lead_s), so a
+    trajectory that reaches the controller up to 80 ms later than execution_lead_s plans for
+    still starts with the controller's cubic from rest within the acceleration limit."""
+    lead, start_lead = 0.02, 0.1
+    ex = executor(safety=True, execution_lead_s=lead, start_lead_s=start_lead)
+    now = 1.08
+    assert accept(ex, ramp(1.0, offset=-1.0), obs_time=1.0, now=now, position=0.0, velocity=0.0).accepted
+    traj = ex.trajectory(now)
+    assert traj.start_time == pytest.approx(now + start_lead) and traj.times[0] == pytest.approx(now + start_lead + DT)
+    receipt = now + lead + late  # the controller starts from rest where it gets the message
+    assert np.abs(spline_accelerations(receipt, [0.0], [0.0], traj)).max() <= A_MAX + 1e-9
+    assert jtc_verdict(traj, receipt).accepted
+    # the next chunk merges at a seam: only execution_lead_s ahead of its `now`
+    now2 = 1.5
+    before = ex.trajectory(now2)
+    assert accept(ex, ramp(1.45, offset=-1.0), obs_time=1.45, now=now2).accepted
+    assert ex.trajectory(now2).times[0] == pytest.approx(before.times[0])  # the approached point stays
+    assert before.times[0] < now2 + start_lead
+
+
+def test_start_lead_is_at_least_the_execution_lead():
+    from moe_vla_ros.errors import BadInputError
+
+    assert executor(execution_lead_s=0.02).config.start_lead == 0.02  # None: the same lead
+    with pytest.raises(BadInputError, match="start_lead_s"):
+        executor(execution_lead_s=0.05, start_lead_s=0.02)
+
+
 def test_seam_after_latency_keeps_the_approached_point_and_the_limits():
     lead = 0.02
     ex = executor(safety=True, execution_lead_s=lead, blend="none")

@@ -101,9 +101,16 @@ class PolicyNodeHarness:
                 break
             self.probe.destroy_client(self._change_state)
             self._change_state = None
-        else:
-            seen = sorted(n for n, _ in self.probe.get_service_names_and_types() if "change_state" in n)
-            raise TimeoutError(f"{name} not available after {timeout_s} s; change_state services seen: {seen}")
+        else:  # what the graph shows: a server is "available" only with as many request readers as reply writers
+            p = self.probe
+            seen = sorted(n for n, _ in p.get_service_names_and_types() if "change_state" in n)
+            readers = [(i.node_namespace, i.node_name) for i in p.get_subscriptions_info_by_topic(
+                f"rq{name}Request", no_mangle=True)]
+            writers = [(i.node_namespace, i.node_name) for i in p.get_publishers_info_by_topic(
+                f"rr{name}Reply", no_mangle=True)]
+            raise TimeoutError(
+                f"{name} not available after {timeout_s} s; change_state services seen: {seen}; request readers "
+                f"{readers}, reply writers {writers}; nodes {sorted(p.get_node_names_and_namespaces())}")
         request = ChangeState.Request()
         request.transition.id = transition_id
         future = self._change_state.call_async(request)

@@ -41,8 +41,10 @@ def test_agreement_separates_real_flips_from_near_ties():
     other[2] = [4.0, 3.0, 1.0]  # real flip
     result = routing_agreement(reference, other, spec, tie_margin=1e-4)
     assert result.agreement == pytest.approx(1 / 3)
-    assert (result.mismatches, result.near_ties) == (1, 1)
-    assert routing_agreement(reference, reference, spec, 1e-4) == (1.0, 0, 0)
+    assert (result.mismatches, result.near_ties, result.tied) == (1, 1, True)
+    assert routing_agreement(reference, reference, spec, 1e-4) == (1.0, 0, 0, True)  # identical, still tied
+    clear = reference[[0, 2]]  # no near-tie among the tokens left
+    assert routing_agreement(clear, clear, spec, 1e-4) == (1.0, 0, 0, False)
 
 
 def test_layer_usages_follow_spec_order():
