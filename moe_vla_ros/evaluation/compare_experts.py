@@ -10,7 +10,8 @@
     python -m moe_vla_ros.evaluation.compare_experts -o build/moe_vs_dense [--dense-steps N --moe-steps M ...]
 
 Steps (each skipped when its output exists, so an interrupted run continues; a training folder is
-reused only when its train_config.json has this run's settings):
+reused only when its train_config.json has this run's settings, and an interrupted training goes on
+from its last resumable state, saved every SAVE_EVERY steps):
   1. scripted-expert demonstrations (`moe_vla_generate_demos`),
   2. the three trainings, one after the other (`moe_vla_train`, same dataset, split, seed, steps),
   3. export (`moe_vla_export`, fp32 sparse graphs, no checkpoint copy), the three at once,
@@ -52,6 +53,7 @@ LABELS = {"moe": "(a) MoE recipe", "dense_active": "(b) dense, equal active", "d
 # the target probe feeding the trunk.
 BUNDLED_OVERRIDES = {"vision": {"backbone": "efficientnet_lite0", "freeze_backbone": True}, "trunk": {"target_input": True}}
 STAGES = ("vision", "trunk", "reasoning", "action_head", "total")
+SAVE_EVERY = 250  # training steps between resumable states (moe_vla_train --save-every)
 Z95 = 1.959963984540054
 
 
@@ -122,7 +124,8 @@ class CompareConfig:
                 "--dense-steps", str(self.dense_steps), "--moe-steps", str(self.moe_steps),
                 "--batch-size", str(self.batch_size), "--eval-every", str(self.eval_every),
                 "--image-shift", str(self.image_shift), "--start-oversampling", str(self.start_oversampling),
-                "--start-steps", str(self.start_steps), "--num-threads", str(self.num_threads), "--no-progress"]
+                "--start-steps", str(self.start_steps), "--num-threads", str(self.num_threads), "--no-progress",
+                "--save-every", str(SAVE_EVERY), "--resume"]
         if DENSE_BASELINE[arm]:
             args += ["--dense-baseline", DENSE_BASELINE[arm]]
         return args
@@ -242,8 +245,7 @@ class Runner:
                                         f"remove it or choose another --out")
                 self.say(f"{arm}: reusing the trained checkpoint {ckpt}")
                 continue
-            shutil.rmtree(ckpt, ignore_errors=True)
-            todo.append((arm, ckpt))
+            todo.append((arm, ckpt))  # an interrupted training resumes from its last saved state
         steps = self.cfg.dense_steps + self.cfg.moe_steps
         width = self.cfg.parallel_trainings
         for i in range(0, len(todo), width):

@@ -4,6 +4,9 @@
     moe_vla_train ... --dense-baseline active   # the dense baseline of equal active parameters,
                                                 # one dense stage of --dense-steps + --moe-steps
 
+    moe_vla_train ... --save-every 250          # a resumable state every 250 steps; after an
+    moe_vla_train ... --save-every 250 --resume # interruption the same command + --resume goes on
+
 Writes into --out: the checkpoint (model.safetensors, config.json, tokenizer files),
 train_config.json, train_log.jsonl (one record per log step, kind "train", and per
 evaluation, kind "eval"), expert_usage.jsonl (per-layer expert load at every MoE-stage
@@ -49,6 +52,7 @@ from moe_vla_ros.training.data import (
 )
 from moe_vla_ros.training.evaluate import evaluate
 from moe_vla_ros.training.instruction_variants import vocabulary_texts
+from moe_vla_ros.training.resume import TrainingState, load_state, remove_state, save_state, truncate_lines
 from moe_vla_ros.training.stages import (
     STAGE_DENSE,
     STAGE_MOE,
@@ -75,13 +79,24 @@ class TrainResult:
 
 
 class RunLog:
-    """Appends JSON lines to train_log.jsonl / expert_usage.jsonl and keeps them in memory."""
+    """Appends JSON lines to train_log.jsonl / expert_usage.jsonl and keeps them in memory.
+    `resume_lines` ({file name: lines}): continue a resumed run's logs from their first lines."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, resume_lines: dict[str, int] | None = None) -> None:
         self.records: list[dict[str, Any]] = []
         self.usage: list[dict[str, Any]] = []
-        self._train = open(out_dir / TRAIN_LOG, "w")
-        self._usage = open(out_dir / USAGE_LOG, "w")
+        if resume_lines is not None:
+            for name, kept in ((TRAIN_LOG, self.records), (USAGE_LOG, self.usage)):
+                truncate_lines(out_dir / name, resume_lines.get(name, 0))
+                if (out_dir / name).exists():
+                    kept.extend(json.loads(line) for line in (out_dir / name).read_text().splitlines())
+        mode = "a" if resume_lines is not None else "w"
+        self._train = open(out_dir / TRAIN_LOG, mode)
+        self._usage = open(out_dir / USAGE_LOG, mode)
+
+    @property
+    def lines(self) -> dict[str, int]:
+        return {TRAIN_LOG: len(self.records), USAGE_LOG: len(self.usage)}
 
     def write(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -156,63 +171,99 @@ def _eval_and_log(model: MoEVLA, val: VLADataset, log: RunLog, step: int, stage:
     return metrics
 
 
-def _run_stage(
-    model: MoEVLA,
-    params: list[torch.nn.Parameter],
-    stage: str,
-    steps: int,
-    lr: float,
-    first_step: int,
-    batches: Iterator[torch.Tensor],
-    augment_rng: torch.Generator,
-    train: VLADataset,
-    val: VLADataset,
-    log: RunLog,
-    cfg: TrainConfig,
-    bar: tqdm,
-) -> tuple[int, float, dict]:
-    """Train `params` for `steps` steps; returns (next global step, last loss, last eval metrics)."""
-    optimizer = _optimizer(params, lr, cfg.weight_decay)
-    mean_state = torch.tensor(model.cfg.contract.normalization.state_mean, dtype=torch.float32, device=cfg.device)
-    model.train()
-    last_loss, metrics, start = float("nan"), {}, time.perf_counter()
-    for i in range(steps):
-        step = first_step + i
-        current_lr = cosine_lr(i, steps, lr, cfg.warmup_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = current_lr
-        batch = {k: v.to(cfg.device) for k, v in train.batch(next(batches)).items()}
-        batch["images"] = random_shift(batch["images"], cfg.image_shift_pixels, augment_rng)
-        batch["state"] = drop_state(batch["state"], mean_state, cfg.state_dropout, augment_rng)
-        losses = model.compute_loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        losses.total.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        last_loss = float(losses.total.detach())
-        if i % cfg.log_every == 0 or i == steps - 1:
-            log.write({
-                "kind": "train", "step": step, "stage": stage, "lr": current_lr, "loss": last_loss,
-                "action_loss": float(losses.action), "reasoning_loss": float(losses.reasoning),
-                "moe_aux": float(losses.moe_aux), "reasoning_accuracy": float(losses.reasoning_accuracy),
-                "target_loss": float(losses.target), "elapsed_s": time.perf_counter() - start,
-            })
-            bar.set_postfix(stage=stage, loss=f"{last_loss:.3f}")
-        bar.update(1)
-        if (i + 1) % cfg.eval_every == 0 or i == steps - 1:
-            metrics = _eval_and_log(model, val, log, step, stage, cfg)
-    return first_step + steps, last_loss, metrics
+@dataclasses.dataclass
+class _Run:
+    """One training run's moving parts: what every stage trains with and how it is saved."""
+
+    model: MoEVLA
+    out: Path
+    cfg: TrainConfig
+    train: VLADataset
+    val: VLADataset
+    batches: Iterator[torch.Tensor]
+    augment_rng: torch.Generator
+    log: RunLog
+    bar: tqdm
+
+    def generator_states(self) -> dict[str, torch.Tensor]:
+        states = {"torch": torch.get_rng_state(), "augment": self.augment_rng.get_state()}
+        if self.train.variants is not None:
+            states["variants"] = self.train._variant_generator.get_state()
+        return states
+
+    def restore(self, state: TrainingState) -> None:
+        """Continue where `state` was saved: weights, random generators, batch order (the batches
+        of the steps done are drawn again: the order's position within an epoch is no generator state)."""
+        self.model.load_state_dict(state.model)
+        torch.set_rng_state(state.generators["torch"])
+        self.augment_rng.set_state(state.generators["augment"])
+        if self.train.variants is not None:
+            self.train._variant_generator.set_state(state.generators["variants"])
+        for _ in range(state.step):
+            next(self.batches)
+        self.bar.update(state.step)
+
+    def save(self, stage: str, step: int, stage_step: int, optimizer: torch.optim.Optimizer) -> None:
+        save_state(self.out, TrainingState(
+            self.cfg.to_dict(), stage, step, stage_step, self.model.state_dict(), optimizer.state_dict(),
+            self.generator_states(), self.log.lines))
+
+    def stage(self, params: list[torch.nn.Parameter], stage: str, steps: int, lr: float, first_step: int,
+              resume: TrainingState | None = None) -> tuple[int, float, dict]:
+        """Train `params` for `steps` steps (from `resume.stage_step` when resuming this stage);
+        returns (next global step, last loss, last eval metrics)."""
+        model, cfg, log = self.model, self.cfg, self.log
+        optimizer = _optimizer(params, lr, cfg.weight_decay)
+        done = 0
+        if resume is not None:
+            optimizer.load_state_dict(resume.optimizer)
+            done = resume.stage_step
+        mean_state = torch.tensor(model.cfg.contract.normalization.state_mean, dtype=torch.float32, device=cfg.device)
+        model.train()
+        last_loss, metrics, start = float("nan"), {}, time.perf_counter()
+        for i in range(done, steps):
+            step = first_step + i
+            current_lr = cosine_lr(i, steps, lr, cfg.warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = current_lr
+            batch = {k: v.to(cfg.device) for k, v in self.train.batch(next(self.batches)).items()}
+            batch["images"] = random_shift(batch["images"], cfg.image_shift_pixels, self.augment_rng)
+            batch["state"] = drop_state(batch["state"], mean_state, cfg.state_dropout, self.augment_rng)
+            losses = model.compute_loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            losses.total.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            last_loss = float(losses.total.detach())
+            if i % cfg.log_every == 0 or i == steps - 1:
+                log.write({
+                    "kind": "train", "step": step, "stage": stage, "lr": current_lr, "loss": last_loss,
+                    "action_loss": float(losses.action), "reasoning_loss": float(losses.reasoning),
+                    "moe_aux": float(losses.moe_aux), "reasoning_accuracy": float(losses.reasoning_accuracy),
+                    "target_loss": float(losses.target), "elapsed_s": time.perf_counter() - start,
+                })
+                self.bar.set_postfix(stage=stage, loss=f"{last_loss:.3f}")
+            self.bar.update(1)
+            if (i + 1) % cfg.eval_every == 0 or i == steps - 1:
+                metrics = _eval_and_log(model, self.val, log, step, stage, cfg)
+            if cfg.save_every and (step + 1) % cfg.save_every == 0 and i < steps - 1:
+                self.save(stage, step + 1, i + 1, optimizer)
+        return first_step + steps, last_loss, metrics
 
 
 def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: TrainConfig | None = None,
                  lerobot_map: LeRobotMapping | None = None) -> TrainResult:
     """Train a policy on the dataset at `dataset_dir` (ours, or a LeRobot v3.0 folder read through
-    `lerobot_map`); write checkpoint, logs and plots to `out_dir`."""
+    `lerobot_map`); write checkpoint, logs and plots to `out_dir`. With `cfg.resume`, continue the
+    run saved there (training/resume.py)."""
     cfg = cfg or TrainConfig()
     out = Path(out_dir)
     if (out / CONFIG_FILE).exists() and not cfg.overwrite:
         raise FileExistsError(f"{out} already holds a checkpoint; pass overwrite=True (--overwrite) to replace it")
+    resume = load_state(out, cfg) if cfg.resume else None
+    if cfg.resume and resume is None and cfg.progress:
+        print(f"nothing to resume in {out}: starting from the beginning")
     out.mkdir(parents=True, exist_ok=True)
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
@@ -247,38 +298,46 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
 
     generator = torch.Generator().manual_seed(cfg.seed)
     weights = start_weights(train.step_in_episode, cfg.start_oversampling, cfg.start_steps)
-    batches = iterate_batches(len(train), cfg.batch_size, generator, weights)
-    augment_rng = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1)
-    log = RunLog(out)
-    bar = tqdm(total=cfg.dense_steps + cfg.moe_steps, disable=not cfg.progress, desc="train", unit="step")
+    run = _Run(model, out, cfg, train, val, iterate_batches(len(train), cfg.batch_size, generator, weights),
+               torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1),
+               RunLog(out, resume.log_lines if resume else None),
+               tqdm(total=cfg.dense_steps + cfg.moe_steps, disable=not cfg.progress, desc="train", unit="step"))
+    log = run.log
+    in_moe_stage = resume is not None and resume.stage == STAGE_MOE
     try:
         if cfg.init_checkpoint:  # already MoE: straight to stage 3
             step, loss, metrics = 0, float("nan"), {}
-            log.write({"kind": "init", "step": 0, "checkpoint": str(cfg.init_checkpoint)})
+            if resume is None:
+                log.write({"kind": "init", "step": 0, "checkpoint": str(cfg.init_checkpoint)})
+        elif in_moe_stage:  # the dense stage is done
+            step, loss, metrics = cfg.dense_stage_steps, float("nan"), {}
         else:
-            step, loss, metrics = _run_stage(
-                model, dense_warmup_parameters(model), STAGE_DENSE, cfg.dense_stage_steps, cfg.lr, 0, batches,
-                augment_rng, train, val, log, cfg, bar,
-            )
+            if resume is not None:
+                run.restore(resume)
+            step, loss, metrics = run.stage(dense_warmup_parameters(model), STAGE_DENSE, cfg.dense_stage_steps,
+                                            cfg.lr, 0, resume)
         if not cfg.dense_baseline:  # a dense baseline has no MoE stage: every step was dense
             if not cfg.init_checkpoint:
                 upcycled = upcycle_model(model, cfg.upcycle_noise_std, seed=cfg.seed)
-                log.write({"kind": "upcycle", "step": step, "layers": upcycled, "noise_std": cfg.upcycle_noise_std})
+                if not in_moe_stage:
+                    log.write({"kind": "upcycle", "step": step, "layers": upcycled, "noise_std": cfg.upcycle_noise_std})
                 model.to(cfg.device)
             params = freeze_for_moe_tuning(model)
-            step, moe_loss, moe_metrics = _run_stage(
-                model, params, STAGE_MOE, cfg.moe_steps, cfg.stage3_lr, step, batches, augment_rng, train, val, log, cfg, bar
-            )
+            if in_moe_stage:
+                run.restore(resume)
+            step, moe_loss, moe_metrics = run.stage(params, STAGE_MOE, cfg.moe_steps, cfg.stage3_lr, step,
+                                                    resume if in_moe_stage else None)
             if cfg.moe_steps:
                 loss, metrics = moe_loss, moe_metrics
     finally:
-        bar.close()
+        run.bar.close()
         log.close()
 
     model.eval()
     summary = {"dataset": str(dataset_dir), "steps": step, "final_train_loss": loss, "final_eval": metrics,
                "train_episodes": train_eps, "val_episodes": val_eps, "parameters": model.parameter_counts()}
     save_checkpoint(model, out, tokenizer, metadata={"training": summary, "train_config": cfg.to_dict()})
+    remove_state(out)
     upcycle_step = None if cfg.init_checkpoint or cfg.dense_baseline else cfg.dense_steps
     plots.plot_loss_curves(log.records, out / "loss_curves.png", upcycle_step=upcycle_step)
     plots.plot_expert_usage(log.usage, out / "expert_usage.png")
@@ -329,6 +388,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
     p.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device, help="torch device")
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
+    p.add_argument("--save-every", type=int, default=defaults.save_every, metavar="N",
+                   help="write a resumable state into --out every N steps (0: never)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --out (same settings; none saved: start from the beginning)")
     add_progress_argument(p)
     args = p.parse_args(argv)
     overrides: dict[str, Any] = {}
@@ -343,6 +406,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
         state_dropout=args.state_dropout, start_oversampling=args.start_oversampling,
         start_steps=args.start_steps, instruction_variants=args.instruction_variants, val_fraction=args.val_fraction, device=args.device,
         num_threads=args.num_threads, overwrite=args.overwrite, progress=args.progress,
+        save_every=args.save_every, resume=args.resume,
     )
     return args, cfg
 

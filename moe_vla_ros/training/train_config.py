@@ -76,6 +76,10 @@ class TrainConfig:
         device: "cpu" or "cuda".
         num_threads: torch CPU threads (None leaves torch's default).
         overwrite: allow writing into an output folder that already holds a checkpoint.
+        save_every: write a resumable training state (training/resume.py) every this many
+            steps; 0: never.
+        resume: continue the run saved in the output folder (its settings must match; with no
+            saved state the run starts from the beginning).
     """
 
     preset: str = "small"
@@ -110,6 +114,8 @@ class TrainConfig:
     device: str = "cpu"
     num_threads: int | None = None
     overwrite: bool = False
+    save_every: int = 0
+    resume: bool = False
 
     def __post_init__(self) -> None:
         require_choice("preset", self.preset, PRESETS)
@@ -119,7 +125,8 @@ class TrainConfig:
         for name in ("chunk_length", "max_instruction_tokens", "max_reasoning_tokens", "num_threads"):
             if getattr(self, name) is not None:
                 require_int(name, getattr(self, name), 1)
-        for name in ("seed", "dense_steps", "moe_steps", "warmup_steps", "eval_generated_samples", "image_shift_pixels"):
+        for name in ("seed", "dense_steps", "moe_steps", "warmup_steps", "eval_generated_samples", "image_shift_pixels",
+                     "save_every"):
             require_int(name, getattr(self, name), 0)
         for name in ("batch_size", "eval_every", "max_eval_samples", "log_every", "start_steps", "variants_per_instruction"):
             require_int(name, getattr(self, name), 1)

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_helpers import quick
 
 from moe_vla_ros.contract import ContractError
 from moe_vla_ros.data.dataset import DatasetWriter, DemoDataset
@@ -13,23 +14,9 @@ from moe_vla_ros.model.checkpoint import load_checkpoint, read_checkpoint_config
 from moe_vla_ros.model.config import tiny_contract
 from moe_vla_ros.training.synthetic import generate_synthetic_dataset
 from moe_vla_ros.training.train import main, train_policy
-from moe_vla_ros.training.train_config import TrainConfig
 
 torch.set_num_threads(1)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic") / "data"
-    generate_synthetic_dataset(root, tiny_contract().sensors, num_episodes=12, episode_length=30, seed=0)
-    return root
-
-
-def quick(**kwargs):
-    base = dict(preset="tiny", dense_steps=8, moe_steps=8, batch_size=8, eval_every=8, log_every=1,
-                eval_generated_samples=4, max_eval_samples=32, progress=False)
-    return TrainConfig(**{**base, **kwargs})
 
 
 @pytest.fixture(scope="module")
