@@ -29,15 +29,10 @@ def no_realtime_threads():
 @pytest.fixture
 def ros_context():
     """A fresh rclpy context for one test; shut down afterwards even when the test fails."""
-    import rclpy
-    from rclpy.context import Context
+    from moe_vla_ros.ros.contexts import private_context
 
-    context = Context()
-    rclpy.init(context=context)
-    try:
+    with private_context() as context:  # its participant leaves the graph afterwards
         yield context
-    finally:
-        rclpy.try_shutdown(context=context)
 
 
 class DemoExport(NamedTuple):

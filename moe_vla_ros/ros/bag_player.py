@@ -40,6 +40,7 @@ from moe_vla_ros.bags.errors import BagError
 from moe_vla_ros.bags.reader import BagMessage, BagReader, TopicInfo
 from moe_vla_ros.cli import add_bag_argument, parse_pairs, run_tool, split_ros_args, tool_parser
 from moe_vla_ros.ros.bag_recorder import BagRecorder, RecorderConfig, keep_last_qos, message_class
+from moe_vla_ros.ros.contexts import release_context
 from moe_vla_ros.ros.qos import CLOCK_TOPIC
 
 _POLL_S = 0.02  # granularity of waits for subscribers and of /clock between messages
@@ -354,7 +355,7 @@ def replay_and_record(
             node.destroy_node()
         if own_context:
             executor.shutdown()
-            rclpy.try_shutdown(context=context)
+            release_context(context)
 
 
 PROG = "moe_vla_bag_play"

@@ -55,6 +55,7 @@ from moe_vla_ros.evaluation.bag.replay import (
 from moe_vla_ros.evaluation.bag.report import EvaluationReport, check_output_dir
 from moe_vla_ros.evaluation.process import NodeProcess
 from moe_vla_ros.ros.bag_player import PlayerConfig, publisher_qos, replay_and_record
+from moe_vla_ros.ros.contexts import release_context
 from moe_vla_ros.runtime.manifest import read_manifest
 
 PROG = "moe_vla_bag_replay_eval"
@@ -85,7 +86,7 @@ def wait_for_node(node: NodeProcess, inputs: Sequence[str], output: str, timeout
     finally:
         executor.shutdown()
         probe.destroy_node()
-        rclpy.try_shutdown(context=context)
+        release_context(context)
 
 
 def replay_evaluate(

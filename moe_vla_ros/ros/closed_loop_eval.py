@@ -55,6 +55,7 @@ from moe_vla_ros.evaluation.sim.plots import GIF_FPS, write_plots
 from moe_vla_ros.evaluation.sim.report import build_report, episode_line, format_table, write_report
 from moe_vla_ros.ros import closed_loop_eval_config as conf
 from moe_vla_ros.ros import qos
+from moe_vla_ros.ros.contexts import release_context
 from moe_vla_ros.ros.conversions import duration_to_seconds, image_msg_to_rgb, is_hold_trajectory, stamp_to_seconds
 from moe_vla_ros.ros.sim_node import SimNode
 from moe_vla_ros.runtime.manifest import ModelLoadError, read_manifest
@@ -329,7 +330,7 @@ class ClosedLoopEvaluator:
             self.policy.stop()
         if self._graph is not None:
             self._graph.stop()
-        rclpy.try_shutdown(context=self.context)
+        release_context(self.context)
 
 
 @dataclass

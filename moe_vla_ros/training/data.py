@@ -172,7 +172,7 @@ class VLADataset(Dataset):
             self.variant_mask = torch.from_numpy(np.stack(variant_mask) if variant_mask else np.zeros((1, length), np.int64))  # [V, L]
             self.variant_first = torch.from_numpy(np.concatenate(variant_first))  # [N]
             self.variant_count = torch.from_numpy(np.concatenate(variant_count))  # [N]
-            self._variant_generator = torch.Generator().manual_seed(self.variants.seed)
+            self.variant_generator = torch.Generator().manual_seed(self.variants.seed)  # which paraphrase, when
         if not self.has_target:
             warnings.warn(NO_TARGET_WARNING, stacklevel=2)
         self.episode_indices = indices
@@ -203,7 +203,7 @@ class VLADataset(Dataset):
         if self.variants is None:
             return ids, mask
         count = self.variant_count[idx]  # [B]
-        draw = torch.rand(idx.shape[0], 2, generator=self._variant_generator)  # [B, 2]
+        draw = torch.rand(idx.shape[0], 2, generator=self.variant_generator)  # [B, 2]
         use = (draw[:, 0] < self.variants.probability) & (count > 0)  # [B]
         row = self.variant_first[idx] + (draw[:, 1] * count).long()  # [B]
         row = row.clamp(max=self.variant_ids.shape[0] - 1)

@@ -188,7 +188,7 @@ class _Run:
     def generator_states(self) -> dict[str, torch.Tensor]:
         states = {"torch": torch.get_rng_state(), "augment": self.augment_rng.get_state()}
         if self.train.variants is not None:
-            states["variants"] = self.train._variant_generator.get_state()
+            states["variants"] = self.train.variant_generator.get_state()
         return states
 
     def restore(self, state: TrainingState) -> None:
@@ -198,7 +198,7 @@ class _Run:
         torch.set_rng_state(state.generators["torch"])
         self.augment_rng.set_state(state.generators["augment"])
         if self.train.variants is not None:
-            self.train._variant_generator.set_state(state.generators["variants"])
+            self.train.variant_generator.set_state(state.generators["variants"])
         for _ in range(state.step):
             next(self.batches)
         self.bar.update(state.step)

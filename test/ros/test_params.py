@@ -84,6 +84,7 @@ def test_node_declares_the_spec_and_reads_the_same_yaml_as_the_offline_evaluator
 
     from moe_vla_ros.contract import PolicyContract, SensorContract
     from moe_vla_ros.evaluation.bag.config import EvaluationConfig
+    from moe_vla_ros.ros.contexts import release_context
     from moe_vla_ros.ros.params import declare_config
     from moe_vla_ros.spec.described import param_names
     from moe_vla_ros.spec.policy_node import default_params_files
@@ -105,7 +106,7 @@ def test_node_declares_the_spec_and_reads_the_same_yaml_as_the_offline_evaluator
         assert all(node.has_parameter(name) for name in param_names(PolicyNodeConfig))
         node.destroy_node()
     finally:
-        rclpy.try_shutdown(context=context)
+        release_context(context)
     offline = EvaluationConfig.from_params_files(files)
     assert offline.node == declared  # tuned.yaml already turns the open-loop checks off
     joints = tuple(declared.robot.joint_names)

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.ros
 SIM_YAML = Path(__file__).resolve().parents[2] / "config" / "sim.yaml"
 HOME = np.array(HOME_JOINT_POSITIONS)
 TRACKING_TOLERANCE = 0.05  # rad (gripper: m); the position actuators lag the setpoint by ~0.025
+LEAD_S = 1.0  # the test trajectory starts this far ahead: a slow delivery (loaded machine) still comes first
 
 
 def _stamp(msg) -> float:
@@ -72,8 +73,8 @@ def test_sim_node_process_follows_holds_and_rejects_trajectories(ros_context):
             spin_until(executor, lambda: states and images and clock, what="joint states, images and /clock")
             assert (images[-1].width, images[-1].height, images[-1].encoding) == (32, 32, "rgb8")
 
-            # 1. A cubic Hermite trajectory, starting 0.5 s ahead (absolute stamp, simulated time).
-            start = _stamp(states[-1]) + 0.5
+            # 1. A cubic Hermite trajectory, starting LEAD_S ahead (absolute stamp, simulated time).
+            start = _stamp(states[-1]) + LEAD_S  # the arm rests until then, however late the message arrives
             waypoints = np.array([HOME + [0.2, 0.1, -0.1, 0.2, 0.1, 0.3, 0.01],
                                   HOME + [0.4, 0.2, -0.2, 0.3, 0.2, 0.5, 0.02],
                                   HOME + [0.4, 0.2, -0.2, 0.3, 0.2, 0.5, 0.02]])
@@ -87,8 +88,8 @@ def test_sim_node_process_follows_holds_and_rejects_trajectories(ros_context):
                 np.testing.assert_allclose(by_stamp[round(start + t, 2)], expected, atol=TRACKING_TOLERANCE)
             replica = TrajectoryFollower(JOINT_NAMES, HOME)
             replica.set_trajectory(FollowerTrajectory.from_arrays(JOINT_NAMES, waypoints, times, velocities, start),
-                                   now=start - 0.5)
-            path = [(m.position, replica.positions_at(_stamp(m))) for m in states if _stamp(m) >= start - 0.5]
+                                   now=start - LEAD_S)
+            path = [(m.position, replica.positions_at(_stamp(m))) for m in states if _stamp(m) >= start - LEAD_S]
             assert max(np.abs(np.subtract(p, s)).max() for p, s in path) < TRACKING_TOLERANCE
             np.testing.assert_allclose(states[-1].position, waypoints[-1], atol=1e-3)
 
