@@ -31,8 +31,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import rclpy
-from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy
@@ -55,7 +53,7 @@ from moe_vla_ros.evaluation.bag.replay import (
 from moe_vla_ros.evaluation.bag.report import EvaluationReport, check_output_dir
 from moe_vla_ros.evaluation.process import NodeProcess
 from moe_vla_ros.ros.bag_player import PlayerConfig, publisher_qos, replay_and_record
-from moe_vla_ros.ros.contexts import release_context
+from moe_vla_ros.ros.contexts import private_context
 from moe_vla_ros.runtime.manifest import read_manifest
 
 PROG = "moe_vla_bag_replay_eval"
@@ -64,29 +62,27 @@ PROG = "moe_vla_bag_replay_eval"
 def wait_for_node(node: NodeProcess, inputs: Sequence[str], output: str, timeout_s: float) -> float:
     """Wait until the node subscribes to every input topic and publishes `output` (it is then
     configured and active: autostart activates right after creating them); seconds taken."""
-    context = Context()
-    rclpy.init(context=context)
-    probe = Node("bag_replay_eval_probe", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(probe)
-    start = time.monotonic()
-    try:
-        while True:
-            missing = [t for t in inputs if probe.count_subscribers(t) == 0]
-            missing += [f"{output} (publisher)"] if probe.count_publishers(output) == 0 else []
-            if not missing:
-                return time.monotonic() - start
-            if not node.alive():
-                raise BagError(f"the policy node exited (code {node.proc.returncode}):\n{node.log_tail()}")
-            if time.monotonic() - start > timeout_s:
-                raise BagError(
-                    f"the policy node is not ready after {timeout_s:.0f} s (missing {missing}):\n{node.log_tail()}"
-                )
-            executor.spin_once(timeout_sec=0.05)  # graph updates arrive meanwhile
-    finally:
-        executor.shutdown()
-        probe.destroy_node()
-        release_context(context)
+    with private_context() as context:
+        probe = Node("bag_replay_eval_probe", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(probe)
+        start = time.monotonic()
+        try:
+            while True:
+                missing = [t for t in inputs if probe.count_subscribers(t) == 0]
+                missing += [f"{output} (publisher)"] if probe.count_publishers(output) == 0 else []
+                if not missing:
+                    return time.monotonic() - start
+                if not node.alive():
+                    raise BagError(f"the policy node exited (code {node.proc.returncode}):\n{node.log_tail()}")
+                if time.monotonic() - start > timeout_s:
+                    raise BagError(
+                        f"the policy node is not ready after {timeout_s:.0f} s (missing {missing}):\n{node.log_tail()}"
+                    )
+                executor.spin_once(timeout_sec=0.05)  # graph updates arrive meanwhile
+        finally:
+            executor.shutdown()
+            probe.destroy_node()
 
 
 def replay_evaluate(

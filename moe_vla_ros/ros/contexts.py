@@ -15,7 +15,7 @@ context per evaluation or per bag leaks one participant each time the same way.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import rclpy
@@ -31,10 +31,11 @@ def release_context(context: Context) -> None:
 
 
 @contextmanager
-def private_context() -> Iterator[Context]:
-    """A fresh initialised context, released on exit (see `release_context`)."""
+def private_context(args: Sequence[str] | None = None) -> Iterator[Context]:
+    """A fresh context initialised with `args` (e.g. ["--ros-args", "--params-file", F]), released
+    on exit (see `release_context`)."""
     context = Context()
-    rclpy.init(context=context)
+    rclpy.init(args=None if args is None else list(args), context=context)
     try:
         yield context
     finally:

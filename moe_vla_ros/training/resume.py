@@ -5,8 +5,8 @@ temporary file renamed over the old one): the model's and the optimizer's state,
 is (stage, steps done in total and in the stage), every random generator the run draws from
 (torch's global one, augmentation, instruction variants; the batch order is drawn again) and how many log lines
 were written. Resuming rebuilds the run from the same settings, loads that state, cuts the logs
-back to the saved lines and goes on: on CPU the finished model is the same, bit for bit, as an
-uninterrupted run's. The file is removed once the checkpoint is written.
+back to the saved lines and goes on: on CPU, with the same number of threads, the finished model
+is the same, bit for bit, as an uninterrupted run's. The file is removed once the checkpoint is written.
 
 Settings that change the result must equal the saved run's (`RESULT_FIELDS`: everything but
 `RUNTIME_FIELDS`); the others (progress bar, threads, how often to save) may differ.
@@ -81,13 +81,15 @@ def load_state(out_dir: Path, cfg: TrainConfig) -> TrainingState | None:
     return state
 
 
-def truncate_lines(path: Path, lines: int) -> None:
-    """Keep the first `lines` lines of the text file `path` (what a resumed run's log had at the save)."""
+def truncate_lines(path: Path, lines: int) -> list[str]:
+    """Keep the first `lines` lines of the text file `path` (what a resumed run's log had at the
+    save); returns them (none when there is no file)."""
     if not path.exists():
-        return
+        return []
     with open(path) as f:
         kept = [line for _, line in zip(range(lines), f)]
     path.write_text("".join(kept))
+    return kept
 
 
 def remove_state(out_dir: Path) -> None:

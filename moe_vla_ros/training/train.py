@@ -87,9 +87,7 @@ class RunLog:
         self.usage: list[dict[str, Any]] = []
         if resume_lines is not None:
             for name, kept in ((TRAIN_LOG, self.records), (USAGE_LOG, self.usage)):
-                truncate_lines(out_dir / name, resume_lines.get(name, 0))
-                if (out_dir / name).exists():
-                    kept.extend(json.loads(line) for line in (out_dir / name).read_text().splitlines())
+                kept.extend(json.loads(line) for line in truncate_lines(out_dir / name, resume_lines.get(name, 0)))
         mode = "a" if resume_lines is not None else "w"
         self._train = open(out_dir / TRAIN_LOG, mode)
         self._usage = open(out_dir / USAGE_LOG, mode)

@@ -78,13 +78,11 @@ def test_node_declares_the_spec_and_reads_the_same_yaml_as_the_offline_evaluator
     """rcl's own --params-file parsing + declare_config (the node) and the spec's YAML reading (the
     offline evaluator) give the same settings, hence the same runner config, runtime config and
     limits; every spec field is a declared parameter."""
-    import rclpy
-    from rclpy.context import Context
     from rclpy.node import Node
 
     from moe_vla_ros.contract import PolicyContract, SensorContract
     from moe_vla_ros.evaluation.bag.config import EvaluationConfig
-    from moe_vla_ros.ros.contexts import release_context
+    from moe_vla_ros.ros.contexts import private_context
     from moe_vla_ros.ros.params import declare_config
     from moe_vla_ros.spec.described import param_names
     from moe_vla_ros.spec.policy_node import default_params_files
@@ -98,15 +96,11 @@ def test_node_declares_the_spec_and_reads_the_same_yaml_as_the_offline_evaluator
         "    input_checks: {jump_velocity_factor: 0.0, max_tracking_error_rad: 0.0, frozen_after_s: 0.0}\n"
     )
     files = [*default_params_files(), tuned]
-    context = Context()
-    rclpy.init(args=["--ros-args", *[a for f in files for a in ("--params-file", str(f))]], context=context)
-    try:
+    with private_context(["--ros-args", *[a for f in files for a in ("--params-file", str(f))]]) as context:
         node = Node("policy_node", context=context)
         declared = declare_config(node, PolicyNodeConfig)
         assert all(node.has_parameter(name) for name in param_names(PolicyNodeConfig))
         node.destroy_node()
-    finally:
-        release_context(context)
     offline = EvaluationConfig.from_params_files(files)
     assert offline.node == declared  # tuned.yaml already turns the open-loop checks off
     joints = tuple(declared.robot.joint_names)
