@@ -40,7 +40,9 @@ deceleration within the limit (near a position limit: the filter's stop from the
 controller is heading to); the runner publishes it as a hold.
 
 :meth:`ActionChunkExecutor.trajectory` returns the points still to execute, time-stamped on the
-control grid with velocities consistent with the positions, ready for a JointTrajectory.
+control grid with velocities consistent with the positions, ready for a JointTrajectory;
+:meth:`ActionChunkExecutor.send_from` is the same right before sending a newly accepted chunk (a
+fresh plan from rest whose sending was delayed moves later, keeping its whole start lead).
 Chunk ids increase monotonically (across resets) so reasoning traces can name the chunk they
 led to. Time is passed in (``now``, seconds); nothing reads a clock. Pure numpy: no rclpy.
 """
@@ -135,6 +137,7 @@ class _Plan:
     stop_rows: int = 0
     is_hold: bool = False
     velocities: np.ndarray | None = None  # [N, J] point velocity of each row, as published
+    movable: bool = False  # a fresh plan from rest not sent yet: its start may move later (send_from)
 
     @property
     def chunk_end_row(self) -> int:
@@ -418,7 +421,8 @@ class ActionChunkExecutor:
 
         first_time = candidate.time_of_row(first, dt)
         skipped = int(np.count_nonzero(step_times < first_time - _EPS * dt))  # never used by the plan
-        candidate = replace(candidate, chunk_id=chunk_id, obs_time=float(obs_time), is_hold=False)
+        from_rest = plan is None and not np.any(candidate.velocities[0])  # a fresh plan from rest
+        candidate = replace(candidate, chunk_id=chunk_id, obs_time=float(obs_time), is_hold=False, movable=from_rest)
         self._plan = self._pruned(candidate, now)
         self._takeover = False
         self.accepted_count += 1
@@ -557,6 +561,25 @@ class ActionChunkExecutor:
         )
 
     # -- output ----------------------------------------------------------------------------
+    def send_from(self, now: float) -> PlannedTrajectory | None:
+        """The trajectory to send at `now` (call it right before sending what `accept` planned).
+
+        A plan that starts anew from rest and of which nothing has been sent yet keeps its start
+        lead: when it is sent more than execution_lead_s after it was planned (a loaded machine
+        delayed the sender), its grid moves later so that it begins ``now + start_lead_s`` (the
+        arm rests meanwhile; every target moves by the same delay). Otherwise, and for every
+        later call, this is :meth:`trajectory`.
+        """
+        plan, cfg = self._plan, self.config
+        if plan is not None and plan.movable:
+            start = plan.time_of_row(0, cfg.control_period_s)
+            planned_at = start - cfg.start_lead
+            delay = now + cfg.start_lead - start
+            if now - planned_at > cfg.execution_lead_s + 1e-9 and delay > 0.0:
+                plan = replace(plan, anchor=plan.anchor + delay)
+            self._plan = replace(plan, movable=False)
+        return self.trajectory(now)
+
     def trajectory(self, now: float) -> PlannedTrajectory | None:
         """Points due after ``now + execution_lead_s``, or None when the plan is used up. The last
         point's velocity is exactly 0 when the plan ends at rest (braking tail, hold, or a last

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -486,8 +486,8 @@ class PolicyRunner:
                 self.counters.inference_errors += 1
                 self.counters.last_error = f"inference: {type(e).__name__}: {e}"
                 return self._hold(HOLD_INFERENCE, f"inference failed: {e}", clock())
-        done = clock()
         with self._lock:
+            done = clock()  # after the lock: waiting for it must not eat into the lead
             code, reason = self._hold_state(done)
             if reason:  # e-stop, a rejected input, ... during inference: never publish the chunk
                 return self._hold(code, reason, done)
@@ -509,6 +509,18 @@ class PolicyRunner:
             self._commanding = True
             self.counters.chunks_published += 1
             return Command(plan, output, result)
+
+    def at_send(self, command: Command, now: float) -> Command:
+        """`command` as sent at `now` (call it right before publishing a chunk's command): a
+        plan from rest whose sending came late moves later, so the controller still gets the
+        whole start lead (ActionChunkExecutor.send_from). Holds are sent as they are."""
+        if command.is_hold or command.trajectory is None:
+            return command
+        with self._lock:
+            if not self._commanding or self.executor.active_chunk_id != command.accept.chunk_id:
+                return command  # held or superseded meanwhile: the caller does not send it
+            trajectory = self.executor.send_from(now)
+        return command if trajectory is None else replace(command, trajectory=trajectory)
 
     def _hold(self, code: str, reason: str, now: float) -> Command | None:
         """Called with the lock held: once per transition out of commanding, replace the plan by

@@ -383,6 +383,7 @@ class PolicyNode(LifecycleNode):
         with self._publish_lock:
             if self._stopping or not runner.commanding:
                 return  # stopped or held (e-stop, deactivate) meanwhile: the hold went out, nothing after it
+            command = runner.at_send(command, self._now())  # a late start from rest keeps its lead
             self._pubs["trajectory"].publish(planned_trajectory_to_msg(self.joint_names, command.trajectory))
             self._step_hold = ""
         self._pubs["usage"].publish(expert_usage_msg(out.stamp, chunk_id, out.expert_usage))

@@ -507,6 +507,55 @@ def test_a_fresh_plan_starts_after_start_lead_so_a_late_delivery_keeps_the_limit
     assert before.times[0] < now2 + start_lead
 
 
+@pytest.mark.parametrize("send_delay", [0.0, 0.02, 0.05, 0.15, 0.4])
+def test_a_fresh_start_sent_late_moves_later_and_keeps_its_whole_start_lead(send_delay):
+    """send_from: a plan from rest that is sent more than execution_lead_s after `accept` planned
+    it moves later (every point by the same delay) so that it begins start_lead_s after the
+    sending; the controller's cubic from rest then keeps the limits for a delivery up to
+    start_lead_s - execution_lead_s late. Without the move, that delivery after a 0.05 s send
+    delay needs 1.39x the acceleration limit, and after 0.15 s the first point is past on arrival."""
+    lead, start_lead = 0.02, 0.1
+    ex = executor(safety=True, execution_lead_s=lead, start_lead_s=start_lead)
+    now = 1.08
+    assert accept(ex, ramp(1.0, offset=-1.0), obs_time=1.0, now=now, position=0.0, velocity=0.0).accepted
+    planned = ex.trajectory(now)
+    sent_at = now + send_delay
+    traj = ex.send_from(sent_at)
+    moved = send_delay > lead
+    expected_start = sent_at + start_lead if moved else now + start_lead
+    assert traj.start_time == pytest.approx(expected_start)
+    np.testing.assert_allclose(traj.positions, planned.positions)  # the same path, only later
+    np.testing.assert_allclose(traj.velocities, planned.velocities)
+    receipt = sent_at + start_lead - lead  # the delivery as late as the start lead still allows
+    assert np.abs(spline_accelerations(receipt, [0.0], [0.0], traj)).max() <= A_MAX + 1e-9
+    assert jtc_verdict(traj, receipt).accepted
+    # once sent, it never moves again: the executor's plan is what the controller executes
+    again = ex.send_from(sent_at + 0.3)
+    assert again.start_time - DT * (len(traj.positions) - len(again.positions)) == pytest.approx(traj.start_time)
+    # ... and the next chunk merges at a seam on the moved grid
+    now2 = expected_start + 0.4
+    before = ex.trajectory(now2)
+    assert accept(ex, ramp(now2 - 0.05, offset=-1.0), obs_time=now2 - 0.05, now=now2).accepted
+    assert ex.trajectory(now2).times[0] == pytest.approx(before.times[0])
+    np.testing.assert_allclose(ex.trajectory(now2).positions[0], before.positions[0])
+
+
+def test_only_a_fresh_plan_from_rest_moves_when_sent_late():
+    # measured moving at 1 rad/s: the plan extrapolates the motion, so moving it would be a jump
+    ex = executor(safety=True, execution_lead_s=0.02, start_lead_s=0.1)
+    assert accept(ex, ramp(0.95), obs_time=0.95, now=1.0, position=0.95, velocity=1.0).accepted
+    assert ex.send_from(1.2).start_time == pytest.approx(ex.trajectory(1.2).start_time)
+    assert ex.send_from(1.2).times[0] == pytest.approx(ex.trajectory(1.0).times[1])  # nothing moved: a row is due
+    # a seam (merged into the executing plan) never moves either
+    ex = executor(safety=True, execution_lead_s=0.02, start_lead_s=0.1)
+    assert accept(ex, ramp(1.0, offset=-1.0), obs_time=1.0, now=1.08, position=0.0, velocity=0.0).accepted
+    ex.send_from(1.08)
+    assert accept(ex, ramp(1.4, offset=-1.0), obs_time=1.4, now=1.45).accepted
+    before = ex.trajectory(1.45)
+    assert ex.send_from(1.7).times[0] == pytest.approx(ex.trajectory(1.7).times[0])
+    assert ex.trajectory(1.7).times[-1] == pytest.approx(before.times[-1])
+
+
 def test_start_lead_is_at_least_the_execution_lead():
     from moe_vla_ros.errors import BadInputError
 

@@ -79,6 +79,24 @@ def test_commands_from_a_fresh_synchronised_observation():
     assert runner.counters.chunks_published == 1 and runner.commanding
 
 
+def test_a_first_command_sent_late_moves_later_and_a_held_one_is_left_alone():
+    runner, _ = make_runner()
+    lead = runner.config.executor.start_lead
+    feed(runner, 1.0)
+    cmd = runner.step(lambda: 1.01)
+    assert cmd.trajectory.start_time == pytest.approx(1.01 + lead)
+    sent = runner.at_send(cmd, 1.31)  # the sender was delayed by 0.3 s: the start moves with it
+    assert sent.trajectory.start_time == pytest.approx(1.31 + lead) and sent.output is cmd.output
+    np.testing.assert_allclose(sent.trajectory.positions, cmd.trajectory.positions)
+    assert runner.executor.trajectory(1.31).start_time == pytest.approx(1.31 + lead)  # the plan moved too
+    # a command overtaken by a hold is not re-timed (the node does not send it)
+    runner, _ = make_runner()
+    feed(runner, 1.0)
+    cmd = runner.step(lambda: 1.01)
+    runner.set_enabled(False, now=1.05)
+    assert runner.at_send(cmd, 1.31) is cmd
+
+
 def test_refill_uses_newest_observation_and_lower_reasoning_rate():
     runner, policy = make_runner()
     feed(runner, 1.0)

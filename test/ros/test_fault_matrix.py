@@ -27,6 +27,7 @@ from fake_robot import FakeRobot
 from jtc_conformance import is_hold
 from policy_node_harness import CAMERA_TOPICS, LIMITS, PolicyNodeHarness, params_file
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.subscription import MessageInfo
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
@@ -94,8 +95,11 @@ class Recorder:
     def now(self) -> float:
         return self.robot.get_clock().now().nanoseconds * 1e-9
 
-    def _on_trajectory(self, msg: JointTrajectory) -> None:
-        self.received.append((self.now(), msg, self.robot.positions().copy()))
+    def _on_trajectory(self, msg: JointTrajectory, info: MessageInfo) -> None:
+        # receipt: when the middleware got it (what a controller's real-time buffer sees), not when
+        # this test's executor got round to the callback
+        received = info["received_timestamp"] * 1e-9 or self.now()
+        self.received.append((received, msg, self.robot.positions().copy()))
 
     def _wrap_runner(self) -> None:
         """Flag every inference whose observation holds bad data; count the flagged ones published."""
