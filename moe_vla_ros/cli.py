@@ -6,7 +6,9 @@
   place results go is `-o/--out` (`add_output_argument`), progress bars are switched off with
   `--no-progress` (`add_progress_argument`).
 - `main(argv)` returns `run_tool(PROG, lambda: _run(argv))`: exit codes 0 ok, 1 failed, 2 bad
-  input (also argparse's usage errors), 130 interrupted; errors are one line on stderr,
+  input (also argparse's usage errors), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM,
+  raised as `Terminated`, a KeyboardInterrupt, so `finally` blocks stop child processes and close
+  files as on Ctrl-C); errors are one line on stderr,
   `<prog>: error: <message>`. Errors of the package derive from `moe_vla_ros.errors.MoeVlaError`
   and carry their exit code; an unexpected exception is a bug and keeps its traceback.
   Validation that raises plain ValueError (config dataclasses) runs inside `with bad_input():`.
@@ -17,12 +19,22 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from moe_vla_ros.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInputError, MoeVlaError
+from moe_vla_ros.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    BadInputError,
+    MoeVlaError,
+)
 
 # A path the user gave that does not exist, is not a folder, or must not be overwritten: bad input.
 _BAD_PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
@@ -67,10 +79,26 @@ def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (run_tool raises it in the main thread, so cleanup runs as on Ctrl-C)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def run_tool(prog: str, body: Callable[[], int | None]) -> int:
-    """Run a tool's body and turn how it ended into the convention's exit code and stderr line."""
+    """Run a tool's body and turn how it ended into the convention's exit code and stderr line.
+    In the main thread, a SIGTERM without a handler of its own raises `Terminated` in `body`
+    (a handler the body installs, e.g. ros/spin.py's, takes precedence while it is installed)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         code = body()
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -83,6 +111,9 @@ def run_tool(prog: str, body: Callable[[], int | None]) -> int:
     except OSError as error:
         print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return EXIT_OK if code is None else int(code)
 
 
