@@ -11,22 +11,32 @@
 #   5. export to ONNX (sparse CPU + dense TensorRT-ready expert graphs), verified,
 #   6. evaluate closed loop through the policy node on held-out seeds.
 # Takes ~1.7 h on 2 CPU cores (training ~60 + ~30 min with one thread). Intermediate files go to
-# build/default_model/; run it again after an interruption: finished steps are skipped and a
-# training goes on from its last saved state (every 250 steps).
+# build/default_model/; run it again after an interruption: finished steps are skipped, cut-short
+# demonstrations are generated again and a training goes on from its last saved state (every 250 steps).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${MOE_VLA_VENV:-$repo/.venv}/bin"
 work="$repo/build/default_model"
 cd "$repo"
 mkdir -p "$work"
-[ -d "$work/demos" ] || "$bin/moe_vla_generate_demos" --out "$work/demos" --episodes 1144 --seed 1 --tasks reach,push
+# demos NAME ARGS...: generate $work/NAME unless a finished dataset is there (meta.json "complete";
+# a generation that was cut short is removed and started again)
+demos() {
+  local name="$1"; shift
+  if "$bin/python" -c 'import sys; from moe_vla_ros.data.dataset import DemoDataset as D; sys.exit(not D(sys.argv[1]).complete)' \
+      "$work/$name" 2>/dev/null; then
+    return 0
+  fi
+  rm -rf "${work:?}/$name"
+  "$bin/moe_vla_generate_demos" --out "$work/$name" "$@"
+}
+demos demos --episodes 1144 --seed 1 --tasks reach,push
 [ -f "$work/train/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos" --out "$work/train" \
   --preset small --config '{"vision": {"backbone": "efficientnet_lite0", "freeze_backbone": true},
                             "trunk": {"target_input": true}}' \
   --seed 0 --dense-steps 3000 --moe-steps 500 --batch-size 32 --eval-every 500 --image-shift 0 \
   --start-oversampling 4 --start-steps 3 --num-threads 1 --save-every 250 --resume
-[ -d "$work/demos_noisy" ] || "$bin/moe_vla_generate_demos" --out "$work/demos_noisy" --episodes 800 --seed 2 \
-  --tasks reach,push --execution-noise 0.03
+demos demos_noisy --episodes 800 --seed 2 --tasks reach,push --execution-noise 0.03
 [ -f "$work/finetuned/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos_noisy" \
   --out "$work/finetuned" --init-checkpoint "$work/train" --dense-steps 0 --moe-steps 1500 --moe-lr 5e-4 \
   --seed 0 --batch-size 32 --eval-every 250 --image-shift 0 --start-oversampling 4 --start-steps 3 --num-threads 1 \

@@ -3,7 +3,9 @@ bag converter, read by training and evaluation.
 
 Layout of a dataset folder::
 
-    <root>/meta.json                      format, version, sensor contract, episode index
+    <root>/meta.json                      format, version, sensor contract, episode index,
+                                          `complete` (false while a writer runs or after it
+                                          was interrupted; datasets without it count as complete)
     <root>/episodes/episode_000000.npz    one compressed npz per episode (no pickle)
 
 Arrays of one episode of T steps, J joints, cameras C (names from the contract):
@@ -129,7 +131,8 @@ class DatasetWriter:
     """Writes episodes to a new dataset folder; never overwrites existing data.
 
     `meta.json` is rewritten after every episode (atomically), so an interrupted run leaves a
-    readable dataset with the episodes written so far. Use as a context manager.
+    readable dataset with the episodes written so far, marked ``"complete": false``. Use as a
+    context manager: leaving it without an exception marks the dataset complete.
     """
 
     def __init__(self, root: str | os.PathLike, contract: SensorContract, source: str = "") -> None:
@@ -140,6 +143,7 @@ class DatasetWriter:
             raise DatasetError(f"{self.root} already holds a dataset; refusing to overwrite it")
         (self.root / "episodes").mkdir(parents=True, exist_ok=False)
         self._index: list[dict] = []
+        self._complete = False
         self._write_meta()
 
     def add_episode(self, episode: Episode) -> Path:
@@ -169,19 +173,22 @@ class DatasetWriter:
             "num_episodes": len(self._index),
             "num_steps": sum(e["length"] for e in self._index),
             "episodes": self._index,
+            "complete": self._complete,
         }
         tmp = self.root / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, indent=1))
         os.replace(tmp, self.root / "meta.json")
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """Write the final meta.json; `complete` False: the writing was cut short."""
+        self._complete = complete
         self._write_meta()
 
     def __enter__(self) -> DatasetWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(complete=exc_type is None)
 
 
 class DemoDataset:
@@ -202,6 +209,11 @@ class DemoDataset:
             raise DatasetError(f"{meta_path}: version {self.meta.get('version')} is not supported")
         self.contract = SensorContract.from_dict(self.meta["contract"])
         self.episode_index: list[dict] = list(self.meta["episodes"])
+
+    @property
+    def complete(self) -> bool:
+        """False when the writer was interrupted (or still runs): episodes may be missing."""
+        return bool(self.meta.get("complete", True))
 
     def __len__(self) -> int:
         return len(self.episode_index)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from moe_vla_ros.cli import DefaultsHelpFormatter, add_output_argument, add_progress_argument, bad_input, run_tool, tool_parser
+from moe_vla_ros.data.dataset import DemoDataset
 from moe_vla_ros.errors import BadInputError, FailedError
 from moe_vla_ros.validation import require_int, require_number
 
@@ -221,8 +222,10 @@ class Runner:
 
     def make_demos(self) -> None:
         if (self.demos / "meta.json").is_file():
-            self.say(f"demonstrations: reusing {self.demos}")
-            return
+            if DemoDataset(self.demos).complete:
+                self.say(f"demonstrations: reusing {self.demos}")
+                return
+            self.say(f"demonstrations: {self.demos} was cut short: generating them again")
         shutil.rmtree(self.demos, ignore_errors=True)
         c = self.cfg
         self.say(f"demonstrations: {c.demos} episodes of {','.join(c.tasks)}, seed {c.demo_seed}")

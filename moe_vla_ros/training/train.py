@@ -275,6 +275,9 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
         sensors = read_checkpoint_config(cfg.init_checkpoint)[0].contract.sensors
         image_size = (sensors.image_height, sensors.image_width)
     dataset = open_training_dataset(dataset_dir, lerobot_map, image_size)
+    if not getattr(dataset, "complete", True):
+        warnings.warn(f"{dataset_dir}: writing this dataset was interrupted ({len(dataset)} episodes were written): "
+                      "training on those; generate it again for the full set", stacklevel=2)
     if isinstance(dataset, LeRobotDemoDataset) and cfg.progress:
         print(dataset.describe())
     train_eps, val_eps = split_episodes(len(dataset), cfg.val_fraction, cfg.seed)

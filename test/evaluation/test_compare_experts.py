@@ -135,6 +135,22 @@ def test_trained_arm_is_reused_only_with_the_same_settings(tmp_path, monkeypatch
         runner.train(ARMS)
 
 
+def test_demonstrations_cut_short_are_generated_again(tmp_path, monkeypatch):
+    from moe_vla_ros.data.dataset import DatasetWriter
+    from moe_vla_ros.model.config import tiny_contract
+
+    runner = Runner(tmp_path, CompareConfig(), progress=False)
+    ran = []
+    monkeypatch.setattr(runner, "tools", lambda jobs: ran.extend(log for _, log, _ in jobs))
+    writer = DatasetWriter(runner.demos, tiny_contract().sensors)  # a generation killed mid-way
+    writer.close(complete=False)
+    runner.make_demos()
+    assert ran == ["demos"] and not runner.demos.exists()  # removed, then the tool writes it anew
+    DatasetWriter(runner.demos, tiny_contract().sensors).close()
+    runner.make_demos()
+    assert ran == ["demos"]  # a finished one is reused
+
+
 def test_cli_refuses_bad_values(tmp_path, capsys):
     assert main(["-o", str(tmp_path / "c"), "--episodes", "0"]) == 2
     err = capsys.readouterr().err
