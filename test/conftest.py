@@ -21,9 +21,9 @@ def no_realtime_threads():
     contexts inherit; a Fast DDS thread spinning at that priority starves the 2 cores and every
     timing-sensitive test after it (seen: 151 such threads, load 66, a lifecycle test stalled)."""
     yield
-    from moe_vla_ros.data.lerobot.video import _undo_realtime
+    from moe_vla_ros.data.lerobot.video import undo_realtime
 
-    _undo_realtime((os.SCHED_OTHER, 0))
+    undo_realtime((os.SCHED_OTHER, 0))
 
 
 @pytest.fixture

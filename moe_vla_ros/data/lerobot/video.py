@@ -55,7 +55,7 @@ def _scheduling() -> tuple[int, int] | None:
     return os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
 
 
-def _undo_realtime(saved: tuple[int, int] | None) -> int:
+def undo_realtime(saved: tuple[int, int] | None) -> int:
     """SVT-AV1 (svt_av1_enc_init) switches the thread that opens the encoder to SCHED_FIFO priority
     99 when it may (as root), and its worker threads inherit it: an export run as root, and every
     thread or child process started after it, would then starve the rest of the machine. When the
@@ -115,14 +115,14 @@ class VideoEncoder:
                 self._container.mux(packet)
             if not self._opened:  # the first encode opened the encoder
                 self._opened = True
-                _undo_realtime(self._scheduling)
+                undo_realtime(self._scheduling)
 
     def close(self) -> None:
         for packet in self._stream.encode():
             self.bytes += packet.size
             self._container.mux(packet)
         self._container.close()
-        _undo_realtime(self._scheduling)
+        undo_realtime(self._scheduling)
 
 
 def video_info(path: Path) -> dict[str, Any]:

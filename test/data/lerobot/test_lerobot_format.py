@@ -486,7 +486,7 @@ def test_svt_av1_export_leaves_no_real_time_threads(ours, tmp_path):
 def test_undo_realtime_restores_the_callers_policy():
     import os
 
-    from moe_vla_ros.data.lerobot.video import _scheduling, _undo_realtime
+    from moe_vla_ros.data.lerobot.video import _scheduling, undo_realtime
 
     if not hasattr(os, "sched_setscheduler"):
         pytest.skip("Linux scheduling API")
@@ -498,8 +498,8 @@ def test_undo_realtime_restores_the_callers_policy():
     except PermissionError:
         pytest.skip("no permission to switch to real-time (not root, no CAP_SYS_NICE)")
     try:
-        assert _undo_realtime(saved) >= 1
+        assert undo_realtime(saved) >= 1
         assert _scheduling() == saved and _realtime_threads() == []
     finally:
         os.sched_setscheduler(0, saved[0], os.sched_param(saved[1]))
-    assert _undo_realtime(None) == 0  # no scheduling API: nothing to do
+    assert undo_realtime(None) == 0  # no scheduling API: nothing to do
