@@ -8,7 +8,10 @@ import time
 
 from moe_vla_ros.evaluation.process import NodeProcess
 
-SLEEPER = "import time; print('started', flush=True); time.sleep(60)"
+# a node handles SIGINT (ros/spin.py installs its handler) even when it was started with SIGINT
+# ignored, as every child of a background job in a non-interactive shell is
+SLEEPER = ("import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+           "print('started', flush=True); time.sleep(60)")
 STUBBORN = ("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); "
             "time.sleep(60)")
 
