@@ -13,10 +13,17 @@
 # Takes ~1.7 h on 2 CPU cores (training ~60 + ~30 min with one thread). Intermediate files go to
 # build/default_model/; run it again after an interruption: finished steps are skipped, cut-short
 # demonstrations are generated again and a training goes on from its last saved state (every 250 steps).
+# A candidate recipe builds elsewhere from the environment (defaults: the bundled recipe above):
+#   MODEL_WORK (build/default_model) MODEL_OUT (models/default) MODEL_TASKS (reach,push)
+#   MODEL_DEMOS (1144) MODEL_NOISY_DEMOS (800) MODEL_EVAL_EPISODES (40, seeds 10000+)
+# e.g. with lift: MODEL_WORK=build/model_lift MODEL_OUT=build/model_lift/model MODEL_TASKS=reach,push,lift
+#   MODEL_DEMOS=1716 MODEL_NOISY_DEMOS=1200 bash scripts/build_default_model.sh
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${MOE_VLA_VENV:-$repo/.venv}/bin"
-work="$repo/build/default_model"
+work="$repo/${MODEL_WORK:-build/default_model}"
+out="$repo/${MODEL_OUT:-models/default}"
+tasks="${MODEL_TASKS:-reach,push}"
 cd "$repo"
 mkdir -p "$work"
 # demos NAME ARGS...: generate $work/NAME unless a finished dataset is there (meta.json "complete";
@@ -30,17 +37,17 @@ demos() {
   rm -rf "${work:?}/$name"
   "$bin/moe_vla_generate_demos" --out "$work/$name" "$@"
 }
-demos demos --episodes 1144 --seed 1 --tasks reach,push
+demos demos --episodes "${MODEL_DEMOS:-1144}" --seed 1 --tasks "$tasks"
 [ -f "$work/train/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos" --out "$work/train" \
   --preset small --config '{"vision": {"backbone": "efficientnet_lite0", "freeze_backbone": true},
                             "trunk": {"target_input": true}}' \
   --seed 0 --dense-steps 3000 --moe-steps 500 --batch-size 32 --eval-every 500 --image-shift 0 \
   --start-oversampling 4 --start-steps 3 --num-threads 1 --save-every 250 --resume
-demos demos_noisy --episodes 800 --seed 2 --tasks reach,push --execution-noise 0.03
+demos demos_noisy --episodes "${MODEL_NOISY_DEMOS:-800}" --seed 2 --tasks "$tasks" --execution-noise 0.03
 [ -f "$work/finetuned/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos_noisy" \
   --out "$work/finetuned" --init-checkpoint "$work/train" --dense-steps 0 --moe-steps 1500 --moe-lr 5e-4 \
   --seed 0 --batch-size 32 --eval-every 250 --image-shift 0 --start-oversampling 4 --start-steps 3 --num-threads 1 \
   --save-every 250 --resume
-"$bin/moe_vla_export" --checkpoint "$work/finetuned" --out "$repo/models/default" --name default \
+"$bin/moe_vla_export" --checkpoint "$work/finetuned" --out "$out" --name default \
   --formulations sparse,dense --no-checkpoint --force
-"$bin/moe_vla_eval_sim" --model "$repo/models/default" --episodes 40 --tasks reach,push --out "$work/eval"
+"$bin/moe_vla_eval_sim" --model "$out" --episodes "${MODEL_EVAL_EPISODES:-40}" --tasks "$tasks" --out "$work/eval"
