@@ -40,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     "serving": {"errors", "validation", "cli", "contract", "runtime"},  # Triton model repositories (no torch, no rclpy)
     "spec": {"errors", "validation", "contract", "control", "param_files", "paths", "runtime"},  # node specs: pure, no rclpy
     "bags": {"errors", "validation", "cli", "contract", "control", "data", "fanout", "sim"},  # bag I/O, validation, conversion: below evaluation
-    "evaluation": {"errors", "validation", "bags", "cli", "contract", "control", "fanout", "paths", "runtime", "sim", "spec"},
+    "evaluation": {"errors", "validation", "bags", "cli", "contract", "control", "data", "fanout", "paths", "runtime", "sim", "spec"},
     "ros": {"errors", "validation", "bags", "cli", "contract", "control", "evaluation", "param_files", "paths", "runtime", "sim", "spec"},
 }
 # imports inside functions only (never at import), each with its reason; not counted by the cycle checks
