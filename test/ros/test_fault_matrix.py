@@ -205,9 +205,10 @@ def _finish(name: str, rec: Recorder, onset: float, end: float, expect_hold: boo
         assert result.commands_during_fault == 0, result
     assert result.hold_resume_cycles == 0, result
     # Velocity and acceleration: the plan keeps the controller's cubic within both limits (a plan
-    # from rest starts execution.start_lead_s, 0.1 s, after it is ready and its first step uses a
-    # quarter of the acceleration budget, so the first segment stays within the limit even when
-    # the message reaches the controller ~80 ms later than execution_lead_s plans for).
+    # from rest starts execution.start_lead_s, 0.1 s, after it is sent (PolicyRunner.at_send moves
+    # a plan whose sending was delayed) and its first step uses a quarter of the acceleration
+    # budget, so the first segment stays within the limit even when the message reaches the
+    # controller ~80 ms later than execution_lead_s plans for).
     assert v_ratio <= 1.05 and a_ratio <= 1.05, result
     assert not rec.robot.refused, rec.robot.controller.refusals[:3]
     return result
