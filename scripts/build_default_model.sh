@@ -42,12 +42,12 @@ demos demos --episodes "${MODEL_DEMOS:-1144}" --seed 1 --tasks "$tasks"
   --preset small --config '{"vision": {"backbone": "efficientnet_lite0", "freeze_backbone": true},
                             "trunk": {"target_input": true}}' \
   --seed 0 --dense-steps 3000 --moe-steps 500 --batch-size 32 --eval-every 500 --image-shift 0 \
-  --start-oversampling 4 --start-steps 3 --num-threads 1 --save-every 250 --resume
+  --start-oversampling 4 --start-steps 3 --num-threads 1 --save-every 250 --resume --feature-cache "$work/backbone_features"
 demos demos_noisy --episodes "${MODEL_NOISY_DEMOS:-800}" --seed 2 --tasks "$tasks" --execution-noise 0.03
 [ -f "$work/finetuned/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos_noisy" \
   --out "$work/finetuned" --init-checkpoint "$work/train" --dense-steps 0 --moe-steps 1500 --moe-lr 5e-4 \
   --seed 0 --batch-size 32 --eval-every 250 --image-shift 0 --start-oversampling 4 --start-steps 3 --num-threads 1 \
-  --save-every 250 --resume
+  --save-every 250 --resume --feature-cache "$work/backbone_features"
 "$bin/moe_vla_export" --checkpoint "$work/finetuned" --out "$out" --name default \
   --formulations sparse,dense --no-checkpoint --force
 "$bin/moe_vla_eval_sim" --model "$out" --episodes "${MODEL_EVAL_EPISODES:-40}" --tasks "$tasks" --out "$work/eval"

@@ -120,13 +120,14 @@ class CompareConfig:
             "num_threads": self.num_threads,
         }
 
-    def train_args(self, arm: str) -> list[str]:
+    def train_args(self, arm: str, feature_cache: Path) -> list[str]:
+        """moe_vla_train's arguments for `arm`; the arms share the frozen backbone's features in `feature_cache`."""
         args = ["--preset", self.preset, "--config", json.dumps(self.model_overrides), "--seed", str(self.seed),
                 "--dense-steps", str(self.dense_steps), "--moe-steps", str(self.moe_steps),
                 "--batch-size", str(self.batch_size), "--eval-every", str(self.eval_every),
                 "--image-shift", str(self.image_shift), "--start-oversampling", str(self.start_oversampling),
                 "--start-steps", str(self.start_steps), "--num-threads", str(self.num_threads), "--no-progress",
-                "--save-every", str(SAVE_EVERY), "--resume"]
+                "--save-every", str(SAVE_EVERY), "--resume", "--feature-cache", str(feature_cache)]
         if DENSE_BASELINE[arm]:
             args += ["--dense-baseline", DENSE_BASELINE[arm]]
         return args
@@ -217,6 +218,10 @@ class Runner:
     def demos(self) -> Path:
         return self.out / "demos"
 
+    @property
+    def feature_cache(self) -> Path:
+        return self.out / "backbone_features"
+
     def arm(self, arm: str) -> Path:
         return self.out / arm
 
@@ -255,7 +260,8 @@ class Runner:
             group = todo[i : i + width]
             self.say(f"training {steps} steps: " + ", ".join(f"{arm} ({LABELS[arm]})" for arm, _ in group))
             self.tools([("moe_vla_train", f"train_{arm}", ["--dataset", str(self.demos), "--out", str(ckpt),
-                                                           *self.cfg.train_args(arm)]) for arm, ckpt in group])
+                                                           *self.cfg.train_args(arm, self.feature_cache)])
+                        for arm, ckpt in group])
 
     def export(self, arms: Sequence[str]) -> dict[str, Path]:
         """Export the arms without a model folder yet, all at once; returns every arm's folder."""

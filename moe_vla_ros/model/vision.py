@@ -134,8 +134,12 @@ class VisionEncoder(nn.Module):
         self.camera_embed = nn.Parameter(torch.randn(self.num_cameras, cfg.d_model) * 0.02)  # [C, D]
         self.position_embed = nn.Parameter(torch.randn(tokens_per_camera, cfg.d_model) * 0.02)  # [P, D]
 
-    def forward(self, images: Tensor) -> VisionOutput:
-        """images [B, C, 3, H, W] uint8 (RGB) -> VisionOutput(tokens [B, C * P, D])."""
+    def backbone_features(self, images: Tensor) -> Tensor:
+        """images [B, C, 3, H, W] uint8 (RGB) -> backbone features [B, C, P, W] (before the projection).
+
+        With a frozen backbone (`VisionConfig.freeze_backbone`, deterministic in training) these
+        depend on the images alone: training may compute them once per dataset
+        (training/feature_cache.py) and pass them to `tokens_from_features`."""
         b, c, _, h, w = images.shape
         if (c, h, w) != (self.num_cameras, *self.image_size):
             raise ValueError(
@@ -144,7 +148,15 @@ class VisionEncoder(nn.Module):
             )
         x = images.reshape(b * c, 3, h, w).float() / 255.0  # [N, 3, H, W] in [0, 1]
         x = (x - self.pixel_mean) / self.pixel_std  # [N, 3, H, W]
-        tokens = self.proj(self.backbone(x))  # [N, P, D]
-        tokens = tokens.reshape(b, c, -1, tokens.shape[-1])  # [B, C, P, D]
+        features = self.backbone(x)  # [N, P, W]
+        return features.reshape(b, c, *features.shape[1:])  # [B, C, P, W]
+
+    def tokens_from_features(self, features: Tensor) -> VisionOutput:
+        """Backbone features [B, C, P, W] -> VisionOutput(tokens [B, C * P, D])."""
+        tokens = self.proj(features)  # [B, C, P, D]
         tokens = tokens + self.camera_embed[None, :, None, :] + self.position_embed[None, None]  # [B, C, P, D]
-        return VisionOutput(tokens.reshape(b, -1, tokens.shape[-1]))  # [B, C * P, D]
+        return VisionOutput(tokens.reshape(tokens.shape[0], -1, tokens.shape[-1]))  # [B, C * P, D]
+
+    def forward(self, images: Tensor) -> VisionOutput:
+        """images [B, C, 3, H, W] uint8 (RGB) -> VisionOutput(tokens [B, C * P, D])."""
+        return self.tokens_from_features(self.backbone_features(images))

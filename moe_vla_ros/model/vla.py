@@ -9,7 +9,9 @@ The four submodules are the four exported graphs; each takes and returns tensors
 
 `state` is z-scored with the contract's state stats; `actions` are absolute joint targets
 z-scored with the action stats (see action_head.py). Batches for `compute_loss` have the keys
-BATCH_KEYS, as produced by `moe_vla_ros.training.data.VLADataset` (and `examples.example_batch`).
+BATCH_KEYS, as produced by `moe_vla_ros.training.data.VLADataset` (and `examples.example_batch`);
+with BACKBONE_FEATURES (a frozen backbone's features of the images, computed once per dataset:
+training/feature_cache.py) the vision backbone is skipped.
 
 Runtime sequence per control step: vision -> trunk -> (every few steps: greedy reasoning with
 `decoding.greedy_decode` over the reasoning step) -> action head with the latest reasoning.
@@ -37,6 +39,7 @@ from moe_vla_ros.model.vision import VisionEncoder
 
 BATCH_KEYS = ("images", "state", "instruction_ids", "instruction_mask", "reasoning_ids", "reasoning_mask", "actions")
 TARGET_KEYS = ("target_position", "target_valid")  # optional: the target probe's supervision
+BACKBONE_FEATURES = "backbone_features"  # optional: [B, C, P, W] = vision.backbone_features(images)
 
 
 class LossOutput(NamedTuple):
@@ -104,7 +107,20 @@ class MoEVLA(nn.Module):
         self, images: Tensor, instruction_ids: Tensor, instruction_mask: Tensor, state: Tensor
     ) -> tuple[TrunkOutput, Tensor]:
         """`encode` plus the target probe's position estimate [B, 3] (units of TARGET_SCALE_M)."""
-        vision_tokens = self.vision(images).tokens  # [B, Nv, D]
+        return self._trunk_with_target(self.vision(images).tokens, instruction_ids, instruction_mask, state)
+
+    def encode_batch_with_target(self, batch: Mapping[str, Tensor]) -> tuple[TrunkOutput, Tensor]:
+        """`encode_with_target` of a training batch: from its BACKBONE_FEATURES when it has them
+        (the backbone is skipped), else from its images."""
+        if BACKBONE_FEATURES in batch:
+            vision_tokens = self.vision.tokens_from_features(batch[BACKBONE_FEATURES]).tokens  # [B, Nv, D]
+        else:
+            vision_tokens = self.vision(batch["images"]).tokens  # [B, Nv, D]
+        return self._trunk_with_target(vision_tokens, batch["instruction_ids"], batch["instruction_mask"], batch["state"])
+
+    def _trunk_with_target(
+        self, vision_tokens: Tensor, instruction_ids: Tensor, instruction_mask: Tensor, state: Tensor
+    ) -> tuple[TrunkOutput, Tensor]:
         target = self.trunk.estimate_target(vision_tokens, instruction_ids, instruction_mask)  # [B, 3]
         return self.trunk(vision_tokens, instruction_ids, instruction_mask, state, target), target
 
@@ -147,9 +163,7 @@ class MoEVLA(nn.Module):
         if missing:
             raise KeyError(f"batch lacks {missing}")
         lcfg = self.cfg.loss
-        trunk, predicted_target = self.encode_with_target(
-            batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"]
-        )  # TrunkOutput, [B, 3]
+        trunk, predicted_target = self.encode_batch_with_target(batch)  # TrunkOutput, [B, 3]
 
         inputs, targets = teacher_forcing(batch["reasoning_ids"], batch["reasoning_mask"])  # [B, R] x2
         logits = self.reasoning(trunk.tokens, inputs).logits  # [B, R, V]

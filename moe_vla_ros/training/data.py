@@ -13,6 +13,8 @@ A sample (keys = `moe_vla_ros.model.vla.BATCH_KEYS`):
                                            stats; past the episode end the last action is repeated
     target_position  float32 [3]           the target object's position at t (m, base frame), zeros
     target_valid     float32 []            when the dataset does not record it (then target_valid = 0)
+    backbone_features float32 [C, P, W]    only after `use_backbone_features`: a frozen backbone's
+                                           features of `images` (training/feature_cache.py)
 
 Chunk step k is action[t + k], the target commanded at step t + k, i.e. the target for time
 t + k + 1: the first chunk entry is one control period after the observation, as the contract
@@ -38,6 +40,7 @@ from moe_vla_ros.contract import NormalizationStats, PolicyContract
 from moe_vla_ros.data.dataset import DemoDataset
 from moe_vla_ros.data.lerobot.mapping import LeRobotMapping
 from moe_vla_ros.data.lerobot.reader import LeRobotDemoDataset, open_demonstrations
+from moe_vla_ros.model.vla import BACKBONE_FEATURES
 from moe_vla_ros.runtime.tokenization import InstructionTokenizer
 from moe_vla_ros.training.instruction_variants import InstructionVariantsConfig, instruction_variants
 
@@ -176,6 +179,14 @@ class VLADataset(Dataset):
         if not self.has_target:
             warnings.warn(NO_TARGET_WARNING, stacklevel=2)
         self.episode_indices = indices
+        self.backbone_features: np.ndarray | None = None  # [N, C, P, W] once set by use_backbone_features
+
+    def use_backbone_features(self, features: np.ndarray) -> None:
+        """Batches carry BACKBONE_FEATURES rows of `features` [N, C, P, W] (a frozen backbone's
+        features of `self.images`: training/feature_cache.py); the model then skips the backbone."""
+        if features.shape[0] != len(self):
+            raise ValueError(f"backbone features have {features.shape[0]} rows, the dataset {len(self)} samples")
+        self.backbone_features = features
 
     def __len__(self) -> int:
         return int(self.states.shape[0])
@@ -184,7 +195,7 @@ class VLADataset(Dataset):
         """Samples `indices` stacked along a new batch dimension (vectorised, no collate)."""
         idx = torch.as_tensor(indices, dtype=torch.long)  # [B]
         instruction_ids, instruction_mask = self._instructions(idx)  # [B, L], [B, L]
-        return {
+        batch = {
             "images": self.images[idx],  # [B, C, 3, H, W]
             "state": self.states[idx],  # [B, J]
             "instruction_ids": instruction_ids,  # [B, L]
@@ -195,6 +206,10 @@ class VLADataset(Dataset):
             "target_position": self.target_position[idx],  # [B, 3]
             "target_valid": self.target_valid[idx],  # [B]
         }
+        if self.backbone_features is not None:
+            rows = np.ascontiguousarray(self.backbone_features[idx.numpy()], dtype=np.float32)  # [B, C, P, W]
+            batch[BACKBONE_FEATURES] = torch.from_numpy(rows)
+        return batch
 
     def _instructions(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Instruction ids and mask of samples `idx` [B]: the recorded ones, or with instruction

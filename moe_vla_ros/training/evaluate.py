@@ -64,9 +64,7 @@ def evaluate(
     for start in range(0, len(indices), batch_size):
         batch = {k: v.to(device) for k, v in data.batch(indices[start : start + batch_size]).items()}
         b = batch["state"].shape[0]
-        trunk, target = model.encode_with_target(
-            batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"]
-        )  # TrunkOutput, [B, 3]
+        trunk, target = model.encode_batch_with_target(batch)  # TrunkOutput, [B, 3]
         inputs, targets = teacher_forcing(batch["reasoning_ids"], batch["reasoning_mask"])  # [B, R]
         logits = model.reasoning(trunk.tokens, inputs).logits  # [B, R, V]
         mask = targets != IGNORE_INDEX  # [B, R]
@@ -124,9 +122,7 @@ def _generated_metrics(
     """Action error with the model's own greedy reasoning, the reasoning exact-match rate and (with
     recorded targets) the target probe's error."""
     batch = {k: v.to(device) for k, v in data.batch(indices).items()}
-    trunk, target = model.encode_with_target(
-        batch["images"], batch["instruction_ids"], batch["instruction_mask"], batch["state"]
-    )  # TrunkOutput, [B, 3]
+    trunk, target = model.encode_batch_with_target(batch)  # TrunkOutput, [B, 3]
     ids, mask = model.generate_reasoning(trunk.tokens)  # [B, R] x2
     generated = model.action_head(trunk.tokens, batch["state"], ids, mask).actions  # [B, H, J]
     truth = model.action_head(trunk.tokens, batch["state"], batch["reasoning_ids"], batch["reasoning_mask"]).actions

@@ -25,7 +25,8 @@ from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.training.train_config import TrainConfig
 
 STATE_FILE = "resume_state.pt"
-RUNTIME_FIELDS = ("progress", "overwrite", "resume", "save_every", "num_threads")
+RUNTIME_FIELDS = ("progress", "overwrite", "resume", "save_every", "num_threads", "reuse_backbone_features",
+                  "feature_cache_dir")
 RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in RUNTIME_FIELDS)
 
 

@@ -51,6 +51,7 @@ from moe_vla_ros.training.data import (
     start_weights,
 )
 from moe_vla_ros.training.evaluate import evaluate
+from moe_vla_ros.training.feature_cache import dataset_features, not_cacheable_reason
 from moe_vla_ros.training.instruction_variants import vocabulary_texts
 from moe_vla_ros.training.resume import TrainingState, load_state, remove_state, save_state, truncate_lines
 from moe_vla_ros.training.stages import (
@@ -296,6 +297,7 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
         model = MoEVLA(model_cfg, use_moe=False).to(cfg.device)
     train = VLADataset(dataset, model.cfg.contract, tokenizer, train_eps, variants=cfg.variants)
     val = VLADataset(dataset, model.cfg.contract, tokenizer, val_eps) if val_eps else train
+    _reuse_backbone_features(model, cfg, train, val)
 
     generator = torch.Generator().manual_seed(cfg.seed)
     weights = start_weights(train.step_in_episode, cfg.start_oversampling, cfg.start_steps)
@@ -343,6 +345,17 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     plots.plot_loss_curves(log.records, out / "loss_curves.png", upcycle_step=upcycle_step)
     plots.plot_expert_usage(log.usage, out / "expert_usage.png")
     return TrainResult(out, loss, metrics, log.records, model)
+
+
+def _reuse_backbone_features(model: MoEVLA, cfg: TrainConfig, *datasets: VLADataset) -> None:
+    """Give the datasets their frames' backbone features when they do not change during training."""
+    reason = not_cacheable_reason(model.cfg, cfg.image_shift_pixels)
+    if not cfg.reuse_backbone_features or reason is not None:
+        if cfg.progress and cfg.reuse_backbone_features:
+            print(f"backbone features are computed at every step: {reason}")
+        return
+    for data in {id(d): d for d in datasets}.values():
+        data.use_backbone_features(dataset_features(model.vision, data.images, cfg.feature_cache_dir, cfg.progress))
 
 
 PROG = "moe_vla_train"
@@ -393,6 +406,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
                    help="write a resumable state into --out every N steps (0: never)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in --out (same settings; none saved: start from the beginning)")
+    p.add_argument("--no-feature-reuse", action="store_true",
+                   help="run a frozen backbone at every step instead of once per frame (slower, same training)")
+    p.add_argument("--feature-cache", default=None, metavar="DIR",
+                   help="keep a frozen backbone's features of the dataset in DIR, shared by runs on the same "
+                        "data and backbone (default: computed by each run)")
     add_progress_argument(p)
     args = p.parse_args(argv)
     overrides: dict[str, Any] = {}
@@ -407,7 +425,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, T
         state_dropout=args.state_dropout, start_oversampling=args.start_oversampling,
         start_steps=args.start_steps, instruction_variants=args.instruction_variants, val_fraction=args.val_fraction, device=args.device,
         num_threads=args.num_threads, overwrite=args.overwrite, progress=args.progress,
-        save_every=args.save_every, resume=args.resume,
+        save_every=args.save_every, resume=args.resume, reuse_backbone_features=not args.no_feature_reuse,
+        feature_cache_dir=args.feature_cache,
     )
     return args, cfg
 

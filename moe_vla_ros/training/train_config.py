@@ -80,6 +80,12 @@ class TrainConfig:
             steps; 0: never.
         resume: continue the run saved in the output folder (its settings must match; with no
             saved state the run starts from the beginning).
+        reuse_backbone_features: with a frozen backbone and no image shifts, compute the
+            backbone's features of every frame once and train on them instead of running the
+            backbone at every step (training/feature_cache.py: same training, ~2x faster on CPU).
+        feature_cache_dir: folder where those features are kept between runs, keyed by the
+            backbone weights and the images (runs on the same data share them); None: computed
+            by every run.
     """
 
     preset: str = "small"
@@ -116,6 +122,8 @@ class TrainConfig:
     overwrite: bool = False
     save_every: int = 0
     resume: bool = False
+    reuse_backbone_features: bool = True
+    feature_cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         require_choice("preset", self.preset, PRESETS)
@@ -149,6 +157,8 @@ class TrainConfig:
                 raise BadInputError(f"dense_baseline={self.dense_baseline!r} trains a fresh dense model; "
                                     f"it cannot fine-tune init_checkpoint {self.init_checkpoint!r}")
         require_choice("device", self.device, DEVICES)
+        if self.feature_cache_dir is not None and (not isinstance(self.feature_cache_dir, str) or not self.feature_cache_dir):
+            raise BadInputError(f"feature_cache_dir must be a folder path or None, got {self.feature_cache_dir!r}")
 
     def _check_fine_tuning(self) -> None:
         if not isinstance(self.init_checkpoint, str) or not self.init_checkpoint:

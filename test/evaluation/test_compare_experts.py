@@ -2,6 +2,7 @@
 and one tiny end-to-end run through the real tools (demos, three trainings, export, closed loop)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,9 +57,14 @@ def test_config_validation(kwargs, message):
 def test_train_settings_follow_the_arm():
     cfg = CompareConfig(dense_steps=30, moe_steps=10)
     assert [cfg.train_settings(a)["dense_baseline"] for a in ARMS] == [None, "active", "total"]
-    assert "--dense-baseline" not in cfg.train_args("moe")
-    assert cfg.train_args("dense_total")[-2:] == ["--dense-baseline", "total"]
-    assert cfg.train_args("moe")[cfg.train_args("moe").index("--dense-steps") + 1] == "30"
+    shared = Path("features")
+    moe = cfg.train_args("moe", shared)
+    assert "--dense-baseline" not in moe
+    assert cfg.train_args("dense_total", shared)[-2:] == ["--dense-baseline", "total"]
+    assert moe[moe.index("--dense-steps") + 1] == "30"
+    for arm in ARMS:  # the arms train on the same frames with the same frozen backbone: one feature cache
+        args = cfg.train_args(arm, shared)
+        assert args[args.index("--feature-cache") + 1] == "features"
 
 
 def _eval_report(successes: int, episodes: int, usage: dict | None = None) -> dict:

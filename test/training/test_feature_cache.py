@@ -1,0 +1,83 @@
+"""Tests of moe_vla_ros/training/feature_cache.py: when a frozen backbone's features may be
+reused, that they equal the backbone's, the folder cache, and that training on them is the same
+training."""
+
+import numpy as np
+import pytest
+import torch
+from training_helpers import quick
+
+from moe_vla_ros.model.config import ModelConfig
+from moe_vla_ros.model.vla import MoEVLA
+from moe_vla_ros.training import feature_cache
+from moe_vla_ros.training.feature_cache import backbone_features, cache_key, dataset_features, not_cacheable_reason
+from moe_vla_ros.training.train import train_policy
+
+FROZEN = {"vision": {"backbone": "efficientnet_lite0", "efficientnet_stride": 32, "pretrained": False,
+                     "freeze_backbone": True}}
+
+
+def _vision(seed: int = 0, overrides: dict | None = None):
+    torch.manual_seed(seed)
+    return MoEVLA(ModelConfig.tiny().with_overrides(overrides or FROZEN), use_moe=False).vision
+
+
+def _images(n: int, vision, seed: int = 0) -> torch.Tensor:
+    h, w = vision.image_size
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, vision.num_cameras, 3, h, w), dtype=torch.uint8, generator=g)  # [N, C, 3, H, W]
+
+
+@pytest.mark.parametrize(("overrides", "shift", "reason"), [
+    (FROZEN, 0, None),
+    ({"vision": {"freeze_backbone": False}}, 0, "freeze_backbone"),
+    (FROZEN, 4, "image_shift_pixels=4"),
+    ({"vision": {"backbone": "vit", "freeze_backbone": True, "dropout": 0.1}}, 0, "dropout"),
+    ({"vision": {"backbone": "vit", "freeze_backbone": True, "dropout": 0.0}}, 0, None),
+])
+def test_features_are_reused_only_when_they_cannot_change(overrides, shift, reason):
+    found = not_cacheable_reason(ModelConfig.tiny().with_overrides(overrides), shift)
+    assert (found is None) if reason is None else (reason in found)
+
+
+def test_tokens_from_features_equal_the_encoder_on_images():
+    vision = _vision()
+    vision.train()  # training mode: a frozen EfficientNet keeps its BatchNorm statistics
+    images = _images(5, vision)
+    features = backbone_features(vision, images)  # [N, C, P, W]
+    assert features.shape[:2] == (5, vision.num_cameras) and features.dtype == np.float32
+    with torch.no_grad():
+        direct = vision(images).tokens
+        reused = vision.tokens_from_features(torch.from_numpy(features)).tokens
+    torch.testing.assert_close(reused, direct, atol=1e-5, rtol=1e-5)
+    assert vision.training  # the mode it had is restored
+
+
+def test_folder_cache_is_keyed_by_weights_and_images(tmp_path, monkeypatch):
+    vision = _vision()
+    images = _images(4, vision)
+    computed = []
+    real = feature_cache.backbone_features
+    monkeypatch.setattr(feature_cache, "backbone_features", lambda *a, **k: computed.append(1) or real(*a, **k))
+
+    first = dataset_features(vision, images, tmp_path)
+    again = dataset_features(vision, images, tmp_path)
+    assert len(computed) == 1 and np.array_equal(first, again)
+    assert not list(tmp_path.glob("*.partial"))
+
+    dataset_features(vision, _images(4, vision, seed=1), tmp_path)  # other frames
+    dataset_features(_vision(seed=1), images, tmp_path)  # other backbone weights
+    assert len(computed) == 3 and len(list(tmp_path.glob("*.npy"))) == 3
+    assert cache_key(vision, images) != cache_key(vision, images.flip(0))
+
+
+def test_training_on_reused_features_is_the_same_training(dataset_dir, tmp_path):
+    runs = {}
+    for reuse in (False, True):
+        cfg = quick(model_overrides=FROZEN, image_shift_pixels=0, reuse_backbone_features=reuse,
+                    feature_cache_dir=str(tmp_path / "features") if reuse else None)
+        runs[reuse] = train_policy(dataset_dir, tmp_path / f"run_{reuse}", cfg)
+    losses = {reuse: [r["loss"] for r in run.records if r["kind"] == "train"] for reuse, run in runs.items()}
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4, atol=1e-5)
+    assert runs[True].final_eval["action_l1_rad"] == pytest.approx(runs[False].final_eval["action_l1_rad"], rel=1e-4)
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 2  # the training and the held-out frames
