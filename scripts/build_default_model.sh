@@ -16,6 +16,7 @@
 # A candidate recipe builds elsewhere from the environment (defaults: the bundled recipe above):
 #   MODEL_WORK (build/default_model) MODEL_OUT (models/default) MODEL_TASKS (reach,push)
 #   MODEL_DEMOS (1144) MODEL_NOISY_DEMOS (800) MODEL_EVAL_EPISODES (40, seeds 10000+)
+#   MODEL_NOISE_PHASES (every phase; e.g. "approaches": noisy approaches, clean pushes and lifts)
 # e.g. with lift: MODEL_WORK=build/model_lift MODEL_OUT=build/model_lift/model MODEL_TASKS=reach,push,lift
 #   MODEL_DEMOS=1716 MODEL_NOISY_DEMOS=1200 bash scripts/build_default_model.sh
 set -euo pipefail
@@ -43,7 +44,9 @@ demos demos --episodes "${MODEL_DEMOS:-1144}" --seed 1 --tasks "$tasks"
                             "trunk": {"target_input": true}}' \
   --seed 0 --dense-steps 3000 --moe-steps 500 --batch-size 32 --eval-every 500 --image-shift 0 \
   --start-oversampling 4 --start-steps 3 --num-threads 1 --save-every 250 --resume --feature-cache "$work/backbone_features"
-demos demos_noisy --episodes "${MODEL_NOISY_DEMOS:-800}" --seed 2 --tasks "$tasks" --execution-noise 0.03
+noise_phases=()
+[ -z "${MODEL_NOISE_PHASES:-}" ] || noise_phases=(--noise-phases "$MODEL_NOISE_PHASES")
+demos demos_noisy --episodes "${MODEL_NOISY_DEMOS:-800}" --seed 2 --tasks "$tasks" --execution-noise 0.03 "${noise_phases[@]}"
 [ -f "$work/finetuned/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos_noisy" \
   --out "$work/finetuned" --init-checkpoint "$work/train" --dense-steps 0 --moe-steps 1500 --moe-lr 5e-4 \
   --seed 0 --batch-size 32 --eval-every 250 --image-shift 0 --start-oversampling 4 --start-steps 3 --num-threads 1 \

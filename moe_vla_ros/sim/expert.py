@@ -23,14 +23,16 @@ import numpy as np
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CUBE_HALF_SIZE, GRIPPER_CLOSED, GRIPPER_OPEN
 from moe_vla_ros.sim.kinematics import GripperIK, top_down_rotation
-from moe_vla_ros.sim.reasoning_templates import relation, render_trace
+from moe_vla_ros.sim.reasoning_templates import TEMPLATES, relation, render_trace
 from moe_vla_ros.sim.tasks import Task, TaskMonitor, direction_sign, reach_point
 from moe_vla_ros.validation import require_number, require_positive
 
 FINGER_HALF_LENGTH_ACROSS = 0.012  # m, finger extent along the push direction (finger box x half-size)
 GRASP_SITE_HEIGHT = 0.015  # m, gripper site height when grasping (fingertips 1 cm above the table)
 PUSH_SITE_HEIGHT = 0.02  # m, gripper site height when pushing (cube mid-height)
+PHASES = tuple(TEMPLATES)  # every phase of every task; each has its reasoning template
 FINAL_PHASES = ("reached", "pushed", "lifted")
+APPROACH_PHASES = ("approach", "approach_side", "descend", "descend_side", "descend_around")  # towards the cube
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_inpu
 from moe_vla_ros.data.dataset import DatasetWriter
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CAMERA_NAMES, SimConfig
-from moe_vla_ros.sim.expert import ScriptedExpert
+from moe_vla_ros.sim.expert import APPROACH_PHASES, PHASES, ScriptedExpert
 from moe_vla_ros.sim.rollout import ExecutionNoise, expert_controller, noisy_execution, run_episode
 from moe_vla_ros.sim.tasks import TASK_FAMILIES, sample_task
 
@@ -50,6 +50,8 @@ class DemoConfig:
         execution_noise_rad: standard deviation (rad) of the smooth offset added to the executed
             arm targets (see rollout.ExecutionNoise); the recorded actions stay the expert's.
             0 = plain demonstrations.
+        execution_noise_phases: the expert phases that get new noise (expert.PHASES; e.g.
+            expert.APPROACH_PHASES: noisy approaches, clean pushes and lifts); empty: all.
         progress: show a tqdm progress bar on stderr.
     """
 
@@ -61,6 +63,7 @@ class DemoConfig:
     control_rate_hz: float = 10.0
     keep_failures: bool = False
     execution_noise_rad: float = 0.0
+    execution_noise_phases: tuple[str, ...] = ()
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -74,10 +77,11 @@ class DemoConfig:
             object.__setattr__(self, name, tuple(values))
         if not (math.isfinite(self.control_rate_hz) and self.control_rate_hz > 0):
             raise ValueError(f"control_rate_hz must be positive, got {self.control_rate_hz!r}")
-        self.execution_noise()  # validates execution_noise_rad
+        object.__setattr__(self, "execution_noise_phases", tuple(self.execution_noise_phases))
+        self.execution_noise()  # validates execution_noise_rad and _phases
 
     def execution_noise(self) -> ExecutionNoise:
-        return ExecutionNoise(std_rad=self.execution_noise_rad)
+        return ExecutionNoise(std_rad=self.execution_noise_rad, phases=self.execution_noise_phases)
 
     def sim_config(self) -> SimConfig:
         return SimConfig(
@@ -104,6 +108,8 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
     source = "moe_vla_ros.sim expert"
     if cfg.execution_noise_rad > 0:
         source += f", execution noise {cfg.execution_noise_rad} rad"
+        if cfg.execution_noise_phases:
+            source += f" in phases {','.join(cfg.execution_noise_phases)}"
     with ArmSim(sim_cfg) as sim, DatasetWriter(out_dir, sim.sensor_contract(), source=source) as writer:
         expert = ScriptedExpert(sim)
         for i in _progress(range(cfg.episodes), cfg.progress):
@@ -113,7 +119,8 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
             expert.reset(task)
             controller = expert_controller(expert)
             if cfg.execution_noise_rad > 0:
-                controller = noisy_execution(controller, cfg.execution_noise(), noise_rng, sim.config.control_period_s)
+                controller = noisy_execution(controller, cfg.execution_noise(), noise_rng, sim.config.control_period_s,
+                                             phase=lambda: expert.phase)
             result = run_episode(sim, task, controller)
             runs[family] += 1
             successes[family] += int(result.success)
@@ -147,6 +154,12 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def _phases(text: str) -> tuple[str, ...]:
+    """--noise-phases: expert phase names; "approaches" stands for expert.APPROACH_PHASES."""
+    names = _names(text)
+    return tuple(dict.fromkeys(p for name in names for p in (APPROACH_PHASES if name == "approaches" else (name,))))
+
+
 PROG = "moe_vla_generate_demos"
 
 
@@ -165,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--execution-noise", type=float, default=0.0, metavar="RAD",
                    help="std of a smooth offset on the executed arm targets; recorded actions stay "
                         "the expert's (noise-injected demonstrations; default 0: none)")
+    p.add_argument("--noise-phases", type=_phases, default=(),
+                   help=f"comma-separated expert phases that get new noise, from {','.join(PHASES)}, or "
+                        f"'approaches' for {','.join(APPROACH_PHASES)} (default: every phase)")
     add_progress_argument(p)
     return p
 
@@ -186,6 +202,7 @@ def _run(argv: Sequence[str] | None) -> int:
             control_rate_hz=args.control_rate,
             keep_failures=args.keep_failures,
             execution_noise_rad=args.execution_noise,
+            execution_noise_phases=args.noise_phases,
             progress=args.progress,
         )
         cfg.sim_config()

@@ -33,6 +33,7 @@ import numpy as np
 from moe_vla_ros.data.dataset import Episode
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import ARM_JOINT_NAMES, JOINT_NAMES
+from moe_vla_ros.sim.expert import PHASES
 from moe_vla_ros.sim.tasks import Task
 from moe_vla_ros.sim.trajectory_follower import JointTrajectory, TrajectoryFollower, TrajectoryPoint
 
@@ -161,24 +162,34 @@ class ExecutionNoise:
     Attributes:
         std_rad: standard deviation of the offset per arm joint, rad (0: no noise).
         correlation: step-to-step correlation of the offset, in [0, 1).
+        phases: the expert phases (expert.PHASES) that get new noise; in the others the offset
+            decays (o_k = correlation * o_{k-1}) and the arm returns smoothly to the expert's
+            path, e.g. noise while approaching a cube but a clean push. Empty: every phase.
     """
 
     std_rad: float = 0.0
     correlation: float = 0.8
+    phases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.std_rad) and 0.0 <= self.std_rad <= 0.5):
             raise ValueError(f"ExecutionNoise.std_rad must be in [0, 0.5] rad, got {self.std_rad!r}")
         if not (math.isfinite(self.correlation) and 0.0 <= self.correlation < 1.0):
             raise ValueError(f"ExecutionNoise.correlation must be in [0, 1), got {self.correlation!r}")
+        unknown = [p for p in self.phases if p not in PHASES]
+        if isinstance(self.phases, str) or unknown:
+            raise ValueError(f"ExecutionNoise.phases must be expert phases from {PHASES}, got {self.phases!r}")
 
 
 def noisy_execution(controller: Controller, noise: ExecutionNoise, rng: np.random.Generator,
-                    period_s: float) -> Controller:
+                    period_s: float, phase: Callable[[], str] | None = None) -> Controller:
     """Wrap `controller` so that the trajectory sent to the arm is its joint targets plus an
     `ExecutionNoise` offset on the arm joints; the recorded action (`joint_targets`) stays the
     controller's. No offset is applied once the controller reports `done` (it holds its final
-    pose), and a controller that sends its own trajectory is passed through unchanged."""
+    pose), and a controller that sends its own trajectory is passed through unchanged.
+    `phase` returns the expert's current phase (needed when `noise.phases` is set)."""
+    if noise.phases and phase is None:
+        raise ValueError(f"noise limited to phases {noise.phases} needs the expert's `phase`")
     arm = len(ARM_JOINT_NAMES)  # the gripper (last) is never perturbed
     offset = np.zeros(arm)  # [arm joints] rad
     innovation = math.sqrt(1.0 - noise.correlation**2) * noise.std_rad
@@ -188,7 +199,9 @@ def noisy_execution(controller: Controller, noise: ExecutionNoise, rng: np.rando
         step = controller(obs)
         if noise.std_rad == 0.0 or step.trajectory is not None or step.done:
             return step
-        offset = noise.correlation * offset + innovation * rng.standard_normal(arm)
+        draw = rng.standard_normal(arm)  # drawn in every phase: the phases do not shift the stream
+        noisy_phase = not noise.phases or phase() in noise.phases
+        offset = noise.correlation * offset + (innovation * draw if noisy_phase else 0.0)
         executed = np.asarray(step.joint_targets, dtype=np.float64).copy()
         executed[:arm] += offset
         point = TrajectoryPoint(tuple(float(v) for v in executed), period_s)

@@ -77,9 +77,25 @@ def test_execution_noise_keeps_the_scenes_and_perturbs_the_states(tmp_path):
     assert lag_noisy > lag_clean + 0.01
 
 
+def test_noise_phases_leave_the_push_clean(tmp_path):
+    lags = {}
+    for name, phases in (("all", []), ("approaches", ["--noise-phases", "approaches"])):
+        assert main(["--out", str(tmp_path / name), "--episodes", "1", "--seed", "3", "--tasks", "push", "--image-size",
+                     "24", "--execution-noise", "0.05", "--keep-failures", "--no-progress", *phases]) == 0
+        ep = DemoDataset(tmp_path / name).episode(0)
+        lag = np.abs(ep.action[:-1, :6] - ep.joint_position[1:, :6]).mean(axis=1)  # [T-1] rad
+        phase = np.array(["pushing" in text for text in ep.reasoning[:-1]])  # [T-1]
+        later = np.convolve(phase, np.ones(6), mode="full")[: len(phase)] >= 6  # 5+ steps into the push
+        lags[name] = (lag[~phase].mean(), lag[later].mean())
+    assert "in phases approach,approach_side" in (tmp_path / "approaches" / "meta.json").read_text()
+    assert lags["approaches"][0] > 0.01  # noisy approach
+    assert lags["approaches"][1] < 0.5 * lags["all"][1]  # the push itself follows the expert
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"episodes": 0}, "episodes"), ({"execution_noise_rad": -1.0}, "std_rad"), ({"tasks": ("dance",)}, "tasks"), ({"cameras": "front"}, "cameras"),
+    [({"episodes": 0}, "episodes"), ({"execution_noise_rad": -1.0}, "std_rad"),
+     ({"execution_noise_phases": ("fly",)}, "phases"), ({"tasks": ("dance",)}, "tasks"), ({"cameras": "front"}, "cameras"),
      ({"control_rate_hz": -1.0}, "control_rate_hz")],
 )
 def test_invalid_demo_config(kwargs, message):

@@ -101,8 +101,34 @@ def test_noisy_execution_stops_once_the_controller_is_done_and_passes_trajectori
     assert np.any(executed[:6] != target[:6]) and executed[6] == target[6]
 
 
+def test_noise_limited_to_phases_decays_outside_them():
+    target = np.zeros(len(JOINT_NAMES))
+    current = {"phase": "approach_side"}
+    noise = ExecutionNoise(std_rad=0.1, correlation=0.8, phases=("approach_side",))
+    control = noisy_execution(lambda obs: ControlStep(target), noise, np.random.default_rng(0), 0.1,
+                              phase=lambda: current["phase"])
+    every_phase = noisy_execution(lambda obs: ControlStep(target), ExecutionNoise(std_rad=0.1, correlation=0.8),
+                                  np.random.default_rng(0), 0.1)
+
+    def offset(step: ControlStep) -> np.ndarray:
+        return np.array(step.trajectory.points[0].positions[:6])  # [6] arm joints, target 0
+
+    noisy = [offset(control(None)) for _ in range(10)]
+    unlimited = [offset(every_phase(None)) for _ in range(10)]
+    np.testing.assert_allclose(noisy, unlimited)  # in a listed phase: the unlimited noise, same stream
+    assert np.abs(noisy[-1]).max() > 0.01
+    current["phase"] = "push"  # not listed: no new noise, the offset decays back to the path
+    decaying = [offset(control(None)) for _ in range(30)]
+    np.testing.assert_allclose(decaying[0], 0.8 * noisy[-1])
+    np.testing.assert_allclose(decaying[1], 0.8**2 * noisy[-1])
+    assert np.abs(decaying[-1]).max() < 0.01 * np.abs(noisy[-1]).max()  # 0.8**30 = 0.0012
+    with pytest.raises(ValueError, match="phase"):
+        noisy_execution(lambda obs: ControlStep(target), noise, np.random.default_rng(0), 0.1)  # phases, no phase()
+
+
 @pytest.mark.parametrize("kwargs, message", [(dict(std_rad=-0.1), "std_rad"), (dict(std_rad=float("nan")), "std_rad"),
-                                             (dict(correlation=1.0), "correlation")])
+                                             (dict(correlation=1.0), "correlation"), (dict(phases=("wave",)), "phases"),
+                                             (dict(phases="push"), "phases")])
 def test_invalid_execution_noise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ExecutionNoise(**kwargs)
