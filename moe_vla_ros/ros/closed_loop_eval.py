@@ -57,6 +57,7 @@ from moe_vla_ros.ros import closed_loop_eval_config as conf
 from moe_vla_ros.ros import qos
 from moe_vla_ros.ros.contexts import release_context
 from moe_vla_ros.ros.conversions import duration_to_seconds, image_msg_to_rgb, is_hold_trajectory, stamp_to_seconds
+from moe_vla_ros.ros.domain import DomainLease, lease_domain
 from moe_vla_ros.ros.sim_node import SimNode
 from moe_vla_ros.runtime.manifest import ModelLoadError, read_manifest
 
@@ -249,6 +250,9 @@ class ClosedLoopEvaluator:
         self.limits = conf.seam_limits(self.node_cfg, self.contract)
         self.policy: NodeProcess | None = None
         self._graph: _GraphThread | None = None
+        self._lease: DomainLease | None = None
+        self._saved_domain: str | None = None
+        self.domain_id: int | None = None
 
     def _build_graph(self) -> tuple[SimNode, EpisodeManager]:
         params = conf.sim_parameters(self.contract, self.node_cfg, self.cfg.seed_start)
@@ -263,8 +267,20 @@ class ClosedLoopEvaluator:
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # see the module docstring
         os.environ.pop("ROS_STATIC_PEERS", None)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.cfg.domain_id is None:
+            try:
+                self._lease = lease_domain()
+            except RuntimeError as e:
+                raise EvaluationError(str(e)) from None
+        self.domain_id = self.cfg.domain_id if self._lease is None else self._lease.domain_id
+        self._saved_domain = os.environ.get("ROS_DOMAIN_ID")
+        os.environ["ROS_DOMAIN_ID"] = str(self.domain_id)  # the policy node process inherits it
         self.context = Context()
-        rclpy.init(context=self.context)
+        try:
+            rclpy.init(context=self.context, domain_id=self.domain_id)
+        except BaseException:
+            self._release_domain()
+            raise
         try:
             self._graph = _GraphThread(self._build_graph, self.context)
             self._graph.start()
@@ -326,11 +342,23 @@ class ClosedLoopEvaluator:
         return record
 
     def __exit__(self, *exc) -> None:
-        if self.policy is not None:
-            self.policy.stop()
-        if self._graph is not None:
-            self._graph.stop()
-        release_context(self.context)
+        try:
+            if self.policy is not None:
+                self.policy.stop()
+            if self._graph is not None:
+                self._graph.stop()
+            release_context(self.context)
+        finally:
+            self._release_domain()
+
+    def _release_domain(self) -> None:
+        """Give the leased domain back and restore this process's ROS_DOMAIN_ID."""
+        if self._saved_domain is None:
+            os.environ.pop("ROS_DOMAIN_ID", None)
+        else:
+            os.environ["ROS_DOMAIN_ID"] = self._saved_domain
+        if self._lease is not None:
+            self._lease.close()
 
 
 @dataclass
@@ -356,6 +384,9 @@ def run_evaluation(cfg: conf.EvalConfig) -> EvaluationResult:
     showcase: rec.EpisodeRecord | None = None
     wall0 = time.monotonic()
     with ClosedLoopEvaluator(cfg, model_dir, out_dir) as evaluator:
+        domain_id = evaluator.domain_id
+        if cfg.progress:
+            print(f"evaluation graph on ROS domain {domain_id} (localhost only)", file=sys.stderr)
         bar = _progress(plans, cfg.progress, "policy")
         for plan in bar:
             record = evaluator.run_episode(plan, cfg.gif and (showcase is None or not showcase.success))
@@ -377,7 +408,7 @@ def run_evaluation(cfg: conf.EvalConfig) -> EvaluationResult:
         "max_duration_s": {p.family: p.task.max_duration_s for p in plans},
         "success_confirm_s": cfg.success_confirm_s, "achieved_real_time_factor": achieved_rtf,
         "policy_wall_time_s": policy_wall_s, "policy_log": str(out_dir / "policy_node.log"),
-        "showcase_episode": showcase.index if showcase else None,
+        "showcase_episode": showcase.index if showcase else None, "ros_domain_id": domain_id,
     }
     report = build_report(records, expert, limits, run_info, contract.sensors.control_period_s)
     paths = write_plots(report, showcase, out_dir, gif=cfg.gif)

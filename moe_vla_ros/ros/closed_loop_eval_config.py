@@ -22,6 +22,7 @@ from moe_vla_ros.evaluation.records import EvaluationError
 from moe_vla_ros.evaluation.seams import SeamLimits
 from moe_vla_ros.evaluation.sim.records import DEFAULT_SEED_START
 from moe_vla_ros.paths import bundled_model_dir, find_share_file
+from moe_vla_ros.ros.domain import EVALUATION_DOMAINS, MAX_DOMAIN_ID
 from moe_vla_ros.sim.config import CAMERA_NAMES, JOINT_NAMES
 from moe_vla_ros.sim.tasks import TASK_FAMILIES
 from moe_vla_ros.spec.policy_node import NODE_NAME, NodeConfigError, NodeInvocation, PolicyNodeConfig
@@ -47,6 +48,10 @@ class EvalConfig:
         robot_config: the robot's parameters ("" = config/robots/sim_arm.yaml).
         policy_overrides: extra policy node parameters, "name:=value" each (YAML values).
         startup_timeout_s: wall seconds for the policy node to come up and configure.
+        domain_id: ROS domain of the evaluation's graph (simulator, episode manager, policy node).
+            None: a free one of its own (ros/domain.py), so that evaluations running at once and
+            a robot's own stack on this machine never see each other's topics; set one to
+            watch the evaluation (rviz, ros2 topic echo with the same ROS_DOMAIN_ID).
         progress: show a progress bar and one line per episode on stderr.
     """
 
@@ -63,6 +68,7 @@ class EvalConfig:
     robot_config: str = ""
     policy_overrides: tuple[str, ...] = ()
     startup_timeout_s: float = 120.0
+    domain_id: int | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -81,6 +87,9 @@ class EvalConfig:
             raise EvaluationError(f"success_confirm_s must be in [0, 5] s, got {self.success_confirm_s!r}")
         if not (math.isfinite(self.startup_timeout_s) and self.startup_timeout_s > 0):
             raise EvaluationError(f"startup_timeout_s must be > 0, got {self.startup_timeout_s!r}")
+        domain = self.domain_id
+        if domain is not None and (isinstance(domain, bool) or int(domain) != domain or not 0 <= domain <= MAX_DOMAIN_ID):
+            raise EvaluationError(f"domain_id must be an integer in [0, {MAX_DOMAIN_ID}] or None, got {domain!r}")
         overrides = tuple(self.policy_overrides)
         bad = [o for o in overrides if ":=" not in o or not o.split(":=", 1)[0].strip()]
         if bad:
@@ -212,6 +221,9 @@ def build_parser(doc: str | None = None, prog: str = "moe_vla_eval_sim") -> argp
     p.add_argument("--no-expert", action="store_true", help="skip the scripted expert baseline")
     p.add_argument("--policy-param", action="append", default=[], metavar="NAME:=VALUE",
                    help="extra policy node parameter (repeatable)")
+    p.add_argument("--domain-id", type=int, default=None,
+                   help="ROS domain of the evaluation's graph, e.g. to watch it (default: a free one of its own, "
+                        f"{EVALUATION_DOMAINS.start}-{EVALUATION_DOMAINS.stop - 1})")
     add_progress_argument(p)
     return p
 
@@ -221,5 +233,5 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         model=args.model, episodes=args.episodes, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
         seed_start=args.seed_start, out_dir=str(args.out or ""), max_duration_s=args.max_duration,
         success_confirm_s=args.success_confirm, gif=not args.no_gif, expert_baseline=not args.no_expert,
-        policy_overrides=tuple(args.policy_param), progress=args.progress,
+        policy_overrides=tuple(args.policy_param), domain_id=args.domain_id, progress=args.progress,
     )

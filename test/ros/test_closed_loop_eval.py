@@ -4,6 +4,7 @@ own process driven through its lifecycle, a random-weight tiny model with the si
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from moe_vla_ros.evaluation.records import EvaluationError
 from moe_vla_ros.evaluation.sim.metrics import sample_trajectory
 from moe_vla_ros.ros.closed_loop_eval_config import EvalConfig, policy_node_command, policy_node_config, sim_parameters
+from moe_vla_ros.ros.domain import EVALUATION_DOMAINS
 from moe_vla_ros.runtime.manifest import read_manifest
 from moe_vla_ros.sim.config import JOINT_NAMES
 
@@ -41,6 +43,7 @@ def test_policy_node_command_and_simulator_parameters_follow_the_contract(sim_mo
 @pytest.mark.parametrize("kwargs, error", [
     ({"tasks": ("reach", "fly")}, "tasks"), ({"episodes": 0}, "episodes"), ({"max_duration_s": 0.1}, "max_duration_s"),
     ({"policy_overrides": ("no_value",)}, "name:=value"), ({"seed_start": -3}, "seed_start"),
+    ({"domain_id": 233}, "domain_id"), ({"domain_id": 1.5}, "domain_id"),
 ])
 def test_eval_config_names_the_bad_value(kwargs, error):
     with pytest.raises(EvaluationError, match=error):
@@ -77,6 +80,7 @@ def test_closed_loop_episodes_through_the_policy_node_process(sim_model_dir, tmp
 
     out = tmp_path / "eval"
     max_duration_s = 4.0
+    test_domain = os.environ.get("ROS_DOMAIN_ID")
     result = run_evaluation(EvalConfig(model=str(sim_model_dir), episodes=2, tasks=("reach", "push"),
                                        max_duration_s=max_duration_s, out_dir=str(out), progress=False))
     records = result.records
@@ -105,6 +109,8 @@ def test_closed_loop_episodes_through_the_policy_node_process(sim_model_dir, tmp
     assert set(loads) == {"reach", "push"} and "reach vs push" in report["expert_usage"]["divergence"]
     assert all(abs(sum(v) - 1.0) < 1e-3 for layers in loads.values() for v in layers.values())
     assert report["run"]["achieved_real_time_factor"] > 0.5
+    # the graph ran on a domain of its own, and this process's domain is back
+    assert report["run"]["ros_domain_id"] in EVALUATION_DOMAINS and os.environ.get("ROS_DOMAIN_ID") == test_domain
     for name in ("success_per_task.png", "expert_usage.png", "joint_trajectory.png", "episode_front.gif",
                  "episodes/episode_000.json", "episodes/episode_001.json"):
         assert (out / name).is_file(), name
