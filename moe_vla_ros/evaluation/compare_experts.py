@@ -71,6 +71,8 @@ class CompareConfig:
         task's), latency_rounds x latency_iterations timed inferences per arm and mode.
     Runtime: parallel_trainings trainings run at once (on a shared machine several niced
         processes get more of it; results are the same).
+    arms: the arms to run, from ARMS; "moe" (the reference of every ratio and test) must be one.
+        A run of some arms reuses, and a later run adds to, the steps already done in `out`.
     """
 
     demos: int = 400
@@ -94,8 +96,13 @@ class CompareConfig:
     latency_rounds: int = 3
     latency_iterations: int = 20
     parallel_trainings: int = 1
+    arms: tuple[str, ...] = ARMS
 
     def __post_init__(self) -> None:
+        arms = (self.arms,) if isinstance(self.arms, str) else tuple(self.arms)
+        if "moe" not in arms or any(a not in ARMS for a in arms) or len(set(arms)) != len(arms):
+            raise BadInputError(f"arms must be distinct names from {list(ARMS)} including 'moe', got {list(arms)}")
+        self.arms = tuple(a for a in ARMS if a in arms)  # the reference first
         for name in ("demos", "dense_steps", "batch_size", "eval_every", "start_steps", "num_threads", "episodes",
                      "latency_rounds", "latency_iterations", "image_size", "parallel_trainings"):
             require_int(name, getattr(self, name), 1)
@@ -508,16 +515,16 @@ def compare(out: Path, cfg: CompareConfig, progress: bool = True) -> dict[str, A
     runner.make_demos()
     meta = json.loads((runner.demos / "meta.json").read_text())
     instruction = meta["episodes"][0]["instruction"]
-    runner.train(ARMS)
-    models = runner.export(ARMS)
-    evals: dict[str, dict[int, Any]] = {arm: {} for arm in ARMS}
+    runner.train(cfg.arms)
+    models = runner.export(cfg.arms)
+    evals: dict[str, dict[int, Any]] = {arm: {} for arm in cfg.arms}
     for b, seed_start in enumerate(cfg.seed_blocks):
-        for arm in ARMS if b % 2 == 0 else ARMS[::-1]:
+        for arm in cfg.arms if b % 2 == 0 else cfg.arms[::-1]:
             evals[arm][seed_start] = runner.evaluate(arm, seed_start)
     runner.say("ONNX Runtime latency, arms interleaved")
     latency = measure_latency(models, instruction, cfg.latency_rounds, cfg.latency_iterations)
     arms = {}
-    for arm in ARMS:
+    for arm in cfg.arms:
         ckpt_cfg = json.loads((runner.arm(arm) / "checkpoint" / "config.json").read_text())
         arms[arm] = {"checkpoint_meta": ckpt_cfg.get("metadata", {}), "evals": evals[arm]}
     report = build_report(cfg, arms, latency, runner.times)
@@ -555,6 +562,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, CompareC
     p.add_argument("--latency-rounds", type=int, default=d.latency_rounds, help="interleaved latency rounds")
     p.add_argument("--latency-iterations", type=int, default=d.latency_iterations, help="timed inferences per round, arm and mode")
     p.add_argument("--parallel-trainings", type=int, default=d.parallel_trainings, help="trainings run at once")
+    p.add_argument("--arms", default=",".join(d.arms),
+                   help="arms to run, comma-separated (moe must be one); a later run with more arms adds to the report")
     add_progress_argument(p)
     args = p.parse_args(argv)
     text = args.config if args.config.lstrip().startswith("{") else Path(args.config).read_text()
@@ -566,7 +575,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, CompareC
         start_steps=args.start_steps, num_threads=args.num_threads, episodes=args.episodes,
         seed_blocks=tuple(int(s) for s in args.seed_blocks.split(",") if s), max_duration=args.max_duration,
         latency_rounds=args.latency_rounds, latency_iterations=args.latency_iterations,
-        parallel_trainings=args.parallel_trainings,
+        parallel_trainings=args.parallel_trainings, arms=tuple(a for a in args.arms.split(",") if a),
     )
     return args, cfg
 

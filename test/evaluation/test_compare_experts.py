@@ -47,11 +47,19 @@ def test_fisher_exact():
         (dict(seed_blocks=()), "must not be empty"),
         (dict(parallel_trainings=0), "parallel_trainings"),
         (dict(max_duration=0.0), "max_duration"),
+        (dict(arms=("dense_active", "dense_total")), "including 'moe'"),
+        (dict(arms=("moe", "sparse")), "arms must be"),
+        (dict(arms=("moe", "moe")), "distinct"),
     ],
 )
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CompareConfig(**kwargs)
+
+
+def test_arms_run_in_reference_order():
+    assert CompareConfig(arms=("dense_active", "moe")).arms == ("moe", "dense_active")
+    assert CompareConfig(arms="moe").arms == ("moe",)
 
 
 def test_train_settings_follow_the_arm():
@@ -169,12 +177,18 @@ def test_cli_refuses_bad_values(tmp_path, capsys):
 @pytest.mark.slow
 def test_end_to_end_tiny(tmp_path):
     """The real tools on a tiny preset: 3 demos, 3 training steps per arm (trained at once), export,
-    1 closed-loop episode per seed block and arm (0.5 s), one latency round."""
-    cfg = CompareConfig(demos=3, image_size=32, preset="tiny", model_overrides={}, dense_steps=2, moe_steps=1,
-                        eval_every=10, episodes=1, seed_blocks=(10000, 20000), max_duration=0.5,
-                        latency_rounds=1, latency_iterations=1, parallel_trainings=3)
+    1 closed-loop episode per seed block and arm (0.5 s), one latency round; first two arms, then
+    a second run that adds the third."""
+    settings = dict(demos=3, image_size=32, preset="tiny", model_overrides={}, dense_steps=2, moe_steps=1,
+                    eval_every=10, episodes=1, seed_blocks=(10000, 20000), max_duration=0.5,
+                    latency_rounds=1, latency_iterations=1, parallel_trainings=3)
+    first = compare(tmp_path, CompareConfig(**settings, arms=("moe", "dense_active")), progress=False)
+    assert list(first["arms"]) == ["moe", "dense_active"] and not (tmp_path / "dense_total").exists()
+    moe_eval = (tmp_path / "moe" / "eval_10000" / "report.json").stat().st_mtime_ns
+    cfg = CompareConfig(**settings)  # every arm: the two done are reused, dense_total is added
     report = compare(tmp_path, cfg, progress=False)
-    assert set(report["arms"]) == set(ARMS)
+    assert (tmp_path / "moe" / "eval_10000" / "report.json").stat().st_mtime_ns == moe_eval
+    assert list(report["arms"]) == list(ARMS)
     for arm, entry in report["arms"].items():
         assert entry["success"]["episodes"] == 2 and set(entry["success"]["blocks"]) == {"10000", "20000"}
         assert entry["training"]["steps"] == 3
