@@ -19,7 +19,7 @@ from its last resumable state, saved every SAVE_EVERY steps):
      block, block by block with the arms in turn (load drifts hit every arm alike),
   5. ONNX Runtime latency of the three model folders in this process, interleaved rounds
      (1 intra-op thread, CPU provider, fixed observations, cached and fresh reasoning),
-  6. report: report.json, report.md (table) and plots (success with 95 % Wilson intervals,
+  6. report: report.json, report.md (tables) and plots (success with 95 % Wilson intervals, per task,
      latency per stage, expert usage of the MoE arm in closed loop).
 Logs of every step go to <out>/logs/.
 """
@@ -337,9 +337,13 @@ def measure_latency(models: Mapping[str, Path], instruction: str, rounds: int, i
 
 
 # --------------------------------------------------------------------------------- report
-def _success(report: Mapping[str, Any]) -> tuple[int, int]:
-    overall = report["success"]["policy"]["overall"]
-    return int(overall["successes"]), int(overall["episodes"])
+def _success(report: Mapping[str, Any], task: str = "overall") -> tuple[int, int]:
+    counts = report["success"]["policy"].get(task, {})
+    return int(counts.get("successes", 0)), int(counts.get("episodes", 0))
+
+
+def _rate(k: int, n: int) -> dict[str, Any]:
+    return {"successes": k, "episodes": n, "rate": k / n if n else 0.0, "wilson95": list(wilson_interval(k, n))}
 
 
 def _mean_usage(reports: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
@@ -364,20 +368,19 @@ def build_report(cfg: CompareConfig, arms: Mapping[str, Mapping[str, Any]], late
     base = None
     for arm, parts in arms.items():
         training = parts["checkpoint_meta"].get("training", {})
-        blocks = {}
-        for seed, report in parts["evals"].items():
-            k, n = _success(report)
-            lo, hi = wilson_interval(k, n)
-            blocks[str(seed)] = {"successes": k, "episodes": n, "rate": k / n if n else 0.0, "wilson95": [lo, hi]}
+        blocks = {str(seed): _rate(*_success(report)) for seed, report in parts["evals"].items()}
         k = sum(b["successes"] for b in blocks.values())
         n = sum(b["episodes"] for b in blocks.values())
+        per_task = {}
+        for task in cfg.tasks:
+            counts = [_success(report, task) for report in parts["evals"].values()]
+            per_task[task] = _rate(sum(c[0] for c in counts), sum(c[1] for c in counts))
         usage = _mean_usage(list(parts["evals"].values()))
         node_inference = [r["latency"]["inference"].get("p50_ms") for r in parts["evals"].values()]
         entry = {
             "label": LABELS[arm],
             "parameters": training.get("parameters", {}),
-            "success": {"blocks": blocks, "successes": k, "episodes": n, "rate": k / n if n else 0.0,
-                        "wilson95": list(wilson_interval(k, n))},
+            "success": {"blocks": blocks, **_rate(k, n), "per_task": per_task},
             "latency_ms": latency.get(arm, {}),
             "node_inference_p50_ms": [v for v in node_inference if v is not None and math.isfinite(v)],
             "expert_usage": {"per_layer": usage, "summary": {layer: load_summary(v) for layer, v in usage.items()}},
@@ -393,6 +396,9 @@ def build_report(cfg: CompareConfig, arms: Mapping[str, Mapping[str, Any]], late
             entry["vs_moe"] = {
                 "success_difference": entry["success"]["rate"] - bs["rate"],
                 "fisher_exact_p": fisher_exact(bs["successes"], bs["episodes"], k, n),
+                "per_task_fisher_exact_p": {
+                    task: fisher_exact(bs["per_task"][task]["successes"], bs["per_task"][task]["episodes"],
+                                       t["successes"], t["episodes"]) for task, t in per_task.items()},
                 "latency_ratio": {mode: {s: entry["latency_ms"][mode][s]["p50"] / base["latency_ms"][mode][s]["p50"]
                                          for s in STAGES if base["latency_ms"].get(mode, {}).get(s, {}).get("p50")}
                                   for mode in entry["latency_ms"] if mode in base["latency_ms"]},
@@ -437,6 +443,18 @@ def markdown(report: Mapping[str, Any]) -> str:
             f"{train['target_error_cm_episode_start']:.1f}" if train.get("target_error_cm_episode_start") is not None else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    tasks = list(cfg["tasks"])
+    if len(tasks) > 1:
+        lines += ["", "Success per task over every seed block (95 % Wilson; Fisher p vs (a)):", ""]
+        lines += ["| arm | " + " | ".join(tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
+        for entry in report["arms"].values():
+            cells = [entry["label"]]
+            for task in tasks:
+                t = entry["success"]["per_task"][task]
+                p = entry.get("vs_moe", {}).get("per_task_fisher_exact_p", {}).get(task)
+                cells.append(f"{t['successes']}/{t['episodes']} ({_pct(t['rate'])}, {_pct(t['wilson95'][0])}-"
+                             f"{_pct(t['wilson95'][1])})" + ("" if p is None else f", p {p:.2f}"))
+            lines.append("| " + " | ".join(cells) + " |")
     usage = report["arms"].get("moe", {}).get("expert_usage", {}).get("summary", {})
     if usage:
         lines += ["", "Expert usage of (a) in closed loop (normalised entropy 1 = uniform; shares of routed slots):", ""]
@@ -447,29 +465,37 @@ def markdown(report: Mapping[str, Any]) -> str:
 
 
 def write_plots(report: Mapping[str, Any], out: Path) -> dict[str, str]:
-    """success.png (overall rate with 95 % Wilson interval and each seed block), latency.png
+    """success.png (rate with 95 % Wilson interval of every task together, with each seed block, and
+    of each task when there are several), latency.png
     (ORT p50 per stage, cached reasoning), expert_usage.png (the MoE arm's closed-loop loads)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     arms = report["arms"]
     names = list(arms)
-    x = np.arange(len(names))
     paths = {}
 
-    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+    # groups: every task together (dots: its seed blocks), then each task; one bar per arm
+    tasks = list(report["config"]["tasks"]) if len(report["config"]["tasks"]) > 1 else []
+    groups = ["all tasks", *tasks]
+    width = 0.8 / len(names)
+    fig = Figure(figsize=(3.2 + 1.6 * len(groups), 3.8), layout="constrained")
     ax = fig.add_subplot()
-    rates = [100 * arms[a]["success"]["rate"] for a in names]
-    lo = [rates[i] - 100 * arms[a]["success"]["wilson95"][0] for i, a in enumerate(names)]
-    hi = [100 * arms[a]["success"]["wilson95"][1] - rates[i] for i, a in enumerate(names)]
-    ax.bar(x, rates, yerr=[lo, hi], capsize=6, color=["tab:purple", "tab:blue", "tab:cyan"][: len(names)], alpha=0.8)
     for i, a in enumerate(names):
+        counts = [arms[a]["success"], *(arms[a]["success"]["per_task"][t] for t in tasks)]
+        rates = np.array([100 * c["rate"] for c in counts])
+        lo = rates - [100 * c["wilson95"][0] for c in counts]
+        hi = np.array([100 * c["wilson95"][1] for c in counts]) - rates
+        gx = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
+        ax.bar(gx, rates, width, yerr=[lo, hi], capsize=4, color=["tab:purple", "tab:blue", "tab:cyan"][i],
+               alpha=0.8, label=arms[a]["label"])
         for j, block in enumerate(arms[a]["success"]["blocks"].values()):
-            ax.plot(i - 0.15 + 0.3 * j, 100 * block["rate"], "ko", ms=4)
-    ax.set_xticks(x, [arms[a]["label"] for a in names], fontsize=8)
+            ax.plot(gx[0] - width / 4 + width / 2 * j, 100 * block["rate"], "ko", ms=3)
+    ax.set_xticks(np.arange(len(groups)), groups)
     ax.set_ylabel("closed-loop success [%]")
     ax.set_ylim(0, 100)
-    ax.set_title("success per arm (bars: all episodes, 95 % Wilson; dots: seed blocks)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.set_title("success per arm (bars: 95 % Wilson; dots: seed blocks)", fontsize=9)
     FigureCanvasAgg(fig)
     fig.savefig(out / "success.png", dpi=100)
     paths["success"] = str(out / "success.png")

@@ -76,7 +76,9 @@ def test_train_settings_follow_the_arm():
 
 
 def _eval_report(successes: int, episodes: int, usage: dict | None = None) -> dict:
-    return {"success": {"policy": {"reach": {"episodes": episodes, "successes": successes},
+    """An evaluation of reach (all but two episodes) and push (two, one a success)."""
+    return {"success": {"policy": {"reach": {"episodes": episodes - 2, "successes": successes - 1},
+                                   "push": {"episodes": 2, "successes": 1},
                                    "overall": {"episodes": episodes, "successes": successes}}},
             "latency": {"inference": {"p50_ms": 20.0}},
             "expert_usage": {"per_task": {"reach": usage}} if usage else {}}
@@ -103,11 +105,16 @@ def _latency(scale: float) -> dict:
 
 
 def test_report_table_and_plots(tmp_path):
-    cfg = CompareConfig(episodes=10)
+    cfg = CompareConfig(episodes=10, tasks=("reach", "push"))
     latency = {"moe": _latency(2.0), "dense_active": _latency(1.0), "dense_total": _latency(4.0)}
     report = build_report(cfg, _parts(), latency, {"train_moe": 1.0})
     moe, active, total = (report["arms"][a] for a in ARMS)
     assert (moe["success"]["successes"], moe["success"]["episodes"]) == (9, 20)
+    assert moe["success"]["per_task"]["reach"] == {"successes": 7, "episodes": 16, "rate": 7 / 16,
+                                                   "wilson95": list(wilson_interval(7, 16))}
+    assert (active["success"]["per_task"]["push"]["successes"], active["success"]["per_task"]["push"]["episodes"]) == (2, 4)
+    assert active["vs_moe"]["per_task_fisher_exact_p"]["reach"] == pytest.approx(fisher_exact(7, 16, 1, 16))
+    assert active["vs_moe"]["per_task_fisher_exact_p"]["push"] == pytest.approx(1.0)
     assert moe["success"]["blocks"]["10000"]["rate"] == 0.6
     assert moe["success"]["wilson95"] == list(wilson_interval(9, 20))
     assert active["vs_moe"]["success_difference"] == pytest.approx(3 / 20 - 9 / 20)
@@ -121,6 +128,8 @@ def test_report_table_and_plots(tmp_path):
     table = markdown(report)
     assert "| (a) MoE recipe | 0.001 / 0.001 | 6/10 | 3/10 | 9/20 (45 %, 26 %-66 %) |" in table
     assert "| (b) dense, equal active |" in table and "trunk.blocks.1.ffn | 0.75 |" in table
+    assert "| arm | reach | push |" in table
+    assert f"| (b) dense, equal active | 1/16 (6 %, 1 %-28 %), p {fisher_exact(7, 16, 1, 16):.2f} | 2/4 (50 %," in table
     paths = write_plots(report, tmp_path)
     assert set(paths) == {"success", "latency", "expert_usage"}
     assert all((tmp_path / f"{name}.png").read_bytes()[:8] == PNG_MAGIC for name in paths)
