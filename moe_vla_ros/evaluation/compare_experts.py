@@ -414,6 +414,11 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f} %"
 
 
+def _successes_cell(c: Mapping[str, Any]) -> str:
+    """"k/n (rate, low-high)" of a `_rate` entry."""
+    return f"{c['successes']}/{c['episodes']} ({_pct(c['rate'])}, {_pct(c['wilson95'][0])}-{_pct(c['wilson95'][1])})"
+
+
 def markdown(report: Mapping[str, Any]) -> str:
     """The comparison as a markdown table (what the model README quotes)."""
     cfg = report["config"]
@@ -434,7 +439,7 @@ def markdown(report: Mapping[str, Any]) -> str:
             entry["label"],
             f"{p.get('total', 0) / 1e6:.3f} / {p.get('active', 0) / 1e6:.3f}",
             *[f"{s['blocks'][b]['successes']}/{s['blocks'][b]['episodes']}" if b in s["blocks"] else "-" for b in blocks],
-            f"{s['successes']}/{s['episodes']} ({_pct(s['rate'])}, {_pct(s['wilson95'][0])}-{_pct(s['wilson95'][1])})",
+            _successes_cell(s),
             f"{vs['fisher_exact_p']:.2f}" if "fisher_exact_p" in vs else "-",
             (f"{lat['total']['p50']:.1f} ({lat['trunk']['p50']:.1f} / {lat['action_head']['p50']:.1f})" if lat else "-"),
             f"{ratio:.2f}" if ratio else "1.00" if lat and not vs else "-",
@@ -450,10 +455,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         for entry in report["arms"].values():
             cells = [entry["label"]]
             for task in tasks:
-                t = entry["success"]["per_task"][task]
                 p = entry.get("vs_moe", {}).get("per_task_fisher_exact_p", {}).get(task)
-                cells.append(f"{t['successes']}/{t['episodes']} ({_pct(t['rate'])}, {_pct(t['wilson95'][0])}-"
-                             f"{_pct(t['wilson95'][1])})" + ("" if p is None else f", p {p:.2f}"))
+                cells.append(_successes_cell(entry["success"]["per_task"][task]) + ("" if p is None else f", p {p:.2f}"))
             lines.append("| " + " | ".join(cells) + " |")
     usage = report["arms"].get("moe", {}).get("expert_usage", {}).get("summary", {})
     if usage:
