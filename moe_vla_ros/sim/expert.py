@@ -10,6 +10,7 @@ grasp, after a fixed time); each phase has its own reasoning trace.
 Phases:
   reach: approach (above the cube) -> descend -> reached
   push:  approach_side (above a point beside the cube) -> descend_side -> push -> retreat -> pushed
+         (the gripper opens for the retreat, so the joint state tells "pushed" from "not yet")
   lift:  approach -> descend_around -> grasp -> lift -> lifted (back to approach if the cube slips)
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CUBE_HALF_SIZE, GRIPPER_CLOSED, GRIPPER_OPEN
 from moe_vla_ros.sim.kinematics import GripperIK, top_down_rotation
@@ -32,6 +34,7 @@ GRASP_SITE_HEIGHT = 0.015  # m, gripper site height when grasping (fingertips 1 
 PUSH_SITE_HEIGHT = 0.02  # m, gripper site height when pushing (cube mid-height)
 PHASES = tuple(TEMPLATES)  # every phase of every task; each has its reasoning template
 FINAL_PHASES = ("reached", "pushed", "lifted")
+MIN_OPENING_DIFFERENCE_M = 0.01  # m, retreat vs push gripper opening (ExpertConfig.retreat_opening_m)
 APPROACH_PHASES = ("approach", "approach_side", "descend", "descend_side", "descend_around")  # towards the cube
 
 
@@ -49,6 +52,10 @@ class ExpertConfig:
         push_distance_m: how far the expert pushes the cube (success needs less).
         push_standoff_m: gap between the fingers and the cube face before pushing.
         push_opening_m: gripper joint value while pushing (two-finger paddle).
+        retreat_opening_m: gripper joint value once the push is over (retreat, pushed). It must
+            differ from push_opening_m: hovering behind the pushed cube looks like hovering
+            behind the unpushed one (the cube's start is not in the picture), and the gripper
+            joint is what tells a policy without memory that the push is done.
         grasp_duration_s: time spent closing the gripper before lifting.
         lift_height_m: how high the cube bottom is lifted.
     """
@@ -61,6 +68,7 @@ class ExpertConfig:
     push_distance_m: float = 0.12
     push_standoff_m: float = 0.025
     push_opening_m: float = 0.035
+    retreat_opening_m: float = GRIPPER_OPEN
     grasp_duration_s: float = 0.6
     lift_height_m: float = 0.09
 
@@ -70,6 +78,12 @@ class ExpertConfig:
                      "lift_height_m"):
             require_positive(f"ExpertConfig.{name}", getattr(self, name))
         require_number("ExpertConfig.push_opening_m", self.push_opening_m, GRIPPER_OPEN, GRIPPER_CLOSED)
+        require_number("ExpertConfig.retreat_opening_m", self.retreat_opening_m, GRIPPER_OPEN, GRIPPER_CLOSED)
+        if abs(self.retreat_opening_m - self.push_opening_m) < MIN_OPENING_DIFFERENCE_M:
+            raise BadInputError(
+                f"ExpertConfig.retreat_opening_m ({self.retreat_opening_m}) must differ from push_opening_m "
+                f"({self.push_opening_m}) by >= {MIN_OPENING_DIFFERENCE_M} m: the gripper joint is what tells "
+                "the pose after the push from the one before it")
 
 
 @dataclass(frozen=True)
@@ -159,9 +173,9 @@ class ScriptedExpert:
             if phase == "push":  # along y on the line through the cube's start position
                 goal = np.array([self.monitor.cube_start[0], self._push_goal_y, PUSH_SITE_HEIGHT])
                 return _SubGoal(goal, yaw, c.push_opening_m, c.slow_speed_mps)
-            up = self._setpoint.copy()
+            up = self._setpoint.copy()  # retreat, pushed: straight up, the gripper marks "done"
             up[2] = hover[2]
-            return _SubGoal(up, yaw, c.push_opening_m, c.slow_speed_mps)
+            return _SubGoal(up, yaw, c.retreat_opening_m, c.slow_speed_mps)
         yaw = self._face_yaw(cube_quat, cube_pos)
         if phase == "approach":
             return _SubGoal(hover, yaw, GRIPPER_OPEN, c.free_speed_mps)

@@ -51,3 +51,24 @@ def test_act_before_reset_and_bad_config_are_errors(sim):
         ExpertConfig(free_speed_mps=0.0)
     with pytest.raises(ValueError, match="push_opening_m"):
         ExpertConfig(push_opening_m=0.1)
+    with pytest.raises(ValueError, match="retreat_opening_m .* must differ"):
+        ExpertConfig(push_opening_m=0.035, retreat_opening_m=0.03)
+
+
+def test_the_gripper_tells_the_pose_after_a_push_from_the_one_before(sim):
+    # Hovering behind the pushed cube looks like hovering behind the unpushed one; only the
+    # gripper joint (part of the policy's state) tells them apart.
+    sim.reset(11)
+    task = sample_task("push", np.random.default_rng(11))
+    config = ExpertConfig()
+    expert = ScriptedExpert(sim, config)
+    expert.reset(task)
+    result = run_episode(sim, task, expert_controller(expert), record_images=False)
+    assert result.success
+    gripper_command = result.episode.action[:, 6]  # [T]
+    gripper_joint = result.episode.joint_position[:, 6]  # [T]
+    assert np.all(gripper_command[:5] == config.push_opening_m)  # approaching
+    assert gripper_command[-1] == config.retreat_opening_m  # done
+    assert abs(gripper_joint[-1] - config.retreat_opening_m) < 0.005
+    pushing = np.flatnonzero(np.char.find(np.asarray(result.episode.reasoning, dtype=str), "pushing") >= 0)
+    assert pushing.size and np.all(gripper_command[pushing] == config.push_opening_m)
