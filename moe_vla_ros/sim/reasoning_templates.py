@@ -66,6 +66,23 @@ def render_trace(phase: str, color: str, **fields) -> str:
     return TEMPLATES[phase].format(**values)
 
 
+def _template_pattern(template: str) -> re.Pattern[str]:
+    fields = {"color": "|".join(map(re.escape, CUBE_COLORS)), "relation": "|".join(map(re.escape, RELATIONS)),
+              "cm": r"\d+", "togo": r"\d+", "direction": r"\w+"}
+    parts = re.split(r"\{(\w+)\}", template)  # literal, field, literal, field, ...
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?:{fields[p]})" for i, p in enumerate(parts)))
+
+
+_PATTERNS = {phase: _template_pattern(template) for phase, template in TEMPLATES.items()}
+
+
+def phase_of_trace(text: str) -> str | None:
+    """The phase whose template wrote `text` (e.g. "red cube moved 12 cm left. task done." ->
+    "pushed"), None for a trace no template can write (a garbled decode, another model's words)."""
+    text = text.strip()
+    return next((phase for phase, pattern in _PATTERNS.items() if pattern.fullmatch(text)), None)
+
+
 def trace_words(text: str) -> list[str]:
     """Split a trace into words and punctuation marks ("cube," -> "cube", ",")."""
     return re.findall(r"\w+|[^\w\s]+", text)

@@ -8,6 +8,7 @@ from moe_vla_ros.sim.reasoning_templates import (
     MAX_TRACE_WORDS,
     TEMPLATES,
     centimetres,
+    phase_of_trace,
     reasoning_vocabulary,
     relation,
     render_trace,
@@ -24,6 +25,20 @@ def test_every_trace_uses_the_vocabulary_and_fits_the_token_budget():
             words = trace_words(render_trace(phase, color, **FIELDS))
             assert set(words) <= vocab, (phase, set(words) - vocab)
             assert len(words) <= MAX_TRACE_WORDS, phase
+
+
+def test_every_trace_reads_back_as_its_phase():
+    for phase in TEMPLATES:
+        for color in ("red", "green", "blue"):
+            for fields in (FIELDS, {"relation": "left of", "cm": 0.0, "direction": "left", "togo": 0.31}):
+                assert phase_of_trace(render_trace(phase, color, **fields)) == phase
+    assert phase_of_trace(" red cube moved 12 cm left. task done.\n") == "pushed"
+
+
+@pytest.mark.parametrize("text", ["", "red cube moved cm left. task done.", "crimson cube is lifted. task done.",
+                                  "at the red cube. task done. task done.", "the red cube is ahead"])
+def test_a_trace_no_template_writes_has_no_phase(text):
+    assert phase_of_trace(text) is None
 
 
 def test_vocabulary_is_small():

@@ -7,6 +7,11 @@ every MoE layer over a task family's chunks, and how much two families differ pe
 total variation distance TV = 1/2 sum |p - q| (0 = same loads, 1 = disjoint experts) and
 Jensen-Shannon divergence in bits (0..1).
 
+Failures by phase: where the policy believed it was when a failed episode ended, read from
+its last reasoning trace (`phase_of_trace`; "unreadable" when no template writes the trace,
+"no trace" when there was none). "push failed, last trace: pushed" says the policy thought it
+was done; "approach" says it never got to the cube.
+
 Chunk seams: the one seam metric of evaluation/seams.py, over every episode's trajectories
 (pooled), with the robot's limits when known.
 """
@@ -22,8 +27,11 @@ import numpy as np
 from moe_vla_ros.evaluation.seams import DEFAULT_WINDOW_STEPS, SeamJumps, SeamLimits, seam_jumps, summarize_seams
 from moe_vla_ros.evaluation.sim.records import EpisodeRecord, LatencyRecord, TrajectoryRecord
 from moe_vla_ros.runtime.usage_distance import jensen_shannon, total_variation
+from moe_vla_ros.sim.reasoning_templates import phase_of_trace
 
 OVERALL = "overall"
+NO_TRACE = "no trace"
+UNREADABLE = "unreadable"
 
 
 # -- success and time ---------------------------------------------------------------------------
@@ -46,6 +54,24 @@ def mean_by_family(values: Iterable[tuple[str, float]]) -> dict[str, float]:
     if groups:
         groups[OVERALL] = [v for values_ in groups.values() for v in values_]
     return {k: float(np.mean(v)) for k, v in groups.items()}
+
+
+def last_phase(record: EpisodeRecord) -> str:
+    """The phase named by the episode's last reasoning trace, "unreadable" or "no trace"."""
+    if not record.traces:
+        return NO_TRACE
+    return phase_of_trace(record.traces[-1].text) or UNREADABLE
+
+
+def failure_phases(records: Iterable[EpisodeRecord]) -> dict[str, dict[str, int]]:
+    """{family: {last phase: failed episodes}}, families in first-seen order, phases most common first."""
+    table: dict[str, dict[str, int]] = {}
+    for r in records:
+        if not r.success:
+            counts = table.setdefault(r.family, {})
+            phase = last_phase(r)
+            counts[phase] = counts.get(phase, 0) + 1
+    return {f: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for f, c in table.items()}
 
 
 # -- latency ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Layout of report.json:
   control_steps    same, in control periods
   latency          inference (PolicyStatus, ms) and observation_to_command (ms)
   expert_usage     per_task {family: {layer: mean expert_load}}, divergence {"a vs b": {layer: {tv, js_bits}}}
+  failures         by_last_phase {family: {phase: count}}: where failed episodes believed they were
   chunk_seams      the seam metric of seams.py (with the robot's limits when known)
   episodes         one summary row per episode (the full records are in episodes/)
 """
@@ -31,13 +32,14 @@ EPISODES_DIR = "episodes"
 
 
 def episode_summary(record: EpisodeRecord, expert: ExpertResult | None) -> dict[str, Any]:
-    """The row of one episode: outcome, time, traffic and the first reasoning trace."""
+    """The row of one episode: outcome, time, traffic, the first and last reasoning trace."""
     return {
         "index": record.index, "seed": record.seed, "family": record.family, "instruction": record.instruction,
         "success": record.success, "duration_s": record.duration_s, "control_steps": record.control_steps,
         "wall_time_s": record.wall_time_s, "chunks": len(record.trajectories), "holds": record.holds,
         "commands_refused": record.commands_refused, "controller_holds": record.controller_holds,
         "traces": len(record.traces), "first_trace": record.traces[0].text if record.traces else "",
+        "last_trace": record.traces[-1].text if record.traces else "", "last_phase": metrics.last_phase(record),
         "expert_success": expert.success if expert else None,
     }
 
@@ -76,6 +78,7 @@ def build_report(
         "latency": {"inference": metrics.inference_latency(records),
                     "observation_to_command": metrics.observation_to_command(records)},
         "expert_usage": {"per_task": loads, "divergence": metrics.usage_divergence(loads)},
+        "failures": {"by_last_phase": metrics.failure_phases(records)},
         "chunk_seams": metrics.seam_summary(records, period_s or (limits.dt if limits else None), limits),
         "episodes": [episode_summary(r, by_index.get(r.index)) for r in records],
     }
@@ -124,6 +127,9 @@ def format_table(report: Mapping[str, Any]) -> str:
                       f"{_num(bounds['max_velocity_ratio'], '.2f')}, "
                       f"{100 * bounds['within_bounds']:.0f}% within")
     lines.append(seam_line)
+    for family, phases in report.get("failures", {}).get("by_last_phase", {}).items():
+        counts = ", ".join(f"{phase} {n}" for phase, n in phases.items())
+        lines.append(f"failed {family} episodes by their last trace's phase: {counts}")
     for pair, layers in report["expert_usage"]["divergence"].items():
         values = ", ".join(f"{name} TV {d['tv']:.3f} JS {d['js_bits']:.3f}" for name, d in layers.items())
         lines.append(f"expert usage {pair}: {values or 'no shared layers'}")

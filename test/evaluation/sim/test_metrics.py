@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from eval_records import chunk, make_record
 
+from moe_vla_ros.evaluation.records import TraceRecord
 from moe_vla_ros.evaluation.seams import SeamLimits
 from moe_vla_ros.evaluation.sim import metrics
 from moe_vla_ros.evaluation.sim.records import TrajectoryRecord
@@ -26,6 +27,21 @@ def test_mean_by_family():
     means = metrics.mean_by_family([("reach", 1.0), ("push", 4.0), ("reach", 3.0)])
     assert means == {"reach": 2.0, "push": 4.0, "overall": pytest.approx(8 / 3)}
     assert metrics.mean_by_family([]) == {}
+
+
+def test_failures_are_counted_by_the_phase_of_their_last_trace(records):
+    done = make_record(3, "push", False, {"head.0": [[1.0, 0.0]]})
+    done.traces.append(TraceRecord(101.0, "red cube moved 12 cm left. task done.", chunk_id=2))
+    silent = make_record(4, "push", False, {"head.0": [[1.0, 0.0]]})
+    silent.traces = []
+    also_done = make_record(5, "push", False, {"head.0": [[1.0, 0.0]]})
+    also_done.traces = [TraceRecord(100.0, "blue cube moved 3 cm right. task done.", chunk_id=1)]
+    table = metrics.failure_phases([*records, done, silent, also_done])
+    assert list(table) == ["push", "reach"]  # first-seen order of failures: records[1] is a failed push
+    assert table["push"] == {"pushed": 2, "no trace": 1, "unreadable": 1}  # most common first
+    assert list(table["push"]) == ["pushed", "no trace", "unreadable"]
+    assert table["reach"] == {"unreadable": 1}  # records[0] succeeded and is not counted
+    assert metrics.failure_phases(records[:1]) == {}
 
 
 def test_latency_uses_the_last_status_report_and_observation_ages(records):
