@@ -188,6 +188,11 @@ class VLADataset(Dataset):
             raise ValueError(f"backbone features have {features.shape[0]} rows, the dataset {len(self)} samples")
         self.backbone_features = features
 
+    @property
+    def episode_starts(self) -> np.ndarray:
+        """[E] the first sample (row) of each episode, in row order."""
+        return np.flatnonzero(self.step_in_episode.numpy() == 0)
+
     def __len__(self) -> int:
         return int(self.states.shape[0])
 

@@ -355,7 +355,8 @@ def _reuse_backbone_features(model: MoEVLA, cfg: TrainConfig, *datasets: VLAData
             print(f"backbone features are computed at every step: {reason}")
         return
     for data in {id(d): d for d in datasets}.values():
-        data.use_backbone_features(dataset_features(model.vision, data.images, cfg.feature_cache_dir, cfg.progress))
+        data.use_backbone_features(dataset_features(model.vision, data.images, cfg.feature_cache_dir, cfg.progress,
+                                                    data.episode_starts))
 
 
 PROG = "moe_vla_train"

@@ -83,9 +83,9 @@ class TrainConfig:
         reuse_backbone_features: with a frozen backbone and no image shifts, compute the
             backbone's features of every frame once and train on them instead of running the
             backbone at every step (training/feature_cache.py: same training, ~2x faster on CPU).
-        feature_cache_dir: folder where those features are kept between runs, keyed by the
-            backbone weights and the images (runs on the same data share them); None: computed
-            by every run.
+        feature_cache_dir: folder where those features are kept between runs, one file per
+            episode keyed by the backbone weights and the episode's images (runs on the same
+            episodes share them, whatever their train/held-out split); None: computed by every run.
     """
 
     preset: str = "small"

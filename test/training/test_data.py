@@ -79,6 +79,9 @@ def test_recorded_target_positions_and_episode_steps(setup):
     data = VLADataset(dataset, contract, tokenizer, episode_indices=[2])
     episode = dataset.episode(2)
     assert torch.equal(data.step_in_episode, torch.arange(10))
+    assert data.episode_starts.tolist() == [0]
+    two = VLADataset(dataset, contract, tokenizer, episode_indices=[2, 0])
+    assert two.episode_starts.tolist() == [0, 10]  # the rows where each episode begins, in row order
     batch = data.batch([0, 9])
     assert torch.equal(batch["target_valid"], torch.ones(2))
     assert np.allclose(batch["target_position"].numpy(), episode.target_position[[0, 9]])

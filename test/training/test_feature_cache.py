@@ -7,10 +7,17 @@ import pytest
 import torch
 from training_helpers import quick
 
+from moe_vla_ros.data.dataset import DemoDataset
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA
 from moe_vla_ros.training import feature_cache
-from moe_vla_ros.training.feature_cache import backbone_features, cache_key, dataset_features, not_cacheable_reason
+from moe_vla_ros.training.feature_cache import (
+    backbone_features,
+    backbone_key,
+    dataset_features,
+    episode_key,
+    not_cacheable_reason,
+)
 from moe_vla_ros.training.train import train_policy
 
 FROZEN = {"vision": {"backbone": "efficientnet_lite0", "efficientnet_stride": 32, "pretrained": False,
@@ -53,22 +60,70 @@ def test_tokens_from_features_equal_the_encoder_on_images():
     assert vision.training  # the mode it had is restored
 
 
+def _counting(monkeypatch) -> list[int]:
+    """Frames passed through the backbone, one entry per call."""
+    computed: list[int] = []
+    real = feature_cache.backbone_features
+
+    def counted(vision, images, progress=False, rows=None):
+        computed.append(images.shape[0] if rows is None else rows.shape[0])
+        return real(vision, images, progress, rows)
+
+    monkeypatch.setattr(feature_cache, "backbone_features", counted)
+    return computed
+
+
 def test_folder_cache_is_keyed_by_weights_and_images(tmp_path, monkeypatch):
     vision = _vision()
     images = _images(4, vision)
-    computed = []
-    real = feature_cache.backbone_features
-    monkeypatch.setattr(feature_cache, "backbone_features", lambda *a, **k: computed.append(1) or real(*a, **k))
+    computed = _counting(monkeypatch)
 
     first = dataset_features(vision, images, tmp_path)
     again = dataset_features(vision, images, tmp_path)
-    assert len(computed) == 1 and np.array_equal(first, again)
-    assert not list(tmp_path.glob("*.partial"))
+    assert computed == [4] and np.array_equal(first, again)
+    assert not list(tmp_path.rglob("*.partial"))
 
     dataset_features(vision, _images(4, vision, seed=1), tmp_path)  # other frames
     dataset_features(_vision(seed=1), images, tmp_path)  # other backbone weights
-    assert len(computed) == 3 and len(list(tmp_path.glob("*.npy"))) == 3
-    assert cache_key(vision, images) != cache_key(vision, images.flip(0))
+    assert computed == [4, 4, 4] and len(list(tmp_path.rglob("*.npy"))) == 3
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2  # one folder per backbone
+    key = backbone_key(vision)
+    assert key != backbone_key(_vision(seed=1))
+    assert episode_key(key, images) != episode_key(key, images.flip(0))
+
+
+def test_episodes_are_cached_one_by_one_so_other_splits_reuse_them(tmp_path, monkeypatch):
+    vision = _vision()
+    images = _images(10, vision)  # episodes of 3, 2, 4 and 1 frames
+    starts = [0, 3, 5, 9]
+    computed = _counting(monkeypatch)
+    whole = dataset_features(vision, images, tmp_path, episode_starts=starts)
+    np.testing.assert_allclose(whole, backbone_features(vision, images), atol=1e-6)
+    assert computed[0] == 10 and len(list(tmp_path.rglob("*.npy"))) == 4
+
+    # another split: the last two episodes first, then the first one; nothing to compute
+    split = torch.cat([images[5:9], images[9:10], images[0:3]])
+    reused = dataset_features(vision, split, tmp_path, episode_starts=[0, 4, 5])
+    assert computed == [10]  # nothing new
+    np.testing.assert_array_equal(reused, np.concatenate([whole[5:9], whole[9:10], whole[0:3]]))
+
+    # a dataset with one new episode computes that episode alone
+    grown = torch.cat([images, _images(2, vision, seed=5)])
+    dataset_features(vision, grown, tmp_path, episode_starts=[*starts, 10])
+    assert computed == [10, 2] and len(list(tmp_path.rglob("*.npy"))) == 5
+
+
+def test_a_damaged_episode_file_or_bad_starts_are_refused(tmp_path):
+    vision = _vision()
+    images = _images(5, vision)
+    dataset_features(vision, images, tmp_path, episode_starts=[0, 2])
+    path = tmp_path / backbone_key(vision) / f"{episode_key(backbone_key(vision), images[2:5])}.npy"
+    np.save(path, np.zeros((1, 2, 3, 4), np.float32))
+    with pytest.raises(ValueError, match="holds 1 frames, its episode has 3: remove it"):
+        dataset_features(vision, images, tmp_path, episode_starts=[0, 2])
+    for starts in ([1, 3], [0, 5], []):
+        with pytest.raises(ValueError, match="episode starts"):
+            dataset_features(vision, images, tmp_path, episode_starts=starts)
 
 
 def test_training_on_reused_features_is_the_same_training(dataset_dir, tmp_path):
@@ -80,4 +135,5 @@ def test_training_on_reused_features_is_the_same_training(dataset_dir, tmp_path)
     losses = {reuse: [r["loss"] for r in run.records if r["kind"] == "train"] for reuse, run in runs.items()}
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4, atol=1e-5)
     assert runs[True].final_eval["action_l1_rad"] == pytest.approx(runs[False].final_eval["action_l1_rad"], rel=1e-4)
-    assert len(list((tmp_path / "features").glob("*.npy"))) == 2  # the training and the held-out frames
+    episodes = len(DemoDataset(dataset_dir))  # the training and the held-out episodes, one file each
+    assert len(list((tmp_path / "features").rglob("*.npy"))) == episodes
