@@ -5,6 +5,8 @@ and the camera GIF of one episode (imageio).
 
   success_per_task.png   success rate per task family, policy beside the scripted expert
   expert_usage.png       mean expert load per task family: a layer x expert heatmap each
+  failure_phases.png     failed episodes per task family, split by the phase of their last trace
+                         (written when an episode failed)
   joint_trajectory.png   one episode: commanded trajectories vs measured joint positions
   episode_front.gif      that episode's front camera (with frame_strip.png, a few frames side by side)
 """
@@ -86,6 +88,27 @@ def plot_expert_usage(report: Mapping[str, Any], path: str | Path) -> Path:
     return _save(fig, Path(path))
 
 
+def plot_failure_phases(report: Mapping[str, Any], path: str | Path) -> Path:
+    """One stacked bar per task family: its failed episodes, split by the phase their last
+    reasoning trace names (where the policy believed it was when time ran out)."""
+    table: Mapping[str, Mapping[str, int]] = report["failures"]["by_last_phase"]
+    families = list(table)
+    phases = list(dict.fromkeys(p for counts in table.values() for p in counts))
+    fig = Figure(figsize=(7.5, 1.2 + 0.6 * max(len(families), 1)), layout="constrained")
+    ax = fig.add_subplot()
+    left = np.zeros(len(families))
+    for k, phase in enumerate(phases):
+        counts = np.array([table[f].get(phase, 0) for f in families], dtype=float)
+        bars = ax.barh(families, counts, left=left, color=f"C{k % 10}", label=phase)
+        ax.bar_label(bars, labels=[str(int(c)) if c else "" for c in counts], label_type="center", fontsize=8)
+        left += counts
+    ax.invert_yaxis()
+    ax.set_xlabel("failed episodes")
+    ax.set_title("Where failed episodes ended: the phase of the last reasoning trace", fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _save(fig, Path(path))
+
+
 def plot_joint_trajectory(record: EpisodeRecord, path: str | Path) -> Path:
     """Per joint: measured position (joint_states) and every commanded trajectory's points."""
     names = record.joint_names or [f"joint {i}" for i in range(len(record.joint_positions[0]))]
@@ -139,6 +162,8 @@ def write_plots(report: Mapping[str, Any], showcase: EpisodeRecord | None, out_d
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"success_plot": plot_success(report, out_dir / "success_per_task.png"),
              "expert_usage_plot": plot_expert_usage(report, out_dir / "expert_usage.png")}
+    if report.get("failures", {}).get("by_last_phase"):
+        paths["failure_phases_plot"] = plot_failure_phases(report, out_dir / "failure_phases.png")
     if showcase is not None and showcase.joint_positions:
         paths["joint_trajectory_plot"] = plot_joint_trajectory(showcase, out_dir / "joint_trajectory.png")
     if gif and showcase is not None and showcase.frames:

@@ -59,7 +59,7 @@ def test_report_and_figures_are_written(records, tmp_path):
     paths.update(write_report(report, records, tmp_path))
     assert json.loads(paths["report"].read_text())["success"]["policy"]["overall"]["episodes"] == 3
     assert sorted(p.name for p in (tmp_path / "episodes").iterdir()) == [f"episode_00{i}.json" for i in range(3)]
-    for key in ("success_plot", "expert_usage_plot", "joint_trajectory_plot", "frame_strip"):
+    for key in ("success_plot", "expert_usage_plot", "failure_phases_plot", "joint_trajectory_plot", "frame_strip"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", key
         assert iio.imread(paths[key]).shape[0] > 20
     assert iio.imread(paths["gif"]).shape == (5, 24, 32, 3)
@@ -72,4 +72,6 @@ def test_no_gif_without_frames_or_when_disabled(records, tmp_path):
     records[0].frames = [np.zeros((8, 8, 3), np.uint8)]
     paths = write_plots(report, records[0], tmp_path / "b", gif=False)
     assert "gif" not in paths and "joint_trajectory_plot" in paths
-    assert set(write_plots(report, None, tmp_path / "c")) == {"success_plot", "expert_usage_plot"}
+    assert set(write_plots(report, None, tmp_path / "c")) == {"success_plot", "expert_usage_plot", "failure_phases_plot"}
+    all_succeeded = build_report(records[:1])
+    assert "failure_phases_plot" not in write_plots(all_succeeded, None, tmp_path / "d")
