@@ -17,6 +17,7 @@
 #   MODEL_WORK (build/default_model) MODEL_OUT (models/default) MODEL_TASKS (reach,push)
 #   MODEL_DEMOS (1144) MODEL_NOISY_DEMOS (800) MODEL_EVAL_EPISODES (40, seeds 10000+)
 #   MODEL_NOISE_PHASES (every phase; e.g. "approaches": noisy approaches, clean pushes and lifts)
+#   MODEL_DEMO_WORKERS (the CPU count: simulator processes generating demonstrations; the data do not depend on it)
 # e.g. with lift: MODEL_WORK=build/model_lift MODEL_OUT=build/model_lift/model MODEL_TASKS=reach,push,lift
 #   MODEL_DEMOS=1716 MODEL_NOISY_DEMOS=1200 bash scripts/build_default_model.sh
 set -euo pipefail
@@ -36,7 +37,7 @@ demos() {
     return 0
   fi
   rm -rf "${work:?}/$name"
-  "$bin/moe_vla_generate_demos" --out "$work/$name" "$@"
+  "$bin/moe_vla_generate_demos" --out "$work/$name" --workers "${MODEL_DEMO_WORKERS:-$(nproc)}" "$@"
 }
 demos demos --episodes "${MODEL_DEMOS:-1144}" --seed 1 --tasks "$tasks"
 [ -f "$work/train/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos" --out "$work/train" \

@@ -3,7 +3,7 @@
 Command line (also `python -m moe_vla_ros.sim.generate_demos`)::
 
     moe_vla_generate_demos --out data/demos --episodes 100 --seed 0 --tasks reach,push \\
-        --image-size 96 --cameras front,wrist --control-rate 10
+        --image-size 96 --cameras front,wrist --control-rate 10 --workers 2
 
 Episodes cycle through the task families (reach, push, reach, push, ...); cube layout, target
 color, push direction and instruction paraphrase are drawn from the seed, so the same
@@ -12,12 +12,15 @@ records the joint positions, the commanded target (action), the expert's reasoni
 With `--execution-noise RAD` the executed arm targets carry a smooth random offset (DART) while
 the recorded action stays the expert's: the dataset then also shows corrections back to the
 nominal path, which a policy needs once its own small errors take it off that path.
+Each episode draws its noise from a stream of its own ((seed, 1, episode index)), so `--workers N`
+(N simulator processes, episodes written in order) writes the same dataset as one process.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import sys
 import time
 from collections.abc import Sequence
@@ -27,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_input, run_tool, tool_parser
-from moe_vla_ros.data.dataset import DatasetWriter
+from moe_vla_ros.data.dataset import DatasetWriter, Episode
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CAMERA_NAMES, SimConfig
 from moe_vla_ros.sim.expert import APPROACH_PHASES, PHASES, ScriptedExpert
 from moe_vla_ros.sim.rollout import ExecutionNoise, expert_controller, noisy_execution, run_episode
-from moe_vla_ros.sim.tasks import TASK_FAMILIES, sample_task
+from moe_vla_ros.sim.tasks import TASK_FAMILIES, Task, sample_task
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class DemoConfig:
             0 = plain demonstrations.
         execution_noise_phases: the expert phases that get new noise (expert.PHASES; e.g.
             expert.APPROACH_PHASES: noisy approaches, clean pushes and lifts); empty: all.
+        workers: simulator processes running episodes in parallel (1: in this process); the
+            dataset does not depend on it.
         progress: show a tqdm progress bar on stderr.
     """
 
@@ -64,6 +69,7 @@ class DemoConfig:
     keep_failures: bool = False
     execution_noise_rad: float = 0.0
     execution_noise_phases: tuple[str, ...] = ()
+    workers: int = 1
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -71,6 +77,8 @@ class DemoConfig:
             raise ValueError(f"episodes must be a positive integer, got {self.episodes!r}")
         if int(self.seed) != self.seed or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if isinstance(self.workers, bool) or int(self.workers) != self.workers or self.workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
         for name, values, allowed in (("tasks", self.tasks, TASK_FAMILIES), ("cameras", self.cameras, CAMERA_NAMES)):
             if isinstance(values, str) or not values or any(v not in allowed for v in values):
                 raise ValueError(f"{name} must be a non-empty list of names from {allowed}, got {values!r}")
@@ -93,13 +101,88 @@ class DemoConfig:
         )
 
 
+@dataclass(frozen=True)
+class EpisodePlan:
+    """What episode `index` runs: the scene (simulator reset seed) and the task, drawn up front."""
+
+    index: int
+    scene_seed: int
+    task: Task
+
+
+def episode_plans(cfg: DemoConfig) -> list[EpisodePlan]:
+    """Every episode's scene and task, drawn in order from the master seed (families cycle)."""
+    rng = np.random.default_rng(cfg.seed)
+    plans = []
+    for i in range(cfg.episodes):
+        scene_seed = int(rng.integers(2**31 - 1))
+        plans.append(EpisodePlan(i, scene_seed, sample_task(cfg.tasks[i % len(cfg.tasks)], rng)))
+    return plans
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    family: str
+    success: bool
+    sim_duration_s: float
+    steps: int
+    episode: Episode | None  # None when the episode is not written (a failure without keep_failures)
+
+
+class EpisodeRunner:
+    """One simulator + scripted expert that runs planned episodes (one per process)."""
+
+    def __init__(self, cfg: DemoConfig) -> None:
+        self.cfg = cfg
+        self.sim = ArmSim(cfg.sim_config())
+        self.expert = ScriptedExpert(self.sim)
+
+    def __call__(self, plan: EpisodePlan) -> EpisodeOutcome:
+        cfg, sim, expert = self.cfg, self.sim, self.expert
+        sim.reset(plan.scene_seed)
+        expert.reset(plan.task)
+        controller = expert_controller(expert)
+        if cfg.execution_noise_rad > 0:
+            noise_rng = np.random.default_rng([cfg.seed, 1, plan.index])  # this episode's own stream
+            controller = noisy_execution(controller, cfg.execution_noise(), noise_rng, sim.config.control_period_s,
+                                         phase=lambda: expert.phase)
+        result = run_episode(sim, plan.task, controller)
+        keep = result.success or cfg.keep_failures
+        return EpisodeOutcome(plan.task.family, result.success, result.sim_duration_s, result.steps,
+                              result.episode if keep else None)
+
+    def close(self) -> None:
+        self.sim.close()
+
+
+_WORKER_RUNNER: EpisodeRunner | None = None  # the runner of a worker process
+
+
+def _start_worker(cfg: DemoConfig) -> None:
+    global _WORKER_RUNNER
+    _WORKER_RUNNER = EpisodeRunner(cfg)
+
+
+def _run_in_worker(plan: EpisodePlan) -> EpisodeOutcome:
+    return _WORKER_RUNNER(plan)
+
+
+def _outcomes(cfg: DemoConfig, plans: list[EpisodePlan], runner: EpisodeRunner):
+    """Each plan's outcome, in plan order: from `runner` or from `cfg.workers` worker processes."""
+    if cfg.workers == 1:
+        yield from map(runner, plans)
+        return
+    context = multiprocessing.get_context("spawn")  # no simulator or renderer state crosses a fork
+    with context.Pool(cfg.workers, initializer=_start_worker, initargs=(cfg,)) as pool:
+        yield from pool.imap(_run_in_worker, plans)
+
+
 def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
     """Run the expert for `cfg.episodes` episodes and write a dataset to `out_dir` (which
     must not hold a dataset yet). Returns a summary: episodes run and written, steps, success
     rate per task family, wall time, simulated time."""
-    sim_cfg = cfg.sim_config()  # validates sizes, rate and cameras before anything is written
-    rng = np.random.default_rng(cfg.seed)
-    noise_rng = np.random.default_rng([cfg.seed, 1])  # separate stream: noise does not change the scenes
+    cfg.sim_config()  # validates sizes, rate and cameras before anything is written
+    plans = episode_plans(cfg)
     runs = dict.fromkeys(cfg.tasks, 0)
     successes = dict.fromkeys(cfg.tasks, 0)
     written = steps = 0
@@ -110,25 +193,19 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
         source += f", execution noise {cfg.execution_noise_rad} rad"
         if cfg.execution_noise_phases:
             source += f" in phases {','.join(cfg.execution_noise_phases)}"
-    with ArmSim(sim_cfg) as sim, DatasetWriter(out_dir, sim.sensor_contract(), source=source) as writer:
-        expert = ScriptedExpert(sim)
-        for i in _progress(range(cfg.episodes), cfg.progress):
-            family = cfg.tasks[i % len(cfg.tasks)]
-            sim.reset(int(rng.integers(2**31 - 1)))
-            task = sample_task(family, rng)
-            expert.reset(task)
-            controller = expert_controller(expert)
-            if cfg.execution_noise_rad > 0:
-                controller = noisy_execution(controller, cfg.execution_noise(), noise_rng, sim.config.control_period_s,
-                                             phase=lambda: expert.phase)
-            result = run_episode(sim, task, controller)
-            runs[family] += 1
-            successes[family] += int(result.success)
-            sim_seconds += result.sim_duration_s
-            if result.success or cfg.keep_failures:
-                writer.add_episode(result.episode)
-                written += 1
-                steps += result.steps
+    runner = EpisodeRunner(cfg)
+    try:
+        with DatasetWriter(out_dir, runner.sim.sensor_contract(), source=source) as writer:
+            for outcome in _progress(_outcomes(cfg, plans, runner), cfg.progress, total=len(plans)):
+                runs[outcome.family] += 1
+                successes[outcome.family] += int(outcome.success)
+                sim_seconds += outcome.sim_duration_s
+                if outcome.episode is not None:
+                    writer.add_episode(outcome.episode)
+                    written += 1
+                    steps += outcome.steps
+    finally:
+        runner.close()
     wall = time.perf_counter() - start
     return {
         "out_dir": str(out_dir),
@@ -142,12 +219,12 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
     }
 
 
-def _progress(iterable, enabled: bool):
+def _progress(iterable, enabled: bool, total: int | None = None):
     if not enabled:
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, desc="demos", unit="episode", file=sys.stderr)
+    return tqdm(iterable, desc="demos", unit="episode", file=sys.stderr, total=total)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -181,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-phases", type=_phases, default=(),
                    help=f"comma-separated expert phases that get new noise, from {','.join(PHASES)}, or "
                         f"'approaches' for {','.join(APPROACH_PHASES)} (default: every phase)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="simulator processes running episodes in parallel; the dataset is the same "
+                        "for any number (default 1)")
     add_progress_argument(p)
     return p
 
@@ -203,6 +283,7 @@ def _run(argv: Sequence[str] | None) -> int:
             keep_failures=args.keep_failures,
             execution_noise_rad=args.execution_noise,
             execution_noise_phases=args.noise_phases,
+            workers=args.workers,
             progress=args.progress,
         )
         cfg.sim_config()

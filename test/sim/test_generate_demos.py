@@ -45,6 +45,19 @@ def test_same_config_gives_the_same_dataset(tmp_path):
     assert a.reasoning == b.reasoning and a.instruction == b.instruction
 
 
+def test_worker_processes_write_the_same_dataset(tmp_path):
+    cfg = dict(SMALL, episodes=3, tasks=("push", "reach"), execution_noise_rad=0.03)
+    one = generate_demos(tmp_path / "one", DemoConfig(**cfg))
+    two = generate_demos(tmp_path / "two", DemoConfig(**dict(cfg, workers=2)))
+    assert one["steps_written"] == two["steps_written"] and one["success_rate"] == two["success_rate"]
+    a, b = DemoDataset(tmp_path / "one"), DemoDataset(tmp_path / "two")
+    assert [ep.task for ep in b] == ["push", "reach", "push"]  # written in episode order
+    for ea, eb in zip(a, b):
+        np.testing.assert_array_equal(ea.joint_position, eb.joint_position)  # the same noise, too
+        np.testing.assert_array_equal(ea.images["wrist"], eb.images["wrist"])
+        assert ea.reasoning == eb.reasoning and ea.instruction == eb.instruction
+
+
 def test_command_line(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["--out", str(out), "--episodes", "1", "--tasks", "lift", "--image-size", "24", "--cameras", "wrist,top",
@@ -96,7 +109,7 @@ def test_noise_phases_leave_the_push_clean(tmp_path):
     "kwargs, message",
     [({"episodes": 0}, "episodes"), ({"execution_noise_rad": -1.0}, "std_rad"),
      ({"execution_noise_phases": ("fly",)}, "phases"), ({"tasks": ("dance",)}, "tasks"), ({"cameras": "front"}, "cameras"),
-     ({"control_rate_hz": -1.0}, "control_rate_hz")],
+     ({"control_rate_hz": -1.0}, "control_rate_hz"), ({"workers": 0}, "workers"), ({"workers": 1.5}, "workers")],
 )
 def test_invalid_demo_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
