@@ -58,6 +58,7 @@ def test_tokens_from_features_equal_the_encoder_on_images():
         reused = vision.tokens_from_features(torch.from_numpy(features)).tokens
     torch.testing.assert_close(reused, direct, atol=1e-5, rtol=1e-5)
     assert vision.training  # the mode it had is restored
+    assert all(p.is_contiguous() for p in vision.backbone.parameters())  # and its weights' layout
 
 
 def _counting(monkeypatch) -> list[int]:
