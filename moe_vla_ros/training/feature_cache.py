@@ -38,6 +38,7 @@ from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vision import VisionEncoder
 
 FEATURE_BATCH = 64  # images per backbone forward while computing
+GROUP_FRAMES = 2048  # frames computed between two saves of episode files
 
 
 def not_cacheable_reason(model_cfg: ModelConfig, image_shift_pixels: int) -> str | None:
@@ -107,6 +108,19 @@ def _episode_bounds(num_frames: int, episode_starts: Sequence[int] | np.ndarray 
     return list(zip(starts, starts[1:] + [num_frames]))
 
 
+def _groups(episodes: list[int], bounds: list[tuple[int, int]]) -> list[list[int]]:
+    """`episodes` in runs of about GROUP_FRAMES frames (at least one episode each)."""
+    groups: list[list[int]] = [[]]
+    frames = 0
+    for i in episodes:
+        if groups[-1] and frames + bounds[i][1] - bounds[i][0] > GROUP_FRAMES:
+            groups.append([])
+            frames = 0
+        groups[-1].append(i)
+        frames += bounds[i][1] - bounds[i][0]
+    return [g for g in groups if g]
+
+
 def dataset_features(vision: VisionEncoder, images: torch.Tensor, cache_dir: str | os.PathLike | None = None,
                      progress: bool = False, episode_starts: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """The backbone features [N, C, P, W] of `images` [N, C, 3, H, W]: computed, or with
@@ -124,17 +138,21 @@ def dataset_features(vision: VisionEncoder, images: torch.Tensor, cache_dir: str
         missing = [i for i, path in enumerate(paths) if not path.exists()]
         if progress:
             print(f"backbone features: {len(bounds) - len(missing)} of {len(bounds)} episodes cached in {folder}")
-        if missing:
-            rows = torch.cat([torch.arange(*bounds[i]) for i in missing])  # [M] frames of the missing episodes
-            computed = backbone_features(vision, images, progress, rows)  # [M, C, P, W]
+        done = tqdm(total=sum(bounds[i][1] - bounds[i][0] for i in missing), disable=not progress or not missing,
+                    desc="backbone features", unit="frame")
+        for group in _groups(missing, bounds):  # saved group by group: an interrupted run keeps what it computed
+            rows = torch.cat([torch.arange(*bounds[i]) for i in group])  # [M] frames of these episodes
+            computed = backbone_features(vision, images, rows=rows)  # [M, C, P, W]
             offset = 0
-            for i in missing:
+            for i in group:
                 length = bounds[i][1] - bounds[i][0]
                 partial = paths[i].with_suffix(".npy.partial")
                 with open(partial, "wb") as f:
                     np.save(f, computed[offset : offset + length])
                 os.replace(partial, paths[i])
                 offset += length
+            done.update(rows.shape[0])
+        done.close()
     parts = [np.load(path) for path in paths]  # [T, C, P, W] each
     for part, path, (a, b) in zip(parts, paths, bounds):
         if part.shape[0] != b - a:

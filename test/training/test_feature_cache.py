@@ -114,6 +114,30 @@ def test_episodes_are_cached_one_by_one_so_other_splits_reuse_them(tmp_path, mon
     assert computed == [10, 2] and len(list(tmp_path.rglob("*.npy"))) == 5
 
 
+def test_episode_files_are_saved_group_by_group(tmp_path, monkeypatch):
+    vision = _vision()
+    images = _images(7, vision)
+    monkeypatch.setattr(feature_cache, "GROUP_FRAMES", 3)
+    real = feature_cache.backbone_features
+    calls = []
+
+    def interrupted(vision, images, progress=False, rows=None):
+        calls.append(rows.shape[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(vision, images, progress, rows)
+
+    monkeypatch.setattr(feature_cache, "backbone_features", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # episodes of 2, 1, 2, 2 frames: groups [0, 1], [2], [3]
+        dataset_features(vision, images, tmp_path, episode_starts=[0, 2, 3, 5])
+    assert calls == [3, 2, 2] and len(list(tmp_path.rglob("*.npy"))) == 3 and not list(tmp_path.rglob("*.partial"))
+    monkeypatch.setattr(feature_cache, "backbone_features", real)
+    computed = _counting(monkeypatch)
+    features = dataset_features(vision, images, tmp_path, episode_starts=[0, 2, 3, 5])
+    assert computed == [2]  # only the last episode
+    np.testing.assert_allclose(features, real(vision, images), atol=1e-6)
+
+
 def test_a_damaged_episode_file_or_bad_starts_are_refused(tmp_path):
     vision = _vision()
     images = _images(5, vision)
