@@ -34,9 +34,8 @@ from moe_vla_ros.data.dataset import DatasetWriter, Episode
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CAMERA_NAMES, SimConfig
 from moe_vla_ros.sim.expert import APPROACH_PHASES, PHASES, ScriptedExpert
-from moe_vla_ros.sim.reasoning_templates import reasoning_vocabulary
 from moe_vla_ros.sim.rollout import ExecutionNoise, expert_controller, noisy_execution, run_episode
-from moe_vla_ros.sim.tasks import TASK_FAMILIES, Task, instruction_words, sample_task
+from moe_vla_ros.sim.tasks import TASK_FAMILIES, Task, sample_task
 
 
 @dataclass(frozen=True)
@@ -196,8 +195,7 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
             source += f" in phases {','.join(cfg.execution_noise_phases)}"
     runner = EpisodeRunner(cfg)
     try:
-        vocabulary = [*instruction_words(cfg.tasks), *reasoning_vocabulary()]  # words a sample may miss
-        with DatasetWriter(out_dir, runner.sim.sensor_contract(), source=source, vocabulary=vocabulary) as writer:
+        with DatasetWriter(out_dir, runner.sim.sensor_contract(), source=source) as writer:
             for outcome in _progress(_outcomes(cfg, plans, runner), cfg.progress, total=len(plans)):
                 runs[outcome.family] += 1
                 successes[outcome.family] += int(outcome.success)
