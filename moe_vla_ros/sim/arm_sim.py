@@ -52,6 +52,11 @@ def sim_sensor_contract(
     )
 
 
+def sensor_contract_for(config: SimConfig) -> SensorContract:
+    """The SensorContract a simulator built from `config` provides (no simulator needed)."""
+    return sim_sensor_contract(config.camera_names, (config.image_height, config.image_width), config.control_rate_hz)
+
+
 class ArmSim(OwnsRenderer):
     """The simulated arm. Use as a context manager (or call `close()`) to free the renderer."""
 
@@ -83,8 +88,7 @@ class ArmSim(OwnsRenderer):
         return float(self.data.time)
 
     def sensor_contract(self) -> SensorContract:
-        c = self.config
-        return sim_sensor_contract(c.camera_names, (c.image_height, c.image_width), c.control_rate_hz)
+        return sensor_contract_for(self.config)
 
     def reset(self, seed: int | None = None) -> None:
         """Arm at home with the gripper open, cubes at random non-overlapping poses, time 0."""

@@ -31,7 +31,7 @@ import numpy as np
 
 from moe_vla_ros.cli import add_output_argument, add_progress_argument, bad_input, run_tool, tool_parser
 from moe_vla_ros.data.dataset import DatasetWriter, Episode
-from moe_vla_ros.sim.arm_sim import ArmSim
+from moe_vla_ros.sim.arm_sim import ArmSim, sensor_contract_for
 from moe_vla_ros.sim.config import CAMERA_NAMES, SimConfig
 from moe_vla_ros.sim.expert import APPROACH_PHASES, PHASES, ScriptedExpert
 from moe_vla_ros.sim.rollout import ExecutionNoise, expert_controller, noisy_execution, run_episode
@@ -167,10 +167,14 @@ def _run_in_worker(plan: EpisodePlan) -> EpisodeOutcome:
     return _WORKER_RUNNER(plan)
 
 
-def _outcomes(cfg: DemoConfig, plans: list[EpisodePlan], runner: EpisodeRunner):
-    """Each plan's outcome, in plan order: from `runner` or from `cfg.workers` worker processes."""
+def _outcomes(cfg: DemoConfig, plans: list[EpisodePlan]):
+    """Each plan's outcome, in plan order: from a runner in this process or from `cfg.workers` worker processes."""
     if cfg.workers == 1:
-        yield from map(runner, plans)
+        runner = EpisodeRunner(cfg)
+        try:
+            yield from map(runner, plans)
+        finally:
+            runner.close()
         return
     context = multiprocessing.get_context("spawn")  # no simulator or renderer state crosses a fork
     with context.Pool(cfg.workers, initializer=_start_worker, initargs=(cfg,)) as pool:
@@ -181,7 +185,7 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
     """Run the expert for `cfg.episodes` episodes and write a dataset to `out_dir` (which
     must not hold a dataset yet). Returns a summary: episodes run and written, steps, success
     rate per task family, wall time, simulated time."""
-    cfg.sim_config()  # validates sizes, rate and cameras before anything is written
+    contract = sensor_contract_for(cfg.sim_config())  # validates sizes, rate and cameras before anything is written
     plans = episode_plans(cfg)
     runs = dict.fromkeys(cfg.tasks, 0)
     successes = dict.fromkeys(cfg.tasks, 0)
@@ -193,19 +197,15 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
         source += f", execution noise {cfg.execution_noise_rad} rad"
         if cfg.execution_noise_phases:
             source += f" in phases {','.join(cfg.execution_noise_phases)}"
-    runner = EpisodeRunner(cfg)
-    try:
-        with DatasetWriter(out_dir, runner.sim.sensor_contract(), source=source) as writer:
-            for outcome in _progress(_outcomes(cfg, plans, runner), cfg.progress, total=len(plans)):
-                runs[outcome.family] += 1
-                successes[outcome.family] += int(outcome.success)
-                sim_seconds += outcome.sim_duration_s
-                if outcome.episode is not None:
-                    writer.add_episode(outcome.episode)
-                    written += 1
-                    steps += outcome.steps
-    finally:
-        runner.close()
+    with DatasetWriter(out_dir, contract, source=source) as writer:
+        for outcome in _progress(_outcomes(cfg, plans), cfg.progress, total=len(plans)):
+            runs[outcome.family] += 1
+            successes[outcome.family] += int(outcome.success)
+            sim_seconds += outcome.sim_duration_s
+            if outcome.episode is not None:
+                writer.add_episode(outcome.episode)
+                written += 1
+                steps += outcome.steps
     wall = time.perf_counter() - start
     return {
         "out_dir": str(out_dir),
