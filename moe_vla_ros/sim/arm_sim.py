@@ -23,6 +23,7 @@ from moe_vla_ros.sim.config import (
     GRIPPER_OPEN,
     GRIPPER_SITE,
     JOINT_NAMES,
+    PUSH_GOAL_BODY,
     SimConfig,
     default_model_path,
 )
@@ -34,6 +35,7 @@ HOME_ARM_POSITIONS = (0.0, 0.05, 1.75, 0.0, 1.35, 0.0)
 HOME_JOINT_POSITIONS = HOME_ARM_POSITIONS + (GRIPPER_OPEN,)
 
 Setpoint = Callable[[float], np.ndarray]
+PUSH_GOAL_HEIGHT = 0.0006  # m, centre of the 1 mm thick push-goal line lying on the table top
 
 
 def sim_sensor_contract(
@@ -73,6 +75,8 @@ class ArmSim(OwnsRenderer):
         self._ctrl_high = self.model.actuator_ctrlrange[self._actuators, 1].copy()
         self._cube_qpos = {c: int(self.model.joint(f"cube_{c}").qposadr[0]) for c in CUBE_COLORS}
         self._site_id = self.model.site(GRIPPER_SITE).id
+        self._push_goal_mocap = int(self.model.body(PUSH_GOAL_BODY).mocapid[0])
+        self._push_goal_hidden = self.model.body(PUSH_GOAL_BODY).pos.copy()
         self._renderer: CameraRenderer | None = None
         self.seed = self.config.seed
         self.reset(self.config.seed)
@@ -119,6 +123,24 @@ class ArmSim(OwnsRenderer):
         raise RuntimeError(
             f"cannot place 3 cubes {c.min_cube_separation} m apart in x {c.cube_spawn_x}, y {c.cube_spawn_y}"
         )
+
+    def show_push_goal(self, xy: Sequence[float] | None) -> None:
+        """Lay the push-goal line (along x) on the table centred at `xy` (x, y in m); None hides it
+        under the table (where `reset` leaves it). Visual only: nothing collides with it."""
+        if xy is None:
+            position = self._push_goal_hidden
+        else:
+            x, y = (float(v) for v in xy)
+            if not (np.isfinite(x) and np.isfinite(y)):
+                raise ValueError(f"push goal must be finite, got {xy!r}")
+            position = np.array([x, y, PUSH_GOAL_HEIGHT])
+        self.data.mocap_pos[self._push_goal_mocap] = position
+        mujoco.mj_forward(self.model, self.data)
+
+    def push_goal(self) -> np.ndarray | None:
+        """Centre [2] (x, y in m) of the push-goal line, or None while it is hidden."""
+        position = self.data.mocap_pos[self._push_goal_mocap]
+        return None if position[2] < 0.0 else position[:2].copy()
 
     def joint_positions(self) -> np.ndarray:
         """Measured positions [7] (rad, gripper in m), in JOINT_NAMES order."""

@@ -27,6 +27,7 @@ CUBE_COLORS = ("red", "green", "blue")
 CUBE_HALF_SIZE = 0.02  # m, cubes are 4 cm wide
 CAMERA_NAMES = ("front", "wrist", "top")
 GRIPPER_SITE = "gripper_site"
+PUSH_GOAL_BODY = "push_goal"  # mocap body of the line marking where a push task wants its cube
 
 
 def default_model_path() -> Path:

@@ -26,7 +26,7 @@ from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import CUBE_HALF_SIZE, GRIPPER_CLOSED, GRIPPER_OPEN
 from moe_vla_ros.sim.kinematics import GripperIK, top_down_rotation
 from moe_vla_ros.sim.reasoning_templates import TEMPLATES, relation, render_trace
-from moe_vla_ros.sim.tasks import Task, TaskMonitor, direction_sign, reach_point
+from moe_vla_ros.sim.tasks import PUSH_GOAL_DISTANCE_M, Task, TaskMonitor, direction_sign, reach_point
 from moe_vla_ros.validation import require_number, require_positive
 
 FINGER_HALF_LENGTH_ACROSS = 0.012  # m, finger extent along the push direction (finger box x half-size)
@@ -65,7 +65,7 @@ class ExpertConfig:
     yaw_rate_radps: float = 2.0
     hover_height_m: float = 0.07
     waypoint_tolerance_m: float = 0.012
-    push_distance_m: float = 0.12
+    push_distance_m: float = PUSH_GOAL_DISTANCE_M
     push_standoff_m: float = 0.025
     push_opening_m: float = 0.035
     retreat_opening_m: float = GRIPPER_OPEN

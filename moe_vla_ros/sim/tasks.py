@@ -5,6 +5,9 @@ Families:
   push   "push the <color> cube to the left|right": the cube slides along y by at least
          PUSH_SUCCESS_DISTANCE_M. Left/right are the robot's (+y is left, REP 103); in the
          "front" camera, which faces the robot, the robot's left is the image's right.
+         A white line across the table (along x) marks the push goal, PUSH_GOAL_DISTANCE_M from
+         the cube's start in the named direction: it makes the push's progress visible in every
+         frame (a policy without memory cannot otherwise tell "pushed 6 cm" from "pushed 12 cm").
   lift   "lift the <color> cube": the cube is held LIFT_SUCCESS_HEIGHT_M above the table.
 
 Each family has a few instruction paraphrases; `sample_task` draws family members
@@ -51,6 +54,7 @@ MAX_DURATION_S = {"reach": 6.0, "push": 10.0, "lift": 10.0}
 REACH_HEIGHT_ABOVE_TOP_M = 0.015  # where "at the cube" is: this far above the top face centre
 REACH_TOLERANCE_M = 0.02  # gripper site within this distance of that point
 PUSH_SUCCESS_DISTANCE_M = 0.08  # cube displacement along the push direction
+PUSH_GOAL_DISTANCE_M = 0.12  # where the push-goal line lies: this far from the cube's start
 LIFT_SUCCESS_HEIGHT_M = 0.05  # cube bottom above the table
 TABLE_HALF_EXTENT_X = (-0.15, 0.85)  # table top, x range (m)
 TABLE_HALF_EXTENT_Y = (-0.55, 0.55)  # table top, y range (m)
@@ -70,6 +74,11 @@ def direction_sign(direction: str) -> float:
 def reach_point(cube_position: np.ndarray) -> np.ndarray:
     """Where the gripper site should be to have reached a cube centred at `cube_position`."""
     return np.asarray(cube_position, dtype=np.float64) + (0.0, 0.0, CUBE_HALF_SIZE + REACH_HEIGHT_ABOVE_TOP_M)
+
+
+def push_goal_for(cube_start: np.ndarray, direction: str) -> np.ndarray:
+    """Centre [2] (x, y in m) of the push-goal line for a cube starting at `cube_start`."""
+    return np.asarray(cube_start[:2], dtype=np.float64) + (0.0, direction_sign(direction) * PUSH_GOAL_DISTANCE_M)
 
 
 @dataclass(frozen=True)
@@ -107,8 +116,11 @@ class Task:
             raise TaskError(f"max_duration_s must be in [0.5, 120] s, got {self.max_duration_s!r}")
 
     def start(self, sim: ArmSim) -> TaskMonitor:
-        """Remember the state the success check is relative to (call at the episode start)."""
-        return TaskMonitor(self, sim.cube_pose(self.color)[0])
+        """Remember the state the success check is relative to and lay out the task's scene
+        (the push-goal line for push, none otherwise); call at the episode start."""
+        cube_start = sim.cube_pose(self.color)[0]
+        sim.show_push_goal(push_goal_for(cube_start, self.direction) if self.family == "push" else None)
+        return TaskMonitor(self, cube_start)
 
 
 @dataclass(frozen=True)

@@ -159,3 +159,29 @@ def test_sim_tracks_a_follower_trajectory(sim):
     errors = np.array(errors)
     assert errors.max() < 0.04, f"tracking error while moving {errors.max(0)}"
     np.testing.assert_allclose(sim.joint_positions(), goal, atol=2e-3)
+
+
+def test_push_goal_line_is_hidden_at_reset_and_shown_where_asked(sim):
+    sim.reset(3)
+    hidden = sim.render_all()
+    assert sim.push_goal() is None
+    sim.show_push_goal((0.45, 0.1))
+    np.testing.assert_allclose(sim.push_goal(), (0.45, 0.1))
+    shown = sim.render_all()
+    assert all(not np.array_equal(shown[c], hidden[c]) for c in shown)  # every camera sees it
+    sim.show_push_goal(None)
+    assert sim.push_goal() is None
+    assert all(np.array_equal(sim.render(c), hidden[c]) for c in hidden)  # out of every view
+    sim.show_push_goal((0.45, 0.1))
+    sim.reset(3)
+    assert sim.push_goal() is None
+    with pytest.raises(ValueError, match="finite"):
+        sim.show_push_goal((np.nan, 0.0))
+
+
+def test_push_goal_line_does_not_collide(sim):
+    sim.reset(3)
+    cube = sim.cube_pose("red")[0]
+    sim.show_push_goal(cube[:2])  # under the cube
+    sim.step(100)
+    np.testing.assert_allclose(sim.cube_pose("red")[0], cube, atol=1e-4)

@@ -72,3 +72,15 @@ def test_the_gripper_tells_the_pose_after_a_push_from_the_one_before(sim):
     assert abs(gripper_joint[-1] - config.retreat_opening_m) < 0.005
     pushing = np.flatnonzero(np.char.find(np.asarray(result.episode.reasoning, dtype=str), "pushing") >= 0)
     assert pushing.size and np.all(gripper_command[pushing] == config.push_opening_m)
+
+
+@pytest.mark.parametrize("seed", [1, 4, 9])
+def test_the_expert_pushes_the_cube_onto_the_goal_line(sim, seed):
+    sim.reset(seed)
+    task = sample_task("push", np.random.default_rng(seed))
+    expert = ScriptedExpert(sim)
+    expert.reset(task)
+    result = run_episode(sim, task, expert_controller(expert), record_images=False)
+    assert result.success
+    cube_y = sim.cube_pose(task.color)[0][1]
+    assert abs(cube_y - sim.push_goal()[1]) < 0.02, "the cube's centre ends on the line"

@@ -9,6 +9,7 @@ from moe_vla_ros.sim.config import CUBE_COLORS, CUBE_HALF_SIZE
 from moe_vla_ros.sim.tasks import (
     INSTRUCTION_TEMPLATES,
     MAX_DURATION_S,
+    PUSH_GOAL_DISTANCE_M,
     TASK_FAMILIES,
     Task,
     TaskError,
@@ -88,3 +89,15 @@ def test_lift_success_needs_the_cube_raised_under_the_gripper(sim):
     assert not monitor.is_success(sim)
     move_cube(sim, "blue", (gripper[0], gripper[1], CUBE_HALF_SIZE + 0.06))
     assert monitor.is_success(sim)
+
+
+def test_push_tasks_lay_the_goal_line_and_other_tasks_hide_it(sim):
+    start = sim.cube_pose("green")[0]
+    Task("push", "green", "left").start(sim)
+    np.testing.assert_allclose(sim.push_goal(), start[:2] + (0.0, PUSH_GOAL_DISTANCE_M))
+    Task("push", "green", "right").start(sim)
+    np.testing.assert_allclose(sim.push_goal(), start[:2] - (0.0, PUSH_GOAL_DISTANCE_M))
+    for family in ("reach", "lift"):
+        Task("push", "green", "left").start(sim)
+        Task(family, "green").start(sim)
+        assert sim.push_goal() is None
