@@ -23,6 +23,7 @@ publishes joint commands, which no real controller on the network may receive.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -137,6 +138,8 @@ class EpisodeManager(Node):
         if running is not None and not running.done.is_set():
             if running.end.update(self._sim.sim_time, self._sim.task_success()):
                 running.record.success, running.record.duration_s = running.end.success, running.end.duration_s
+                shortfall = self._sim.task_shortfall_m()
+                running.record.shortfall_m = shortfall if math.isfinite(shortfall) else None
                 running.done.set()
 
     # -- recording --------------------------------------------------------------------------------

@@ -114,9 +114,9 @@ def _describe(task: Task | None) -> str:
 class SimNode(Node):
     """The simulator node. Parameters: SimNodeConfig. Thread-safe (one lock around the sim).
 
-    For closed-loop evaluation in-process: `reset_episode()`, `task_success()`, `sim_time`,
-    `arm` (read-only use), `episode`, `commands_received` / `commands_rejected` /
-    `controller_holds`, `jtc_params`.
+    For closed-loop evaluation in-process: `reset_episode()`, `task_success()`,
+    `task_shortfall_m()`, `sim_time`, `arm` (read-only use), `episode`, `commands_received` /
+    `commands_rejected` / `controller_holds`, `jtc_params`.
     """
 
     def __init__(self, node_name: str = "sim_node", **node_kwargs) -> None:
@@ -241,6 +241,14 @@ class SimNode(Node):
             if self._monitor is None:
                 raise RuntimeError("no task: set task.family, or an instruction matching a task template")
             return self._monitor.is_success(self._arm)
+
+    def task_shortfall_m(self) -> float:
+        """How far from success the current task is now, in metres (0.0 = success; see
+        TaskMonitor.shortfall_m). Raises RuntimeError when there is no task."""
+        with self._lock:
+            if self._monitor is None:
+                raise RuntimeError("no task: set task.family, or an instruction matching a task template")
+            return self._monitor.shortfall_m(self._arm)
 
     def close(self) -> None:
         """Stop the simulation and free the renderer (also done by destroy_node())."""

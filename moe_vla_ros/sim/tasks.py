@@ -16,6 +16,7 @@ deterministically from a numpy Generator.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,7 @@ REACH_TOLERANCE_M = 0.02  # gripper site within this distance of that point
 PUSH_SUCCESS_DISTANCE_M = 0.08  # cube displacement along the push direction
 PUSH_GOAL_DISTANCE_M = 0.12  # where the push-goal line lies: this far from the cube's start
 LIFT_SUCCESS_HEIGHT_M = 0.05  # cube bottom above the table
+LIFT_HOLD_RADIUS_M = 0.03  # a lifted cube counts as held with its centre this close to the gripper's (xy)
 TABLE_HALF_EXTENT_X = (-0.15, 0.85)  # table top, x range (m)
 TABLE_HALF_EXTENT_Y = (-0.55, 0.55)  # table top, y range (m)
 
@@ -134,10 +136,17 @@ class TaskMonitor:
         return sim.cube_pose(self.task.color)[0] - self.cube_start
 
     def is_success(self, sim: ArmSim) -> bool:
+        return self.shortfall_m(sim) == 0.0
+
+    def shortfall_m(self, sim: ArmSim) -> float:
+        """How far from success the scene is now, in metres (0.0 = success): reach, the gripper
+        site's distance beyond the tolerance around the reach point; push, the displacement still
+        missing along the named direction (inf once the cube left the table); lift, the missing
+        height and the gripper's horizontal distance beyond the holding radius, combined."""
         cube = sim.cube_pose(self.task.color)[0]
         gripper = sim.gripper_position()
         if self.task.family == "reach":
-            return bool(np.linalg.norm(gripper - reach_point(cube)) <= REACH_TOLERANCE_M)
+            return max(float(np.linalg.norm(gripper - reach_point(cube))) - REACH_TOLERANCE_M, 0.0)
         if self.task.family == "push":
             on_table = (
                 TABLE_HALF_EXTENT_X[0] < cube[0] < TABLE_HALF_EXTENT_X[1]
@@ -145,11 +154,11 @@ class TaskMonitor:
                 and cube[2] < CUBE_HALF_SIZE + 0.01
             )
             moved = direction_sign(self.task.direction) * (cube[1] - self.cube_start[1])
-            return bool(on_table and moved >= PUSH_SUCCESS_DISTANCE_M)
+            return max(PUSH_SUCCESS_DISTANCE_M - float(moved), 0.0) if on_table else math.inf
         # lift: cube raised and still between the fingers
-        raised = cube[2] - CUBE_HALF_SIZE >= LIFT_SUCCESS_HEIGHT_M
-        held = np.linalg.norm(gripper[:2] - cube[:2]) <= 0.03
-        return bool(raised and held)
+        missing_height = max(LIFT_SUCCESS_HEIGHT_M - float(cube[2] - CUBE_HALF_SIZE), 0.0)
+        off_centre = max(float(np.linalg.norm(gripper[:2] - cube[:2])) - LIFT_HOLD_RADIUS_M, 0.0)
+        return math.hypot(missing_height, off_centre)
 
 
 def instruction_for(family: str, color: str, direction: str | None = None, paraphrase: int = 0) -> str:

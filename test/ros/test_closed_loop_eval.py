@@ -93,6 +93,7 @@ def test_closed_loop_episodes_through_the_policy_node_process(sim_model_dir, tmp
         assert len(r.trajectories) >= 2, "the policy node published no chunks"
         assert all(len(p) == 7 for tr in r.trajectories for p in tr.positions)
         assert r.usage and r.traces and r.latency and r.holds >= 1  # deactivation ends with a hold
+        assert r.shortfall_m is not None and (r.shortfall_m == 0.0) == r.success  # measured at the end
         assert {u.chunk_id for u in r.usage} >= {tr.chunk_id for tr in r.traces}
         q = np.asarray(r.joint_positions)
         assert np.abs(q - q[0]).max() > 0.02, "the arm did not move"

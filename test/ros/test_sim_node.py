@@ -8,7 +8,7 @@ import pytest
 
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import JOINT_NAMES
-from moe_vla_ros.sim.tasks import Task
+from moe_vla_ros.sim.tasks import PUSH_SUCCESS_DISTANCE_M, Task
 
 pytestmark = pytest.mark.ros
 
@@ -151,6 +151,8 @@ def test_latched_instruction_reaches_a_late_subscriber_and_episodes_reset(ros_co
     spin_until(executor, lambda: late, what="the latched instruction")
     assert [m.data for m in late] == ["push the blue cube to the left"]
     assert sim.task_success() is False and sim.episode == 0
+    assert sim.task_shortfall_m() == pytest.approx(PUSH_SUCCESS_DISTANCE_M, abs=0.005)  # nothing pushed yet
+    assert sim.arm.push_goal() is not None  # the goal line is on the table
 
     cubes_before, time_before = sim.arm.cube_positions(), sim.sim_time
     sim.reset_episode(seed=5, task=Task("reach", "green"))
@@ -159,7 +161,8 @@ def test_latched_instruction_reaches_a_late_subscriber_and_episodes_reset(ros_co
     assert sim.episode == 1 and sim.arm.seed == 5 and sim.task.family == "reach"
     assert sim.sim_time >= time_before and sim.episode_time < 0.2  # /clock never goes back
     assert not np.allclose(sim.arm.cube_positions()["red"], cubes_before["red"])
-    assert sim.task_success() is False
+    assert sim.task_success() is False and sim.task_shortfall_m() > 0.0
+    assert sim.arm.push_goal() is None  # a reach task shows no goal line
     _close(executor, sim, probe)
 
 

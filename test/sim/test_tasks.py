@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from moe_vla_ros.sim.config import CUBE_COLORS, CUBE_HALF_SIZE
 from moe_vla_ros.sim.tasks import (
     INSTRUCTION_TEMPLATES,
+    LIFT_SUCCESS_HEIGHT_M,
     MAX_DURATION_S,
     PUSH_GOAL_DISTANCE_M,
+    PUSH_SUCCESS_DISTANCE_M,
+    REACH_TOLERANCE_M,
     TASK_FAMILIES,
     Task,
     TaskError,
@@ -101,3 +106,26 @@ def test_push_tasks_lay_the_goal_line_and_other_tasks_hide_it(sim):
         Task("push", "green", "left").start(sim)
         Task(family, "green").start(sim)
         assert sim.push_goal() is None
+
+
+def test_shortfall_says_how_far_from_success_each_task_is(sim):
+    start = sim.cube_pose("green")[0]
+    push = Task("push", "green", "left").start(sim)
+    move_cube(sim, "green", start + (0.0, 0.05, 0.0))
+    assert push.shortfall_m(sim) == pytest.approx(PUSH_SUCCESS_DISTANCE_M - 0.05, abs=1e-4)
+    move_cube(sim, "green", start + (0.0, -0.05, 0.0))  # the wrong way
+    assert push.shortfall_m(sim) == pytest.approx(PUSH_SUCCESS_DISTANCE_M + 0.05, abs=1e-4)
+    move_cube(sim, "green", (0.3, 0.9, CUBE_HALF_SIZE))  # off the table
+    assert push.shortfall_m(sim) == math.inf and not push.is_success(sim)
+
+    reach = Task("reach", "red").start(sim)
+    target = sim.gripper_position() - reach_point(np.zeros(3))
+    move_cube(sim, "red", target + (0.05, 0.0, 0.0))
+    assert reach.shortfall_m(sim) == pytest.approx(0.05 - REACH_TOLERANCE_M, abs=1e-4)
+    move_cube(sim, "red", target)
+    assert reach.shortfall_m(sim) == 0.0 and reach.is_success(sim)
+
+    lift = Task("lift", "blue").start(sim)
+    gripper = sim.gripper_position()
+    move_cube(sim, "blue", (gripper[0], gripper[1], CUBE_HALF_SIZE + 0.02))  # held, 3 cm too low
+    assert lift.shortfall_m(sim) == pytest.approx(LIFT_SUCCESS_HEIGHT_M - 0.02, abs=1e-3)

@@ -10,7 +10,9 @@ Jensen-Shannon divergence in bits (0..1).
 Failures by phase: where the policy believed it was when a failed episode ended, read from
 its last reasoning trace (`phase_of_trace`; "unreadable" when no template writes the trace,
 "no trace" when there was none). "push failed, last trace: pushed" says the policy thought it
-was done; "approach" says it never got to the cube.
+was done; "approach" says it never got to the cube. How close failures came: the shortfall at
+the episode's end (TaskMonitor.shortfall_m: metres still missing to success), median and
+maximum per family: "reach failed 1 cm short" is a precision problem, "20 cm" a wrong target.
 
 Chunk seams: the one seam metric of evaluation/seams.py, over every episode's trajectories
 (pooled), with the robot's limits when known.
@@ -72,6 +74,16 @@ def failure_phases(records: Iterable[EpisodeRecord]) -> dict[str, dict[str, int]
             phase = last_phase(r)
             counts[phase] = counts.get(phase, 0) + 1
     return {f: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for f, c in table.items()}
+
+
+def failure_shortfalls(records: Iterable[EpisodeRecord]) -> dict[str, dict[str, float | int]]:
+    """{family: {count, median_m, max_m}} of the failed episodes' shortfall at their end
+    (episodes without a measured shortfall are left out; families in first-seen order)."""
+    values: dict[str, list[float]] = {}
+    for r in records:
+        if not r.success and r.shortfall_m is not None:
+            values.setdefault(r.family, []).append(float(r.shortfall_m))
+    return {f: {"count": len(v), "median_m": float(np.median(v)), "max_m": float(np.max(v))} for f, v in values.items()}
 
 
 # -- latency ------------------------------------------------------------------------------------

@@ -110,6 +110,9 @@ class EpisodeRecord:
     the GIF) are kept in memory only. `holds` counts the node's holds; `commands_refused` the
     trajectories the simulated joint_trajectory_controller refused (should be 0) and
     `controller_holds` the times it stopped the arm itself (path/goal tolerance).
+    `shortfall_m` is how far from success the scene was when the episode ended (metres,
+    TaskMonitor.shortfall_m; 0.0 for a success; None when not measured or not finite, i.e. a
+    pushed cube off the table).
     """
 
     index: int
@@ -127,6 +130,7 @@ class EpisodeRecord:
     holds: int = 0
     commands_refused: int = 0
     controller_holds: int = 0
+    shortfall_m: float | None = None
     joint_times: list[float] = field(default_factory=list)
     joint_positions: list[list[float]] = field(default_factory=list)
     trajectories: list[TrajectoryRecord] = field(default_factory=list)

@@ -11,7 +11,8 @@ Layout of report.json:
   control_steps    same, in control periods
   latency          inference (PolicyStatus, ms) and observation_to_command (ms)
   expert_usage     per_task {family: {layer: mean expert_load}}, divergence {"a vs b": {layer: {tv, js_bits}}}
-  failures         by_last_phase {family: {phase: count}}: where failed episodes believed they were
+  failures         by_last_phase {family: {phase: count}}: where failed episodes believed they were;
+                   shortfall_m {family: {count, median_m, max_m}}: how far from success they ended
   chunk_seams      the seam metric of seams.py (with the robot's limits when known)
   episodes         one summary row per episode (the full records are in episodes/)
 """
@@ -40,7 +41,7 @@ def episode_summary(record: EpisodeRecord, expert: ExpertResult | None) -> dict[
         "commands_refused": record.commands_refused, "controller_holds": record.controller_holds,
         "traces": len(record.traces), "first_trace": record.traces[0].text if record.traces else "",
         "last_trace": record.traces[-1].text if record.traces else "", "last_phase": metrics.last_phase(record),
-        "expert_success": expert.success if expert else None,
+        "shortfall_m": record.shortfall_m, "expert_success": expert.success if expert else None,
     }
 
 
@@ -78,7 +79,8 @@ def build_report(
         "latency": {"inference": metrics.inference_latency(records),
                     "observation_to_command": metrics.observation_to_command(records)},
         "expert_usage": {"per_task": loads, "divergence": metrics.usage_divergence(loads)},
-        "failures": {"by_last_phase": metrics.failure_phases(records)},
+        "failures": {"by_last_phase": metrics.failure_phases(records),
+                     "shortfall_m": metrics.failure_shortfalls(records)},
         "chunk_seams": metrics.seam_summary(records, period_s or (limits.dt if limits else None), limits),
         "episodes": [episode_summary(r, by_index.get(r.index)) for r in records],
     }
@@ -130,6 +132,9 @@ def format_table(report: Mapping[str, Any]) -> str:
     for family, phases in report.get("failures", {}).get("by_last_phase", {}).items():
         counts = ", ".join(f"{phase} {n}" for phase, n in phases.items())
         lines.append(f"failed {family} episodes by their last trace's phase: {counts}")
+    for family, short in report.get("failures", {}).get("shortfall_m", {}).items():
+        lines.append(f"failed {family} episodes ended {100 * short['median_m']:.1f} cm short of success "
+                     f"(median of {short['count']}, max {100 * short['max_m']:.1f} cm)")
     for pair, layers in report["expert_usage"]["divergence"].items():
         values = ", ".join(f"{name} TV {d['tv']:.3f} JS {d['js_bits']:.3f}" for name, d in layers.items())
         lines.append(f"expert usage {pair}: {values or 'no shared layers'}")

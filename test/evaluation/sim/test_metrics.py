@@ -44,6 +44,20 @@ def test_failures_are_counted_by_the_phase_of_their_last_trace(records):
     assert metrics.failure_phases(records[:1]) == {}
 
 
+def test_failure_shortfalls_summarise_how_far_failed_episodes_ended_from_success(records):
+    records[1].shortfall_m = 0.03  # the failed push
+    unmeasured = make_record(3, "push", False, {"head.0": [[1.0, 0.0]]})  # shortfall None: left out
+    further = make_record(4, "push", False, {"head.0": [[1.0, 0.0]]})
+    further.shortfall_m = 0.07
+    records[2].shortfall_m = 0.01  # the failed reach
+    records[0].shortfall_m = 0.0  # a success is not a failure
+    table = metrics.failure_shortfalls([*records, unmeasured, further])
+    assert list(table) == ["push", "reach"]
+    assert table["push"] == {"count": 2, "median_m": pytest.approx(0.05), "max_m": pytest.approx(0.07)}
+    assert table["reach"] == {"count": 1, "median_m": pytest.approx(0.01), "max_m": pytest.approx(0.01)}
+    assert metrics.failure_shortfalls(records[:1]) == {}
+
+
 def test_latency_uses_the_last_status_report_and_observation_ages(records):
     records[1].latency[0].stamp_s = 200.0  # the push episode's report is the last of the run
     inference = metrics.inference_latency(records)

@@ -33,6 +33,8 @@ def test_report_aggregates_policy_and_expert(records):
     assert rows[1]["first_trace"] == "the red cube is ahead (push)" and rows[0]["chunks"] == 2
     assert rows[1]["last_trace"] == rows[1]["first_trace"] and rows[1]["last_phase"] == "unreadable"
     assert report["failures"]["by_last_phase"] == {"push": {"unreadable": 1}, "reach": {"unreadable": 1}}
+    assert report["failures"]["shortfall_m"] == {}  # the records measured none
+    assert [r["shortfall_m"] for r in rows] == [None, None, None]
 
     lines = {line.split()[0]: line.split() for line in format_table(report).splitlines()[2:5]}
     assert lines["reach"] == ["reach", "1/2", "50%", "1/2", "50%", "3.75", "37.5"]
@@ -42,6 +44,9 @@ def test_report_aggregates_policy_and_expert(records):
     assert "over 6 inferences" in table and "chunk seams: 3 (0 starved)" in table and "100% within" in table
     assert "expert usage reach vs push: trunk.1 TV 1.000 JS 1.000" in table
     assert "failed push episodes by their last trace's phase: unreadable 1" in table
+    records[1].shortfall_m = 0.025
+    table = format_table(build_report(records))
+    assert "failed push episodes ended 2.5 cm short of success (median of 1, max 2.5 cm)" in table
 
 
 def test_report_without_expert_or_limits(records):
