@@ -75,7 +75,8 @@ def summary(manifest: Manifest, out: Path) -> str:
                      "  TensorRT 10 cannot parse: " + "; ".join(f"{f}: {', '.join(u)}" for f, u in outside.items()))
     for formulation, r in manifest.verification.get("policy_parity", {}).items():
         lines.append(f"  parity {formulation}: max action error {r['max_action_error']:.2e} rad, "
-                     f"reasoning identical {r['reasoning_identical']}/{r['observations']}")
+                     f"reasoning identical {r['reasoning_identical']}/{r['observations']}"
+                     + (f" ({r['reasoning_tied']} differ at a near-tie)" if r.get("reasoning_tied") else ""))
     for v in manifest.variants:
         m = v["metrics"]
         lines.append(f"  {v['formulation']}/{v['precision']}: {'kept' if v['kept'] else 'DROPPED'} "

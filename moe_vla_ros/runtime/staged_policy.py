@@ -28,7 +28,7 @@ from moe_vla_ros.runtime.decoding import greedy_decode
 from moe_vla_ros.runtime.manifest import MoELayerSpec
 from moe_vla_ros.runtime.preprocessing import denormalize_actions, normalize_state, stack_images
 from moe_vla_ros.runtime.telemetry import StageTelemetry, layer_usages
-from moe_vla_ros.runtime.tokenization import InstructionReading, RuntimeTokenizer
+from moe_vla_ros.runtime.tokenization import BOS_ID, PAD_ID, InstructionReading, RuntimeTokenizer
 from moe_vla_ros.runtime.types import Observation, Policy, PolicyMetadata, PolicyOutput, Reasoning
 
 StepFunction = Callable[[np.ndarray], np.ndarray]  # tokens [1, R] int64 -> logits [1, R, V]
@@ -135,6 +135,23 @@ class StagedPolicy(Policy):
             expert_usage=usage, latency_s=time.perf_counter() - start, stage_latency_s=stages,
         )
         return output, logits
+
+    def reasoning_logits(self, observation: Observation, prefix_ids: Sequence[int]) -> np.ndarray:
+        """Logits [V] of the reasoning token that follows BOS + `prefix_ids` for `observation`
+        (diagnostics: how close a greedy choice was; runs vision and trunk again)."""
+        observation.validate(self.contract)
+        r = self.contract.max_reasoning_tokens
+        prefix = np.asarray(prefix_ids, dtype=np.int64).reshape(-1)  # [k]
+        if prefix.size > r - 2:
+            raise ValueError(f"a reasoning prefix holds at most {r - 2} tokens, got {prefix.size}")
+        images = stack_images(observation.images, self.contract.sensors.camera_names)  # [1, C, 3, H, W]
+        state = normalize_state(observation.joint_positions, self.contract.normalization)  # [1, J]
+        ids, mask = self.tokenizer.encode(observation.instruction)  # [L], [L]
+        trunk_tokens, _ = self._run_trunk(self._run_vision(images), ids[None], mask[None], state)
+        tokens = np.full((1, r), PAD_ID, dtype=np.int64)  # [1, R]
+        tokens[0, 0] = BOS_ID
+        tokens[0, 1 : 1 + prefix.size] = prefix
+        return np.asarray(self._reasoning_step(trunk_tokens)(tokens))[0, prefix.size]  # [V]
 
     def reset(self) -> None:
         self._reasoning = None

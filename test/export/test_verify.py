@@ -1,5 +1,6 @@
 """Export verification passes on a faithful export and fails when graphs and model disagree."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -7,7 +8,10 @@ from moe_vla_ros.export.config import ExportConfig
 from moe_vla_ros.export.errors import ExportVerificationError
 from moe_vla_ros.export.verify import input_sets, reasoning_split_error, verify_graphs, verify_policy_parity
 from moe_vla_ros.model.checkpoint import load_checkpoint
+from moe_vla_ros.runtime.config import CPU_PROVIDER, RuntimeConfig
 from moe_vla_ros.runtime.manifest import read_manifest
+from moe_vla_ros.runtime.onnx_policy import OnnxRuntimePolicy
+from moe_vla_ros.runtime.sample_observations import random_observations
 
 
 @pytest.fixture
@@ -65,6 +69,27 @@ def test_changed_weights_fail_policy_parity(demo_export, model):
         model.action_head.out.bias += 0.01
     cfg = ExportConfig(formulations=("sparse",), policy_observations=1)
     with pytest.raises(ExportVerificationError, match="max .ORT - torch. action"):
+        verify_policy_parity(model, demo_export.model, cfg.formulations, cfg)
+
+
+def test_reasoning_that_differs_at_a_near_tie_passes_and_a_real_difference_fails(demo_export, model):
+    cfg = ExportConfig(formulations=("sparse",), policy_observations=1)
+    report = verify_policy_parity(model, demo_export.model, cfg.formulations, cfg)["sparse"]
+    assert report["reasoning_identical"] == 1 and report["reasoning_tied"] == 0
+    ort = OnnxRuntimePolicy.load(demo_export.model, RuntimeConfig(providers=(CPU_PROVIDER,), formulation="sparse",
+                                                                   verify_checksums=False))
+    obs = random_observations(model.cfg.contract, 1, seed=cfg.seed + 7)[0]
+    logits = ort.reasoning_logits(obs, [])  # [V] the first reasoning token's
+    ort.close()
+    chosen, runner_up = np.argsort(logits)[::-1][:2]
+    allowed = cfg.tie_margin * max(1.0, float(np.abs(logits).max()))
+    with torch.no_grad():  # torch now prefers the runner-up by less than the tie margin
+        model.reasoning.lm_head.bias[runner_up] += float(logits[chosen] - logits[runner_up]) + 0.5 * allowed
+    report = verify_policy_parity(model, demo_export.model, cfg.formulations, cfg)["sparse"]
+    assert report["reasoning_identical"] == 0 and report["reasoning_tied"] == 1
+    with torch.no_grad():  # ... and now by a clear margin
+        model.reasoning.lm_head.bias[runner_up] += 0.5
+    with pytest.raises(ExportVerificationError, match="torch logit gap .* at the first differing token"):
         verify_policy_parity(model, demo_export.model, cfg.formulations, cfg)
 
 

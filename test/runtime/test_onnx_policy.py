@@ -66,6 +66,18 @@ def test_actions_depend_on_reasoning(demo_export, policy):
     assert not np.allclose(with_reasoning, without.actions), "the head must attend to the reasoning tokens"
 
 
+def test_reasoning_logits_are_the_ones_greedy_decoding_chose_from(policy):
+    obs = random_observation(policy.contract, seed=4)
+    policy.reset()
+    reasoning = policy.infer(obs).reasoning
+    ids = reasoning.token_ids[: reasoning.num_tokens]
+    assert reasoning.num_tokens >= 2
+    for k in range(2):  # the first token, then the one after it
+        assert int(np.argmax(policy.reasoning_logits(obs, ids[:k]))) == ids[k]
+    with pytest.raises(ValueError, match="at most"):
+        policy.reasoning_logits(obs, np.zeros(policy.contract.max_reasoning_tokens, np.int64))
+
+
 def test_reasoning_token_cap(demo_export):
     capped = OnnxRuntimePolicy.load(demo_export.model, cpu(max_reasoning_tokens=2))
     assert capped.infer(random_observation(capped.contract, seed=5)).reasoning.num_tokens <= 2
