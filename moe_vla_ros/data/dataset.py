@@ -5,7 +5,10 @@ Layout of a dataset folder::
 
     <root>/meta.json                      format, version, sensor contract, episode index,
                                           `complete` (false while a writer runs or after it
-                                          was interrupted; datasets without it count as complete)
+                                          was interrupted; datasets without it count as complete),
+                                          optional `vocabulary`: every word the data's texts can
+                                          hold (a generator's closed vocabulary), so a tokenizer
+                                          learned from them also knows words a sample happens to miss
     <root>/episodes/episode_000000.npz    one compressed npz per episode (no pickle)
 
 Arrays of one episode of T steps, J joints, cameras C (names from the contract):
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,10 +138,12 @@ class DatasetWriter:
     context manager: leaving it without an exception marks the dataset complete.
     """
 
-    def __init__(self, root: str | os.PathLike, contract: SensorContract, source: str = "") -> None:
+    def __init__(self, root: str | os.PathLike, contract: SensorContract, source: str = "",
+                 vocabulary: Sequence[str] = ()) -> None:
         self.root = Path(root)
         self.contract = contract
         self.source = source
+        self.vocabulary = sorted(set(vocabulary))
         if (self.root / "meta.json").exists() or (self.root / "episodes").exists():
             raise DatasetError(f"{self.root} already holds a dataset; refusing to overwrite it")
         (self.root / "episodes").mkdir(parents=True, exist_ok=False)
@@ -170,6 +175,7 @@ class DatasetWriter:
             "version": FORMAT_VERSION,
             "source": self.source,
             "contract": self.contract.to_dict(),
+            **({"vocabulary": self.vocabulary} if self.vocabulary else {}),
             "num_episodes": len(self._index),
             "num_steps": sum(e["length"] for e in self._index),
             "episodes": self._index,
@@ -217,6 +223,11 @@ class DemoDataset:
 
     def __len__(self) -> int:
         return len(self.episode_index)
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """Every word the dataset's texts can hold, when its writer declared it (else empty)."""
+        return tuple(self.meta.get("vocabulary", ()))
 
     @property
     def num_steps(self) -> int:

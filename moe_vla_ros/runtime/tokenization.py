@@ -135,10 +135,11 @@ class InstructionTokenizer:
         cls, dataset, max_instruction_tokens: int = 16, max_reasoning_tokens: int = 24, min_frequency: int = 1,
         expand_instructions: Callable[[list[str]], Iterable[str]] | None = None,
     ) -> InstructionTokenizer:
-        """Learn a vocabulary from every instruction and reasoning text of a `DemoDataset`, plus
-        the texts `expand_instructions(instructions)` gives (e.g. the words of training-time
-        instruction variants, training/instruction_variants.vocabulary_texts)."""
-        texts: list[str] = []
+        """Learn a vocabulary from every instruction and reasoning text of a `DemoDataset`, the
+        words its writer declared (`dataset.vocabulary`, e.g. every word of the simulator's
+        traces), and the texts `expand_instructions(instructions)` gives (e.g. the words of
+        training-time instruction variants, training/instruction_variants.vocabulary_texts)."""
+        texts: list[str] = list(dataset.vocabulary)
         instructions: list[str] = []
         for episode in dataset:
             instructions.append(episode.instruction)

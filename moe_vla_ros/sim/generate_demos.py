@@ -34,8 +34,9 @@ from moe_vla_ros.data.dataset import DatasetWriter, Episode
 from moe_vla_ros.sim.arm_sim import ArmSim, sensor_contract_for
 from moe_vla_ros.sim.config import CAMERA_NAMES, SimConfig
 from moe_vla_ros.sim.expert import APPROACH_PHASES, PHASES, ScriptedExpert
+from moe_vla_ros.sim.reasoning_templates import reasoning_vocabulary
 from moe_vla_ros.sim.rollout import ExecutionNoise, expert_controller, noisy_execution, run_episode
-from moe_vla_ros.sim.tasks import TASK_FAMILIES, Task, sample_task
+from moe_vla_ros.sim.tasks import TASK_FAMILIES, Task, instruction_words, sample_task
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,8 @@ def generate_demos(out_dir: str | Path, cfg: DemoConfig) -> dict:
         source += f", execution noise {cfg.execution_noise_rad} rad"
         if cfg.execution_noise_phases:
             source += f" in phases {','.join(cfg.execution_noise_phases)}"
-    with DatasetWriter(out_dir, contract, source=source) as writer:
+    vocabulary = [*instruction_words(cfg.tasks), *reasoning_vocabulary()]  # words a sample may miss
+    with DatasetWriter(out_dir, contract, source=source, vocabulary=vocabulary) as writer:
         for outcome in _progress(_outcomes(cfg, plans), cfg.progress, total=len(plans)):
             runs[outcome.family] += 1
             successes[outcome.family] += int(outcome.success)

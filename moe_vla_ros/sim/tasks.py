@@ -169,6 +169,17 @@ def instruction_for(family: str, color: str, direction: str | None = None, parap
     return templates[paraphrase % len(templates)].format(color=color, direction=direction)
 
 
+def instruction_words(families: tuple[str, ...] = TASK_FAMILIES) -> list[str]:
+    """Every word an instruction of `families` can hold (templates filled with every color and direction)."""
+    words: set[str] = set()
+    for family in families:
+        for paraphrase in range(len(INSTRUCTION_TEMPLATES[family])):
+            for color in CUBE_COLORS:
+                for direction in PUSH_DIRECTIONS if family == "push" else (None,):
+                    words.update(instruction_for(family, color, direction, paraphrase).split())
+    return sorted(words)
+
+
 def sample_task(family: str, rng: np.random.Generator, colors: tuple[str, ...] = CUBE_COLORS) -> Task:
     """A random task of `family`: color, direction (push) and paraphrase drawn from `rng`."""
     if family not in TASK_FAMILIES:

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from moe_vla_ros.data.dataset import DatasetWriter, DemoDataset
 from moe_vla_ros.model.config import tiny_contract
 from moe_vla_ros.runtime.tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, InstructionTokenizer
 from moe_vla_ros.training.synthetic import generate_synthetic_dataset
@@ -69,6 +70,19 @@ def test_from_dataset_learns_instructions_and_reasoning(tmp_path):
         for text in [episode.instruction, *episode.reasoning]:
             ids, mask = (tok.encode if text == episode.instruction else tok.encode_reasoning)(text)
             assert UNK_ID not in ids[mask == 1]
+
+
+def test_from_dataset_also_learns_the_declared_vocabulary(tmp_path):
+    contract = tiny_contract()
+    episode = next(iter(generate_synthetic_dataset(tmp_path / "one", contract.sensors, num_episodes=1, episode_length=3)))
+    with DatasetWriter(tmp_path / "declared", contract.sensors, vocabulary=["behind", "crimson", "behind"]) as writer:
+        writer.add_episode(episode)
+    dataset = DemoDataset(tmp_path / "declared")
+    assert dataset.vocabulary == ("behind", "crimson")
+    tok = InstructionTokenizer.from_dataset(dataset, 8, 10)
+    ids, mask = tok.encode_reasoning("behind")
+    assert UNK_ID not in ids[mask == 1] and not tok.read("crimson").unread_words
+    assert DemoDataset(tmp_path / "one").vocabulary == ()  # none declared
 
 
 def test_invalid_lengths_are_rejected(tokenizer):

@@ -34,6 +34,8 @@ def test_generated_dataset_round_trips(tmp_path):
         # the action of step t is what the arm reaches about one control period later
         assert np.abs(ep.action[:-3, :6] - ep.joint_position[1:-2, :6]).mean() < 0.05
     assert tasks == ["reach", "push"]
+    # the generator declares its closed vocabulary: every trace word and the instruction words of its tasks
+    assert {"behind", "lifted", "slide", "touch", "99"} <= set(ds.vocabulary) and "pick" not in ds.vocabulary
 
 
 def test_same_config_gives_the_same_dataset(tmp_path):

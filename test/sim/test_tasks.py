@@ -19,6 +19,7 @@ from moe_vla_ros.sim.tasks import (
     Task,
     TaskError,
     instruction_for,
+    instruction_words,
     reach_point,
     sample_task,
 )
@@ -58,6 +59,16 @@ def test_paraphrases_mention_color_and_direction():
 def test_invalid_tasks_are_rejected(kwargs, message):
     with pytest.raises(TaskError, match=message):
         Task(**kwargs)
+
+
+def test_instruction_words_cover_every_paraphrase_of_the_families():
+    words = instruction_words(("reach", "push"))
+    assert {"touch", "slide", "left", "right", *CUBE_COLORS} <= set(words)
+    assert "lift" not in words and "pick" not in words  # lift instructions are not among these families
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        assert set(sample_task("push", rng).instruction.split()) <= set(words)
+    assert {"lift", "pick", "up"} <= set(instruction_words())
 
 
 def test_sample_task_is_deterministic_and_covers_variations():

@@ -310,6 +310,11 @@ class LeRobotDemoDataset:
         return len(self._rows)
 
     @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """A LeRobot dataset declares no closed vocabulary: its tasks' words are what there is."""
+        return ()
+
+    @property
     def num_steps(self) -> int:
         return sum(e["length"] for e in self.episode_index)
 
