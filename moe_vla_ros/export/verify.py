@@ -24,7 +24,7 @@ torch policy on the same observations: identical reasoning tokens, actions withi
 `action_tolerance` in contract units (except observations whose routing has a near-tie, counted
 as `tied_observations`), no routing mismatch. Reasoning may differ only where greedy decoding
 met a near-tie: at the first differing token, the torch logits of the two choices are within
-`tie_margin` x max(1, largest |logit|) (`tied_reasoning`; an untrained model's logits tie often).
+`tie_margin` x max(1, largest |logit|) (`reasoning_tied`; an untrained model's logits tie often).
 The actions of such an observation follow a different text and are not compared.
 """
 
