@@ -50,7 +50,7 @@ from moe_vla_ros.ros.sim_node_config import SimNodeConfig, SimNodeConfigError
 from moe_vla_ros.ros.spin import init_process, spin_until_shutdown
 from moe_vla_ros.sim.arm_sim import ArmSim
 from moe_vla_ros.sim.config import JOINT_NAMES
-from moe_vla_ros.sim.tasks import Task
+from moe_vla_ros.sim.tasks import Task, TaskMonitor
 from moe_vla_ros.sim.trajectory_follower import TrajectoryError, TrajectoryFollower
 
 MAX_LAG_S = 0.2  # wall seconds the simulation may fall behind before it gives the time up
@@ -238,17 +238,18 @@ class SimNode(Node):
     def task_success(self) -> bool:
         """Whether the current task is achieved now. Raises RuntimeError when there is no task."""
         with self._lock:
-            if self._monitor is None:
-                raise RuntimeError("no task: set task.family, or an instruction matching a task template")
-            return self._monitor.is_success(self._arm)
+            return self._task_monitor().is_success(self._arm)
 
     def task_shortfall_m(self) -> float:
         """How far from success the current task is now, in metres (0.0 = success; see
         TaskMonitor.shortfall_m). Raises RuntimeError when there is no task."""
         with self._lock:
-            if self._monitor is None:
-                raise RuntimeError("no task: set task.family, or an instruction matching a task template")
-            return self._monitor.shortfall_m(self._arm)
+            return self._task_monitor().shortfall_m(self._arm)
+
+    def _task_monitor(self) -> TaskMonitor:
+        if self._monitor is None:
+            raise RuntimeError("no task: set task.family, or an instruction matching a task template")
+        return self._monitor
 
     def close(self) -> None:
         """Stop the simulation and free the renderer (also done by destroy_node())."""

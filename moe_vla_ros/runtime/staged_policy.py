@@ -97,11 +97,7 @@ class StagedPolicy(Policy):
         if self._closed:
             raise RuntimeError("the policy is closed")
         start = time.perf_counter()
-        observation.validate(self.contract)
-        sensors, norm = self.contract.sensors, self.contract.normalization
-        images = stack_images(observation.images, sensors.camera_names)  # [1, C, 3, H, W]
-        state = normalize_state(observation.joint_positions, norm)  # [1, J]
-        ids, mask = self.tokenizer.encode(observation.instruction)  # [L], [L]
+        images, state, ids, mask = self._model_inputs(observation)
         stages: dict[str, float] = {"preprocess": time.perf_counter() - start}
 
         t = time.perf_counter()
@@ -125,7 +121,7 @@ class StagedPolicy(Policy):
         stages["action_head"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        actions = denormalize_actions(actions_norm, norm)  # [H, J] float64
+        actions = denormalize_actions(actions_norm, self.contract.normalization)  # [H, J] float64
         telemetry = {"trunk": trunk_telemetry, "action_head": head_telemetry}
         usage = layer_usages(self.moe_layers, telemetry)
         logits = {s.name: np.asarray(telemetry[s.stage].router_logits[s.index]) for s in self.moe_layers}
@@ -139,19 +135,25 @@ class StagedPolicy(Policy):
     def reasoning_logits(self, observation: Observation, prefix_ids: Sequence[int]) -> np.ndarray:
         """Logits [V] of the reasoning token that follows BOS + `prefix_ids` for `observation`
         (diagnostics: how close a greedy choice was; runs vision and trunk again)."""
-        observation.validate(self.contract)
         r = self.contract.max_reasoning_tokens
         prefix = np.asarray(prefix_ids, dtype=np.int64).reshape(-1)  # [k]
         if prefix.size > r - 2:
             raise ValueError(f"a reasoning prefix holds at most {r - 2} tokens, got {prefix.size}")
-        images = stack_images(observation.images, self.contract.sensors.camera_names)  # [1, C, 3, H, W]
-        state = normalize_state(observation.joint_positions, self.contract.normalization)  # [1, J]
-        ids, mask = self.tokenizer.encode(observation.instruction)  # [L], [L]
+        images, state, ids, mask = self._model_inputs(observation)
         trunk_tokens, _ = self._run_trunk(self._run_vision(images), ids[None], mask[None], state)
         tokens = np.full((1, r), PAD_ID, dtype=np.int64)  # [1, R]
         tokens[0, 0] = BOS_ID
         tokens[0, 1 : 1 + prefix.size] = prefix
         return np.asarray(self._reasoning_step(trunk_tokens)(tokens))[0, prefix.size]  # [V]
+
+    def _model_inputs(self, observation: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Validated observation -> (images [1, C, 3, H, W] uint8, state [1, J] normalised,
+        instruction ids [L], mask [L])."""
+        observation.validate(self.contract)
+        images = stack_images(observation.images, self.contract.sensors.camera_names)  # [1, C, 3, H, W]
+        state = normalize_state(observation.joint_positions, self.contract.normalization)  # [1, J]
+        ids, mask = self.tokenizer.encode(observation.instruction)  # [L], [L]
+        return images, state, ids, mask
 
     def reset(self) -> None:
         self._reasoning = None
