@@ -1,31 +1,33 @@
 #!/usr/bin/env bash
 # Rebuild the bundled default model (models/default/) from scratch, reproducibly:
-#   1. 1144 scripted-expert demonstrations (reach + push) in the MuJoCo sim, seed 1; each step
-#      records the target cube's position for the target probe,
+#   1. 1716 scripted-expert demonstrations (reach, push, lift: 572 each) in the MuJoCo sim, seed 1;
+#      each step records the target cube's position for the target probe,
 #   2. train the `small` MoE-VLA with the frozen ImageNet EfficientNet-Lite0 encoder and the
 #      target probe feeding the trunk (trunk.target_input): 3000 dense warm-up steps, upcycle,
 #      500 MoE-tuning steps, seed 0, episode starts drawn 4x as often,
-#   3. 800 noise-injected demonstrations (seed 2, executed arm targets perturbed by a smooth
-#      0.03 rad offset, recorded actions the expert's: they show corrections back to the path),
+#   3. 1200 noise-injected demonstrations (seed 2, executed arm targets perturbed by a smooth
+#      0.03 rad offset while approaching, recorded actions the expert's: they show corrections
+#      back to the path; pushes and lifts themselves clean),
 #   4. fine-tune 2. on 3. for 1500 MoE steps (stage 3 only, peak lr 5e-4),
 #   5. export to ONNX (sparse CPU + dense TensorRT-ready expert graphs), verified,
-#   6. evaluate closed loop through the policy node on held-out seeds.
-# Takes ~1.7 h on 2 CPU cores (training ~60 + ~30 min with one thread). Intermediate files go to
+#   6. evaluate closed loop through the policy node on 120 held-out seeds (40 per task).
+# Takes ~2 h on 2 CPU cores (training ~45 + ~30 min with one thread). Intermediate files go to
 # build/default_model/; run it again after an interruption: finished steps are skipped, cut-short
 # demonstrations are generated again and a training goes on from its last saved state (every 250 steps).
 # A candidate recipe builds elsewhere from the environment (defaults: the bundled recipe above):
-#   MODEL_WORK (build/default_model) MODEL_OUT (models/default) MODEL_TASKS (reach,push)
-#   MODEL_DEMOS (1144) MODEL_NOISY_DEMOS (800) MODEL_EVAL_EPISODES (40, seeds 10000+)
-#   MODEL_NOISE_PHASES (every phase; e.g. "approaches": noisy approaches, clean pushes and lifts)
+#   MODEL_WORK (build/default_model) MODEL_OUT (models/default) MODEL_TASKS (reach,push,lift)
+#   MODEL_DEMOS (1716) MODEL_NOISY_DEMOS (1200) MODEL_EVAL_EPISODES (120, seeds 10000+)
+#   MODEL_NOISE_PHASES (approaches; set it empty for noise in every phase)
 #   MODEL_DEMO_WORKERS (the CPU count: simulator processes generating demonstrations; the data do not depend on it)
-# e.g. with lift: MODEL_WORK=build/model_lift MODEL_OUT=build/model_lift/model MODEL_TASKS=reach,push,lift
-#   MODEL_DEMOS=1716 MODEL_NOISY_DEMOS=1200 bash scripts/build_default_model.sh
+# e.g. the previous bundled model (reach + push, noise everywhere): MODEL_WORK=build/model_reach_push
+#   MODEL_OUT=build/model_reach_push/model MODEL_TASKS=reach,push MODEL_DEMOS=1144 MODEL_NOISY_DEMOS=800
+#   MODEL_NOISE_PHASES= MODEL_EVAL_EPISODES=40 bash scripts/build_default_model.sh
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${MOE_VLA_VENV:-$repo/.venv}/bin"
 work="$repo/${MODEL_WORK:-build/default_model}"
 out="$repo/${MODEL_OUT:-models/default}"
-tasks="${MODEL_TASKS:-reach,push}"
+tasks="${MODEL_TASKS:-reach,push,lift}"
 cd "$repo"
 mkdir -p "$work"
 # demos NAME ARGS...: generate $work/NAME unless a finished dataset is there (meta.json "complete";
@@ -39,19 +41,20 @@ demos() {
   rm -rf "${work:?}/$name"
   "$bin/moe_vla_generate_demos" --out "$work/$name" --workers "${MODEL_DEMO_WORKERS:-$(nproc)}" "$@"
 }
-demos demos --episodes "${MODEL_DEMOS:-1144}" --seed 1 --tasks "$tasks"
+demos demos --episodes "${MODEL_DEMOS:-1716}" --seed 1 --tasks "$tasks"
 [ -f "$work/train/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos" --out "$work/train" \
   --preset small --config '{"vision": {"backbone": "efficientnet_lite0", "freeze_backbone": true},
                             "trunk": {"target_input": true}}' \
   --seed 0 --dense-steps 3000 --moe-steps 500 --batch-size 32 --eval-every 500 --image-shift 0 \
   --start-oversampling 4 --start-steps 3 --num-threads 1 --save-every 250 --resume --feature-cache "$work/backbone_features"
 noise_phases=()
-[ -z "${MODEL_NOISE_PHASES:-}" ] || noise_phases=(--noise-phases "$MODEL_NOISE_PHASES")
-demos demos_noisy --episodes "${MODEL_NOISY_DEMOS:-800}" --seed 2 --tasks "$tasks" --execution-noise 0.03 "${noise_phases[@]}"
+noise_phases_env="${MODEL_NOISE_PHASES-approaches}"  # unset: approaches; empty: every phase
+[ -z "$noise_phases_env" ] || noise_phases=(--noise-phases "$noise_phases_env")
+demos demos_noisy --episodes "${MODEL_NOISY_DEMOS:-1200}" --seed 2 --tasks "$tasks" --execution-noise 0.03 "${noise_phases[@]}"
 [ -f "$work/finetuned/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos_noisy" \
   --out "$work/finetuned" --init-checkpoint "$work/train" --dense-steps 0 --moe-steps 1500 --moe-lr 5e-4 \
   --seed 0 --batch-size 32 --eval-every 250 --image-shift 0 --start-oversampling 4 --start-steps 3 --num-threads 1 \
   --save-every 250 --resume --feature-cache "$work/backbone_features"
 "$bin/moe_vla_export" --checkpoint "$work/finetuned" --out "$out" --name default \
   --formulations sparse,dense --no-checkpoint --force
-"$bin/moe_vla_eval_sim" --model "$out" --episodes "${MODEL_EVAL_EPISODES:-40}" --tasks "$tasks" --out "$work/eval"
+"$bin/moe_vla_eval_sim" --model "$out" --episodes "${MODEL_EVAL_EPISODES:-120}" --tasks "$tasks" --out "$work/eval"

@@ -1,5 +1,6 @@
 """Suite-wide setup: every ROS process of the tests stays on this machine, in this run's domain."""
 
+import json
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -71,3 +72,33 @@ def sim_model_dir(tmp_path_factory):
     cfg = ExportConfig(formulations=("sparse",), policy_observations=1)
     _, model_dir = export_demo_model(tmp_path_factory.mktemp("sim_model"), "tiny", 0, cfg, contract, tag="sim")
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def fixed_batch_model(tmp_path_factory) -> Path:
+    """A copy of the bundled model as exports made before the dynamic batch axis are: every graph input
+    and output has a batch of 1 (no dim_param on its batch axis); the manifest's sha256s updated."""
+    import shutil
+
+    import onnx
+
+    from moe_vla_ros.paths import bundled_model_dir
+    from moe_vla_ros.runtime.manifest import MANIFEST_FILE, hash_files, read_manifest
+    from moe_vla_ros.serving.triton_repository import batch_axis
+
+    out = tmp_path_factory.mktemp("fixed_batch") / "model"
+    shutil.copytree(bundled_model_dir(), out)
+    manifest = read_manifest(out)
+    for entry in manifest.graphs:
+        model = onnx.load(str(out / entry.file))
+        for value in [*model.graph.input, *model.graph.output]:
+            dims = value.type.tensor_type.shape.dim
+            axis = batch_axis(entry.stage, value.name)
+            if len(dims) > axis and dims[axis].dim_param:
+                dims[axis].dim_value = 1  # clears dim_param (a oneof)
+        onnx.save(model, str(out / entry.file))
+    raw = json.loads((out / MANIFEST_FILE).read_text())
+    raw["files"] = hash_files(out)
+    (out / MANIFEST_FILE).write_text(json.dumps(raw, indent=1) + "\n")
+    read_manifest(out)  # checksums hold
+    return out

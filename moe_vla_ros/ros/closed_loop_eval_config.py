@@ -57,7 +57,7 @@ class EvalConfig:
 
     model: str = ""
     episodes: int = 6
-    tasks: tuple[str, ...] = ("reach", "push")
+    tasks: tuple[str, ...] = ("reach", "push", "lift")  # what the bundled model does
     seed_start: int = DEFAULT_SEED_START
     out_dir: str = ""
     max_duration_s: float | None = None
@@ -210,7 +210,7 @@ def build_parser(doc: str | None = None, prog: str = "moe_vla_eval_sim") -> argp
     p = tool_parser(prog, doc)
     p.add_argument("--model", default="", help="exported model folder (default: the bundled model)")
     p.add_argument("--episodes", type=int, default=d.episodes, help=f"policy episodes (default {d.episodes})")
-    p.add_argument("--tasks", default=",".join(d.tasks), help="task families, comma-separated (default reach,push)")
+    p.add_argument("--tasks", default=",".join(d.tasks), help=f"task families, comma-separated (default {','.join(d.tasks)})")
     p.add_argument("--seed-start", type=int, default=d.seed_start,
                    help=f"scene seed of episode 0 (default {d.seed_start})")
     add_output_argument(p, "output folder (default build/eval/<timestamp>)", required=False)

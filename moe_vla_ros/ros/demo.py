@@ -1,7 +1,7 @@
 """`moe_vla_demo`: watch the bundled MoE-VLA policy work in the simulator, in one command.
 
-    moe_vla_demo                       # 6 episodes (3 reach + 3 push) with the bundled model
-    moe_vla_demo --episodes 10 --model models/my_model --out build/demo
+    moe_vla_demo                       # 6 episodes (2 reach, 2 push, 2 lift) with the bundled model
+    moe_vla_demo --episodes 10 --model models/my_model --tasks reach,push --out build/demo
 
 Runs a short closed-loop evaluation (moe_vla_ros/ros/closed_loop_eval.py): the MuJoCo
 simulator, the policy node as its own process driven through its lifecycle, the scripted
@@ -19,7 +19,7 @@ from moe_vla_ros.evaluation.records import EvaluationError
 from moe_vla_ros.ros.closed_loop_eval import run_and_print
 from moe_vla_ros.ros.closed_loop_eval_config import EvalConfig
 
-DEMO_EPISODES = 6  # alternating reach / push: 3 of each
+DEMO_EPISODES = 6  # the tasks in turn: 2 of each of reach, push, lift
 
 
 PROG = "moe_vla_demo"
@@ -34,13 +34,16 @@ def _run(argv: list[str]) -> int:
     parser = tool_parser(PROG, __doc__, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--model", default="", help="exported model folder (default: the bundled model)")
     parser.add_argument("--episodes", type=int, default=DEMO_EPISODES, help=f"episodes (default {DEMO_EPISODES})")
+    tasks = ",".join(EvalConfig().tasks)
+    parser.add_argument("--tasks", default=tasks, help=f"task families, comma-separated, taken in turn (default {tasks})")
     add_output_argument(parser, "output folder (default build/eval/<timestamp>)", required=False)
     args = parser.parse_args(argv)
     try:
-        cfg = EvalConfig(model=args.model, episodes=args.episodes, tasks=("reach", "push"), out_dir=str(args.out or ""))
+        cfg = EvalConfig(model=args.model, episodes=args.episodes, out_dir=str(args.out or ""),
+                         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()))
     except EvaluationError as e:  # the configuration names the bad value
         raise BadInputError(str(e)) from e
-    print(f"{PROG}: {cfg.episodes} episodes (reach, push) in the simulator through the policy node ...",
+    print(f"{PROG}: {cfg.episodes} episodes ({', '.join(cfg.tasks)}) in the simulator through the policy node ...",
           file=sys.stderr)
     return run_and_print(cfg)
 

@@ -214,7 +214,7 @@ def _wider_trunk(m):
 
 @pytest.mark.parametrize("edit, error", [
     (_other_id, r"model 'vision' serves model 'default-\w+', the robot's folder is 'default-0000000000'"),
-    (_wider_trunk, r"model 'trunk': output 'trunk_tokens' is float32 \[1, \d+, \d+\], the manifest of .* says"),
+    (_wider_trunk, r"model 'trunk': output 'trunk_tokens' is float32 \[-?1, \d+, \d+\], the manifest of .* says"),
 ], ids=["model_id", "tensor_shape"])
 def test_wrong_contract_fails_configure_naming_the_server(make_node, running, tmp_path, edit, error):
     h = make_node(**{"model.path": _folder(tmp_path, edit), "model.triton.url": running.grpc_url})

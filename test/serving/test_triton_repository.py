@@ -8,7 +8,6 @@ import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
 
-from moe_vla_ros.paths import bundled_model_dir
 from moe_vla_ros.runtime.manifest import STAGES, read_manifest
 from moe_vla_ros.serving import cli
 from moe_vla_ros.serving.triton_repository import (
@@ -75,10 +74,10 @@ def test_batched_repository_matches_the_manifest(demo_export, demo_repo):
     assert read_repository_info(repo).to_dict() == json.loads((repo / REPOSITORY_INFO).read_text())
 
 
-def test_fixed_batch_model_gets_no_batching(tmp_path):
-    report = build_repository(bundled_model_dir(), tmp_path / "repo", with_stand_in(RepositoryConfig()))
+def test_fixed_batch_model_gets_no_batching(fixed_batch_model, tmp_path):
+    report = build_repository(fixed_batch_model, tmp_path / "repo", with_stand_in(RepositoryConfig()))
     assert report.max_batch_size == 0 and "fixed batch axis" in report.batching_reason
-    manifest = read_manifest(bundled_model_dir())
+    manifest = read_manifest(fixed_batch_model)
     trunk = _config(tmp_path / "repo", "trunk")
     assert trunk.max_batch_size == 0 and not trunk.HasField("dynamic_batching")
     assert trunk.backend == "python" and (tmp_path / "repo" / "trunk" / "1" / "model.py").is_file()

@@ -1,4 +1,5 @@
-"""The bundled model (graphs with a fixed batch of 1: no batching) served by the bundled tritonserver
+"""The bundled model, as exported with a fixed batch of 1 (no batching) and as exported today (a
+batch axis: dynamic batching), served by the bundled tritonserver
 through python stand-ins: TritonPolicy gives the in-process actions, reasoning and telemetry.
 Skipped, with the reason, when the server venv is missing (scripts/setup_triton_server.sh)."""
 
@@ -19,25 +20,31 @@ pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] not installe
 CPU = RuntimeConfig(providers=("CPUExecutionProvider",), formulation="dense", report_placement=False)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["fixed_batch", "batch_axis"])
+def served(request, tmp_path_factory):
+    """(model folder, its running server): a copy exported with a fixed batch of 1 (served unbatched),
+    then the bundled model (a symbolic batch axis: dynamic batching)."""
     problem = server_venv_problem()
     if problem:
         print(f"\nTriton tests skipped: {problem}", file=sys.stderr)
         pytest.skip(problem)
+    fixed = request.param == "fixed_batch"
+    model = request.getfixturevalue("fixed_batch_model") if fixed else bundled_model_dir()
     repo = tmp_path_factory.mktemp("triton") / "repo"
-    report = build_repository(bundled_model_dir(), repo, with_stand_in(RepositoryConfig()))
-    assert report.max_batch_size == 0
+    report = build_repository(model, repo, with_stand_in(RepositoryConfig()))
+    assert report.max_batch_size == (0 if fixed else RepositoryConfig().max_batch_size), report.batching_reason
     server = TritonServer(repo).start()
-    yield server
+    yield model, server
     server.stop()
 
 
-def test_bundled_model_served_unbatched_equals_in_process(server):
-    local = OnnxRuntimePolicy.load(bundled_model_dir(), CPU)
-    remote = TritonPolicy.load(bundled_model_dir(), TritonConfig(url=server.grpc_url, deadline_s=20.0), CPU)
+def test_served_model_equals_in_process(served):
+    model, server = served
+    local = OnnxRuntimePolicy.load(model, CPU)
+    remote = TritonPolicy.load(model, TritonConfig(url=server.grpc_url, deadline_s=20.0), CPU)
     try:
-        assert not any(m.batched for m in remote.served.values())
+        batched = [m.batched for m in remote.served.values()]
+        assert all(batched) if model == bundled_model_dir() else not any(batched), remote.served
         for obs in random_observations(local.contract, 2, seed=5):
             a, b = local.infer(obs), remote.infer(obs)
             np.testing.assert_allclose(b.actions, a.actions, atol=1e-4, rtol=0)
