@@ -9,19 +9,20 @@
 #      0.03 rad offset while approaching, recorded actions the expert's: they show corrections
 #      back to the path; pushes and lifts themselves clean),
 #   4. fine-tune 2. on 3. for 1500 MoE steps (stage 3 only, peak lr 5e-4),
+#      then 3. and 4. once more (seed 3, from the model of 4.; MODEL_FINETUNE_ROUNDS, default 2),
 #   5. export to ONNX (sparse CPU + dense TensorRT-ready expert graphs), verified,
 #   6. evaluate closed loop through the policy node on 120 held-out seeds (40 per task).
-# Takes ~2 h on 2 CPU cores (training ~45 + ~30 min with one thread). Intermediate files go to
+# Takes ~2.5 h on 2 CPU cores (training ~45 + 2 x ~30 min with one thread). Intermediate files go to
 # build/default_model/; run it again after an interruption: finished steps are skipped, cut-short
 # demonstrations are generated again and a training goes on from its last saved state (every 250 steps).
 # A candidate recipe builds elsewhere from the environment (defaults: the bundled recipe above):
 #   MODEL_WORK (build/default_model) MODEL_OUT (models/default) MODEL_TASKS (reach,push,lift)
 #   MODEL_DEMOS (1716) MODEL_NOISY_DEMOS (1200) MODEL_EVAL_EPISODES (120, seeds 10000+)
-#   MODEL_NOISE_PHASES (approaches; set it empty for noise in every phase)
+#   MODEL_NOISE_PHASES (approaches; set it empty for noise in every phase) MODEL_FINETUNE_ROUNDS (2)
 #   MODEL_DEMO_WORKERS (the CPU count: simulator processes generating demonstrations; the data do not depend on it)
 # e.g. the previous bundled model (reach + push, noise everywhere): MODEL_WORK=build/model_reach_push
 #   MODEL_OUT=build/model_reach_push/model MODEL_TASKS=reach,push MODEL_DEMOS=1144 MODEL_NOISY_DEMOS=800
-#   MODEL_NOISE_PHASES= MODEL_EVAL_EPISODES=40 bash scripts/build_default_model.sh
+#   MODEL_NOISE_PHASES= MODEL_FINETUNE_ROUNDS=1 MODEL_EVAL_EPISODES=40 bash scripts/build_default_model.sh
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${MOE_VLA_VENV:-$repo/.venv}/bin"
@@ -50,11 +51,19 @@ demos demos --episodes "${MODEL_DEMOS:-1716}" --seed 1 --tasks "$tasks"
 noise_phases=()
 noise_phases_env="${MODEL_NOISE_PHASES-approaches}"  # unset: approaches; empty: every phase
 [ -z "$noise_phases_env" ] || noise_phases=(--noise-phases "$noise_phases_env")
-demos demos_noisy --episodes "${MODEL_NOISY_DEMOS:-1200}" --seed 2 --tasks "$tasks" --execution-noise 0.03 "${noise_phases[@]}"
-[ -f "$work/finetuned/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos_noisy" \
-  --out "$work/finetuned" --init-checkpoint "$work/train" --dense-steps 0 --moe-steps 1500 --moe-lr 5e-4 \
-  --seed 0 --batch-size 32 --eval-every 250 --image-shift 0 --start-oversampling 4 --start-steps 3 --num-threads 1 \
-  --save-every 250 --resume --feature-cache "$work/backbone_features"
-"$bin/moe_vla_export" --checkpoint "$work/finetuned" --out "$out" --name default \
+# fine-tuning rounds: round r trains on fresh noise-injected demonstrations (seed r + 1) from the
+# model of round r - 1; folders demos_noisy, finetuned (round 1), demos_noisy2, finetuned2, ...
+model="$work/train"
+for round in $(seq 1 "${MODEL_FINETUNE_ROUNDS:-2}"); do
+  suffix=""; [ "$round" = 1 ] || suffix="$round"
+  demos "demos_noisy$suffix" --episodes "${MODEL_NOISY_DEMOS:-1200}" --seed $((round + 1)) --tasks "$tasks" \
+    --execution-noise 0.03 "${noise_phases[@]}"
+  [ -f "$work/finetuned$suffix/model.safetensors" ] || "$bin/moe_vla_train" --dataset "$work/demos_noisy$suffix" \
+    --out "$work/finetuned$suffix" --init-checkpoint "$model" --dense-steps 0 --moe-steps 1500 --moe-lr 5e-4 \
+    --seed 0 --batch-size 32 --eval-every 250 --image-shift 0 --start-oversampling 4 --start-steps 3 --num-threads 1 \
+    --save-every 250 --resume --feature-cache "$work/backbone_features"
+  model="$work/finetuned$suffix"
+done
+"$bin/moe_vla_export" --checkpoint "$model" --out "$out" --name default \
   --formulations sparse,dense --no-checkpoint --force
 "$bin/moe_vla_eval_sim" --model "$out" --episodes "${MODEL_EVAL_EPISODES:-120}" --tasks "$tasks" --out "$work/eval"
