@@ -51,6 +51,13 @@ class ChunkExecutorConfig:
             from the plan by more than this, the plan is dropped and the new chunk starts from
             the measured state (the arm did not follow); None disables the check. (The
             runner's input checks hold on a larger tracking error: InputCheckConfig.)
+        hold_rest_s: a hold (`ActionChunkExecutor.brake`) stays at rest where it stopped until
+            at least this long after its arrival: rest points (the stop's final position,
+            velocity 0, on the period grid) follow the stop, so a hold that reaches the
+            controller late is still accepted (joint_trajectory_controller refuses a stamped
+            trajectory whose last point is already in the past, control/jtc_rules.py rule 6,
+            and the arm would go on with the running chunk); >= 0, 0: the hold ends where the
+            stop does.
         allow_nonzero_end_velocity: False (default): every planned trajectory ends at rest:
             after the last chunk target the plan brakes to zero velocity within the
             acceleration limit (safety.braking_path), and the last point's velocity is exactly 0,
@@ -72,6 +79,7 @@ class ChunkExecutorConfig:
     execution_lead_s: float = 0.0
     start_lead_s: float | None = None
     max_tracking_error_rad: float | None = None
+    hold_rest_s: float = 0.0
     allow_nonzero_end_velocity: bool = False
 
     def __post_init__(self) -> None:
@@ -102,6 +110,7 @@ class ChunkExecutorConfig:
             require_number("start_lead_s", self.start_lead_s, self.execution_lead_s)
         if self.max_tracking_error_rad is not None:
             require_positive("max_tracking_error_rad", self.max_tracking_error_rad)
+        require_non_negative("hold_rest_s", self.hold_rest_s)
         require_bool("allow_nonzero_end_velocity", self.allow_nonzero_end_velocity)
 
     @property

@@ -263,8 +263,10 @@ class ActionChunkExecutor:
         The stop starts at the arrival time ``now + execution_lead_s`` from the commanded state
         there (the plan's state; a fresh plan that has not started yet: its start state), and
         brakes to rest within the acceleration limit (safety.braking_path; without a limit in
-        one control period); the last point has velocity 0 and is at least one period after the
-        arrival. Without a plan it holds `position` [J] (the last trusted measurement) at rest.
+        one control period); the last point has velocity 0 and is at least one period and at
+        least `config.hold_rest_s` after the arrival (rest points where the stop ended: a hold
+        that reaches the controller late is still accepted). Without a plan it holds `position`
+        [J] (the last trusted measurement) at rest.
         Returns None when there is neither a plan nor a position: nothing is known to hold at.
         """
         cfg, dt = self.config, self.config.control_period_s
@@ -300,15 +302,25 @@ class ActionChunkExecutor:
                     positions = np.concatenate([plan.positions[: k + 1], stop_q], axis=0)
                     velocities = np.concatenate([plan.velocities[: k + 1], stop_v], axis=0)
                     velocities[-1] = 0.0
+                    rest = self._rest_rows(plan.time_of_row(len(positions) - 1, dt), arrival)
+                    positions, velocities = _append_rest(positions, velocities, rest)
                     self._plan = replace(plan, positions=positions, velocities=velocities, chunk_id=-1,
-                                         obs_time=-math.inf, stop_rows=len(stop_q), is_hold=True)
+                                         obs_time=-math.inf, stop_rows=len(stop_q) + rest, is_hold=True)
                     self._takeover = False
                     return self.trajectory(now)
         positions = np.concatenate([q0[None, :], tail], axis=0)  # [K + 1, J]
         velocities = np.concatenate([v0[None, :], tail_v], axis=0)  # [K + 1, J]
-        self._plan = _Plan(arrival, 0, positions, v0.copy(), -1, -math.inf, len(tail), True, velocities)
+        rest = self._rest_rows(arrival + len(tail) * dt, arrival)
+        positions, velocities = _append_rest(positions, velocities, rest)  # [K + 1 + R, J] each
+        self._plan = _Plan(arrival, 0, positions, v0.copy(), -1, -math.inf, len(tail) + rest, True, velocities)
         self._takeover = False
         return self.trajectory(now)
+
+    def _rest_rows(self, stop_end: float, arrival: float) -> int:
+        """Rest points a hold whose stop ends at `stop_end` needs to last until
+        ``arrival + hold_rest_s`` (config.hold_rest_s)."""
+        dt = self.config.control_period_s
+        return max(0, math.ceil((arrival + self.config.hold_rest_s - stop_end) / dt - _EPS))
 
     # -- accept ----------------------------------------------------------------------------
     def _rejected(self, chunk_id: int, reason: str, safety: SafetyReport | None = None) -> AcceptResult:
@@ -599,6 +611,15 @@ class ActionChunkExecutor:
         return PlannedTrajectory(
             plan.time_of_row(first - 1, dt), dt, positions, velocities, plan.chunk_id, plan.is_hold
         )
+
+
+def _append_rest(positions: np.ndarray, velocities: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """`positions`, `velocities` [N, J] (the last row at rest) followed by `rows` copies of the
+    last position at velocity 0: [N + rows, J] each."""
+    if rows <= 0:
+        return positions, velocities
+    rest_q = np.repeat(positions[-1:], rows, axis=0)  # [rows, J]
+    return np.concatenate([positions, rest_q], axis=0), np.concatenate([velocities, np.zeros_like(rest_q)], axis=0)
 
 
 def is_hold_profile(points: Sequence, num_joints: int) -> bool:

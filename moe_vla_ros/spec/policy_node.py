@@ -324,6 +324,10 @@ class ExecutionParams:
                                      "chunk) begins this long after its chunk is ready, so one that reaches the "
                                      "controller late still starts within the acceleration limit [s] (at least "
                                      "execution_lead_s).", min=0.0, max=1.0)
+    hold_rest_s: float = param(1.0, "A hold (brake to rest) stays at rest where it stopped until this long after "
+                                    "it is due, so a hold that reaches the controller late is still accepted "
+                                    "(joint_trajectory_controller refuses a trajectory that ends in the past and "
+                                    "goes on with the running one) [s].", min=0.0, max=10.0)
     max_observation_age_s: float = param(0.5, "A chunk computed from an observation older than this is "
                                               "discarded [s].", min=0.01, max=10.0)
     reasoning_rate_hz: float = param(1.0, "Rate of fresh reasoning traces (<= inference rate); 0 disables "
@@ -358,7 +362,7 @@ class ExecutionParams:
             refill_threshold_s=min(self.refill_threshold_s, 0.999 * contract.chunk_duration_s),
             blend=self.blend, blend_steps=self.blend_steps, exponential_rate=self.exponential_rate,
             max_observation_age_s=self.max_observation_age_s, execution_lead_s=self.execution_lead_s,
-            start_lead_s=max(self.start_lead_s, self.execution_lead_s),
+            start_lead_s=max(self.start_lead_s, self.execution_lead_s), hold_rest_s=self.hold_rest_s,
             allow_nonzero_end_velocity=self.allow_nonzero_velocity_at_trajectory_end,
         )
 

@@ -36,6 +36,7 @@ def test_refill_threshold_defaults_to_half_a_chunk_and_accepts_steps_or_seconds(
         ({"max_clock_skew_s": -0.1}, "max_clock_skew_s must be >= 0"),
         ({"execution_lead_s": float("nan")}, "execution_lead_s must be >= 0, got nan"),
         ({"max_tracking_error_rad": 0.0}, "max_tracking_error_rad must be > 0"),
+        ({"hold_rest_s": -0.5}, "hold_rest_s must be >= 0, got -0.5"),
         ({"allow_nonzero_end_velocity": "no"}, "allow_nonzero_end_velocity must be a bool, got 'no'"),
     ],
 )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from moe_vla_ros.control.blending import blend_weights
-from moe_vla_ros.control.chunking import ActionChunkExecutor, ChunkExecutorConfig
+from moe_vla_ros.control.chunking import ActionChunkExecutor, ChunkExecutorConfig, is_hold_profile
 from moe_vla_ros.control.latency import LatencyEstimator, LatencyEstimatorConfig
 from moe_vla_ros.control.safety import FIRST_STEP_SHARE, SafetyFilter, SafetyLimits
 
@@ -445,6 +445,28 @@ def test_brake_without_an_acceleration_limit_stops_in_one_period():
     assert hold.velocities[-1, 0] == 0.0
 
 
+@pytest.mark.parametrize("planned", [True, False], ids=["from_a_plan", "from_a_position"])
+def test_a_hold_rests_until_hold_rest_s_so_a_late_delivery_is_still_accepted(planned):
+    """joint_trajectory_controller refuses a stamped trajectory whose last point is in the past
+    (jtc_rules rule 6) and goes on with the running one: a hold received 0.5 s late must still
+    be accepted, and after its stop it stays where it stopped."""
+    late = 0.5
+    held = {}
+    for rest_s in (0.0, 1.0):
+        ex = executor(safety=True, execution_lead_s=0.02, hold_rest_s=rest_s)
+        if planned:
+            accept(ex, ramp(0.0, speed=1.0), obs_time=0.0, now=0.0, velocity=1.0)
+        held[rest_s] = ex.brake(0.5, position=np.array([0.3]))
+    short, hold = held[0.0], held[1.0]
+    assert hold.times[-1] == pytest.approx(0.52 + 1.0)  # rests until arrival + hold_rest_s
+    n = len(short.times)
+    np.testing.assert_array_equal(hold.positions[:n], short.positions)  # the same stop first
+    np.testing.assert_array_equal(hold.positions[n:], np.repeat(short.positions[-1:], len(hold.times) - n, axis=0))
+    assert not hold.velocities[n - 1:].any() and is_hold_profile(_points(hold), 1)
+    assert not jtc_verdict(short, 0.52 + late).accepted  # the late short hold: refused
+    assert jtc_verdict(hold, 0.52 + late).accepted
+
+
 def spline_accelerations(t0, q0, v0, traj):
     """Accelerations [2 * n, J] at both ends of every segment of the cubic (position + velocity)
     spline joint_trajectory_controller runs from its state (q0, v0) at t0 through `traj`
@@ -590,8 +612,6 @@ def _points(trajectory):
 
 def test_hold_profile_tells_holds_from_policy_chunks():
     from types import SimpleNamespace
-
-    from moe_vla_ros.control.chunking import is_hold_profile
 
     ex = executor(safety=True, execution_lead_s=0.02)
     accept(ex, ramp(0.0, speed=1.0), obs_time=0.0, now=0.0, velocity=1.0)
