@@ -1,6 +1,5 @@
 """Suite-wide setup: every ROS process of the tests stays on this machine, in this run's domain."""
 
-import json
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -83,7 +82,7 @@ def fixed_batch_model(tmp_path_factory) -> Path:
     import onnx
 
     from moe_vla_ros.paths import bundled_model_dir
-    from moe_vla_ros.runtime.manifest import MANIFEST_FILE, hash_files, read_manifest
+    from moe_vla_ros.runtime.manifest import read_manifest, sha256_file
     from moe_vla_ros.serving.triton_repository import batch_axis
 
     out = tmp_path_factory.mktemp("fixed_batch") / "model"
@@ -97,8 +96,7 @@ def fixed_batch_model(tmp_path_factory) -> Path:
             if len(dims) > axis and dims[axis].dim_param:
                 dims[axis].dim_value = 1  # clears dim_param (a oneof)
         onnx.save(model, str(out / entry.file))
-    raw = json.loads((out / MANIFEST_FILE).read_text())
-    raw["files"] = hash_files(out)
-    (out / MANIFEST_FILE).write_text(json.dumps(raw, indent=1) + "\n")
+        manifest.files[entry.file] = sha256_file(out / entry.file)
+    manifest.write(out)
     read_manifest(out)  # checksums hold
     return out

@@ -228,9 +228,14 @@ def build_parser(doc: str | None = None, prog: str = "moe_vla_eval_sim") -> argp
     return p
 
 
+def parse_tasks(text: str) -> tuple[str, ...]:
+    """--tasks "reach, push" -> ("reach", "push") (EvalConfig checks the names)."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     return EvalConfig(
-        model=args.model, episodes=args.episodes, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        model=args.model, episodes=args.episodes, tasks=parse_tasks(args.tasks),
         seed_start=args.seed_start, out_dir=str(args.out or ""), max_duration_s=args.max_duration,
         success_confirm_s=args.success_confirm, gif=not args.no_gif, expert_baseline=not args.no_expert,
         policy_overrides=tuple(args.policy_param), domain_id=args.domain_id, progress=args.progress,

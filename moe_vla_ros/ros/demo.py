@@ -17,7 +17,7 @@ from moe_vla_ros.cli import add_output_argument, run_tool, tool_parser
 from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.evaluation.records import EvaluationError
 from moe_vla_ros.ros.closed_loop_eval import run_and_print
-from moe_vla_ros.ros.closed_loop_eval_config import EvalConfig
+from moe_vla_ros.ros.closed_loop_eval_config import EvalConfig, parse_tasks
 
 DEMO_EPISODES = 6  # the tasks in turn: 2 of each of reach, push, lift
 
@@ -39,8 +39,8 @@ def _run(argv: list[str]) -> int:
     add_output_argument(parser, "output folder (default build/eval/<timestamp>)", required=False)
     args = parser.parse_args(argv)
     try:
-        cfg = EvalConfig(model=args.model, episodes=args.episodes, out_dir=str(args.out or ""),
-                         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()))
+        cfg = EvalConfig(model=args.model, episodes=args.episodes, tasks=parse_tasks(args.tasks),
+                         out_dir=str(args.out or ""))
     except EvaluationError as e:  # the configuration names the bad value
         raise BadInputError(str(e)) from e
     print(f"{PROG}: {cfg.episodes} episodes ({', '.join(cfg.tasks)}) in the simulator through the policy node ...",

@@ -22,8 +22,8 @@ CPU = RuntimeConfig(providers=("CPUExecutionProvider",), formulation="dense", re
 
 @pytest.fixture(scope="module", params=["fixed_batch", "batch_axis"])
 def served(request, tmp_path_factory):
-    """(model folder, its running server): a copy exported with a fixed batch of 1 (served unbatched),
-    then the bundled model (a symbolic batch axis: dynamic batching)."""
+    """(model folder, its running server, whether it is batched): a copy exported with a fixed batch
+    of 1 (served unbatched), then the bundled model (a symbolic batch axis: dynamic batching)."""
     problem = server_venv_problem()
     if problem:
         print(f"\nTriton tests skipped: {problem}", file=sys.stderr)
@@ -34,17 +34,16 @@ def served(request, tmp_path_factory):
     report = build_repository(model, repo, with_stand_in(RepositoryConfig()))
     assert report.max_batch_size == (0 if fixed else RepositoryConfig().max_batch_size), report.batching_reason
     server = TritonServer(repo).start()
-    yield model, server
+    yield model, server, not fixed
     server.stop()
 
 
 def test_served_model_equals_in_process(served):
-    model, server = served
+    model, server, batched = served
     local = OnnxRuntimePolicy.load(model, CPU)
     remote = TritonPolicy.load(model, TritonConfig(url=server.grpc_url, deadline_s=20.0), CPU)
     try:
-        batched = [m.batched for m in remote.served.values()]
-        assert all(batched) if model == bundled_model_dir() else not any(batched), remote.served
+        assert all(m.batched == batched for m in remote.served.values()), remote.served
         for obs in random_observations(local.contract, 2, seed=5):
             a, b = local.infer(obs), remote.infer(obs)
             np.testing.assert_allclose(b.actions, a.actions, atol=1e-4, rtol=0)
