@@ -39,3 +39,8 @@ def test_demo_runs_the_bundled_model_closed_loop(tmp_path, capsys):
         assert len(episode["trajectories"]) >= 2, f"{name}: the bundled model published no chunks"
         q = np.asarray(episode["joint_positions"])
         assert np.abs(q - q[0]).max() > 0.05, f"{name}: the arm did not move"
+
+
+def test_demo_names_an_unknown_task_before_running(capsys):
+    assert demo.main(["--tasks", "reach,fly", "--episodes", "1"]) == 2
+    assert "fly" in capsys.readouterr().err
