@@ -23,6 +23,7 @@ start out equal to the dense ones.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -53,6 +54,13 @@ class LossOutput(NamedTuple):
     target: Tensor  # [] target-probe loss (0 when the batch has no recorded targets)
 
 
+def _grow_rows(parameter: nn.Parameter, rows: int) -> None:
+    """Append rows to `parameter` ([V, ...]) in place, each the mean of the existing rows."""
+    old = parameter.data  # [V, ...]
+    extra = old.mean(dim=0, keepdim=True).expand(rows - old.shape[0], *old.shape[1:])  # [rows - V, ...]
+    parameter.data = torch.cat([old, extra], dim=0)  # [rows, ...]
+
+
 class MoEVLA(nn.Module):
     """The whole policy. Args: cfg: the model config; use_moe: build MoE layers now (see module doc)."""
 
@@ -79,6 +87,31 @@ class MoEVLA(nn.Module):
         """Upcycle the dense FFNs of the configured MoE layers (trunk and head); returns how many."""
         head_seed = None if seed is None else seed + 1000
         return self.trunk.upcycle(noise_std, seed) + self.action_head.upcycle(noise_std, head_seed)
+
+    def word_tables(self) -> dict[str, nn.Module]:
+        """The modules with one row per vocabulary word: {name: nn.Embedding or the LM head's nn.Linear}."""
+        return {"trunk.instruction_embed": self.trunk.instruction_embed,
+                "reasoning.token_embed": self.reasoning.token_embed,
+                "reasoning.lm_head": self.reasoning.lm_head,
+                "action_head.reasoning_embed": self.action_head.reasoning_embed}
+
+    def grow_vocabulary(self, vocab_size: int) -> None:
+        """Give every word table `vocab_size` rows (the tokenizer appended words:
+        InstructionTokenizer.with_words). Known ids keep their rows; a new row starts at the mean
+        of the known rows (weights and LM-head biases), as transformers' resize_token_embeddings
+        does, so a new word reads as an average word and is never the decoder's favourite."""
+        old = self.cfg.vocab_size
+        if vocab_size < old:
+            raise ValueError(f"vocabulary can only grow: {old} -> {vocab_size}")
+        for table in self.word_tables().values():
+            _grow_rows(table.weight, vocab_size)  # weight [V, D]
+            if getattr(table, "bias", None) is not None:
+                _grow_rows(table.bias, vocab_size)  # bias [V]
+            if isinstance(table, nn.Embedding):
+                table.num_embeddings = vocab_size
+            else:
+                table.out_features = vocab_size
+        self.cfg = dataclasses.replace(self.cfg, vocab_size=vocab_size)
 
     def set_moe_formulation(self, name: str) -> None:
         """Use the "sparse" (loop over experts) or "dense" (static shapes) form in every MoE layer."""

@@ -85,6 +85,21 @@ def train_word_level(texts: Iterable[str], min_frequency: int = 1, max_vocab_siz
     return tok
 
 
+def dataset_texts(dataset, expand_instructions: Callable[[list[str]], Iterable[str]] | None = None) -> list[str]:
+    """Every text whose words a model of `dataset` must know: the words its writer declared
+    (`dataset.vocabulary`), each episode's instruction and reasoning texts, and the texts
+    `expand_instructions(instructions)` gives (e.g. training-time instruction variants)."""
+    texts: list[str] = list(dataset.vocabulary)
+    instructions: list[str] = []
+    for episode in dataset:
+        instructions.append(episode.instruction)
+        texts.append(episode.instruction)
+        texts.extend(sorted(set(episode.reasoning)))
+    if expand_instructions is not None:
+        texts.extend(expand_instructions(instructions))
+    return texts
+
+
 class InstructionTokenizer:
     """Fixed-length encoding of instructions and reasoning texts (numpy in, numpy out).
 
@@ -139,15 +154,45 @@ class InstructionTokenizer:
         words its writer declared (`dataset.vocabulary`, e.g. every word of the simulator's
         traces), and the texts `expand_instructions(instructions)` gives (e.g. the words of
         training-time instruction variants, training/instruction_variants.vocabulary_texts)."""
-        texts: list[str] = list(dataset.vocabulary)
-        instructions: list[str] = []
-        for episode in dataset:
-            instructions.append(episode.instruction)
-            texts.append(episode.instruction)
-            texts.extend(sorted(set(episode.reasoning)))
-        if expand_instructions is not None:
-            texts.extend(expand_instructions(instructions))
+        texts = dataset_texts(dataset, expand_instructions)
         return cls.train(texts, max_instruction_tokens, max_reasoning_tokens, min_frequency)
+
+    def new_words(self, texts: Iterable[str]) -> list[str]:
+        """The words of `texts` this vocabulary lacks (normalised and split as encoding does), sorted."""
+        backend = self.hf.backend_tokenizer
+        found: set[str] = set()
+        for text in texts:
+            if not text or not text.strip():
+                continue
+            for word, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(text)):
+                if backend.token_to_id(word) is None:
+                    found.add(word)
+        return sorted(found)
+
+    def with_words(self, words: Iterable[str]) -> InstructionTokenizer:
+        """This tokenizer with `words` (as `new_words` gives them) appended to the vocabulary: every
+        known word keeps its id, the new ones get ids vocab_size, vocab_size + 1, ... in order
+        (a model grows its word tables to match: MoEVLA.grow_vocabulary)."""
+        from transformers import PreTrainedTokenizerFast
+
+        data = json.loads(self.hf.backend_tokenizer.to_str())
+        vocab: dict[str, int] = data["model"]["vocab"]
+        if max(vocab.values()) + 1 != self.vocab_size:  # ids are dense: new ones append at the end
+            raise ValueError(f"vocabulary ids are not 0..{self.vocab_size - 1}: cannot append words")
+        for word in words:
+            if word in vocab:
+                raise ValueError(f"{word!r} is already in the vocabulary (id {vocab[word]})")
+            vocab[word] = len(vocab)
+        hf = PreTrainedTokenizerFast(
+            tokenizer_object=Tokenizer.from_str(json.dumps(data)),
+            pad_token=PAD_TOKEN,
+            bos_token=BOS_TOKEN,
+            eos_token=EOS_TOKEN,
+            unk_token=UNK_TOKEN,
+            model_max_length=self.max_instruction_tokens,
+            max_reasoning_tokens=self.max_reasoning_tokens,
+        )
+        return type(self)(hf, self.max_instruction_tokens, self.max_reasoning_tokens)
 
     def save(self, directory: str | os.PathLike) -> None:
         """Write tokenizer.json + tokenizer_config.json (lengths included) into `directory`."""

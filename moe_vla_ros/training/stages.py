@@ -7,13 +7,16 @@
                     (`upcycle_ffn`: zero router, so outputs are unchanged at this point);
 3. MoE tuning     - vision encoder, trunk embeddings, trunk attention/norms and the trunk's
                     remaining dense FFNs are frozen; trunk MoE layers (experts, routers, scale
-                    adapters), the reasoning decoder and the action head train.
+                    adapters), the reasoning decoder and the action head train. A fine-tuning
+                    whose data brought new words (MoEVLA.grow_vocabulary) also trains their rows
+                    of the instruction embedding, and only those (`learn_new_instruction_words`).
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 from moe_vla_ros.model.vla import MoEVLA
@@ -47,6 +50,20 @@ def freeze_for_moe_tuning(model: MoEVLA) -> list[nn.Parameter]:
     model.reasoning.requires_grad_(True)
     model.action_head.requires_grad_(True)
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def learn_new_instruction_words(model: MoEVLA, first_new_id: int) -> nn.Parameter:
+    """Stage 3 after the vocabulary grew: the instruction embedding's rows from `first_new_id` on
+    train, the known words' rows get no gradient. Returns the embedding weight [V, D]; give it to
+    the optimizer without weight decay (decay would move the known rows too)."""
+    weight = model.trunk.instruction_embed.weight  # [V, D]
+    if not 0 < first_new_id < weight.shape[0]:
+        raise ValueError(f"first_new_id must be in 1..{weight.shape[0] - 1}, got {first_new_id!r}")
+    weight.requires_grad_(True)
+    new_rows = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)  # [V, 1]
+    new_rows[first_new_id:] = 1.0
+    weight.register_hook(lambda grad: grad * new_rows)
+    return weight
 
 
 def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int, min_ratio: float = 0.1) -> float:

@@ -23,7 +23,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from moe_vla_ros.model.baselines import DENSE_WIDTHS, dense_baseline
 from moe_vla_ros.model.checkpoint import CONFIG_FILE, load_checkpoint, load_tokenizer, save_checkpoint
 from moe_vla_ros.model.config import ModelConfig
 from moe_vla_ros.model.vla import MoEVLA
-from moe_vla_ros.runtime.tokenization import UNK_ID, InstructionTokenizer
+from moe_vla_ros.runtime.tokenization import InstructionTokenizer, dataset_texts
 from moe_vla_ros.training import plots
 from moe_vla_ros.training.augment import drop_state, random_shift
 from moe_vla_ros.training.data import (
@@ -60,6 +60,7 @@ from moe_vla_ros.training.stages import (
     cosine_lr,
     dense_warmup_parameters,
     freeze_for_moe_tuning,
+    learn_new_instruction_words,
     upcycle_model,
 )
 from moe_vla_ros.training.train_config import TrainConfig
@@ -128,30 +129,31 @@ def build_model_config(dataset: DemoDataset, tokenizer: InstructionTokenizer, cf
     return dataclasses.replace(preset.replace_contract(contract), vocab_size=tokenizer.vocab_size)
 
 
-def load_initial_checkpoint(directory: str | os.PathLike, dataset: DemoDataset) -> tuple[MoEVLA, InstructionTokenizer]:
-    """The checkpoint to fine-tune and its tokenizer. Raises ContractError when the dataset's
-    sensors differ from the checkpoint's; warns about dataset words the tokenizer does not know
-    (they become the unknown token, so the model cannot tell them apart)."""
+def load_initial_checkpoint(
+    directory: str | os.PathLike, dataset: DemoDataset,
+    expand_instructions: Callable[[list[str]], Iterable[str]] | None = None,
+) -> tuple[MoEVLA, InstructionTokenizer, list[str]]:
+    """The checkpoint to fine-tune, its tokenizer and the words the dataset adds to it. Raises
+    ContractError when the dataset's sensors differ from the checkpoint's. Words of the dataset
+    (tokenization.dataset_texts) that the tokenizer lacks are appended to its vocabulary and the
+    model's word tables grow to match (known words keep their ids and rows; stage 3 learns the
+    new ones: stages.learn_new_instruction_words), so they never read as the unknown token."""
     model = load_checkpoint(directory, expected_contract=dataset.contract)
     tokenizer = load_tokenizer(directory)
-    unknown: set[str] = set()
-    for episode in dataset:
-        for text in {episode.instruction, *episode.reasoning}:
-            if UNK_ID in tokenizer.tokenize_ids(text):
-                unknown.update(w for w in text.lower().split() if UNK_ID in tokenizer.tokenize_ids(w))
-    if unknown:
-        warnings.warn(
-            f"{len(unknown)} word(s) of the dataset are not in the vocabulary of {directory} and map to the "
-            f"unknown token: {sorted(unknown)[:10]}",
-            stacklevel=2,
-        )
-    return model, tokenizer
+    added = tokenizer.new_words(dataset_texts(dataset, expand_instructions))
+    if added:
+        tokenizer = tokenizer.with_words(added)
+        model.grow_vocabulary(tokenizer.vocab_size)
+    return model, tokenizer, added
 
 
-def _optimizer(params: Sequence[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not on biases, norms, embeddings' 1-D params)."""
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
+def _optimizer(params: Sequence[torch.nn.Parameter], lr: float, weight_decay: float,
+               undecayed: Sequence[torch.nn.Parameter] = ()) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on biases, norms, embeddings' 1-D params, nor on
+    the matrices in `undecayed`: those with rows that must not move)."""
+    keep = {id(p) for p in undecayed}
+    decay = [p for p in params if p.dim() >= 2 and id(p) not in keep]
+    no_decay = [p for p in params if p.dim() < 2 or id(p) in keep]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr)
 
@@ -208,11 +210,12 @@ class _Run:
             self.generator_states(), self.log.lines))
 
     def stage(self, params: list[torch.nn.Parameter], stage: str, steps: int, lr: float, first_step: int,
-              resume: TrainingState | None = None) -> tuple[int, float, dict]:
-        """Train `params` for `steps` steps (from `resume.stage_step` when resuming this stage);
-        returns (next global step, last loss, last eval metrics)."""
+              resume: TrainingState | None = None,
+              undecayed: Sequence[torch.nn.Parameter] = ()) -> tuple[int, float, dict]:
+        """Train `params` (no weight decay on `undecayed`) for `steps` steps (from
+        `resume.stage_step` when resuming this stage); returns (next global step, last loss, last eval metrics)."""
         model, cfg, log = self.model, self.cfg, self.log
-        optimizer = _optimizer(params, lr, cfg.weight_decay)
+        optimizer = _optimizer(params, lr, cfg.weight_decay, undecayed)
         done = 0
         if resume is not None:
             optimizer.load_state_dict(resume.optimizer)
@@ -282,9 +285,14 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     if isinstance(dataset, LeRobotDemoDataset) and cfg.progress:
         print(dataset.describe())
     train_eps, val_eps = split_episodes(len(dataset), cfg.val_fraction, cfg.seed)
+    new_words: list[str] = []
     if cfg.init_checkpoint:
-        model, tokenizer = load_initial_checkpoint(cfg.init_checkpoint, dataset)
+        model, tokenizer, new_words = load_initial_checkpoint(
+            cfg.init_checkpoint, dataset, vocabulary_texts if cfg.variants.enabled else None)
         model.to(cfg.device)
+        if new_words and cfg.progress:
+            print(f"vocabulary: {len(new_words)} word(s) of the dataset are new to {cfg.init_checkpoint}, "
+                  f"fine-tuning learns them: {new_words[:10]}{' ...' if len(new_words) > 10 else ''}")
     else:
         preset = getattr(ModelConfig, cfg.preset)().contract
         tokenizer = InstructionTokenizer.from_dataset(
@@ -311,7 +319,7 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
         if cfg.init_checkpoint:  # already MoE: straight to stage 3
             step, loss, metrics = 0, float("nan"), {}
             if resume is None:
-                log.write({"kind": "init", "step": 0, "checkpoint": str(cfg.init_checkpoint)})
+                log.write({"kind": "init", "step": 0, "checkpoint": str(cfg.init_checkpoint), "new_words": new_words})
         elif in_moe_stage:  # the dense stage is done
             step, loss, metrics = cfg.dense_stage_steps, float("nan"), {}
         else:
@@ -326,10 +334,14 @@ def train_policy(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
                     log.write({"kind": "upcycle", "step": step, "layers": upcycled, "noise_std": cfg.upcycle_noise_std})
                 model.to(cfg.device)
             params = freeze_for_moe_tuning(model)
+            undecayed: list[torch.nn.Parameter] = []
+            if new_words:  # the instruction embedding's new rows learn too, its known rows stay
+                undecayed.append(learn_new_instruction_words(model, model.cfg.vocab_size - len(new_words)))
+                params.append(undecayed[-1])
             if in_moe_stage:
                 run.restore(resume)
             step, moe_loss, moe_metrics = run.stage(params, STAGE_MOE, cfg.moe_steps, cfg.stage3_lr, step,
-                                                    resume if in_moe_stage else None)
+                                                    resume if in_moe_stage else None, undecayed)
             if cfg.moe_steps:
                 loss, metrics = moe_loss, moe_metrics
     finally:

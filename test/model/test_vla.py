@@ -121,3 +121,25 @@ def test_export_units_run_in_onnxruntime(tmp_path):
         assert not graph_op_types(onnx_model) & FORBIDDEN_DYNAMIC_OPS, name
         report = compare_with_onnxruntime(modules[name], ort_session(path), [args])
         assert report.ok and report.max_abs_error < 1e-4, (name, report)
+
+
+def test_grow_vocabulary_keeps_known_words_and_starts_new_ones_at_the_mean():
+    torch.manual_seed(0)
+    model = MoEVLA(ModelConfig.tiny()).eval()
+    batch = example_batch(model.cfg, batch_size=2)
+    before = outputs(model, batch)
+    old = model.cfg.vocab_size
+    model.grow_vocabulary(old + 3)
+    assert model.cfg.vocab_size == old + 3
+    after = outputs(model, batch)  # the batch uses known ids only
+    assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
+    assert torch.equal(before[2], after[2][..., :old])
+    for name, table in model.word_tables().items():
+        assert table.weight.shape[0] == old + 3, name
+        assert torch.allclose(table.weight[old:], table.weight[:old].mean(0).expand(3, -1)), name
+    new_logits = after[2][..., old:]  # [B, R, 3]: a new word is an average word, not a favourite
+    assert torch.all(new_logits < after[2][..., :old].max(-1, keepdim=True).values)
+    batch["instruction_ids"][:, 0] = old + 2
+    assert torch.isfinite(outputs(model, batch)[1]).all()
+    with pytest.raises(ValueError, match="only grow"):
+        model.grow_vocabulary(old)

@@ -95,3 +95,22 @@ def test_a_loaded_tokenizer_saves_the_same_files(tokenizer, tmp_path):
     InstructionTokenizer.load(tmp_path / "a").save(tmp_path / "b")  # e.g. a fine-tuned checkpoint
     for name in ("tokenizer.json", "tokenizer_config.json"):
         assert (tmp_path / "b" / name).read_text() == (tmp_path / "a" / name).read_text(), name
+
+
+def test_with_words_appends_new_words_and_keeps_every_known_id(tokenizer, tmp_path):
+    texts = ["Reach the GREEN square!", "the square is behind , 0 cm"]
+    new = tokenizer.new_words(texts)
+    assert new == sorted(["green", "!", "behind", "0", "cm"])  # normalised as encoding does; known words absent
+    grown = tokenizer.with_words(new)
+    assert grown.vocab_size == tokenizer.vocab_size + len(new)
+    assert [grown.hf.convert_tokens_to_ids(w) for w in new] == list(range(tokenizer.vocab_size, grown.vocab_size))
+    for word, i in tokenizer.hf.get_vocab().items():
+        assert grown.hf.convert_tokens_to_ids(word) == i
+    assert not grown.new_words(texts) and not grown.read("reach the green square").unread_words
+    assert tokenizer.read("reach the green square").unread_words == ("green",)
+    grown.save(tmp_path)
+    loaded = InstructionTokenizer.load(tmp_path)
+    assert loaded.encode("behind the green square")[0].tolist() == grown.encode("behind the green square")[0].tolist()
+    assert (loaded.max_instruction_tokens, loaded.max_reasoning_tokens) == (6, 5)
+    with pytest.raises(ValueError, match="already in the vocabulary"):
+        tokenizer.with_words(["red"])

@@ -6,25 +6,13 @@ import dataclasses
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_helpers import quick
+from training_helpers import interrupt_at, quick
 
 from moe_vla_ros.errors import BadInputError
 from moe_vla_ros.training.resume import STATE_FILE
-from moe_vla_ros.training.train import RunLog, main, train_policy
+from moe_vla_ros.training.train import main, train_policy
 
 torch.set_num_threads(1)
-
-
-def _interrupt_at(monkeypatch, step: int) -> None:
-    """The run stops (KeyboardInterrupt, as Ctrl-C) right after it logs training step `step`."""
-    original = RunLog.write
-
-    def write(self, record):
-        original(self, record)
-        if record.get("kind") == "train" and record["step"] == step:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunLog, "write", write)
 
 
 def _comparable(records):
@@ -36,7 +24,7 @@ def test_an_interrupted_run_resumes_to_the_same_model_and_logs(dataset_dir, tmp_
     whole = train_policy(dataset_dir, tmp_path / "whole", quick(seed=3, instruction_variants=0.5))
     cfg = quick(seed=3, instruction_variants=0.5, save_every=3)
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, stop_at)
+        interrupt_at(patch, stop_at)
         with pytest.raises(KeyboardInterrupt):
             train_policy(dataset_dir, tmp_path / "cut", cfg)
     assert (tmp_path / "cut" / STATE_FILE).exists() and not (tmp_path / "cut" / "model.safetensors").exists()
@@ -54,7 +42,7 @@ def test_an_interrupted_run_resumes_to_the_same_model_and_logs(dataset_dir, tmp_
 def test_resume_refuses_other_settings_and_starts_fresh_without_a_state(dataset_dir, tmp_path, monkeypatch, capsys):
     cfg = quick(seed=3, save_every=2)
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 4)
+        interrupt_at(patch, 4)
         with pytest.raises(KeyboardInterrupt):
             train_policy(dataset_dir, tmp_path / "cut", cfg)
     with pytest.raises(BadInputError, match=r"other settings \(seed: saved 3, now 4\)"):

@@ -1,5 +1,6 @@
 """Tests of moe_vla_ros/training/stages.py: upcycling and the stage-3 freeze."""
 
+import pytest
 import torch
 
 from moe_vla_ros.export.examples import example_batch
@@ -46,3 +47,31 @@ def test_cosine_schedule():
     assert cosine_lr(9, 100, 1.0, warmup_steps=10) == 1.0
     assert abs(cosine_lr(100, 100, 1.0, warmup_steps=10) - 0.1) < 1e-9
     assert cosine_lr(50, 100, 1.0, 10) < cosine_lr(20, 100, 1.0, 10)
+
+
+def test_new_instruction_words_learn_while_known_ones_stay():
+    from moe_vla_ros.training.stages import learn_new_instruction_words
+    from moe_vla_ros.training.train import _optimizer
+
+    torch.manual_seed(0)
+    model = MoEVLA(ModelConfig.tiny(), use_moe=False)
+    upcycle_model(model, noise_std=0.01, seed=0)
+    old = model.cfg.vocab_size
+    model.grow_vocabulary(old + 2)
+    params = freeze_for_moe_tuning(model)
+    embed = learn_new_instruction_words(model, old)
+    params.append(embed)
+    before = embed.detach().clone()
+    optimizer = _optimizer(params, lr=1e-2, weight_decay=0.1, undecayed=[embed])
+    model.train()
+    for step in range(3):
+        batch = example_batch(model.cfg, batch_size=4, seed=step)
+        batch["instruction_ids"][:, 1] = old + step % 2  # the new words are read
+        optimizer.zero_grad()
+        model.compute_loss(batch).total.backward()
+        optimizer.step()
+    assert torch.equal(embed[:old], before[:old])  # known words: no gradient, no decay
+    assert not torch.equal(embed[old:], before[old:])
+    for bad in (0, old + 2):
+        with pytest.raises(ValueError, match="first_new_id"):
+            learn_new_instruction_words(model, bad)

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_helpers import quick
+from training_helpers import interrupt_at, quick
 
 from moe_vla_ros.contract import ContractError
 from moe_vla_ros.data.dataset import DatasetWriter, DemoDataset
-from moe_vla_ros.model.checkpoint import load_checkpoint, read_checkpoint_config
+from moe_vla_ros.model.checkpoint import load_checkpoint, load_tokenizer, read_checkpoint_config
 from moe_vla_ros.model.config import tiny_contract
 from moe_vla_ros.training.synthetic import generate_synthetic_dataset
 from moe_vla_ros.training.train import main, train_policy
@@ -123,7 +123,6 @@ def test_cli(dataset_dir, tmp_path, capsys):
 
 
 def test_instruction_variants_teach_the_tokenizer_their_words(dataset_dir, tmp_path, capsys):
-    from moe_vla_ros.model.checkpoint import load_tokenizer
     from moe_vla_ros.training.instruction_variants import instruction_variants
 
     plain = train_policy(dataset_dir, tmp_path / "plain", quick(dense_steps=2, moe_steps=2))
@@ -160,7 +159,7 @@ def test_fine_tuning_starts_from_the_checkpoint_and_keeps_its_inputs(long_run, d
     assert not torch.equal(old["action_head.out.weight"], new["action_head.out.weight"])
 
 
-def test_fine_tuning_refuses_another_robots_data_and_warns_about_new_words(long_run, dataset_dir, tmp_path, capsys):
+def test_fine_tuning_refuses_another_robots_data(long_run, dataset_dir, tmp_path, capsys):
     other = tmp_path / "other"
     sensors = tiny_contract().sensors
     bigger = dataclasses.replace(sensors, image_height=sensors.image_height * 2)
@@ -172,11 +171,41 @@ def test_fine_tuning_refuses_another_robots_data_and_warns_about_new_words(long_
             "--dense-steps", "0", "--moe-steps", "2", "--no-progress"]
     assert main(args) == 2 and "image_height" in capsys.readouterr().err
 
+
+@pytest.fixture
+def renamed_dataset(dataset_dir, tmp_path):
+    """Two episodes of the synthetic set whose instruction has words the tokenizer never saw."""
     renamed = tmp_path / "renamed"
     source = DemoDataset(dataset_dir)
     with DatasetWriter(renamed, source.contract) as writer:
         for i in range(2):
             writer.add_episode(dataclasses.replace(source.episode(i), instruction="wiggle the zorblax"))
-    with pytest.warns(UserWarning, match="zorblax"):
-        train_policy(renamed, tmp_path / "z", quick(dense_steps=0, moe_steps=2, val_fraction=0.0,
-                                                   init_checkpoint=str(long_run.out_dir)))
+    return renamed
+
+
+def test_fine_tuning_learns_the_new_words_of_its_data(long_run, renamed_dataset, tmp_path, monkeypatch):
+    init = long_run.out_dir
+    before = load_tokenizer(init)
+    new_words = before.new_words(["wiggle the zorblax"])
+    assert "zorblax" in new_words and before.read("wiggle the zorblax").unread_words
+    cfg = quick(dense_steps=0, moe_steps=6, val_fraction=0.0, init_checkpoint=str(init))
+    result = train_policy(renamed_dataset, tmp_path / "z", cfg)
+    assert result.records[0] == {"kind": "init", "step": 0, "checkpoint": str(init), "new_words": new_words}
+
+    after = load_tokenizer(tmp_path / "z")  # the new words are read, every known word keeps its id
+    assert not after.read("wiggle the zorblax").unread_words
+    assert all(after.hf.convert_tokens_to_ids(w) == i for w, i in before.hf.get_vocab().items())
+    assert load_checkpoint(tmp_path / "z").cfg.vocab_size == before.vocab_size + len(new_words)
+    old, new = load_file(init / "model.safetensors"), load_file(tmp_path / "z" / "model.safetensors")
+    v, embed = before.vocab_size, "trunk.instruction_embed.weight"
+    assert torch.equal(new[embed][:v], old[embed])  # the trunk's known words stay frozen in stage 3
+    assert not torch.allclose(new[embed][v:], old[embed].mean(0).expand(len(new_words), -1))  # the new ones learned
+    assert new["reasoning.lm_head.weight"].shape[0] == new["action_head.reasoning_embed.weight"].shape[0] == v + len(new_words)
+
+    with monkeypatch.context() as patch:  # cut short and resumed: the same model as in one go
+        interrupt_at(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            train_policy(renamed_dataset, tmp_path / "cut", dataclasses.replace(cfg, save_every=2))
+    train_policy(renamed_dataset, tmp_path / "cut", dataclasses.replace(cfg, save_every=2, resume=True))
+    resumed = load_file(tmp_path / "cut" / "model.safetensors")
+    assert all(torch.equal(new[k], resumed[k]) for k in new)
