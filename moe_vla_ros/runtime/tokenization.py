@@ -132,10 +132,16 @@ class InstructionTokenizer:
         min_frequency: int = 1,
     ) -> InstructionTokenizer:
         """Learn a vocabulary from `texts` (instructions and reasoning)."""
+        return cls._wrap(train_word_level(texts, min_frequency=min_frequency), max_instruction_tokens,
+                         max_reasoning_tokens)
+
+    @classmethod
+    def _wrap(cls, backend: Tokenizer, max_instruction_tokens: int, max_reasoning_tokens: int) -> InstructionTokenizer:
+        """A `tokenizers.Tokenizer` with our special tokens as a transformers tokenizer of these lengths."""
         from transformers import PreTrainedTokenizerFast
 
         hf = PreTrainedTokenizerFast(
-            tokenizer_object=train_word_level(texts, min_frequency=min_frequency),
+            tokenizer_object=backend,
             pad_token=PAD_TOKEN,
             bos_token=BOS_TOKEN,
             eos_token=EOS_TOKEN,
@@ -173,8 +179,6 @@ class InstructionTokenizer:
         """This tokenizer with `words` (as `new_words` gives them) appended to the vocabulary: every
         known word keeps its id, the new ones get ids vocab_size, vocab_size + 1, ... in order
         (a model grows its word tables to match: MoEVLA.grow_vocabulary)."""
-        from transformers import PreTrainedTokenizerFast
-
         data = json.loads(self.hf.backend_tokenizer.to_str())
         vocab: dict[str, int] = data["model"]["vocab"]
         if max(vocab.values()) + 1 != self.vocab_size:  # ids are dense: new ones append at the end
@@ -183,16 +187,7 @@ class InstructionTokenizer:
             if word in vocab:
                 raise ValueError(f"{word!r} is already in the vocabulary (id {vocab[word]})")
             vocab[word] = len(vocab)
-        hf = PreTrainedTokenizerFast(
-            tokenizer_object=Tokenizer.from_str(json.dumps(data)),
-            pad_token=PAD_TOKEN,
-            bos_token=BOS_TOKEN,
-            eos_token=EOS_TOKEN,
-            unk_token=UNK_TOKEN,
-            model_max_length=self.max_instruction_tokens,
-            max_reasoning_tokens=self.max_reasoning_tokens,
-        )
-        return type(self)(hf, self.max_instruction_tokens, self.max_reasoning_tokens)
+        return self._wrap(Tokenizer.from_str(json.dumps(data)), self.max_instruction_tokens, self.max_reasoning_tokens)
 
     def save(self, directory: str | os.PathLike) -> None:
         """Write tokenizer.json + tokenizer_config.json (lengths included) into `directory`."""
